@@ -1,0 +1,302 @@
+//! Gaussian flow: minimise J(μ, Σ) = KL(q ‖ p(·|z)) + const
+//! = −E_q[ln p(z|s)] + KL(q ‖ N(μ₀, Σ₀)) over q = N(μ, Σ), for one measurement.
+//!
+//! * [`plain_flow_update`]: the slides' Monte-Carlo algorithm, Euler steps of size η on
+//!   (μ, Σ) with fresh samples each step, the score-function mean gradient
+//!   ∇_μ KL = −Σ⁻¹ E[(s−μ) ln p(s,z)] and Price's covariance gradient
+//!   ∇_Σ KL = −½[(Σ⁻¹ − Σ₀⁻¹) + E[∇²ₛ ln p(z|s)]] with the analytic Hessian.
+//! * [`natural_flow_update`]: natural-gradient iteration in precision form, see its doc.
+
+use nalgebra::{Cholesky, Const, SMatrix, SVector};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use super::belief::{cholesky, ln_det, log_density_with, symmetrise, GaussianBelief};
+use super::cubature::StandardNode;
+use super::error::EstimatorError;
+use super::model::MeasurementModel;
+
+/// Work and outcome of one flow update.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct FlowStats {
+    /// Iterations (flow steps) taken.
+    pub iterations: usize,
+    /// True when the stopping rule fired before the iteration limit.
+    pub converged: bool,
+    /// Log-likelihood evaluations spent.
+    pub evaluations: usize,
+    /// ELBO = E_q[ln p(z|s)] − KL(q ‖ prior) ≤ ln p(z), nats (natural flow only; NaN-free,
+    /// `f64::NEG_INFINITY` when not computed).
+    pub elbo: f64,
+}
+
+/// Settings of [`natural_flow_update`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NaturalFlowSettings {
+    /// Upper bound on iterations (work bound).
+    pub max_iterations: usize,
+    /// Largest step β ∈ (0, 1]; halved by the line search when J would increase.
+    pub damping: f64,
+    /// Stop when √(Δμᵀ Λ Δμ) + ‖L⁻¹ ΔΛ L⁻ᵀ‖_F < tolerance (dimensionless).
+    pub tolerance: f64,
+}
+
+impl Default for NaturalFlowSettings {
+    fn default() -> Self {
+        Self { max_iterations: 50, damping: 1.0, tolerance: 1e-9 }
+    }
+}
+
+/// Settings of [`plain_flow_update`] (the slides' n, N, η).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlainFlowSettings {
+    /// n, samples per step.
+    pub samples: usize,
+    /// N, Euler steps.
+    pub steps: usize,
+    /// η, step size (time units of the flow).
+    pub step_size: f64,
+    /// Reported `converged` when the last step moved less than this (same metric as natural).
+    pub tolerance: f64,
+}
+
+/// Line-search halvings of β before the natural flow declares itself stationary.
+const MAX_HALVINGS: usize = 30;
+
+/// One point of the natural iteration: q = N(μ, Λ⁻¹) with Λ = L Lᵀ.
+struct Iterate<const D: usize> {
+    mean: SVector<f64, D>,
+    precision: SMatrix<f64, D, D>,
+    /// L, lower Cholesky factor of Λ.
+    l: SMatrix<f64, D, D>,
+    /// L⁻ᵀ: s = μ + L⁻ᵀ ε has covariance Σ = L⁻ᵀ L⁻¹.
+    l_inv_t: SMatrix<f64, D, D>,
+    cov: SMatrix<f64, D, D>,
+    chol: Cholesky<f64, Const<D>>,
+    ln_det_cov: f64,
+}
+
+impl<const D: usize> Iterate<D> {
+    fn from_precision(precision: SMatrix<f64, D, D>) -> Option<(Cholesky<f64, Const<D>>, SMatrix<f64, D, D>)> {
+        let precision = symmetrise(&precision);
+        let chol = cholesky(&precision, "precision").ok()?;
+        Some((chol, precision))
+    }
+
+    fn new(mean: SVector<f64, D>, chol: Cholesky<f64, Const<D>>, precision: SMatrix<f64, D, D>) -> Option<Self> {
+        let l = chol.l();
+        let l_inv_t = l.transpose().solve_upper_triangular(&SMatrix::identity())?;
+        let cov = symmetrise(&(l_inv_t * l_inv_t.transpose()));
+        let ln_det_cov = -ln_det(&chol);
+        let finite = mean.iter().chain(cov.iter()).all(|v| v.is_finite()) && ln_det_cov.is_finite();
+        finite.then_some(Self { mean, precision, l, l_inv_t, cov, chol, ln_det_cov })
+    }
+}
+
+/// Cubature sums at one iterate: E[ln p], E[∇ ln p], E[ε ∇ ln pᵀ].
+struct Expectations<const D: usize> {
+    log_lik: f64,
+    grad: SVector<f64, D>,
+    eps_grad: SMatrix<f64, D, D>,
+}
+
+#[inline]
+fn expectations<const D: usize, M: MeasurementModel<D>>(
+    model: &M,
+    it: &Iterate<D>,
+    nodes: &[StandardNode<D>],
+) -> Expectations<D> {
+    let mut e = Expectations { log_lik: 0.0, grad: SVector::zeros(), eps_grad: SMatrix::zeros() };
+    for node in nodes {
+        let s = it.mean + it.l_inv_t * node.point;
+        let (l, g) = model.log_likelihood_gradient(&s);
+        e.log_lik += node.weight * l;
+        e.grad += g * node.weight;
+        e.eps_grad += node.point * (g * node.weight).transpose();
+    }
+    e
+}
+
+/// Prior quantities reused by every iteration.
+struct Prior<const D: usize> {
+    mean: SVector<f64, D>,
+    precision: SMatrix<f64, D, D>,
+    ln_det_cov: f64,
+}
+
+/// J = −E_q[ln p(z|s)] + KL(q ‖ prior).
+fn objective<const D: usize>(prior: &Prior<D>, it: &Iterate<D>, log_lik: f64) -> f64 {
+    let dm = it.mean - prior.mean;
+    let kl = 0.5
+        * ((prior.precision * it.cov).trace() + dm.dot(&(prior.precision * dm)) - D as f64 + prior.ln_det_cov
+            - it.ln_det_cov);
+    -log_lik + kl
+}
+
+/// Natural Gaussian flow: the fixed point of
+/// Λ = Λ₀ − E_q[∇²ₛ ln p(z|s)] (Price) and E_q[∇ₛ ln p(z|s)] = Λ₀(μ − μ₀) (Bonnet),
+/// i.e. the stationary point of KL(q ‖ p(·|z)), reached by damped natural-gradient steps:
+///
+/// * E_q[∇²ln p] is computed in its first-order (Stein) form Σ⁻¹E[(s−μ)∇ln pᵀ] =
+///   L E[ε ∇ln pᵀ], symmetrised: the integrand is bounded (|∇ ln p| ≤ max|ℓ′|), so the
+///   1/d singularity of ∇²h at the sensor (whose Monte-Carlo variance is infinite in 2-D)
+///   never enters, and it is exact for linear models.
+/// * Precision step: Λ' = (1−β)Λ + βΛ̂ when the target Λ̂ = Λ₀ − E[∇²ln p] is SPD (a convex
+///   combination of SPD matrices), otherwise Λ' = Λ + βG + ½β² G Σ G with G = Λ̂ − Λ, which
+///   equals ½Λ + ½(Λ+βG)Σ(Λ+βG) ≻ 0 (Lin, Schmidt & Khan 2020). Both are SPD by
+///   construction and dimensionless in β, so nothing is stiff as Λ grows.
+/// * Mean step: μ' = μ + β Λ'⁻¹ (E[∇ ln p] − Λ₀(μ − μ₀)) (Newton-like, Cholesky solve).
+/// * β starts at `damping` and is halved until J does not increase (J is evaluated on the
+///   same nodes, so the check is deterministic); after an accepted step β doubles back.
+/// * The nodes are fixed across iterations (common random numbers or a cubature rule).
+///
+/// # Errors
+/// `NotPositiveDefinite` if the prior covariance is not SPD; `NonFinite` if the
+/// likelihood is not finite at the prior's nodes.
+pub fn natural_flow_update<const D: usize, M: MeasurementModel<D>>(
+    prior: &GaussianBelief<D>,
+    model: &M,
+    nodes: &[StandardNode<D>],
+    settings: &NaturalFlowSettings,
+) -> Result<(GaussianBelief<D>, FlowStats), EstimatorError> {
+    let prior_chol = prior.cholesky()?;
+    let prior_q = Prior {
+        mean: prior.mean,
+        precision: symmetrise(&prior_chol.solve(&SMatrix::identity())),
+        ln_det_cov: ln_det(&prior_chol),
+    };
+    let (chol, precision) = Iterate::from_precision(prior_q.precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
+    let mut it = Iterate::new(prior.mean, chol, precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
+    let mut ex = expectations(model, &it, nodes);
+    let mut j = objective(&prior_q, &it, ex.log_lik);
+    if !j.is_finite() {
+        return Err(EstimatorError::NonFinite { quantity: "expected log-likelihood at prior", value: j.to_string() });
+    }
+    let mut stats = FlowStats { evaluations: nodes.len(), ..FlowStats::default() };
+    let mut beta = settings.damping;
+    'outer: for _ in 0..settings.max_iterations {
+        stats.iterations += 1;
+        let expected_hessian = symmetrise(&(it.l * ex.eps_grad));
+        let target = symmetrise(&(prior_q.precision - expected_hessian));
+        let target_is_spd = cholesky(&target, "target precision").is_ok();
+        let mean_gradient = ex.grad - prior_q.precision * (it.mean - prior_q.mean);
+        let mut halvings = 0;
+        let (next, next_ex, next_j) = loop {
+            let g = target - it.precision;
+            let precision = if target_is_spd {
+                it.precision * (1.0 - beta) + target * beta
+            } else {
+                it.precision + g * beta + g * it.cov * g * (0.5 * beta * beta)
+            };
+            let candidate = Iterate::from_precision(precision).and_then(|(chol, precision)| {
+                let mean = it.mean + chol.solve(&mean_gradient) * beta;
+                Iterate::new(mean, chol, precision)
+            });
+            if let Some(candidate) = candidate {
+                let cex = expectations(model, &candidate, nodes);
+                stats.evaluations += nodes.len();
+                let cj = objective(&prior_q, &candidate, cex.log_lik);
+                if cj.is_finite() && cj <= j + 1e-12 * (1.0 + j.abs()) {
+                    break (candidate, cex, cj);
+                }
+            }
+            halvings += 1;
+            beta *= 0.5;
+            if halvings > MAX_HALVINGS {
+                // No step of any size decreases J along the natural direction: stationary
+                // to line-search precision.
+                stats.converged = true;
+                break 'outer;
+            }
+        };
+        let dm = next.mean - it.mean;
+        let dp = next.precision - it.precision;
+        let change = dm.dot(&(it.precision * dm)).max(0.0).sqrt() + (it.l_inv_t.transpose() * dp * it.l_inv_t).norm();
+        it = next;
+        ex = next_ex;
+        j = next_j;
+        beta = (2.0 * beta).min(settings.damping);
+        if change < settings.tolerance {
+            stats.converged = true;
+            break;
+        }
+    }
+    stats.elbo = -j;
+    let posterior = GaussianBelief { mean: it.mean, cov: it.cov };
+    debug_assert!(posterior.is_publishable());
+    Ok((posterior, stats))
+}
+
+fn not_spd<const D: usize>(quantity: &'static str, m: &SMatrix<f64, D, D>) -> EstimatorError {
+    EstimatorError::NotPositiveDefinite { quantity, value: super::error::fmt_matrix(m) }
+}
+
+/// The slides' Monte-Carlo Gaussian flow, unchanged except for one guard:
+/// for k = 0..N−1, draw n fresh samples sᵢ ~ N(μₖ, Σₖ),
+/// ∇_μ ≈ −Σₖ⁻¹ (1/n) Σᵢ (sᵢ − μₖ) ln p(sᵢ, z),
+/// ∇_Σ ≈ −½[(Σₖ⁻¹ − Σ₀⁻¹) + (1/n) Σᵢ ∇²ₛ ln p(z|sᵢ)],
+/// μₖ₊₁ = μₖ − η∇_μ, Σₖ₊₁ = sym(Σₖ − η∇_Σ).
+///
+/// Guard: if Σₖ₊₁ is not SPD the covariance step is halved (up to 40 times, then Σ is
+/// kept); a non-finite mean step is skipped. The work is exactly N·n evaluations.
+///
+/// # Errors
+/// `NotPositiveDefinite` if the prior covariance is not SPD.
+pub fn plain_flow_update<const D: usize, M: MeasurementModel<D>, R: Rng>(
+    prior: &GaussianBelief<D>,
+    model: &M,
+    settings: &PlainFlowSettings,
+    rng: &mut R,
+) -> Result<(GaussianBelief<D>, FlowStats), EstimatorError> {
+    let prior_chol = prior.cholesky()?;
+    let prior_precision = symmetrise(&prior_chol.solve(&SMatrix::identity()));
+    let mut mean = prior.mean;
+    let mut cov = prior.cov;
+    let mut chol = prior_chol.clone();
+    let n = settings.samples.max(1);
+    let eta = settings.step_size;
+    let mut stats = FlowStats { elbo: f64::NEG_INFINITY, ..FlowStats::default() };
+    for _ in 0..settings.steps {
+        stats.iterations += 1;
+        let l = chol.l();
+        let mut score = SVector::<f64, D>::zeros();
+        let mut hessian = SMatrix::<f64, D, D>::zeros();
+        for _ in 0..n {
+            let eps = SVector::<f64, D>::from_fn(|_, _| rng.sample(StandardNormal));
+            let s = mean + l * eps;
+            let log_joint = log_density_with(&prior_chol, &prior.mean, &s) + model.log_likelihood(&s);
+            score += (s - mean) * log_joint;
+            hessian += model.log_likelihood_hessian(&s);
+        }
+        stats.evaluations += n;
+        score /= n as f64;
+        hessian /= n as f64;
+        let cov_inv = symmetrise(&chol.solve(&SMatrix::identity()));
+        let grad_mean = -chol.solve(&score);
+        let grad_cov = -(cov_inv - prior_precision + hessian) * 0.5;
+        let next_mean = mean - grad_mean * eta;
+        let mut step = eta;
+        let mut next = None;
+        for _ in 0..40 {
+            let candidate = symmetrise(&(cov - grad_cov * step));
+            if let Ok(c) = cholesky(&candidate, "cov") {
+                next = Some((candidate, c));
+                break;
+            }
+            step *= 0.5;
+        }
+        let previous_mean = mean;
+        let previous_cov = cov;
+        if next_mean.iter().all(|v| v.is_finite()) {
+            mean = next_mean;
+        }
+        if let Some((c, ch)) = next {
+            cov = c;
+            chol = ch;
+        }
+        let dm = mean - previous_mean;
+        let change = dm.dot(&cov_inv * dm).max(0.0).sqrt() + (cov - previous_cov).norm() * cov_inv.norm();
+        stats.converged = change < settings.tolerance;
+    }
+    Ok((GaussianBelief { mean, cov }, stats))
+}

@@ -1,0 +1,72 @@
+//! Kalman baselines for a scalar measurement z = h(s) + w, R = the noise's equivalent
+//! variance (σ² for Gaussian noise).
+
+use nalgebra::{SMatrix, SVector};
+
+use super::belief::{symmetrise, GaussianBelief};
+use super::error::EstimatorError;
+use super::model::MeasurementModel;
+
+fn checked<const D: usize>(belief: GaussianBelief<D>) -> Result<GaussianBelief<D>, EstimatorError> {
+    GaussianBelief::new(belief.mean, symmetrise(&belief.cov))
+}
+
+/// Extended Kalman filter update, linearised at μ: H = ∇h(μ)ᵀ, S = HΣHᵀ + R,
+/// K = ΣHᵀ/S, μ' = μ + K(z − h(μ)), Σ' = (I − KH)Σ(I − KH)ᵀ + KRKᵀ (Joseph form,
+/// SPD for any K). At d(μ) → 0, ∇h = 0 and the update leaves the belief unchanged.
+///
+/// # Errors
+/// `NotPositiveDefinite` when the prior or the result is not SPD.
+pub fn ekf_update<const D: usize, M: MeasurementModel<D>>(
+    prior: &GaussianBelief<D>,
+    model: &M,
+) -> Result<GaussianBelief<D>, EstimatorError> {
+    prior.cholesky()?;
+    let (h, jac) = model.predict(&prior.mean);
+    let r = model.noise().equivalent_variance();
+    let pht = prior.cov * jac;
+    let s = jac.dot(&pht) + r;
+    let gain = pht / s;
+    let mean = prior.mean + gain * (model.measurement() - h);
+    let ikh = SMatrix::<f64, D, D>::identity() - gain * jac.transpose();
+    let cov = ikh * prior.cov * ikh.transpose() + gain * gain.transpose() * r;
+    checked(GaussianBelief { mean, cov })
+}
+
+/// Unscented Kalman filter update with 2D+1 sigma points μ, μ ± √(D+κ) Lᵢ (Σ = LLᵀ),
+/// κ = 3 − D (D ≤ 3, so every weight is ≥ 0 and Σ' stays SPD):
+/// ẑ = Σ Wᵢ h(χᵢ), S = Σ Wᵢ(h(χᵢ) − ẑ)² + R, C = Σ Wᵢ(χᵢ − μ)(h(χᵢ) − ẑ),
+/// μ' = μ + C(z − ẑ)/S, Σ' = Σ − CCᵀ/S.
+///
+/// # Errors
+/// `NotPositiveDefinite` when the prior or the result is not SPD.
+pub fn ukf_update<const D: usize, M: MeasurementModel<D>>(
+    prior: &GaussianBelief<D>,
+    model: &M,
+) -> Result<GaussianBelief<D>, EstimatorError> {
+    let l = prior.cholesky()?.l();
+    let kappa = (3.0 - D as f64).max(0.0);
+    let scale = (D as f64 + kappa).sqrt();
+    let w0 = kappa / (D as f64 + kappa);
+    let wi = 0.5 / (D as f64 + kappa);
+    let h0 = model.predict(&prior.mean).0;
+    let mut z_pred = w0 * h0;
+    let mut points = [(SVector::<f64, D>::zeros(), 0.0); 6];
+    for i in 0..D {
+        for (k, sign) in [1.0, -1.0].into_iter().enumerate() {
+            let offset = l.column(i) * (sign * scale);
+            let z = model.predict(&(prior.mean + offset)).0;
+            points[2 * i + k] = (offset, z);
+            z_pred += wi * z;
+        }
+    }
+    let mut s = w0 * (h0 - z_pred).powi(2) + model.noise().equivalent_variance();
+    let mut c = SVector::<f64, D>::zeros();
+    for &(offset, z) in points.iter().take(2 * D) {
+        s += wi * (z - z_pred).powi(2);
+        c += offset * (wi * (z - z_pred));
+    }
+    let mean = prior.mean + c * ((model.measurement() - z_pred) / s);
+    let cov = prior.cov - c * c.transpose() / s;
+    checked(GaussianBelief { mean, cov })
+}

@@ -1,0 +1,341 @@
+//! Measurement models z = h(s) + w with a scalar residual noise density p_w.
+//!
+//! With r = z − h(s) and ℓ(r) = ln p_w(r):
+//! ln p(z|s) = ℓ(r), ∇ₛ ln p = −ℓ′(r) ∇h, ∇²ₛ ln p = −ℓ′(r) ∇²h + ℓ″(r) ∇h ∇hᵀ.
+//! For Gaussian noise (ℓ′ = −r/σ², ℓ″ = −1/σ²) this is the slides' Hessian
+//! (z − h)/σ² ∇²h − ∇h∇hᵀ/σ².
+
+use nalgebra::{SMatrix, SVector};
+use serde::{Deserialize, Serialize};
+
+use super::error::EstimatorError;
+
+/// Distances below this (metres) are treated as "sensor on the landmark": ∇h is set to
+/// the symmetric subgradient 0 and ∇²h uses this floor instead of d, so nothing is NaN.
+pub const RANGE_DISTANCE_FLOOR_M: f64 = 1e-9;
+
+/// Shape of the range-noise density; its scale σ² is given per measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NoiseShape {
+    /// w ~ N(0, σ²).
+    #[default]
+    Gaussian,
+    /// Student-t with `dof` degrees of freedom and scale² σ² (heavy tails for outliers).
+    StudentT {
+        /// ν > 0.
+        dof: f64,
+    },
+    /// Huber density: quadratic for |r| ≤ kσ, linear beyond (unnormalised: the
+    /// constant −½ ln 2πσ² is used, which does not depend on s).
+    Huber {
+        /// k, the threshold in units of σ.
+        threshold_sigma: f64,
+    },
+}
+
+/// Scalar noise density p_w with shape and variance σ² (m²).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScalarNoise {
+    /// Density shape.
+    pub shape: NoiseShape,
+    /// σ², m² (the scale² for Student-t).
+    pub var: f64,
+}
+
+impl ScalarNoise {
+    /// Builds the noise density after checking σ² and the shape parameter.
+    ///
+    /// # Errors
+    /// `InvalidNoiseVariance` for σ² not finite or ≤ 0; `InvalidConfig` for a bad shape
+    /// parameter.
+    pub fn new(shape: NoiseShape, var: f64) -> Result<Self, EstimatorError> {
+        if !(var.is_finite() && var > 0.0) {
+            return Err(EstimatorError::InvalidNoiseVariance(var));
+        }
+        match shape {
+            NoiseShape::StudentT { dof } if !(dof.is_finite() && dof > 0.0) => {
+                return Err(EstimatorError::InvalidConfig {
+                    parameter: "noise_shape.student_t.dof",
+                    value: dof.to_string(),
+                    allowed: "finite and > 0",
+                })
+            }
+            NoiseShape::Huber { threshold_sigma } if !(threshold_sigma.is_finite() && threshold_sigma > 0.0) => {
+                return Err(EstimatorError::InvalidConfig {
+                    parameter: "noise_shape.huber.threshold_sigma",
+                    value: threshold_sigma.to_string(),
+                    allowed: "finite and > 0",
+                })
+            }
+            _ => {}
+        }
+        Ok(Self { shape, var })
+    }
+
+    /// (ℓ(r), ℓ′(r), ℓ″(r)) with ℓ = ln p_w.
+    #[inline]
+    pub fn log_density_derivatives(&self, r: f64) -> (f64, f64, f64) {
+        let v = self.var;
+        match self.shape {
+            NoiseShape::Gaussian => {
+                let c = -0.5 * (2.0 * std::f64::consts::PI * v).ln();
+                (c - 0.5 * r * r / v, -r / v, -1.0 / v)
+            }
+            NoiseShape::StudentT { dof } => {
+                let nv = dof * v;
+                let c = ln_gamma(0.5 * (dof + 1.0)) - ln_gamma(0.5 * dof) - 0.5 * (std::f64::consts::PI * nv).ln();
+                let q = nv + r * r;
+                (
+                    c - 0.5 * (dof + 1.0) * (r * r / nv).ln_1p(),
+                    -(dof + 1.0) * r / q,
+                    -(dof + 1.0) * (nv - r * r) / (q * q),
+                )
+            }
+            NoiseShape::Huber { threshold_sigma } => {
+                let c = -0.5 * (2.0 * std::f64::consts::PI * v).ln();
+                let sigma = v.sqrt();
+                let k = threshold_sigma;
+                if r.abs() <= k * sigma {
+                    (c - 0.5 * r * r / v, -r / v, -1.0 / v)
+                } else {
+                    (c - (k * r.abs() / sigma - 0.5 * k * k), -k * r.signum() / sigma, 0.0)
+                }
+            }
+        }
+    }
+
+    /// Variance used by the Kalman baselines: σ² (Gaussian, Huber), νσ²/(ν−2) for
+    /// Student-t with ν > 2, else 3σ² (a finite stand-in for an infinite variance).
+    pub fn equivalent_variance(&self) -> f64 {
+        match self.shape {
+            NoiseShape::StudentT { dof } if dof > 2.0 => self.var * dof / (dof - 2.0),
+            NoiseShape::StudentT { .. } => 3.0 * self.var,
+            _ => self.var,
+        }
+    }
+}
+
+/// A scalar measurement z = h(s) + w of the landmark position s.
+///
+/// Implementors give h and its derivatives; the log-likelihood and its derivatives in s
+/// follow from the noise density (module doc).
+pub trait MeasurementModel<const D: usize> {
+    /// Measured value z.
+    fn measurement(&self) -> f64;
+    /// Noise density of w.
+    fn noise(&self) -> ScalarNoise;
+    /// h(s) and ∇h(s).
+    fn predict(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>);
+    /// ∇²h(s).
+    fn predict_hessian(&self, s: &SVector<f64, D>) -> SMatrix<f64, D, D>;
+
+    /// ln p(z|s).
+    #[inline]
+    fn log_likelihood(&self, s: &SVector<f64, D>) -> f64 {
+        let (h, _) = self.predict(s);
+        self.noise().log_density_derivatives(self.measurement() - h).0
+    }
+
+    /// (ln p(z|s), ∇ₛ ln p(z|s)) = (ℓ(r), −ℓ′(r) ∇h).
+    #[inline]
+    fn log_likelihood_gradient(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
+        let (h, grad_h) = self.predict(s);
+        let (l, dl, _) = self.noise().log_density_derivatives(self.measurement() - h);
+        (l, grad_h * (-dl))
+    }
+
+    /// ∇²ₛ ln p(z|s) = −ℓ′(r) ∇²h + ℓ″(r) ∇h∇hᵀ.
+    #[inline]
+    fn log_likelihood_hessian(&self, s: &SVector<f64, D>) -> SMatrix<f64, D, D> {
+        let (h, grad_h) = self.predict(s);
+        let (_, dl, ddl) = self.noise().log_density_derivatives(self.measurement() - h);
+        self.predict_hessian(s) * (-dl) + grad_h * grad_h.transpose() * ddl
+    }
+}
+
+/// Range measurement z = ‖x − s‖ + w from a sensor at x (metres).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RangeModel<const D: usize> {
+    /// x, sensor position, metres.
+    pub sensor_position: SVector<f64, D>,
+    /// z, measured range, metres.
+    pub range_m: f64,
+    /// Noise density (σ² in m²).
+    pub noise: ScalarNoise,
+}
+
+impl<const D: usize> RangeModel<D> {
+    /// Checks and builds the model.
+    ///
+    /// # Errors
+    /// `InvalidSensorPosition` for a non-finite x, `InvalidRange` for z not finite or
+    /// negative, `InvalidNoiseVariance` for σ² not finite or ≤ 0.
+    pub fn new(
+        sensor_position: SVector<f64, D>,
+        range_m: f64,
+        noise_var_m2: f64,
+        shape: NoiseShape,
+    ) -> Result<Self, EstimatorError> {
+        if !sensor_position.iter().all(|v| v.is_finite()) {
+            return Err(EstimatorError::InvalidSensorPosition(sensor_position.as_slice().to_vec()));
+        }
+        if !(range_m.is_finite() && range_m >= 0.0) {
+            return Err(EstimatorError::InvalidRange(range_m));
+        }
+        Ok(Self { sensor_position, range_m, noise: ScalarNoise::new(shape, noise_var_m2)? })
+    }
+}
+
+impl<const D: usize> MeasurementModel<D> for RangeModel<D> {
+    fn measurement(&self) -> f64 {
+        self.range_m
+    }
+    fn noise(&self) -> ScalarNoise {
+        self.noise
+    }
+    /// h = d = ‖s − x‖, ∇h = (s − x)/d (0 for d below the floor).
+    #[inline]
+    fn predict(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
+        let delta = s - self.sensor_position;
+        let d = delta.norm();
+        if d < RANGE_DISTANCE_FLOOR_M {
+            (d, SVector::zeros())
+        } else {
+            (d, delta / d)
+        }
+    }
+    /// ∇²h = (I − uuᵀ)/d with u = (s − x)/d; d is floored at [`RANGE_DISTANCE_FLOOR_M`].
+    #[inline]
+    fn predict_hessian(&self, s: &SVector<f64, D>) -> SMatrix<f64, D, D> {
+        let (d, u) = self.predict(s);
+        (SMatrix::identity() - u * u.transpose()) / d.max(RANGE_DISTANCE_FLOOR_M)
+    }
+}
+
+/// Linear measurement z = aᵀ s + b + w, for tests against the Kalman filter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinearModel<const D: usize> {
+    /// a.
+    pub direction: SVector<f64, D>,
+    /// b, metres.
+    pub offset: f64,
+    /// z, metres.
+    pub value: f64,
+    /// Noise density.
+    pub noise: ScalarNoise,
+}
+
+impl<const D: usize> MeasurementModel<D> for LinearModel<D> {
+    fn measurement(&self) -> f64 {
+        self.value
+    }
+    fn noise(&self) -> ScalarNoise {
+        self.noise
+    }
+    fn predict(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
+        (self.direction.dot(s) + self.offset, self.direction)
+    }
+    fn predict_hessian(&self, _s: &SVector<f64, D>) -> SMatrix<f64, D, D> {
+        SMatrix::zeros()
+    }
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms; relative error ~1e-15).
+pub(crate) fn ln_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + G + 0.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::Vector2;
+
+    fn finite_difference_check<M: MeasurementModel<2>>(model: &M, s: Vector2<f64>) {
+        let h = 1e-5;
+        let (_, g) = model.log_likelihood_gradient(&s);
+        let hess = model.log_likelihood_hessian(&s);
+        for i in 0..2 {
+            let mut e = Vector2::zeros();
+            e[i] = h;
+            let fd = (model.log_likelihood(&(s + e)) - model.log_likelihood(&(s - e))) / (2.0 * h);
+            assert!((fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "grad {i}: {fd} vs {}", g[i]);
+            let gp = model.log_likelihood_gradient(&(s + e)).1;
+            let gm = model.log_likelihood_gradient(&(s - e)).1;
+            let col = (gp - gm) / (2.0 * h);
+            for j in 0..2 {
+                assert!((col[j] - hess[(j, i)]).abs() < 1e-5 * (1.0 + hess[(j, i)].abs()), "hess");
+            }
+        }
+    }
+
+    #[test]
+    fn range_derivatives_match_finite_differences_for_every_shape() {
+        for shape in [
+            NoiseShape::Gaussian,
+            NoiseShape::StudentT { dof: 3.0 },
+            NoiseShape::Huber { threshold_sigma: 1.5 },
+        ] {
+            let m = RangeModel::new(Vector2::new(0.3, -0.2), 4.0, 0.7, shape).unwrap();
+            finite_difference_check(&m, Vector2::new(2.0, 1.5));
+            finite_difference_check(&m, Vector2::new(-5.0, 3.0));
+        }
+    }
+
+    #[test]
+    fn range_at_sensor_is_finite() {
+        let m = RangeModel::new(Vector2::new(1.0, 1.0), 3.0, 2.0, NoiseShape::Gaussian).unwrap();
+        let s = Vector2::new(1.0, 1.0);
+        let (l, g) = m.log_likelihood_gradient(&s);
+        assert!(l.is_finite() && g.iter().all(|v| v.is_finite()));
+        assert!(m.log_likelihood_hessian(&s).iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn student_t_density_integrates_to_one() {
+        let noise = ScalarNoise::new(NoiseShape::StudentT { dof: 4.0 }, 0.5).unwrap();
+        let dr = 1e-3;
+        let total: f64 = (-200_000..200_000).map(|i| noise.log_density_derivatives(i as f64 * dr).0.exp() * dr).sum();
+        assert!((total - 1.0).abs() < 1e-3, "{total}");
+    }
+
+    #[test]
+    fn ln_gamma_known_values() {
+        assert!((ln_gamma(1.0)).abs() < 1e-13);
+        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
+        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rejects_bad_inputs() {
+        let x = Vector2::zeros();
+        assert_eq!(RangeModel::new(x, -1.0, 1.0, NoiseShape::Gaussian), Err(EstimatorError::InvalidRange(-1.0)));
+        assert!(matches!(RangeModel::new(x, 1.0, 0.0, NoiseShape::Gaussian), Err(EstimatorError::InvalidNoiseVariance(_))));
+        assert!(matches!(
+            RangeModel::new(Vector2::new(f64::NAN, 0.0), 1.0, 1.0, NoiseShape::Gaussian),
+            Err(EstimatorError::InvalidSensorPosition(_))
+        ));
+    }
+}
