@@ -72,7 +72,6 @@ struct Iterate<const D: usize> {
     /// L⁻ᵀ: s = μ + L⁻ᵀ ε has covariance Σ = L⁻ᵀ L⁻¹.
     l_inv_t: SMatrix<f64, D, D>,
     cov: SMatrix<f64, D, D>,
-    chol: Cholesky<f64, Const<D>>,
     ln_det_cov: f64,
 }
 
@@ -83,13 +82,13 @@ impl<const D: usize> Iterate<D> {
         Some((chol, precision))
     }
 
-    fn new(mean: SVector<f64, D>, chol: Cholesky<f64, Const<D>>, precision: SMatrix<f64, D, D>) -> Option<Self> {
+    fn new(mean: SVector<f64, D>, chol: &Cholesky<f64, Const<D>>, precision: SMatrix<f64, D, D>) -> Option<Self> {
         let l = chol.l();
         let l_inv_t = l.transpose().solve_upper_triangular(&SMatrix::identity())?;
         let cov = symmetrise(&(l_inv_t * l_inv_t.transpose()));
         let ln_det_cov = -ln_det(&chol);
         let finite = mean.iter().chain(cov.iter()).all(|v| v.is_finite()) && ln_det_cov.is_finite();
-        finite.then_some(Self { mean, precision, l, l_inv_t, cov, chol, ln_det_cov })
+        finite.then_some(Self { mean, precision, l, l_inv_t, cov, ln_det_cov })
     }
 }
 
@@ -166,7 +165,7 @@ pub fn natural_flow_update<const D: usize, M: MeasurementModel<D>>(
         ln_det_cov: ln_det(&prior_chol),
     };
     let (chol, precision) = Iterate::from_precision(prior_q.precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
-    let mut it = Iterate::new(prior.mean, chol, precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
+    let mut it = Iterate::new(prior.mean, &chol, precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
     let mut ex = expectations(model, &it, nodes);
     let mut j = objective(&prior_q, &it, ex.log_lik);
     if !j.is_finite() {
@@ -190,7 +189,7 @@ pub fn natural_flow_update<const D: usize, M: MeasurementModel<D>>(
             };
             let candidate = Iterate::from_precision(precision).and_then(|(chol, precision)| {
                 let mean = it.mean + chol.solve(&mean_gradient) * beta;
-                Iterate::new(mean, chol, precision)
+                Iterate::new(mean, &chol, precision)
             });
             if let Some(candidate) = candidate {
                 let cex = expectations(model, &candidate, nodes);
@@ -295,7 +294,7 @@ pub fn plain_flow_update<const D: usize, M: MeasurementModel<D>, R: Rng>(
             chol = ch;
         }
         let dm = mean - previous_mean;
-        let change = dm.dot(&cov_inv * dm).max(0.0).sqrt() + (cov - previous_cov).norm() * cov_inv.norm();
+        let change = dm.dot(&(cov_inv * dm)).max(0.0).sqrt() + (cov - previous_cov).norm() * cov_inv.norm();
         stats.converged = change < settings.tolerance;
     }
     Ok((GaussianBelief { mean, cov }, stats))

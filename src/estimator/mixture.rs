@@ -9,7 +9,7 @@
 
 use nalgebra::{SMatrix, SVector};
 
-use super::belief::{cholesky, ln_det, log_density_with, symmetric_eigen, symmetrise, GaussianBelief};
+use super::belief::{cholesky, ln_det, symmetric_eigen, symmetrise, GaussianBelief};
 use super::cubature::StandardNode;
 use super::error::EstimatorError;
 use super::flow::{natural_flow_update, FlowStats, NaturalFlowSettings};
@@ -278,10 +278,4 @@ pub fn mixture_flow_update<const D: usize, M: MeasurementModel<D>>(
         .filter(|c| c.weight > 0.0)
         .collect();
     Ok((GaussianMixture { components: reduce(components, settings) }, stats))
-}
-
-/// ln N(s; μ, Σ) for a component; used by references that integrate the mixture density.
-pub(crate) fn component_log_density<const D: usize>(c: &MixtureComponent<D>, s: &SVector<f64, D>) -> Option<f64> {
-    let chol = cholesky(&c.belief.cov, "cov").ok()?;
-    Some(log_density_with(&chol, &c.belief.mean, s))
 }

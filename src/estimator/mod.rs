@@ -1,0 +1,284 @@
+//! Estimator core: localise a static landmark s ∈ ℝᴰ (D = 2 or 3, metres) from range
+//! measurements z = ‖x − s‖ + w taken at known sensor positions x (metres), w with
+//! variance σ² (m², `noise_var_m2`) and a Gaussian, Student-t or Huber density.
+//!
+//! The belief after each measurement is a value: [`Estimator::update`] takes the current
+//! [`State`] and one measurement and returns a new state and [`UpdateStats`]. Methods
+//! ([`Method`]):
+//! * `mixture` (default): a few Gaussians, each updated by the natural flow, reweighted
+//!   by their evidence, pruned, merged and collapsed ([`mixture`]).
+//! * `natural`: one Gaussian, natural-gradient Gaussian flow to the stationary point of
+//!   KL(q ‖ p(·|z)) ([`flow::natural_flow_update`]).
+//! * `plain`: the slides' Monte-Carlo Gaussian flow ([`flow::plain_flow_update`]).
+//! * `ekf`, `ukf`, `particle`: baselines ([`kalman`], [`particle`]).
+//!
+//! [`grid::ExactPosterior2`] is the exact 2-D posterior (batch Bayes on a grid) used as
+//! reference truth, and [`reference`] the KL-optimal Gaussian for one update.
+//! Symbols: μ mean (m), Σ covariance (m²), Λ = Σ⁻¹ precision, σ² noise variance (m²),
+//! d(s) = ‖x − s‖ (m). No ROS type appears here; time, where needed, is f64 seconds.
+
+pub mod belief;
+pub mod config;
+pub mod cubature;
+pub mod error;
+pub mod flow;
+pub mod grid;
+pub mod kalman;
+pub mod mixture;
+pub mod model;
+pub mod particle;
+pub mod reference;
+
+use nalgebra::SVector;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+pub use belief::GaussianBelief;
+pub use config::{EstimatorConfig, FlowConfig, Method, MixtureConfig, ParticleConfig};
+pub use cubature::StandardNode;
+pub use error::EstimatorError;
+pub use flow::FlowStats;
+pub use mixture::{GaussianMixture, MixtureComponent};
+pub use model::{LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
+pub use particle::ParticleSet;
+
+/// Health of one update.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct UpdateStats {
+    /// Iterations of the flow (largest over mixture components); 1 for EKF/UKF/particle.
+    pub iterations: usize,
+    /// Flow stopping rule fired (always true for closed-form baselines).
+    pub converged: bool,
+    /// Likelihood evaluations spent (work bound).
+    pub evaluations: usize,
+    /// Components after the update (1 for single-Gaussian methods, 0 for particles).
+    pub components: usize,
+    /// Log-evidence estimate ln p(z | past) where the method has one (flows), else NaN-free
+    /// `f64::NEG_INFINITY`.
+    pub log_evidence: f64,
+}
+
+/// Belief representation carried by a [`State`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Belief<const D: usize> {
+    /// One Gaussian (natural, plain, EKF, UKF).
+    Gaussian(GaussianBelief<D>),
+    /// Gaussian mixture.
+    Mixture(GaussianMixture<D>),
+    /// Weighted particles.
+    Particles(ParticleSet<D>),
+}
+
+/// Per-landmark estimator state: the belief, the number of updates so far (which seeds
+/// the random numbers of the next update) and the health of the last update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State<const D: usize> {
+    belief: Belief<D>,
+    updates: u64,
+    last: UpdateStats,
+}
+
+/// What the node publishes: the moment-matched Gaussian, the components, the health.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary<const D: usize> {
+    /// Moment-matched N(μ, Σ) of the whole belief.
+    pub belief: GaussianBelief<D>,
+    /// Mixture components (one component equal to `belief` for single Gaussians; empty for
+    /// particles).
+    pub components: Vec<MixtureComponent<D>>,
+    /// Measurements absorbed.
+    pub updates: u64,
+    /// Health of the last update.
+    pub last_update: UpdateStats,
+}
+
+impl<const D: usize> State<D> {
+    /// The belief.
+    pub fn belief(&self) -> &Belief<D> {
+        &self.belief
+    }
+
+    /// Measurements absorbed so far.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Moment-matched Gaussian, components and health.
+    ///
+    /// # Errors
+    /// `NotPositiveDefinite` when the summary is not publishable (finite, SPD).
+    pub fn summary(&self) -> Result<Summary<D>, EstimatorError> {
+        let (belief, components) = match &self.belief {
+            Belief::Gaussian(g) => (*g, vec![MixtureComponent { weight: 1.0, belief: *g }]),
+            Belief::Mixture(m) => (m.moment_matched(), m.components().to_vec()),
+            Belief::Particles(p) => (p.moments(), Vec::new()),
+        };
+        let belief = GaussianBelief::new(belief.mean, belief.cov)?;
+        Ok(Summary { belief, components, updates: self.updates, last_update: self.last })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.belief {
+            Belief::Gaussian(_) => "gaussian",
+            Belief::Mixture(_) => "mixture",
+            Belief::Particles(_) => "particles",
+        }
+    }
+}
+
+/// One estimator built from a validated [`EstimatorConfig`]; immutable and shareable, it
+/// holds the precomputed cubature rule. All per-landmark data lives in [`State`].
+#[derive(Clone, Debug)]
+pub struct Estimator<const D: usize> {
+    config: EstimatorConfig,
+    cubature: Vec<StandardNode<D>>,
+}
+
+/// SplitMix64 finaliser: decorrelates seeds derived from (seed, update index).
+fn mix_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl<const D: usize> Estimator<D> {
+    /// Validates the config and precomputes the Gauss–Hermite rule.
+    ///
+    /// # Errors
+    /// `InvalidConfig` from [`EstimatorConfig::validate`], or for D ∉ {2, 3}.
+    pub fn new(config: EstimatorConfig) -> Result<Self, EstimatorError> {
+        if !(D == 2 || D == 3) {
+            return Err(EstimatorError::InvalidConfig { parameter: "dimension", value: D.to_string(), allowed: "2 or 3" });
+        }
+        config.validate()?;
+        let cubature = cubature::gauss_hermite_nodes::<D>(config.flow.cubature_points_per_axis);
+        Ok(Self { config, cubature })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EstimatorConfig {
+        &self.config
+    }
+
+    /// The state before any measurement: the prior as the method represents it (one
+    /// Gaussian, a one-component mixture that splits on demand, or N particles).
+    ///
+    /// # Errors
+    /// `NotPositiveDefinite`/`NonFinite` when the prior is not publishable.
+    pub fn initial_state(&self, prior: GaussianBelief<D>) -> Result<State<D>, EstimatorError> {
+        let prior = GaussianBelief::new(prior.mean, prior.cov)?;
+        let belief = match self.config.method {
+            Method::Mixture => Belief::Mixture(GaussianMixture::single(prior)),
+            Method::Natural | Method::Plain | Method::Ekf | Method::Ukf => Belief::Gaussian(prior),
+            Method::Particle => {
+                let mut rng = StdRng::seed_from_u64(mix_seed(self.config.seed, u64::MAX));
+                Belief::Particles(ParticleSet::from_prior(&prior, self.config.particle.count, &mut rng)?)
+            }
+        };
+        Ok(State { belief, updates: 0, last: UpdateStats { converged: true, ..UpdateStats::default() } })
+    }
+
+    /// Absorbs one range measurement `range_m` (metres) taken at `sensor_position`
+    /// (metres) with noise variance `noise_var_m2` (m²), using the configured noise shape.
+    ///
+    /// # Errors
+    /// Input errors (`InvalidRange`, `InvalidNoiseVariance`, `InvalidSensorPosition`),
+    /// `StateMismatch` for a state of another method, and update failures; on error the
+    /// caller keeps its previous state. A returned state always has a publishable summary.
+    pub fn update(
+        &self,
+        state: &State<D>,
+        sensor_position: SVector<f64, D>,
+        range_m: f64,
+        noise_var_m2: f64,
+    ) -> Result<(State<D>, UpdateStats), EstimatorError> {
+        let model = RangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
+        self.update_with_model(state, &model)
+    }
+
+    /// Absorbs one measurement under any [`MeasurementModel`] (e.g. [`LinearModel`] in
+    /// tests). Same contract as [`Estimator::update`].
+    ///
+    /// # Errors
+    /// As [`Estimator::update`].
+    pub fn update_with_model<M: MeasurementModel<D>>(
+        &self,
+        state: &State<D>,
+        model: &M,
+    ) -> Result<(State<D>, UpdateStats), EstimatorError> {
+        let method = self.config.method;
+        let mismatch = || EstimatorError::StateMismatch { state: state.kind(), method: method.name() };
+        let mut rng = StdRng::seed_from_u64(mix_seed(self.config.seed, state.updates));
+        let sampled;
+        let nodes: &[StandardNode<D>] = if self.config.flow.cubature {
+            &self.cubature
+        } else {
+            sampled = cubature::antithetic_normal_nodes::<D, _>(self.config.flow.samples, &mut rng);
+            &sampled
+        };
+        let single = |belief: GaussianBelief<D>, stats: FlowStats| {
+            (
+                Belief::Gaussian(belief),
+                UpdateStats {
+                    iterations: stats.iterations,
+                    converged: stats.converged,
+                    evaluations: stats.evaluations,
+                    components: 1,
+                    log_evidence: stats.elbo,
+                },
+            )
+        };
+        let closed_form = |belief: GaussianBelief<D>| {
+            (
+                Belief::Gaussian(belief),
+                UpdateStats { iterations: 1, converged: true, evaluations: 1, components: 1, log_evidence: f64::NEG_INFINITY },
+            )
+        };
+        let (belief, stats) = match (&state.belief, method) {
+            (Belief::Gaussian(g), Method::Natural) => {
+                let (b, s) = flow::natural_flow_update(g, model, nodes, &self.config.natural_settings())?;
+                single(b, s)
+            }
+            (Belief::Gaussian(g), Method::Plain) => {
+                let (b, s) = flow::plain_flow_update(g, model, &self.config.plain_settings(), &mut rng)?;
+                single(b, s)
+            }
+            (Belief::Gaussian(g), Method::Ekf) => closed_form(kalman::ekf_update(g, model)?),
+            (Belief::Gaussian(g), Method::Ukf) => closed_form(kalman::ukf_update(g, model)?),
+            (Belief::Mixture(m), Method::Mixture) => {
+                let (mix, s) = mixture::mixture_flow_update(
+                    m,
+                    model,
+                    nodes,
+                    &self.config.natural_settings(),
+                    &self.config.mixture_settings(),
+                )?;
+                let components = mix.components().len();
+                (
+                    Belief::Mixture(mix),
+                    UpdateStats {
+                        iterations: s.iterations,
+                        converged: s.converged,
+                        evaluations: s.evaluations,
+                        components,
+                        log_evidence: s.elbo,
+                    },
+                )
+            }
+            (Belief::Particles(p), Method::Particle) => {
+                let (set, _) = particle::particle_update(p, model, &self.config.particle_settings(), &mut rng)?;
+                let n = set.particles().len();
+                (
+                    Belief::Particles(set),
+                    UpdateStats { iterations: 1, converged: true, evaluations: n, components: 0, log_evidence: f64::NEG_INFINITY },
+                )
+            }
+            _ => return Err(mismatch()),
+        };
+        let next = State { belief, updates: state.updates + 1, last: stats };
+        // Never hand back a state the node could not publish.
+        next.summary()?;
+        Ok((next, stats))
+    }
+}
