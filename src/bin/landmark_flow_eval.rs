@@ -93,6 +93,9 @@ struct Run {
     failures: usize,
 }
 
+/// (seed, one run per method, exact posterior mean per checkpoint).
+type SeedResult = (u64, Vec<Run>, BTreeMap<usize, Vector2<f64>>);
+
 struct Exact {
     means: BTreeMap<usize, Vector2<f64>>,
     posteriors: BTreeMap<usize, ExactPosterior2<RangeModel<2>>>,
@@ -215,7 +218,7 @@ fn main() {
     for traj in [Trajectory::Near, Trajectory::Far] {
         let seeds: Vec<u64> = (0..args.seeds).collect();
         let chunks: Vec<Vec<u64>> = seeds.chunks(seeds.len().div_ceil(args.threads.max(1))).map(|c| c.to_vec()).collect();
-        let results: Vec<(u64, Vec<Run>, BTreeMap<usize, Vector2<f64>>)> = std::thread::scope(|scope| {
+        let results: Vec<SeedResult> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunks
                 .iter()
                 .map(|chunk| {

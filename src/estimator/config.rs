@@ -260,7 +260,8 @@ mod tests {
 
     #[test]
     fn each_rejection_names_the_parameter() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut EstimatorConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut EstimatorConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("flow.samples", Box::new(|c| c.flow.samples = 1)),
             ("flow.steps", Box::new(|c| c.flow.steps = 0)),
             ("flow.step_size", Box::new(|c| c.flow.step_size = f64::NAN)),

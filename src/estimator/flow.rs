@@ -86,7 +86,7 @@ impl<const D: usize> Iterate<D> {
         let l = chol.l();
         let l_inv_t = l.transpose().solve_upper_triangular(&SMatrix::identity())?;
         let cov = symmetrise(&(l_inv_t * l_inv_t.transpose()));
-        let ln_det_cov = -ln_det(&chol);
+        let ln_det_cov = -ln_det(chol);
         let finite = mean.iter().chain(cov.iter()).all(|v| v.is_finite()) && ln_det_cov.is_finite();
         finite.then_some(Self { mean, precision, l, l_inv_t, cov, ln_det_cov })
     }
@@ -251,7 +251,7 @@ pub fn plain_flow_update<const D: usize, M: MeasurementModel<D>, R: Rng>(
     let prior_precision = symmetrise(&prior_chol.solve(&SMatrix::identity()));
     let mut mean = prior.mean;
     let mut cov = prior.cov;
-    let mut chol = prior_chol.clone();
+    let mut chol = prior_chol;
     let n = settings.samples.max(1);
     let eta = settings.step_size;
     let mut stats = FlowStats { elbo: f64::NEG_INFINITY, ..FlowStats::default() };
@@ -298,4 +298,75 @@ pub fn plain_flow_update<const D: usize, M: MeasurementModel<D>, R: Rng>(
         stats.converged = change < settings.tolerance;
     }
     Ok((GaussianBelief { mean, cov }, stats))
+}
+
+/// How E_q[∇²ₛ ln p(z|s)] is computed in [`kl_gradient`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HessianForm {
+    /// E[∇²ₛ ln p] with the model's analytic Hessian (Price; the slides' and `plain`'s form).
+    Analytic,
+    /// Σ⁻¹E[(s−μ)∇ₛ ln pᵀ], symmetrised (Stein; the `natural` flow's form).
+    Stein,
+}
+
+/// Gradient of KL(q ‖ p(·|z)) with respect to q's mean and covariance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KlGradient<const D: usize> {
+    /// ∇_μ KL = Λ₀(μ − μ₀) − E_q[∇ₛ ln p(z|s)] (Bonnet).
+    pub mean: SVector<f64, D>,
+    /// ∇_Σ KL = −½[Σ⁻¹ − Λ₀ + E_q[∇²ₛ ln p(z|s)]] (Price), a symmetric matrix.
+    pub cov: SMatrix<f64, D, D>,
+}
+
+/// J(q) = −E_q[ln p(z|s)] + KL(q ‖ prior) = KL(q ‖ p(·|z)) − ln p(z), evaluated on `nodes`.
+///
+/// # Errors
+/// `NotPositiveDefinite` when q or the prior is not SPD.
+pub fn kl_objective<const D: usize, M: MeasurementModel<D>>(
+    prior: &GaussianBelief<D>,
+    q: &GaussianBelief<D>,
+    model: &M,
+    nodes: &[StandardNode<D>],
+) -> Result<f64, EstimatorError> {
+    let l = q.cholesky()?.l();
+    let e: f64 = nodes.iter().map(|n| n.weight * model.log_likelihood(&(q.mean + l * n.point))).sum();
+    Ok(q.kl_divergence(prior)? - e)
+}
+
+/// ∇_μ and ∇_Σ of [`kl_objective`] by Bonnet's and Price's theorems, expectations on
+/// `nodes` (q = N(μ, LLᵀ), s = μ + Lε). At t = 0 (q = prior), −∇_Σ is the slides' Σ̇(0).
+///
+/// # Errors
+/// `NotPositiveDefinite` when q or the prior is not SPD.
+pub fn kl_gradient<const D: usize, M: MeasurementModel<D>>(
+    prior: &GaussianBelief<D>,
+    q: &GaussianBelief<D>,
+    model: &M,
+    nodes: &[StandardNode<D>],
+    form: HessianForm,
+) -> Result<KlGradient<D>, EstimatorError> {
+    let chol = q.cholesky()?;
+    let l = chol.l();
+    let prior_precision = prior.precision()?;
+    let cov_inv = symmetrise(&chol.solve(&SMatrix::identity()));
+    let mut grad = SVector::<f64, D>::zeros();
+    let mut hessian = SMatrix::<f64, D, D>::zeros();
+    for n in nodes {
+        let s = q.mean + l * n.point;
+        let g = model.log_likelihood_gradient(&s).1;
+        grad += g * n.weight;
+        hessian += match form {
+            HessianForm::Analytic => model.log_likelihood_hessian(&s) * n.weight,
+            // Σ⁻¹(s − μ) = L⁻ᵀ ε.
+            HessianForm::Stein => {
+                let white = l.transpose().solve_upper_triangular(&n.point).unwrap_or_else(SVector::zeros);
+                white * g.transpose() * n.weight
+            }
+        };
+    }
+    let hessian = symmetrise(&hessian);
+    Ok(KlGradient {
+        mean: prior_precision * (q.mean - prior.mean) - grad,
+        cov: -(cov_inv - prior_precision + hessian) * 0.5,
+    })
 }
