@@ -1,20 +1,29 @@
 # Install-time step (see CMakeLists.txt): build the Rust nodes with cargo against the
 # already-installed interfaces of this package, then install the executables.
-# Inputs: LF_CARGO, LF_SOURCE_DIR, LF_TARGET_DIR, LF_IDL_PACKAGES ('|'-separated), LF_PACKAGE.
+# Inputs: LF_CARGO, LF_SOURCE_DIR, LF_TARGET_DIR, LF_PACKAGE. cargo runs in the
+# source directory so that .cargo/config.toml (IDL_PACKAGE_FILTER) applies.
 
 set(_prefix "${CMAKE_INSTALL_PREFIX}")
 # r2r finds interfaces on AMENT_PREFIX_PATH, and its build script is linked to the
-# generated typesupport libraries, so both must see the install prefix.
-set(ENV{AMENT_PREFIX_PATH} "${_prefix}:$ENV{AMENT_PREFIX_PATH}")
-set(ENV{LD_LIBRARY_PATH} "${_prefix}/lib:$ENV{LD_LIBRARY_PATH}")
-string(REPLACE "|" ";" _idl "${LF_IDL_PACKAGES}")
-set(ENV{IDL_PACKAGE_FILTER} "${_idl}")
+# generated typesupport libraries, so both must see the install prefix. Prepend it
+# only when absent: r2r rebuilds its bindings whenever AMENT_PREFIX_PATH changes.
+foreach(_var AMENT_PREFIX_PATH LD_LIBRARY_PATH)
+  set(_dir "${_prefix}")
+  if(_var STREQUAL "LD_LIBRARY_PATH")
+    set(_dir "${_prefix}/lib")
+  endif()
+  string(FIND ":$ENV{${_var}}:" ":${_dir}:" _at)
+  if(_at EQUAL -1)
+    set(ENV{${_var}} "${_dir}:$ENV{${_var}}")
+  endif()
+endforeach()
 
-message(STATUS "cargo build --release (IDL_PACKAGE_FILTER=${_idl})")
+message(STATUS "cargo build --release --bins in ${LF_SOURCE_DIR}")
 execute_process(
   COMMAND "${LF_CARGO}" build --release --locked --bins
           --manifest-path "${LF_SOURCE_DIR}/Cargo.toml"
           --target-dir "${LF_TARGET_DIR}"
+  WORKING_DIRECTORY "${LF_SOURCE_DIR}"
   RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "cargo build of the ${LF_PACKAGE} nodes failed (exit ${_rc})")

@@ -1,1 +1,22 @@
-pub fn placeholder() {}
+//! # landmark_flow
+//!
+//! Localises static landmarks (beacons, survey markers) from range measurements taken
+//! by a moving robot whose pose is known from odometry.
+//!
+//! Model and symbols, used throughout the crate:
+//! - `y` (or `s` for a hypothesis): landmark position in the odometry frame, metres.
+//! - `x`: sensor position in the odometry frame at the measurement's stamp, metres.
+//! - `z = ‖x − y‖ + w`, `w ~ N(0, σ²)`: a range measurement, metres; σ² in m².
+//! - the belief over `y` is a Gaussian N(μ, Σ) (or a small sum of them); Σ in m².
+//! - time is `f64` seconds in the core; ROS time types are converted at the edge.
+//!
+//! The core (everything but [`ros`]) has no ROS dependency: the node, the bag
+//! replayer, the benches and the tests call the same functions. The `ros` cargo
+//! feature (on by default) adds the r2r/tokio layer used by the executables.
+
+pub mod estimator;
+pub mod config;
+pub mod sim_sensor;
+
+#[cfg(feature = "ros")]
+pub mod ros;

@@ -1,0 +1,41 @@
+# landmark_flow: every target sets itself up (scripts/with_ros creates the embedded
+# ROS 2 Jazzy venv on first use, or uses a sourced ROS 2 install).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+WITH_ROS := scripts/with_ros
+WS := $(CURDIR)/_ws
+# Cargo builds of the ROS executables share colcon's cargo target directory, so r2r's
+# bindings are generated once.
+ROS_TARGET_DIR := $(WS)/build/landmark_flow/cargo
+export LANDMARK_FLOW_WS := $(WS)
+
+.PHONY: demo test build test-core test-ros-unit test-ros clean
+
+## make demo: build, then run the simulated sensor against scripted odometry and
+## print what it publishes.
+demo: build
+	$(WITH_ROS) python3 scripts/demo.py
+
+## make test: ROS-free core tests, the colcon build, the ROS layer's unit tests, and
+## end-to-end tests against an rclpy peer.
+test: test-core build test-ros-unit test-ros
+
+## Colcon build of this package into _ws/ (the way ROS users build it).
+build:
+	$(WITH_ROS) scripts/colcon_build
+
+## Estimator, planner, models, config: no ROS anywhere (cargo feature `ros` off).
+test-core:
+	cargo test --release --no-default-features
+
+## Unit tests of the ROS layer (needs the interfaces installed by `build`).
+test-ros-unit: build
+	$(WITH_ROS) cargo test --release --lib --bins --target-dir $(ROS_TARGET_DIR)
+
+## End-to-end tests over real ROS 2 transport with rclpy (tests/ros/).
+test-ros: build
+	cd tests/ros && ../../$(WITH_ROS) python3 -m pytest -v -rA
+
+clean:
+	rm -rf $(WS) target

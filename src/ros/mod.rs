@@ -1,0 +1,225 @@
+//! The thin ROS 2 layer shared by the executables: parameters in, time and pose
+//! conversions, throttled logging, the spin thread. No estimation logic lives here.
+
+use crate::config::{flatten, from_tree, tree_from_flat, ConfigError};
+use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+use r2r::{ParameterValue, QosProfile};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_yaml::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Errors of the ROS layer (start-up and conversion).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("ROS 2: {0}")]
+    Ros(#[from] r2r::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Reads the node's parameters (from `--params-file` and `-p`, already loaded by
+/// rcl into `node.params`) into the config struct `T`, validates nothing (callers
+/// call their own `validate()`), and writes the effective values, defaults included,
+/// back so that `ros2 param list/get` shows every parameter.
+///
+/// # Errors
+/// [`ConfigError::Parse`] for an unknown parameter or one of the wrong type.
+pub fn load_parameters<T: DeserializeOwned + Serialize>(node: &r2r::Node) -> Result<T, ConfigError> {
+    let flat: Vec<(String, Value)> = {
+        let params = node.params.lock().expect("parameter lock poisoned");
+        params
+            .iter()
+            .filter_map(|(name, p)| yaml_of(&p.value).map(|v| (name.clone(), v)))
+            .collect()
+    };
+    let config: T = from_tree(tree_from_flat(flat)?)?;
+    let effective = serde_yaml::to_value(&config).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let mut params = node.params.lock().expect("parameter lock poisoned");
+    for (name, value) in flatten(&effective) {
+        if let Some(v) = parameter_of(&value) {
+            params.insert(name, r2r::Parameter::new(v));
+        }
+    }
+    Ok(config)
+}
+
+fn yaml_of(v: &ParameterValue) -> Option<Value> {
+    Some(match v {
+        ParameterValue::NotSet => return None,
+        ParameterValue::Bool(b) => Value::from(*b),
+        ParameterValue::Integer(i) => Value::from(*i),
+        ParameterValue::Double(d) => Value::from(*d),
+        ParameterValue::String(s) => Value::from(s.clone()),
+        ParameterValue::BoolArray(a) => Value::Sequence(a.iter().map(|b| Value::from(*b)).collect()),
+        ParameterValue::ByteArray(a) => Value::Sequence(a.iter().map(|b| Value::from(*b)).collect()),
+        ParameterValue::IntegerArray(a) => {
+            Value::Sequence(a.iter().map(|i| Value::from(*i)).collect())
+        }
+        ParameterValue::DoubleArray(a) => {
+            Value::Sequence(a.iter().map(|d| Value::from(*d)).collect())
+        }
+        ParameterValue::StringArray(a) => {
+            Value::Sequence(a.iter().map(|s| Value::from(s.clone())).collect())
+        }
+    })
+}
+
+fn parameter_of(v: &Value) -> Option<ParameterValue> {
+    Some(match v {
+        Value::Bool(b) => ParameterValue::Bool(*b),
+        Value::Number(n) if n.is_i64() => ParameterValue::Integer(n.as_i64()?),
+        Value::Number(n) => ParameterValue::Double(n.as_f64()?),
+        Value::String(s) => ParameterValue::String(s.clone()),
+        Value::Sequence(items) => {
+            if items.iter().all(|i| i.is_bool()) {
+                ParameterValue::BoolArray(items.iter().filter_map(Value::as_bool).collect())
+            } else if !items.is_empty() && items.iter().all(|i| i.is_i64()) {
+                ParameterValue::IntegerArray(items.iter().filter_map(Value::as_i64).collect())
+            } else if items.iter().all(|i| i.is_number()) {
+                ParameterValue::DoubleArray(items.iter().filter_map(Value::as_f64).collect())
+            } else if items.iter().all(|i| i.is_string()) {
+                ParameterValue::StringArray(
+                    items.iter().filter_map(|i| i.as_str().map(String::from)).collect(),
+                )
+            } else {
+                return None;
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// `builtin_interfaces/Time` → seconds.
+pub fn stamp_to_secs(t: &r2r::builtin_interfaces::msg::Time) -> f64 {
+    t.sec as f64 + t.nanosec as f64 * 1e-9
+}
+
+/// Seconds → `builtin_interfaces/Time` (rounded to the nanosecond).
+pub fn secs_to_stamp(s: f64) -> r2r::builtin_interfaces::msg::Time {
+    let total_ns = (s * 1e9).round() as i64;
+    r2r::builtin_interfaces::msg::Time {
+        sec: total_ns.div_euclid(1_000_000_000) as i32,
+        nanosec: total_ns.rem_euclid(1_000_000_000) as u32,
+    }
+}
+
+/// Current time of the node's ROS clock (sim time under `use_sim_time`), seconds.
+pub fn ros_now_secs(clock: &std::sync::Mutex<r2r::Clock>) -> f64 {
+    clock
+        .lock()
+        .ok()
+        .and_then(|mut c| c.get_now().ok())
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Base pose in the odometry frame from `nav_msgs/Odometry`.
+///
+/// # Errors
+/// A message naming the field when a value is not finite or the quaternion has no
+/// usable norm (it is normalised otherwise).
+pub fn odometry_pose(odom: &r2r::nav_msgs::msg::Odometry) -> Result<Isometry3<f64>, String> {
+    let p = &odom.pose.pose.position;
+    let q = &odom.pose.pose.orientation;
+    if ![p.x, p.y, p.z].iter().all(|v| v.is_finite()) {
+        return Err("pose.pose.position is not finite".into());
+    }
+    let quat = Quaternion::new(q.w, q.x, q.y, q.z);
+    let norm = quat.norm();
+    if !norm.is_finite() || norm < 1e-6 {
+        return Err("pose.pose.orientation is not a usable quaternion".into());
+    }
+    Ok(Isometry3::from_parts(
+        Translation3::new(p.x, p.y, p.z),
+        UnitQuaternion::from_quaternion(quat),
+    ))
+}
+
+/// QoS for sensor inputs: best effort, keep last (ROS 2's sensor-data profile).
+pub fn sensor_qos() -> QosProfile {
+    QosProfile::sensor_data()
+}
+
+/// QoS for our outputs: reliable, keep last 10, so both reliable and best-effort
+/// subscribers match.
+pub fn output_qos() -> QosProfile {
+    QosProfile::default()
+}
+
+/// Logs a given kind of message at most once per `period`.
+#[derive(Debug)]
+pub struct Throttle {
+    period: Duration,
+    last: HashMap<String, Instant>,
+}
+
+impl Throttle {
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: HashMap::new(),
+        }
+    }
+
+    /// True when a message of this `key` should be logged now.
+    pub fn ready(&mut self, key: &str) -> bool {
+        let now = Instant::now();
+        match self.last.get(key) {
+            Some(t) if now.duration_since(*t) < self.period => false,
+            _ => {
+                self.last.insert(key.to_string(), now);
+                true
+            }
+        }
+    }
+}
+
+/// Runs `node.spin_once` forever on its own thread; the node's subscriptions,
+/// timers and services are streams and futures served by the tokio tasks.
+pub fn spawn_spin_thread(mut node: r2r::Node) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("ros_spin".into())
+        .spawn(move || loop {
+            node.spin_once(Duration::from_millis(5));
+        })
+        .expect("cannot start the ROS spin thread")
+}
+
+/// Prints a start-up error the way users read it (stderr, naming the node) and exits
+/// with status 2.
+pub fn exit_with_error(node_name: &str, err: &dyn std::fmt::Display) -> ! {
+    eprintln!("[{node_name}] error: {err}");
+    std::process::exit(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip() {
+        for s in [0.0, 1.5, 1234567.000000001, 3856.857346058] {
+            let t = secs_to_stamp(s);
+            assert!((stamp_to_secs(&t) - s).abs() < 1e-9, "{s}");
+            assert!(t.nanosec < 1_000_000_000);
+        }
+    }
+
+    #[test]
+    fn parameter_values_round_trip_through_yaml() {
+        for v in [
+            ParameterValue::Bool(true),
+            ParameterValue::Integer(-3),
+            ParameterValue::Double(0.25),
+            ParameterValue::String("a".into()),
+            ParameterValue::DoubleArray(vec![1.0, 2.5]),
+            ParameterValue::StringArray(vec!["x".into(), "y".into()]),
+            ParameterValue::IntegerArray(vec![1, 2]),
+        ] {
+            assert_eq!(parameter_of(&yaml_of(&v).unwrap()).unwrap(), v);
+        }
+    }
+}
