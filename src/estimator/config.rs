@@ -68,7 +68,7 @@ impl Default for FlowConfig {
             steps: 50,
             step_size: 0.05,
             damping: 1.0,
-            tolerance: 1e-9,
+            tolerance: 1e-6,
             cubature: true,
             cubature_points_per_axis: 5,
         }

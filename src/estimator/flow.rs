@@ -37,13 +37,14 @@ pub struct NaturalFlowSettings {
     pub max_iterations: usize,
     /// Largest step β ∈ (0, 1]; halved by the line search when J would increase.
     pub damping: f64,
-    /// Stop when √(Δμᵀ Λ Δμ) + ‖L⁻¹ ΔΛ L⁻ᵀ‖_F < tolerance (dimensionless).
+    /// Stop when the change a full step would make, ‖L⁻¹Δμ‖ + ‖L⁻¹ΔΛL⁻ᵀ‖_F in whitened
+    /// coordinates (Λ = LLᵀ), is below this (dimensionless).
     pub tolerance: f64,
 }
 
 impl Default for NaturalFlowSettings {
     fn default() -> Self {
-        Self { max_iterations: 50, damping: 1.0, tolerance: 1e-9 }
+        Self { max_iterations: 50, damping: 1.0, tolerance: 1e-6 }
     }
 }
 
@@ -116,6 +117,26 @@ fn expectations<const D: usize, M: MeasurementModel<D>>(
     e
 }
 
+/// The natural-gradient step proposed at an iterate: target precision Λ̂ = Λ₀ − E[∇²ln p]
+/// (Stein form) and the mean gradient ∇_μ ELBO = E[∇ln p] − Λ₀(μ − μ₀), with its size in
+/// whitened coordinates, r = ‖L⁻¹∇_μ‖ + ‖L⁻¹(Λ̂ − Λ)L⁻ᵀ‖_F, the fixed-point residual.
+struct Proposal<const D: usize> {
+    target: SMatrix<f64, D, D>,
+    target_is_spd: bool,
+    mean_gradient: SVector<f64, D>,
+    residual: f64,
+}
+
+fn proposal<const D: usize>(prior: &Prior<D>, it: &Iterate<D>, ex: &Expectations<D>) -> Proposal<D> {
+    let expected_hessian = symmetrise(&(it.l * ex.eps_grad));
+    let target = symmetrise(&(prior.precision - expected_hessian));
+    let target_is_spd = cholesky(&target, "target precision").is_ok();
+    let mean_gradient = ex.grad - prior.precision * (it.mean - prior.mean);
+    let residual =
+        (it.l_inv_t.transpose() * mean_gradient).norm() + (it.l_inv_t.transpose() * (target - it.precision) * it.l_inv_t).norm();
+    Proposal { target, target_is_spd, mean_gradient, residual }
+}
+
 /// Prior quantities reused by every iteration.
 struct Prior<const D: usize> {
     mean: SVector<f64, D>,
@@ -145,8 +166,13 @@ fn objective<const D: usize>(prior: &Prior<D>, it: &Iterate<D>, log_lik: f64) ->
 ///   equals ½Λ + ½(Λ+βG)Σ(Λ+βG) ≻ 0 (Lin, Schmidt & Khan 2020). Both are SPD by
 ///   construction and dimensionless in β, so nothing is stiff as Λ grows.
 /// * Mean step: μ' = μ + β Λ'⁻¹ (E[∇ ln p] − Λ₀(μ − μ₀)) (Newton-like, Cholesky solve).
-/// * β starts at `damping` and is halved until J does not increase (J is evaluated on the
-///   same nodes, so the check is deterministic); after an accepted step β doubles back.
+/// * β starts at `damping` and is halved until the step is acceptable: J does not increase
+///   or the fixed-point residual (whitened size of the proposed step) at least halves. J and
+///   the residual are evaluated on the same nodes, so the check is deterministic. (J alone
+///   is not enough: with a finite rule the Stein fixed point and the minimiser of the
+///   rule's J differ by the rule's error, and a J-only search would stall between them.)
+///   β doubles back towards `damping` only after a step accepted at the first try, so a
+///   problem that needs damping keeps it instead of oscillating.
 /// * The nodes are fixed across iterations (common random numbers or a cubature rule).
 ///
 /// # Errors
@@ -166,56 +192,53 @@ pub fn natural_flow_update<const D: usize, M: MeasurementModel<D>>(
     };
     let (chol, precision) = Iterate::from_precision(prior_q.precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
     let mut it = Iterate::new(prior.mean, &chol, precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
-    let mut ex = expectations(model, &it, nodes);
+    let ex = expectations(model, &it, nodes);
     let mut j = objective(&prior_q, &it, ex.log_lik);
     if !j.is_finite() {
         return Err(EstimatorError::NonFinite { quantity: "expected log-likelihood at prior", value: j.to_string() });
     }
     let mut stats = FlowStats { evaluations: nodes.len(), ..FlowStats::default() };
     let mut beta = settings.damping;
+    let mut prop = proposal(&prior_q, &it, &ex);
     'outer: for _ in 0..settings.max_iterations {
         stats.iterations += 1;
-        let expected_hessian = symmetrise(&(it.l * ex.eps_grad));
-        let target = symmetrise(&(prior_q.precision - expected_hessian));
-        let target_is_spd = cholesky(&target, "target precision").is_ok();
-        let mean_gradient = ex.grad - prior_q.precision * (it.mean - prior_q.mean);
         let mut halvings = 0;
-        let (next, next_ex, next_j) = loop {
-            let g = target - it.precision;
-            let precision = if target_is_spd {
-                it.precision * (1.0 - beta) + target * beta
+        let (next, next_j, next_prop) = loop {
+            let g = prop.target - it.precision;
+            let precision = if prop.target_is_spd {
+                it.precision * (1.0 - beta) + prop.target * beta
             } else {
                 it.precision + g * beta + g * it.cov * g * (0.5 * beta * beta)
             };
             let candidate = Iterate::from_precision(precision).and_then(|(chol, precision)| {
-                let mean = it.mean + chol.solve(&mean_gradient) * beta;
+                let mean = it.mean + chol.solve(&prop.mean_gradient) * beta;
                 Iterate::new(mean, &chol, precision)
             });
             if let Some(candidate) = candidate {
                 let cex = expectations(model, &candidate, nodes);
                 stats.evaluations += nodes.len();
                 let cj = objective(&prior_q, &candidate, cex.log_lik);
-                if cj.is_finite() && cj <= j + 1e-12 * (1.0 + j.abs()) {
-                    break (candidate, cex, cj);
+                if cj.is_finite() {
+                    let cprop = proposal(&prior_q, &candidate, &cex);
+                    if cj <= j + 1e-12 * (1.0 + j.abs()) || cprop.residual <= 0.5 * prop.residual {
+                        break (candidate, cj, cprop);
+                    }
                 }
             }
             halvings += 1;
             beta *= 0.5;
             if halvings > MAX_HALVINGS {
-                // No step of any size decreases J along the natural direction: stationary
-                // to line-search precision.
-                stats.converged = true;
+                // No acceptable step of any size: stop without claiming convergence.
                 break 'outer;
             }
         };
-        let dm = next.mean - it.mean;
-        let dp = next.precision - it.precision;
-        let change = dm.dot(&(it.precision * dm)).max(0.0).sqrt() + (it.l_inv_t.transpose() * dp * it.l_inv_t).norm();
         it = next;
-        ex = next_ex;
         j = next_j;
-        beta = (2.0 * beta).min(settings.damping);
-        if change < settings.tolerance {
+        prop = next_prop;
+        if halvings == 0 {
+            beta = (2.0 * beta).min(settings.damping);
+        }
+        if prop.residual < settings.tolerance {
             stats.converged = true;
             break;
         }

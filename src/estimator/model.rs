@@ -41,6 +41,8 @@ pub struct ScalarNoise {
     pub shape: NoiseShape,
     /// σ², m² (the scale² for Student-t).
     pub var: f64,
+    /// The s-independent constant of ℓ, precomputed (ln Γ is not cheap).
+    log_normaliser: f64,
 }
 
 impl ScalarNoise {
@@ -70,7 +72,13 @@ impl ScalarNoise {
             }
             _ => {}
         }
-        Ok(Self { shape, var })
+        let log_normaliser = match shape {
+            NoiseShape::StudentT { dof } => {
+                ln_gamma(0.5 * (dof + 1.0)) - ln_gamma(0.5 * dof) - 0.5 * (std::f64::consts::PI * dof * var).ln()
+            }
+            NoiseShape::Gaussian | NoiseShape::Huber { .. } => -0.5 * (2.0 * std::f64::consts::PI * var).ln(),
+        };
+        Ok(Self { shape, var, log_normaliser })
     }
 
     /// (ℓ(r), ℓ′(r), ℓ″(r)) with ℓ = ln p_w.
@@ -79,12 +87,12 @@ impl ScalarNoise {
         let v = self.var;
         match self.shape {
             NoiseShape::Gaussian => {
-                let c = -0.5 * (2.0 * std::f64::consts::PI * v).ln();
+                let c = self.log_normaliser;
                 (c - 0.5 * r * r / v, -r / v, -1.0 / v)
             }
             NoiseShape::StudentT { dof } => {
                 let nv = dof * v;
-                let c = ln_gamma(0.5 * (dof + 1.0)) - ln_gamma(0.5 * dof) - 0.5 * (std::f64::consts::PI * nv).ln();
+                let c = self.log_normaliser;
                 let q = nv + r * r;
                 (
                     c - 0.5 * (dof + 1.0) * (r * r / nv).ln_1p(),
@@ -93,7 +101,7 @@ impl ScalarNoise {
                 )
             }
             NoiseShape::Huber { threshold_sigma } => {
-                let c = -0.5 * (2.0 * std::f64::consts::PI * v).ln();
+                let c = self.log_normaliser;
                 let sigma = v.sqrt();
                 let k = threshold_sigma;
                 if r.abs() <= k * sigma {
