@@ -353,16 +353,236 @@ fn main() {
     println!("near, mixture: lost = {:.1} % (<= 2 %: {})", 100.0 * near_lost, verdict(near_lost <= 0.02));
     println!("near, mixture: median error / exact = {near_ratio:.3} (<= 1.1: {})", verdict(near_ratio <= 1.1));
     if args.plots {
-        if let Err(e) = plots::write_all(&args.out, &evk) {
-            eprintln!("plots not written: {e}");
+        let names: Vec<&str> = methods.iter().map(|(n, _)| *n).collect();
+        let mut curves = Vec::new();
+        for traj in [Trajectory::Near, Trajectory::Far] {
+            let mut series: Vec<(String, Vec<(f64, f64)>)> = names
+                .iter()
+                .enumerate()
+                .map(|(mi, n)| {
+                    let pts = (1..=MEASUREMENTS)
+                        .map(|k| (k as f64, median(&mut cells[&(traj, mi)].errors[k - 1].clone())))
+                        .collect();
+                    (n.to_string(), pts)
+                })
+                .collect();
+            let exact_pts =
+                CHECKPOINTS.iter().map(|&k| (k as f64, median(&mut exact_errors[&(traj, k)].clone()))).collect();
+            series.push(("exact posterior mean".to_string(), exact_pts));
+            curves.push((traj.name(), series));
+        }
+        match plots::write_all(&args.out, &curves) {
+            Ok(files) => {
+                for f in files {
+                    println!("wrote {}", f.display());
+                }
+            }
+            Err(e) => eprintln!("plots not written: {e}"),
         }
     }
 }
 
-mod plots {
-    use std::path::Path;
+/// Estimator run for one seed on a trajectory with the landmark at `truth`; returns the
+/// final summary's mean and covariance and all measurements.
+fn single_run(method: Method, traj: Trajectory, truth: Vector2<f64>, seed: u64) -> (GaussianBelief<2>, Vec<RangeModel<2>>) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xA5A5);
+    let models: Vec<RangeModel<2>> = traj
+        .sensor_positions()
+        .into_iter()
+        .map(|x| {
+            let z = ((x - truth).norm() + NOISE_VAR_M2.sqrt() * rng.sample::<f64, _>(StandardNormal)).max(0.0);
+            RangeModel::new(x, z, NOISE_VAR_M2, NoiseShape::Gaussian).expect("valid measurement")
+        })
+        .collect();
+    let est = Estimator::<2>::new(EstimatorConfig { method, seed, ..EstimatorConfig::default() }).expect("valid config");
+    let mut state = est.initial_state(prior()).expect("valid prior");
+    for m in &models {
+        if let Ok((next, _)) = est.update(&state, m.sensor_position, m.range_m, m.noise.var) {
+            state = next;
+        }
+    }
+    (state.summary().expect("publishable").belief, models)
+}
 
-    pub fn write_all(_out: &Path, _error_vs_k_csv: &str) -> Result<(), String> {
-        Ok(())
+/// Maximum-likelihood landmark position (no prior): grid search of Σ ln p(zₖ|s) on
+/// [−20, 20]² at 0.05 m.
+fn mle(models: &[RangeModel<2>]) -> Vector2<f64> {
+    use landmark_flow::estimator::MeasurementModel;
+    let mut best = (f64::NEG_INFINITY, Vector2::zeros());
+    for i in 0..=800 {
+        for j in 0..=800 {
+            let s = Vector2::new(-20.0 + 0.05 * i as f64, -20.0 + 0.05 * j as f64);
+            let l: f64 = models.iter().map(|m| m.log_likelihood(&s)).sum();
+            if l > best.0 {
+                best = (l, s);
+            }
+        }
+    }
+    best.1
+}
+
+mod plots {
+    use std::path::{Path, PathBuf};
+
+    use nalgebra::Vector2;
+    use plotters::prelude::*;
+
+    use super::*;
+
+    type Series = (String, Vec<(f64, f64)>);
+
+    const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+    fn register_font() -> Result<(), String> {
+        let path = std::env::var("LANDMARK_FLOW_FONT").unwrap_or_else(|_| DEFAULT_FONT.to_string());
+        let bytes = std::fs::read(&path).map_err(|e| format!("font {path}: {e} (install fonts-dejavu-core or set LANDMARK_FLOW_FONT)"))?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("font {path}: not a TTF"))
+    }
+
+    fn colour(i: usize) -> RGBColor {
+        const C: [RGBColor; 10] = [
+            RGBColor(31, 119, 180),
+            RGBColor(255, 127, 14),
+            RGBColor(44, 160, 44),
+            RGBColor(214, 39, 40),
+            RGBColor(148, 103, 189),
+            RGBColor(140, 86, 75),
+            RGBColor(227, 119, 194),
+            RGBColor(127, 127, 127),
+            RGBColor(188, 189, 34),
+            RGBColor(23, 190, 207),
+        ];
+        C[i % C.len()]
+    }
+
+    fn err<E: std::fmt::Debug>(e: E) -> String {
+        format!("{e:?}")
+    }
+
+    fn ellipse(b: &GaussianBelief<2>, k: f64) -> Vec<(f64, f64)> {
+        let l = b.cholesky().map(|c| c.l()).unwrap_or_else(|_| nalgebra::Matrix2::zeros());
+        (0..=72)
+            .map(|i| {
+                let t = 2.0 * std::f64::consts::PI * i as f64 / 72.0;
+                let p = b.mean + l * Vector2::new(t.cos(), t.sin()) * k;
+                (p.x, p.y)
+            })
+            .collect()
+    }
+
+    fn error_vs_k(path: &Path, title: &str, series: &[Series]) -> Result<(), String> {
+        let root = BitMapBackend::new(path, (1000, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 26))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1f64..30f64, (0.05f64..20f64).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("measurements K")
+            .y_desc("median ‖μ − y*‖ (m)")
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(err)?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let c = if name.starts_with("exact") { BLACK } else { colour(i) };
+            let pts: Vec<(f64, f64)> = pts.iter().map(|&(k, e)| (k, e.max(0.05))).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)
+    }
+
+    /// The slides' figure: prior (blue), MLE (red), flow posteriors (purple: natural,
+    /// green: mixture) after 30 measurements, sensor positions (grey), truth (black).
+    fn estimate_figure(path: &Path, title: &str, truth: Vector2<f64>, seeds: &[u64]) -> Result<(), String> {
+        let root = BitMapBackend::new(path, (1300, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let panels = root.split_evenly((1, 2));
+        for (panel, traj) in panels.iter().zip([Trajectory::Near, Trajectory::Far]) {
+            let lim = if truth.norm() > 8.0 { 14.0 } else { 11.0 };
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("{title}: {}", traj.name()), ("sans-serif", 22))
+                .margin(12)
+                .x_label_area_size(35)
+                .y_label_area_size(45)
+                .build_cartesian_2d(-lim..lim, -lim..lim)
+                .map_err(err)?;
+            chart.configure_mesh().x_desc("x (m)").y_desc("y (m)").label_style(("sans-serif", 14)).draw().map_err(err)?;
+            chart
+                .draw_series(std::iter::once(PathElement::new(ellipse(&prior(), 2.0), BLUE.stroke_width(2))))
+                .map_err(err)?
+                .label("prior (2σ)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            let sensors: Vec<(f64, f64)> = traj.sensor_positions().iter().map(|x| (x.x, x.y)).collect();
+            chart.draw_series(sensors.iter().map(|&p| Circle::new(p, 3, RGBColor(150, 150, 150).filled()))).map_err(err)?;
+            let purple = RGBColor(128, 0, 160);
+            let green = RGBColor(0, 150, 60);
+            for (i, &seed) in seeds.iter().enumerate() {
+                let (nat, models) = single_run(Method::Natural, traj, truth, seed);
+                let (mix, _) = single_run(Method::Mixture, traj, truth, seed);
+                let m = mle(&models);
+                let first = i == 0;
+                let s = chart.draw_series(std::iter::once(Cross::new((m.x, m.y), 7, RED.stroke_width(2)))).map_err(err)?;
+                if first {
+                    s.label("MLE").legend(|(x, y)| Cross::new((x + 10, y), 6, RED.stroke_width(2)));
+                }
+                let s = chart.draw_series(std::iter::once(PathElement::new(ellipse(&nat, 2.0), purple.stroke_width(2)))).map_err(err)?;
+                if first {
+                    s.label("natural flow (2σ)").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], purple.stroke_width(2)));
+                }
+                let s = chart.draw_series(std::iter::once(PathElement::new(ellipse(&mix, 2.0), green.stroke_width(2)))).map_err(err)?;
+                if first {
+                    s.label("mixture flow (2σ)").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], green.stroke_width(2)));
+                }
+            }
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new((truth.x, truth.y), 9, BLACK.filled())))
+                .map_err(err)?
+                .label("true landmark")
+                .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
+            chart
+                .configure_series_labels()
+                .label_font(("sans-serif", 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerLeft)
+                .draw()
+                .map_err(err)?;
+        }
+        root.present().map_err(err)
+    }
+
+    pub fn write_all(out: &Path, curves: &[(&str, Vec<Series>)]) -> Result<Vec<PathBuf>, String> {
+        register_font()?;
+        let mut files = Vec::new();
+        for (traj, series) in curves {
+            let path = out.join(format!("error_vs_k_{traj}.png"));
+            error_vs_k(&path, &format!("Median error vs measurements, {traj} trajectory"), series)?;
+            files.push(path);
+        }
+        let path = out.join("estimates.png");
+        estimate_figure(&path, "prior / MLE / flow posterior, y* = [4.7, −3.1]", landmark(), &[0, 1])?;
+        files.push(path);
+        let path = out.join("ambiguous_2y.png");
+        estimate_figure(&path, "landmark at 2y*", landmark() * 2.0, &[0, 1, 2, 3, 4, 5])?;
+        files.push(path);
+        Ok(files)
     }
 }

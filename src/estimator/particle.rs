@@ -62,8 +62,9 @@ impl<const D: usize> ParticleSet<D> {
         self.log_weights.iter().map(|w| w.exp()).collect()
     }
 
-    /// Weighted mean and covariance (covariance floored at 1e-12 m²·I so that a cloud
-    /// collapsed onto one point still yields an SPD summary).
+    /// Weighted mean and covariance, plus (10⁻¹⁰ tr Σ + 10⁻¹² m²)·I: above the rounding
+    /// error of the weighted sum, so that a cloud collapsed onto a point or a line still
+    /// yields an SPD summary, and far below any resolvable uncertainty.
     pub fn moments(&self) -> GaussianBelief<D> {
         let mut mean = SVector::<f64, D>::zeros();
         for (p, lw) in self.particles.iter().zip(&self.log_weights) {
@@ -74,7 +75,8 @@ impl<const D: usize> ParticleSet<D> {
             let d = p - mean;
             cov += d * d.transpose() * lw.exp();
         }
-        GaussianBelief { mean, cov: symmetrise(&cov) + SMatrix::identity() * 1e-12 }
+        let floor = 1e-10 * cov.trace().abs() + 1e-12;
+        GaussianBelief { mean, cov: symmetrise(&cov) + SMatrix::identity() * floor }
     }
 
     /// Effective sample size 1/Σwᵢ².
