@@ -1,4 +1,4 @@
-//! Standard-normal node sets ε with weights, so that E_q[f] ≈ Σᵢ wᵢ f(μ + Lεᵢ) for
+//! Standard-normal node sets ε with weights, so that E_q\[f\] ≈ Σᵢ wᵢ f(μ + Lεᵢ) for
 //! q = N(μ, LLᵀ): Gauss–Hermite tensor grids (deterministic) and antithetic Monte-Carlo
 //! samples (seeded, reused across flow iterations as common random numbers).
 

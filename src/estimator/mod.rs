@@ -13,7 +13,7 @@
 //! * `ekf`, `ukf`, `particle`: baselines ([`kalman`], [`particle`]).
 //!
 //! [`grid::ExactPosterior2`] is the exact 2-D posterior (batch Bayes on a grid) used as
-//! reference truth, and [`reference`] the KL-optimal Gaussian for one update.
+//! reference truth, and [`mod@reference`] the KL-optimal Gaussian for one update.
 //! Symbols: μ mean (m), Σ covariance (m²), Λ = Σ⁻¹ precision, σ² noise variance (m²),
 //! d(s) = ‖x − s‖ (m). No ROS type appears here; time, where needed, is f64 seconds.
 
