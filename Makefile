@@ -5,9 +5,10 @@ SHELL := /bin/bash
 
 WITH_ROS := scripts/with_ros
 WS := $(CURDIR)/_ws
-# Cargo builds of the ROS executables share colcon's cargo target directory, so r2r's
-# bindings are generated once.
-ROS_TARGET_DIR := $(WS)/build/landmark_flow/cargo
+# Plain cargo builds with the `ros` feature get their own target directory: r2r
+# regenerates its bindings whenever AMENT_PREFIX_PATH/CMAKE_PREFIX_PATH differ, and
+# colcon's environment differs from ours, so sharing colcon's would rebuild each time.
+ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
 .PHONY: demo test build test-core test-ros-unit test-ros clean
@@ -31,7 +32,7 @@ test-core:
 
 ## Unit tests of the ROS layer (needs the interfaces installed by `build`).
 test-ros-unit: build
-	$(WITH_ROS) cargo test --release --lib --bins --target-dir $(ROS_TARGET_DIR)
+	$(WITH_ROS) cargo test --release --lib --target-dir $(ROS_TARGET_DIR)
 
 ## End-to-end tests over real ROS 2 transport with rclpy (tests/ros/).
 test-ros: build
