@@ -11,7 +11,7 @@ WS := $(CURDIR)/_ws
 ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
-.PHONY: demo test build test-core test-ros-unit test-ros clean
+.PHONY: demo test build test-core test-ros-unit test-ros eval bench clean
 
 ## make demo: build, then run the simulated sensor against scripted odometry and
 ## print what it publishes.
@@ -37,6 +37,15 @@ test-ros-unit: build
 ## End-to-end tests over real ROS 2 transport with rclpy (tests/ros/).
 test-ros: build
 	cd tests/ros && ../../$(WITH_ROS) python3 -m pytest -v -rA
+
+## Estimator accuracy report on the slides' problem (README table, docs/estimator/).
+eval:
+	scripts/apt_ensure fonts-dejavu-core
+	cargo run --release --no-default-features --bin landmark_flow_eval -- --seeds 200 --out docs/estimator
+
+## Criterion benchmarks of the core (README numbers).
+bench:
+	cargo bench --no-default-features
 
 clean:
 	rm -rf $(WS) target
