@@ -187,9 +187,9 @@ impl EstimatorConfig {
         check_f64("particle.resample_threshold", p.resample_threshold, |v| v > 0.0 && v <= 1.0, "(0, 1]")?;
         check_f64("particle.roughening", p.roughening, |v| v > 0.0 && v < 1.0, "(0, 1)")?;
         match self.noise_shape {
-            NoiseShape::StudentT { dof } => check_f64("noise_shape.student_t.dof", dof, |v| v > 0.0, "(0, inf)")?,
+            NoiseShape::StudentT { dof } => check_f64("noise_shape.dof", dof, |v| v > 0.0, "(0, inf)")?,
             NoiseShape::Huber { threshold_sigma } => {
-                check_f64("noise_shape.huber.threshold_sigma", threshold_sigma, |v| v > 0.0, "(0, inf)")?
+                check_f64("noise_shape.threshold_sigma", threshold_sigma, |v| v > 0.0, "(0, inf)")?
             }
             NoiseShape::Gaussian => {}
         }
@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(c.flow.steps, FlowConfig::default().steps);
         assert!(serde_yaml::from_str::<EstimatorConfig>("metod: ekf\n").is_err());
         assert!(serde_yaml::from_str::<EstimatorConfig>("flow:\n  sample: 3\n").is_err());
-        let t: EstimatorConfig = serde_yaml::from_str("noise_shape: !student_t\n  dof: 4.0\n").unwrap();
+        let t: EstimatorConfig = serde_yaml::from_str("noise_shape:\n  type: student_t\n  dof: 4.0\n").unwrap();
         assert_eq!(t.noise_shape, NoiseShape::StudentT { dof: 4.0 });
     }
 
@@ -276,7 +276,7 @@ mod tests {
             ("particle.count", Box::new(|c| c.particle.count = 3)),
             ("particle.resample_threshold", Box::new(|c| c.particle.resample_threshold = 0.0)),
             ("particle.roughening", Box::new(|c| c.particle.roughening = 1.0)),
-            ("noise_shape.student_t.dof", Box::new(|c| c.noise_shape = NoiseShape::StudentT { dof: 0.0 })),
+            ("noise_shape.dof", Box::new(|c| c.noise_shape = NoiseShape::StudentT { dof: 0.0 })),
         ];
         for (name, mutate) in cases {
             let mut c = EstimatorConfig::default();

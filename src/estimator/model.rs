@@ -15,8 +15,11 @@ use super::error::EstimatorError;
 pub const RANGE_DISTANCE_FLOOR_M: f64 = 1e-9;
 
 /// Shape of the range-noise density; its scale σ² is given per measurement.
+///
+/// Internally tagged (`{type: student_t, dof: 4.0}`) so that it maps onto flat ROS
+/// parameters (`noise_shape.type`, `noise_shape.dof`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", tag = "type", deny_unknown_fields)]
 pub enum NoiseShape {
     /// w ~ N(0, σ²).
     #[default]
@@ -58,14 +61,14 @@ impl ScalarNoise {
         match shape {
             NoiseShape::StudentT { dof } if !(dof.is_finite() && dof > 0.0) => {
                 return Err(EstimatorError::InvalidConfig {
-                    parameter: "noise_shape.student_t.dof",
+                    parameter: "noise_shape.dof",
                     value: dof.to_string(),
                     allowed: "finite and > 0",
                 })
             }
             NoiseShape::Huber { threshold_sigma } if !(threshold_sigma.is_finite() && threshold_sigma > 0.0) => {
                 return Err(EstimatorError::InvalidConfig {
-                    parameter: "noise_shape.huber.threshold_sigma",
+                    parameter: "noise_shape.threshold_sigma",
                     value: threshold_sigma.to_string(),
                     allowed: "finite and > 0",
                 })
