@@ -16,6 +16,8 @@
 
 pub mod estimator;
 pub mod config;
+pub mod localizer;
+pub mod odometry;
 pub mod sim_sensor;
 
 #[cfg(feature = "ros")]

@@ -1,0 +1,643 @@
+//! The landmark localiser: one path from raw inputs (odometry poses, range
+//! measurements) to per-landmark beliefs, shared by the ROS node and the bag replayer
+//! so that "replay equals live" holds by construction.
+//!
+//! A range is accepted only if every check passes, in this order (the first failing
+//! check is its [`Rejection`] reason, counted per reason):
+//! 1. the stamp is a positive finite time;
+//! 2. the range is finite, ≥ 0 and ≤ `max_range_m`;
+//! 3. the variance is finite and ≥ 0 (0 means `default_noise_std_m²`);
+//! 4. the frame is `sensor_frame_id` (when that is set);
+//! 5. the landmark is known, or `unknown_landmarks` is `default_prior`;
+//! 6. the stamp is not older than the last range fused for that landmark;
+//! 7. odometry covers the stamp (see [`OdometryBuffer::pose_at`]);
+//! 8. the estimator update succeeds and its result is publishable (finite, SPD).
+//!
+//! The sensor position is the interpolated base pose ⊕ `sensor_offset_m`; the
+//! estimate is planar (x, y): ranges are taken as horizontal distances.
+
+use crate::config::{check_positive, check_range, ConfigError};
+use crate::estimator::{
+    Estimator, EstimatorConfig, EstimatorError, GaussianBelief, State, Summary, UpdateStats,
+};
+use crate::odometry::{OdometryBuffer, OdometryRejection, PoseLookupError};
+use nalgebra::{Isometry3, Matrix2, Point3, Vector2, Vector3};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What to do with a range to a landmark id that has no configured prior.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownLandmarkPolicy {
+    /// Start it from `default_prior`.
+    #[default]
+    DefaultPrior,
+    /// Reject its ranges (reason `unknown_landmark`).
+    Reject,
+}
+
+/// A Gaussian prior over a landmark's position in the odometry frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorConfig {
+    /// Mean (x, y), metres.
+    pub mean_m: Vec<f64>,
+    /// Covariance, row-major 2×2, m².
+    pub cov_m2: Vec<f64>,
+}
+
+impl Default for PriorConfig {
+    fn default() -> Self {
+        Self {
+            mean_m: vec![0.0, 0.0],
+            cov_m2: vec![100.0, 0.0, 0.0, 100.0],
+        }
+    }
+}
+
+/// Per-landmark priors as parallel flat arrays (what ROS parameters can hold).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorsConfig {
+    /// Landmark ids.
+    pub ids: Vec<String>,
+    /// Means, metres: x, y per id.
+    pub means_m: Vec<f64>,
+    /// Covariances, m²: row-major 2×2 (4 numbers) per id.
+    pub covs_m2: Vec<f64>,
+}
+
+/// Configuration of the localiser (the node's estimation parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalizerConfig {
+    /// Expected `header.frame_id` of odometry; "" accepts any.
+    pub odom_frame_id: String,
+    /// Expected `header.frame_id` of ranges; "" accepts any.
+    pub sensor_frame_id: String,
+    /// Sensor position in the robot base frame (x, y, z), metres.
+    pub sensor_offset_m: Vec<f64>,
+    /// Range noise σ used when a measurement's variance is 0, metres.
+    pub default_noise_std_m: f64,
+    /// Ranges above this are rejected, metres.
+    pub max_range_m: f64,
+    /// Odometry history kept for interpolation, seconds.
+    pub odom_buffer_s: f64,
+    /// How far outside the odometry history a range stamp may be, seconds.
+    pub odom_tolerance_s: f64,
+    /// Ranges to ids without a prior: `default_prior` or `reject`.
+    pub unknown_landmarks: UnknownLandmarkPolicy,
+    /// Prior for ids not in `priors`.
+    pub default_prior: PriorConfig,
+    /// Per-landmark priors.
+    pub priors: PriorsConfig,
+    /// The estimator and its settings.
+    pub estimator: EstimatorConfig,
+}
+
+impl Default for LocalizerConfig {
+    fn default() -> Self {
+        Self {
+            odom_frame_id: String::new(),
+            sensor_frame_id: String::new(),
+            sensor_offset_m: vec![0.0, 0.0, 0.0],
+            default_noise_std_m: 0.5,
+            max_range_m: 200.0,
+            odom_buffer_s: 10.0,
+            odom_tolerance_s: 0.1,
+            unknown_landmarks: UnknownLandmarkPolicy::DefaultPrior,
+            default_prior: PriorConfig::default(),
+            priors: PriorsConfig::default(),
+            estimator: EstimatorConfig::default(),
+        }
+    }
+}
+
+fn prior_belief(parameter: &str, mean: &[f64], cov: &[f64]) -> Result<GaussianBelief<2>, ConfigError> {
+    if mean.len() != 2 || mean.iter().any(|v| !v.is_finite()) {
+        return Err(ConfigError::invalid(
+            &format!("{parameter} mean"),
+            mean,
+            "two finite numbers (x, y) in metres",
+        ));
+    }
+    let symmetric = cov.len() == 4 && (cov[1] - cov[2]).abs() <= 1e-9 * (cov[0].abs() + cov[3].abs());
+    let belief = if symmetric {
+        GaussianBelief::new(
+            Vector2::new(mean[0], mean[1]),
+            Matrix2::new(cov[0], cov[1], cov[2], cov[3]),
+        )
+        .ok()
+        .filter(|b| b.is_publishable())
+    } else {
+        None
+    };
+    belief.ok_or_else(|| {
+        ConfigError::invalid(
+            &format!("{parameter} covariance"),
+            cov,
+            "a symmetric positive-definite 2x2 matrix, row-major, m^2",
+        )
+    })
+}
+
+impl LocalizerConfig {
+    /// Checks every parameter, including the estimator's.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first parameter out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.sensor_offset_m.len() != 3 || self.sensor_offset_m.iter().any(|v| !v.is_finite()) {
+            return Err(ConfigError::invalid(
+                "sensor_offset_m",
+                &self.sensor_offset_m,
+                "three finite numbers [x, y, z] in metres",
+            ));
+        }
+        check_range("default_noise_std_m", self.default_noise_std_m, 1e-6, 1e3)?;
+        check_positive("max_range_m", self.max_range_m)?;
+        check_range("odom_buffer_s", self.odom_buffer_s, 0.1, 3600.0)?;
+        check_range("odom_tolerance_s", self.odom_tolerance_s, 0.0, 10.0)?;
+        self.default_prior_belief()?;
+        self.configured_priors()?;
+        self.estimator.validate().map_err(|e| match e {
+            EstimatorError::InvalidConfig { parameter, value, allowed } => ConfigError::Invalid {
+                parameter: format!("estimator.{parameter}"),
+                value,
+                allowed: allowed.to_string(),
+            },
+            other => ConfigError::Parse(other.to_string()),
+        })
+    }
+
+    fn default_prior_belief(&self) -> Result<GaussianBelief<2>, ConfigError> {
+        prior_belief("default_prior", &self.default_prior.mean_m, &self.default_prior.cov_m2)
+            .map_err(|e| rename(e, "default_prior mean", "default_prior.mean_m"))
+            .map_err(|e| rename(e, "default_prior covariance", "default_prior.cov_m2"))
+    }
+
+    /// The configured per-landmark priors.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `priors.*` when the arrays do not match.
+    pub fn configured_priors(&self) -> Result<Vec<(String, GaussianBelief<2>)>, ConfigError> {
+        let p = &self.priors;
+        let n = p.ids.len();
+        if p.means_m.len() != 2 * n {
+            return Err(ConfigError::invalid("priors.means_m", &p.means_m, &format!("2 numbers per id ({})", 2 * n)));
+        }
+        if p.covs_m2.len() != 4 * n {
+            return Err(ConfigError::invalid("priors.covs_m2", &p.covs_m2, &format!("4 numbers per id ({})", 4 * n)));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::with_capacity(n);
+        for (k, id) in p.ids.iter().enumerate() {
+            if id.is_empty() || !seen.insert(id.clone()) {
+                return Err(ConfigError::invalid("priors.ids", id, "non-empty, unique ids"));
+            }
+            let b = prior_belief(id, &p.means_m[2 * k..2 * k + 2], &p.covs_m2[4 * k..4 * k + 4])
+                .map_err(|e| rename(e, &format!("{id} mean"), "priors.means_m"))
+                .map_err(|e| rename(e, &format!("{id} covariance"), "priors.covs_m2"))?;
+            out.push((id.clone(), b));
+        }
+        Ok(out)
+    }
+
+    fn sensor_offset(&self) -> Vector3<f64> {
+        Vector3::new(self.sensor_offset_m[0], self.sensor_offset_m[1], self.sensor_offset_m[2])
+    }
+}
+
+fn rename(e: ConfigError, from: &str, to: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid { parameter, value, allowed } if parameter == from => ConfigError::Invalid {
+            parameter: to.to_string(),
+            value,
+            allowed,
+        },
+        other => other,
+    }
+}
+
+/// One range measurement as received (message fields, converted to SI and seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeInput {
+    /// Time of the measurement, s.
+    pub stamp_s: f64,
+    /// Sensor frame.
+    pub frame_id: String,
+    pub landmark_id: String,
+    /// Range, metres.
+    pub range_m: f64,
+    /// Noise variance, m² (0 = configured default).
+    pub variance_m2: f64,
+}
+
+/// Why an input was not used. [`Rejection::reason`] is the counter name.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("stamp {0} s is not a positive finite time")]
+    BadStamp(f64),
+    #[error("range {0} is not finite")]
+    NonFiniteRange(f64),
+    #[error("range {0} m is negative")]
+    NegativeRange(f64),
+    #[error("range {range_m} m exceeds max_range_m = {max_m} m")]
+    BeyondMaxRange { range_m: f64, max_m: f64 },
+    #[error("variance {0} m^2 is negative or not finite")]
+    BadVariance(f64),
+    #[error("frame `{got}` is not the expected `{expected}`")]
+    WrongFrame { got: String, expected: String },
+    #[error("landmark `{0}` has no prior and unknown landmarks are rejected")]
+    UnknownLandmark(String),
+    #[error("stamp {stamp_s:.3} s is older than the last fused range of this landmark ({last_s:.3} s)")]
+    StampBackwards { stamp_s: f64, last_s: f64 },
+    #[error("no odometry for the range stamp: {0}")]
+    NoPose(PoseLookupError),
+    #[error("odometry rejected: {0}")]
+    Odometry(OdometryRejection),
+    #[error("estimator: {0}")]
+    Estimator(String),
+}
+
+impl Rejection {
+    /// Short stable name, used as the counter key in diagnostics and reports.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::BadStamp(_) => "bad_stamp",
+            Rejection::NonFiniteRange(_) => "non_finite_range",
+            Rejection::NegativeRange(_) => "negative_range",
+            Rejection::BeyondMaxRange { .. } => "beyond_max_range",
+            Rejection::BadVariance(_) => "bad_variance",
+            Rejection::WrongFrame { .. } => "wrong_frame",
+            Rejection::UnknownLandmark(_) => "unknown_landmark",
+            Rejection::StampBackwards { .. } => "stamp_backwards",
+            Rejection::NoPose(PoseLookupError::Empty) => "no_odometry",
+            Rejection::NoPose(PoseLookupError::TooOld { .. }) => "older_than_odometry",
+            Rejection::NoPose(PoseLookupError::TooNew { .. }) => "newer_than_odometry",
+            Rejection::Odometry(OdometryRejection::StampBackwards { .. }) => "odom_stamp_backwards",
+            Rejection::Odometry(OdometryRejection::BadStamp(_)) => "odom_bad_stamp",
+            Rejection::Odometry(OdometryRejection::NonFinite) => "odom_non_finite",
+            Rejection::Estimator(_) => "estimator_error",
+        }
+    }
+}
+
+/// Everything known about one landmark.
+#[derive(Debug, Clone)]
+pub struct LandmarkTrack {
+    pub prior: GaussianBelief<2>,
+    pub state: State<2>,
+    /// Summary of `state` (moment-matched Gaussian, components, health).
+    pub summary: Summary<2>,
+    pub measurements_fused: u32,
+    pub measurements_rejected: u32,
+    /// Stamp of the last fused range, s (0 before the first).
+    pub last_stamp_s: f64,
+    /// Wall-clock time of the last update, s.
+    pub last_latency_s: f64,
+    pub last_stats: UpdateStats,
+    /// Sensor position (x, y) and range of the last fused measurement.
+    pub last_range: Option<(Vector2<f64>, f64)>,
+}
+
+/// The result of one accepted range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fused {
+    /// Sensor position in the odometry frame at the range's stamp, metres.
+    pub sensor_position: Point3<f64>,
+    pub stats: UpdateStats,
+    pub latency_s: f64,
+}
+
+/// Per-landmark beliefs plus the odometry buffer and the rejection counters.
+#[derive(Debug)]
+pub struct Localizer {
+    config: LocalizerConfig,
+    estimator: Estimator<2>,
+    default_prior: GaussianBelief<2>,
+    priors: BTreeMap<String, GaussianBelief<2>>,
+    odometry: OdometryBuffer,
+    tracks: BTreeMap<String, LandmarkTrack>,
+    accepted: u64,
+    rejected: BTreeMap<&'static str, u64>,
+    odom_frame_id: String,
+}
+
+impl Localizer {
+    /// # Errors
+    /// The config's validation error.
+    pub fn new(config: LocalizerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let estimator = Estimator::new(config.estimator).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let priors: BTreeMap<_, _> = config.configured_priors()?.into_iter().collect();
+        let mut me = Self {
+            default_prior: config.default_prior_belief()?,
+            odometry: OdometryBuffer::new(config.odom_buffer_s, config.odom_tolerance_s),
+            odom_frame_id: config.odom_frame_id.clone(),
+            estimator,
+            priors,
+            config,
+            tracks: BTreeMap::new(),
+            accepted: 0,
+            rejected: BTreeMap::new(),
+        };
+        me.reset();
+        Ok(me)
+    }
+
+    pub fn config(&self) -> &LocalizerConfig {
+        &self.config
+    }
+
+    /// Restores every configured landmark to its prior, forgets landmarks started
+    /// from the default prior, and zeroes the counters. Odometry is kept.
+    pub fn reset(&mut self) {
+        self.tracks.clear();
+        let priors: Vec<_> = self.priors.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (id, prior) in priors {
+            if let Ok(track) = self.new_track(prior) {
+                self.tracks.insert(id, track);
+            }
+        }
+        self.accepted = 0;
+        self.rejected.clear();
+    }
+
+    fn new_track(&self, prior: GaussianBelief<2>) -> Result<LandmarkTrack, EstimatorError> {
+        let state = self.estimator.initial_state(prior)?;
+        let summary = state.summary()?;
+        Ok(LandmarkTrack {
+            prior,
+            summary,
+            state,
+            measurements_fused: 0,
+            measurements_rejected: 0,
+            last_stamp_s: 0.0,
+            last_latency_s: 0.0,
+            last_stats: UpdateStats::default(),
+            last_range: None,
+        })
+    }
+
+    /// The frame the beliefs are expressed in: `odom_frame_id`, or the first
+    /// odometry's frame when that is empty.
+    pub fn frame_id(&self) -> &str {
+        &self.odom_frame_id
+    }
+
+    /// Adds an odometry pose (base in odometry frame) stamped `stamp_s`.
+    ///
+    /// # Errors
+    /// [`Rejection`] (counted) for a wrong frame, a bad or backwards stamp, a
+    /// non-finite pose.
+    pub fn add_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<(), Rejection> {
+        let result = if !self.config.odom_frame_id.is_empty() && frame_id != self.config.odom_frame_id {
+            Err(Rejection::WrongFrame {
+                got: frame_id.to_string(),
+                expected: self.config.odom_frame_id.clone(),
+            })
+        } else {
+            self.odometry.push(stamp_s, pose).map_err(Rejection::Odometry)
+        };
+        match &result {
+            Ok(()) if self.odom_frame_id.is_empty() => self.odom_frame_id = frame_id.to_string(),
+            Err(r) => *self.rejected.entry(r.reason()).or_insert(0) += 1,
+            _ => {}
+        }
+        result
+    }
+
+    /// The robot base position at the newest odometry, metres.
+    pub fn latest_base_position(&self) -> Option<Point3<f64>> {
+        let t = self.odometry.newest_stamp()?;
+        self.odometry.pose_at(t).ok().map(|p| Point3::from(p.translation.vector))
+    }
+
+    /// Checks a range and fuses it into its landmark's belief.
+    ///
+    /// # Errors
+    /// [`Rejection`] (counted, the belief unchanged) when any check of the module doc
+    /// fails.
+    pub fn add_range(&mut self, m: &RangeInput) -> Result<Fused, Rejection> {
+        let result = self.try_add_range(m);
+        match &result {
+            Ok(_) => self.accepted += 1,
+            Err(r) => {
+                *self.rejected.entry(r.reason()).or_insert(0) += 1;
+                if let Some(t) = self.tracks.get_mut(&m.landmark_id) {
+                    t.measurements_rejected += 1;
+                }
+            }
+        }
+        result
+    }
+
+    fn try_add_range(&mut self, m: &RangeInput) -> Result<Fused, Rejection> {
+        if !(m.stamp_s.is_finite() && m.stamp_s > 0.0) {
+            return Err(Rejection::BadStamp(m.stamp_s));
+        }
+        if !m.range_m.is_finite() {
+            return Err(Rejection::NonFiniteRange(m.range_m));
+        }
+        if m.range_m < 0.0 {
+            return Err(Rejection::NegativeRange(m.range_m));
+        }
+        if m.range_m > self.config.max_range_m {
+            return Err(Rejection::BeyondMaxRange { range_m: m.range_m, max_m: self.config.max_range_m });
+        }
+        if !(m.variance_m2.is_finite() && m.variance_m2 >= 0.0) {
+            return Err(Rejection::BadVariance(m.variance_m2));
+        }
+        if !self.config.sensor_frame_id.is_empty() && m.frame_id != self.config.sensor_frame_id {
+            return Err(Rejection::WrongFrame {
+                got: m.frame_id.clone(),
+                expected: self.config.sensor_frame_id.clone(),
+            });
+        }
+        if !self.tracks.contains_key(&m.landmark_id) {
+            if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject || m.landmark_id.is_empty() {
+                return Err(Rejection::UnknownLandmark(m.landmark_id.clone()));
+            }
+            let track = self.new_track(self.default_prior).map_err(|e| Rejection::Estimator(e.to_string()))?;
+            self.tracks.insert(m.landmark_id.clone(), track);
+        }
+        let last_s = self.tracks[&m.landmark_id].last_stamp_s;
+        if m.stamp_s < last_s {
+            return Err(Rejection::StampBackwards { stamp_s: m.stamp_s, last_s });
+        }
+        let pose = self.odometry.pose_at(m.stamp_s).map_err(Rejection::NoPose)?;
+        let sensor = pose * Point3::from(self.config.sensor_offset());
+        let variance = if m.variance_m2 > 0.0 { m.variance_m2 } else { self.config.default_noise_std_m.powi(2) };
+
+        let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
+        let start = Instant::now();
+        let x = Vector2::new(sensor.x, sensor.y);
+        let (state, stats) = self
+            .estimator
+            .update(&track.state, x, m.range_m, variance)
+            .map_err(|e| Rejection::Estimator(e.to_string()))?;
+        let summary = state.summary().map_err(|e| Rejection::Estimator(e.to_string()))?;
+        if !summary.belief.is_publishable() {
+            return Err(Rejection::Estimator("the updated belief is not finite and SPD".into()));
+        }
+        let latency_s = start.elapsed().as_secs_f64();
+        track.state = state;
+        track.summary = summary;
+        track.measurements_fused += 1;
+        track.last_stamp_s = m.stamp_s;
+        track.last_latency_s = latency_s;
+        track.last_stats = stats;
+        track.last_range = Some((x, m.range_m));
+        Ok(Fused { sensor_position: sensor, stats, latency_s })
+    }
+
+    /// Landmarks by id.
+    pub fn tracks(&self) -> &BTreeMap<String, LandmarkTrack> {
+        &self.tracks
+    }
+
+    /// Ranges fused since start or reset.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Rejected inputs by reason since start or reset.
+    pub fn rejected(&self) -> &BTreeMap<&'static str, u64> {
+        &self.rejected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimator::Method;
+    use nalgebra::{Translation3, UnitQuaternion};
+
+    fn config() -> LocalizerConfig {
+        let mut c = LocalizerConfig {
+            odom_frame_id: "odom".into(),
+            priors: PriorsConfig {
+                ids: vec!["a".into()],
+                means_m: vec![1.0, 1.0],
+                covs_m2: vec![5.5, -1.5, -1.5, 5.5],
+            },
+            ..Default::default()
+        };
+        c.estimator.method = Method::Ekf;
+        c
+    }
+
+    fn at(x: f64, y: f64) -> Isometry3<f64> {
+        Isometry3::from_parts(Translation3::new(x, y, 0.0), UnitQuaternion::identity())
+    }
+
+    fn range(t: f64, id: &str, r: f64) -> RangeInput {
+        RangeInput { stamp_s: t, frame_id: "s".into(), landmark_id: id.into(), range_m: r, variance_m2: 2.0 }
+    }
+
+    #[test]
+    fn each_bad_parameter_is_named() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut LocalizerConfig)>)> = vec![
+            ("sensor_offset_m", Box::new(|c| c.sensor_offset_m = vec![1.0])),
+            ("default_noise_std_m", Box::new(|c| c.default_noise_std_m = 0.0)),
+            ("max_range_m", Box::new(|c| c.max_range_m = -1.0)),
+            ("odom_tolerance_s", Box::new(|c| c.odom_tolerance_s = f64::NAN)),
+            ("default_prior.cov_m2", Box::new(|c| c.default_prior.cov_m2 = vec![1.0, 2.0, 2.0, 1.0])),
+            ("default_prior.mean_m", Box::new(|c| c.default_prior.mean_m = vec![1.0])),
+            ("priors.means_m", Box::new(|c| c.priors.means_m.push(1.0))),
+            ("priors.covs_m2", Box::new(|c| c.priors.covs_m2[0] = -1.0)),
+            ("priors.ids", Box::new(|c| c.priors.ids[0].clear())),
+            ("estimator.flow.samples", Box::new(|c| c.estimator.flow.samples = 0)),
+        ];
+        for (name, mutate) in cases {
+            let mut c = config();
+            mutate(&mut c);
+            match c.validate() {
+                Err(ConfigError::Invalid { parameter, .. }) => assert_eq!(parameter, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    /// With the EKF the first update has a closed form; the localiser must feed it
+    /// the interpolated sensor position (offset rotated by the heading).
+    #[test]
+    fn fuses_with_the_interpolated_sensor_position() {
+        let mut c = config();
+        c.sensor_offset_m = vec![1.0, 0.0, 0.0];
+        let mut loc = Localizer::new(c).unwrap();
+        let yaw = |a: f64| Isometry3::from_parts(Translation3::new(0.0, 0.0, 0.0), UnitQuaternion::from_euler_angles(0.0, 0.0, a));
+        loc.add_odometry(1.0, "odom", yaw(0.0)).unwrap();
+        loc.add_odometry(2.0, "odom", yaw(std::f64::consts::PI)).unwrap();
+        // Halfway: heading π/2, so the sensor is at (0, 1).
+        let fused = loc.add_range(&range(1.5, "a", 3.0)).unwrap();
+        assert!((fused.sensor_position - Point3::new(0.0, 1.0, 0.0)).norm() < 1e-9);
+        // Independent EKF: h(μ) = ‖μ − x‖, H = (μ − x)ᵀ/‖μ − x‖.
+        let mu: Vector2<f64> = Vector2::new(1.0, 1.0);
+        let p: Matrix2<f64> = Matrix2::new(5.5, -1.5, -1.5, 5.5);
+        let x: Vector2<f64> = Vector2::new(0.0, 1.0);
+        let d = (mu - x).norm();
+        let h = (mu - x).transpose() / d;
+        let s = (h * p * h.transpose())[(0, 0)] + 2.0;
+        let k = p * h.transpose() / s;
+        let mean = mu + k * (3.0 - d);
+        let got = loc.tracks()["a"].summary.belief.mean;
+        assert!((got - mean).norm() < 1e-9, "{got} vs {mean}");
+    }
+
+    #[test]
+    fn every_rejection_is_counted_and_leaves_the_belief_alone() {
+        let mut c = config();
+        c.sensor_frame_id = "s".into();
+        c.unknown_landmarks = UnknownLandmarkPolicy::Reject;
+        c.max_range_m = 50.0;
+        let mut loc = Localizer::new(c).unwrap();
+        assert_eq!(loc.add_range(&range(1.0, "a", 3.0)).unwrap_err().reason(), "no_odometry");
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.add_odometry(2.0, "odom", at(1.0, 0.0)).unwrap();
+        assert_eq!(loc.add_odometry(1.5, "odom", at(0.0, 0.0)).unwrap_err().reason(), "odom_stamp_backwards");
+        assert_eq!(loc.add_odometry(3.0, "map", at(0.0, 0.0)).unwrap_err().reason(), "wrong_frame");
+        assert_eq!(loc.add_odometry(3.0, "odom", at(f64::NAN, 0.0)).unwrap_err().reason(), "odom_non_finite");
+        let before = loc.tracks()["a"].summary.belief;
+        let bad = [
+            (RangeInput { stamp_s: 0.0, ..range(0.0, "a", 3.0) }, "bad_stamp"),
+            (range(1.5, "a", f64::NAN), "non_finite_range"),
+            (range(1.5, "a", f64::INFINITY), "non_finite_range"),
+            (range(1.5, "a", -1.0), "negative_range"),
+            (range(1.5, "a", 60.0), "beyond_max_range"),
+            (RangeInput { variance_m2: -1.0, ..range(1.5, "a", 3.0) }, "bad_variance"),
+            (RangeInput { variance_m2: f64::NAN, ..range(1.5, "a", 3.0) }, "bad_variance"),
+            (RangeInput { frame_id: "x".into(), ..range(1.5, "a", 3.0) }, "wrong_frame"),
+            (range(1.5, "zz", 3.0), "unknown_landmark"),
+            (range(0.5, "a", 3.0), "older_than_odometry"),
+            (range(2.5, "a", 3.0), "newer_than_odometry"),
+        ];
+        for (m, reason) in &bad {
+            assert_eq!(loc.add_range(m).unwrap_err().reason(), *reason, "{m:?}");
+        }
+        assert_eq!(loc.tracks()["a"].summary.belief, before);
+        loc.add_range(&range(1.8, "a", 3.0)).unwrap();
+        assert_eq!(loc.add_range(&range(1.7, "a", 3.0)).unwrap_err().reason(), "stamp_backwards");
+        assert_eq!(loc.accepted(), 1);
+        let total: u64 = loc.rejected().values().sum();
+        assert_eq!(total, bad.len() as u64 + 1 + 3 + 1);
+        assert_eq!(loc.tracks()["a"].measurements_fused, 1);
+    }
+
+    #[test]
+    fn unknown_ids_start_from_the_default_prior_and_reset_restores_priors() {
+        let mut loc = Localizer::new(config()).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.add_range(&range(1.0, "new", 5.0)).unwrap();
+        loc.add_range(&range(1.0, "a", 2.0)).unwrap();
+        assert_eq!(loc.tracks().len(), 2);
+        loc.reset();
+        assert_eq!(loc.tracks().len(), 1);
+        let a = &loc.tracks()["a"];
+        assert_eq!(a.summary.belief.mean, Vector2::new(1.0, 1.0));
+        assert_eq!(a.measurements_fused, 0);
+        assert_eq!(loc.accepted(), 0);
+    }
+}
