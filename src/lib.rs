@@ -18,6 +18,7 @@ pub mod estimator;
 pub mod config;
 pub mod localizer;
 pub mod odometry;
+pub mod planner;
 pub mod sim_sensor;
 
 #[cfg(feature = "ros")]

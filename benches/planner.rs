@@ -1,0 +1,72 @@
+//! Planner criterion cost (issue 4): the Bayesian Σ̇ criterion J(x) over a 41 × 41
+//! candidate grid (1681 cells, max step 1 m at 0.05 m) with 256 belief samples and 64
+//! landmark draws, on the slides' belief N([1, 1], [[5.5, −1.5], [−1.5, 5.5]]), σ² = 2 m²,
+//! robot at the origin. `sampling` is the per-call set-up (samples, draws); the grid
+//! benches include it. Single thread. Target < 10 ms.
+//! Run: `cargo bench --no-default-features --bench planner`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use landmark_flow::estimator::GaussianBelief;
+use landmark_flow::planner::{
+    criterion_grid, plan_next_goal, GoalPolicy, LandmarkHypothesis, PlannerConfig, SigmaDotEvaluator,
+};
+use nalgebra::{Matrix2, Vector2};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn belief() -> GaussianBelief<2> {
+    GaussianBelief::new(Vector2::new(1.0, 1.0), Matrix2::new(5.5, -1.5, -1.5, 5.5)).expect("SPD prior")
+}
+
+fn planner(c: &mut Criterion) {
+    let config = PlannerConfig {
+        policy: GoalPolicy::SigmaDotMin,
+        max_step_m: 1.0,
+        resolution_m: 0.05,
+        min_landmark_distance_m: 0.0,
+        ..PlannerConfig::default()
+    };
+    assert_eq!(config.criterion.belief_samples, 256);
+    assert_eq!(config.criterion.landmark_draws, 64);
+    let x = Vector2::zeros();
+    let b = belief();
+    // Every cell of the 41 × 41 square, reachable or not.
+    let cells: Vec<Vector2<f64>> =
+        (0..41).flat_map(|r| (0..41).map(move |c| Vector2::new(-1.0 + 0.05 * c as f64, -1.0 + 0.05 * r as f64))).collect();
+    c.bench_function("sampling_256s_64y", |bench| {
+        bench.iter(|| {
+            SigmaDotEvaluator::new(&b, 2.0, 256, LandmarkHypothesis::FromBelief { draws: 64 }, &mut StdRng::seed_from_u64(7))
+                .expect("evaluator")
+        })
+    });
+    c.bench_function("bayesian_sigma_dot_41x41_full_square", |bench| {
+        bench.iter(|| {
+            let ev = SigmaDotEvaluator::new(
+                black_box(&b),
+                2.0,
+                256,
+                LandmarkHypothesis::FromBelief { draws: 64 },
+                &mut StdRng::seed_from_u64(7),
+            )
+            .expect("evaluator");
+            cells.iter().map(|p| ev.expected_sigma_dot_norm(p)).sum::<f64>()
+        })
+    });
+    c.bench_function("criterion_grid_41x41_reachable_disc", |bench| {
+        bench.iter(|| criterion_grid(black_box(&config), x, &b, 2.0, 7).expect("grid"))
+    });
+    c.bench_function("plan_next_goal_sigma_dot_min_41x41", |bench| {
+        bench.iter(|| plan_next_goal(black_box(&config), x, &b, 2.0, 7).expect("goal"))
+    });
+    let d_opt = PlannerConfig { policy: GoalPolicy::DOptimal, ..config };
+    c.bench_function("plan_next_goal_d_optimal_41x41", |bench| {
+        bench.iter(|| plan_next_goal(black_box(&d_opt), x, &b, 2.0, 7).expect("goal"))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
+    targets = planner
+}
+criterion_main!(benches);

@@ -1,0 +1,180 @@
+//! Planner configuration: one serde struct with defaults and a pure `validate()`.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::PlannerError;
+
+/// How the next goal is chosen among the candidates ([`super::candidates`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalPolicy {
+    /// Minimise J(x) = E_{y,z}‖Σ̇(0; x, z)‖₂ (the slides' choice).
+    SigmaDotMin,
+    /// Maximise J(x) (the other reading of "largest reduction of uncertainty").
+    SigmaDotMax,
+    /// Maximise the expected log-det information gain of one range measurement,
+    /// E_{s~q}[½ ln(1 + u(s)ᵀ Σ u(s) / σ²)], u(s) = (s − x)/‖s − x‖.
+    #[default]
+    DOptimal,
+    /// Drive along the fixed heading `straight_line_heading_rad` (non-adaptive baseline).
+    StraightLine,
+    /// A uniformly random valid candidate (seeded).
+    Random,
+}
+
+impl GoalPolicy {
+    /// snake_case name as in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            GoalPolicy::SigmaDotMin => "sigma_dot_min",
+            GoalPolicy::SigmaDotMax => "sigma_dot_max",
+            GoalPolicy::DOptimal => "d_optimal",
+            GoalPolicy::StraightLine => "straight_line",
+            GoalPolicy::Random => "random",
+        }
+    }
+
+    /// Every policy, in a fixed order.
+    pub const ALL: [GoalPolicy; 5] =
+        [GoalPolicy::SigmaDotMin, GoalPolicy::SigmaDotMax, GoalPolicy::DOptimal, GoalPolicy::StraightLine, GoalPolicy::Random];
+}
+
+/// How E_s over the belief is taken in the Σ̇ criterion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SigmaDotApproximation {
+    /// Monte Carlo over s (shared, moment-matched antithetic samples), exact in z.
+    #[default]
+    MonteCarlo,
+    /// The slides' far-field closed form E_s f(s) ≈ f(μ):
+    /// ‖E_z Σ̇‖₂ ≈ max(1, |‖x − y‖/‖x − μ‖ − 1|) / (2σ²).
+    FarField,
+}
+
+/// Sampling settings of the criterion.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CriterionConfig {
+    /// Samples s ~ q of the belief (rounded up to even: antithetic pairs), shared by all
+    /// candidates.
+    pub belief_samples: usize,
+    /// Landmark draws y ~ q of the Bayesian variant (z ~ N(‖x − y‖, σ²) is then exact).
+    pub landmark_draws: usize,
+    /// Monte Carlo or the far-field closed form.
+    pub approximation: SigmaDotApproximation,
+}
+
+impl Default for CriterionConfig {
+    fn default() -> Self {
+        Self { belief_samples: 256, landmark_draws: 64, approximation: SigmaDotApproximation::MonteCarlo }
+    }
+}
+
+/// Axis-aligned workspace rectangle, metres, in the odometry frame.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspaceBounds {
+    /// Smallest x, metres.
+    pub min_x_m: f64,
+    /// Largest x, metres.
+    pub max_x_m: f64,
+    /// Smallest y, metres.
+    pub min_y_m: f64,
+    /// Largest y, metres.
+    pub max_y_m: f64,
+}
+
+impl Default for WorkspaceBounds {
+    fn default() -> Self {
+        Self { min_x_m: -10.0, max_x_m: 10.0, min_y_m: -10.0, max_y_m: 10.0 }
+    }
+}
+
+impl WorkspaceBounds {
+    /// True when `p` (metres) lies inside the closed rectangle.
+    pub fn contains(&self, p: &nalgebra::Vector2<f64>) -> bool {
+        p.x >= self.min_x_m && p.x <= self.max_x_m && p.y >= self.min_y_m && p.y <= self.max_y_m
+    }
+}
+
+/// Everything the planner needs; YAML/serde with defaults for every key.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlannerConfig {
+    /// Goal policy.
+    pub policy: GoalPolicy,
+    /// Largest distance from the current position to a goal, metres.
+    pub max_step_m: f64,
+    /// Spacing of the candidate grid, metres.
+    pub resolution_m: f64,
+    /// Candidates closer than this to the landmark mean μ are rejected, metres (the slides'
+    /// Assumption 2; also keeps a single Gaussian from diverging near the landmark).
+    pub min_landmark_distance_m: f64,
+    /// Workspace bounds.
+    pub workspace: WorkspaceBounds,
+    /// Heading of the `straight_line` policy, radians from the +x axis.
+    pub straight_line_heading_rad: f64,
+    /// Criterion sampling.
+    pub criterion: CriterionConfig,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            policy: GoalPolicy::default(),
+            max_step_m: 1.0,
+            resolution_m: 0.1,
+            min_landmark_distance_m: 1.0,
+            workspace: WorkspaceBounds::default(),
+            straight_line_heading_rad: 0.0,
+            criterion: CriterionConfig::default(),
+        }
+    }
+}
+
+/// Largest candidate-grid half-width in cells (grid ≤ 401 × 401).
+pub const MAX_GRID_HALF_CELLS: usize = 200;
+
+fn bad(parameter: &'static str, value: impl ToString, allowed: &'static str) -> PlannerError {
+    PlannerError::InvalidConfig { parameter, value: value.to_string(), allowed }
+}
+
+fn check_f64(parameter: &'static str, v: f64, ok: impl Fn(f64) -> bool, allowed: &'static str) -> Result<(), PlannerError> {
+    if v.is_finite() && ok(v) {
+        Ok(())
+    } else {
+        Err(bad(parameter, v, allowed))
+    }
+}
+
+impl PlannerConfig {
+    /// Checks every parameter against its allowed range.
+    ///
+    /// # Errors
+    /// `InvalidConfig` naming the first offending parameter, its value and the range.
+    pub fn validate(&self) -> Result<(), PlannerError> {
+        check_f64("max_step_m", self.max_step_m, |v| v > 0.0 && v <= 1000.0, "(0, 1000]")?;
+        check_f64("resolution_m", self.resolution_m, |v| v > 0.0, "(0, max_step_m]")?;
+        if self.resolution_m > self.max_step_m {
+            return Err(bad("resolution_m", self.resolution_m, "(0, max_step_m]"));
+        }
+        if self.max_step_m / self.resolution_m > MAX_GRID_HALF_CELLS as f64 {
+            return Err(bad("resolution_m", self.resolution_m, ">= max_step_m / 200"));
+        }
+        check_f64("min_landmark_distance_m", self.min_landmark_distance_m, |v| v >= 0.0, "[0, inf)")?;
+        let w = &self.workspace;
+        check_f64("workspace.min_x_m", w.min_x_m, |_| true, "finite")?;
+        check_f64("workspace.min_y_m", w.min_y_m, |_| true, "finite")?;
+        check_f64("workspace.max_x_m", w.max_x_m, |v| v > w.min_x_m, "finite and > workspace.min_x_m")?;
+        check_f64("workspace.max_y_m", w.max_y_m, |v| v > w.min_y_m, "finite and > workspace.min_y_m")?;
+        check_f64("straight_line_heading_rad", self.straight_line_heading_rad, |_| true, "finite")?;
+        let c = &self.criterion;
+        if !(2..=65_536).contains(&c.belief_samples) {
+            return Err(bad("criterion.belief_samples", c.belief_samples, "2..=65536"));
+        }
+        if !(1..=65_536).contains(&c.landmark_draws) {
+            return Err(bad("criterion.landmark_draws", c.landmark_draws, "1..=65536"));
+        }
+        Ok(())
+    }
+}

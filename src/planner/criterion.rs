@@ -1,0 +1,319 @@
+//! The slides' Σ̇ criterion and the D-optimal alternative, evaluated for many candidate
+//! sensor positions x against one belief q = N(μ, Σ).
+//!
+//! At flow time 0 (q = prior), Σ̇(0; x, z) = ½ E_{s~q}[∇²ₛ ln p(z|s)]. For Gaussian
+//! range noise ∇²ₛ ln p = (z − h)∇²h/σ² − ∇h∇hᵀ/σ² with h(s) = ‖s − x‖, and because
+//! h∇²h + ∇h∇hᵀ = ∇²(½h²) = I this is affine in z:
+//!
+//! Σ̇(0; x, z) = (z M(x) − I) / (2σ²),  M(x) = E_q[∇²h(s)] = Σ⁻¹ E_q[(s − μ) ∇h(s)ᵀ].
+//!
+//! M is taken in the Stein form (right-hand side, as the estimator's natural flow does):
+//! its integrand is bounded (|∇h| = 1), whereas ∇²h ~ 1/d has infinite Monte-Carlo
+//! variance in 2-D when x lies inside the belief. The s-samples are antithetic and
+//! moment-matched (sample mean μ and covariance Σ exactly), so the identity
+//! Σ⁻¹ E[(s − μ)(s − x)ᵀ] = I behind the affine form holds on the samples too and the
+//! Stein estimate is exact for the linear and quadratic parts of ∇h; the same samples are
+//! shared by every candidate (common random numbers: smooth heatmaps, stable argmin).
+//!
+//! ‖Σ̇‖₂ = max(|zλ₁ − 1|, |zλ₂ − 1|)/(2σ²) with λ₁ ≤ λ₂ the eigenvalues of M, a convex
+//! piecewise-linear function of z, so E_z over z ~ N(‖x − y‖, σ²) is exact
+//! ([`expected_max_abs_affine`]): per candidate one pass over the s-samples gives M, then
+//! one closed form per landmark hypothesis y (the true y for the oracle variant, draws
+//! y ~ q for the Bayesian one).
+
+use nalgebra::{Matrix2, Vector2};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use super::error::PlannerError;
+use super::normal::expected_max_abs_affine;
+use crate::estimator::belief::symmetric_eigen;
+use crate::estimator::model::RANGE_DISTANCE_FLOOR_M;
+use crate::estimator::{GaussianBelief, StandardNode};
+
+/// Where the landmark y that generates z ~ N(‖x − y‖, σ²) comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LandmarkHypothesis {
+    /// Oracle variant: the true landmark position y, metres (simulation only).
+    Known(Vector2<f64>),
+    /// Bayesian variant: `draws` samples y ~ q of the belief itself.
+    FromBelief {
+        /// Number of landmark draws (shared by every candidate).
+        draws: usize,
+    },
+}
+
+/// Precomputed samples of one belief; evaluates the criteria at any candidate x.
+#[derive(Clone, Debug)]
+pub struct SigmaDotEvaluator {
+    belief: GaussianBelief<2>,
+    noise_var_m2: f64,
+    noise_std_m: f64,
+    /// s-samples, metres (structure of arrays for a vectorisable inner loop).
+    sample_x: Vec<f64>,
+    sample_y: Vec<f64>,
+    /// Σ⁻¹(s − μ) = L⁻ᵀε per sample, 1/m.
+    white_x: Vec<f64>,
+    white_y: Vec<f64>,
+    /// Standard-normal nodes ε with equal weights (for checks against `flow::kl_gradient`).
+    nodes: Vec<StandardNode<2>>,
+    /// Landmark hypotheses y, metres.
+    landmarks: Vec<Vector2<f64>>,
+}
+
+/// `count` (rounded up to even) antithetic standard-normal points transformed so that
+/// their sample mean is 0 and their sample covariance (1/n)Σεεᵀ is exactly I.
+pub fn moment_matched_normal_nodes<R: Rng>(count: usize, rng: &mut R) -> Vec<Vector2<f64>> {
+    let pairs = count.div_ceil(2).max(1);
+    let mut points = Vec::with_capacity(2 * pairs);
+    for _ in 0..pairs {
+        let e = Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal));
+        points.push(e);
+        points.push(-e);
+    }
+    let n = points.len() as f64;
+    let second: Matrix2<f64> = points.iter().map(|e| e * e.transpose()).sum::<Matrix2<f64>>() / n;
+    // ε ← C⁻¹ᐟ² ε with C = L_C L_Cᵀ: ε ← L_C⁻¹ ε has sample covariance I (a sample
+    // covariance of two or more antithetic pairs in general position is SPD).
+    if let Some(chol) = nalgebra::Cholesky::new(second) {
+        for e in &mut points {
+            *e = chol.l().solve_lower_triangular(e).unwrap_or(*e);
+        }
+    }
+    points
+}
+
+/// Eigenvalues (λ₁ ≤ λ₂) of the symmetric 2 × 2 matrix [[a, b], [b, c]].
+#[inline]
+fn symmetric_eigenvalues(a: f64, b: f64, c: f64) -> (f64, f64) {
+    let mid = 0.5 * (a + c);
+    let half_diff = 0.5 * (a - c);
+    let radius = (half_diff * half_diff + b * b).sqrt();
+    (mid - radius, mid + radius)
+}
+
+impl SigmaDotEvaluator {
+    /// Draws `belief_samples` moment-matched antithetic samples s ~ q and the landmark
+    /// hypotheses, once, for all candidates.
+    ///
+    /// # Errors
+    /// `InvalidBelief` for a belief that is not publishable, `InvalidNoiseVariance` for σ²
+    /// not finite or ≤ 0, `InvalidPosition` for a non-finite known landmark,
+    /// `InvalidConfig` for zero samples or draws.
+    pub fn new<R: Rng>(
+        belief: &GaussianBelief<2>,
+        noise_var_m2: f64,
+        belief_samples: usize,
+        landmark: LandmarkHypothesis,
+        rng: &mut R,
+    ) -> Result<Self, PlannerError> {
+        let belief = GaussianBelief::new(belief.mean, belief.cov)?;
+        if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
+            return Err(PlannerError::InvalidNoiseVariance(noise_var_m2));
+        }
+        if belief_samples == 0 {
+            return Err(PlannerError::InvalidConfig {
+                parameter: "criterion.belief_samples",
+                value: "0".into(),
+                allowed: ">= 1",
+            });
+        }
+        let l = belief.cholesky()?.l();
+        let l_inv_t = l
+            .transpose()
+            .solve_upper_triangular(&Matrix2::identity())
+            .ok_or_else(|| PlannerError::InvalidBelief(crate::estimator::EstimatorError::NonFinite {
+                quantity: "belief Cholesky factor",
+                value: format!("{l:?}"),
+            }))?;
+        let eps = moment_matched_normal_nodes(belief_samples, rng);
+        let weight = 1.0 / eps.len() as f64;
+        let mut ev = Self {
+            belief,
+            noise_var_m2,
+            noise_std_m: noise_var_m2.sqrt(),
+            sample_x: Vec::with_capacity(eps.len()),
+            sample_y: Vec::with_capacity(eps.len()),
+            white_x: Vec::with_capacity(eps.len()),
+            white_y: Vec::with_capacity(eps.len()),
+            nodes: Vec::with_capacity(eps.len()),
+            landmarks: Vec::new(),
+        };
+        for e in &eps {
+            let s = belief.mean + l * e;
+            let w = l_inv_t * e;
+            ev.sample_x.push(s.x);
+            ev.sample_y.push(s.y);
+            ev.white_x.push(w.x);
+            ev.white_y.push(w.y);
+            ev.nodes.push(StandardNode { point: *e, weight });
+        }
+        ev.landmarks = match landmark {
+            LandmarkHypothesis::Known(y) => {
+                if !y.iter().all(|v| v.is_finite()) {
+                    return Err(PlannerError::InvalidPosition { quantity: "known landmark", value: [y.x, y.y] });
+                }
+                vec![y]
+            }
+            LandmarkHypothesis::FromBelief { draws } => {
+                if draws == 0 {
+                    return Err(PlannerError::InvalidConfig {
+                        parameter: "criterion.landmark_draws",
+                        value: "0".into(),
+                        allowed: ">= 1",
+                    });
+                }
+                (0..draws)
+                    .map(|_| belief.mean + l * Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal)))
+                    .collect()
+            }
+        };
+        Ok(ev)
+    }
+
+    /// The belief q the samples come from.
+    pub fn belief(&self) -> &GaussianBelief<2> {
+        &self.belief
+    }
+
+    /// The standard-normal nodes ε behind the s-samples (s = μ + Lε), equal weights.
+    pub fn nodes(&self) -> &[StandardNode<2>] {
+        &self.nodes
+    }
+
+    /// The landmark hypotheses y, metres.
+    pub fn landmarks(&self) -> &[Vector2<f64>] {
+        &self.landmarks
+    }
+
+    /// M(x) = E_q[∇²h(s)] in Stein form sym(Σ⁻¹ E[(s − μ)∇h(s)ᵀ]), 1/m, on the samples;
+    /// ∇h = (s − x)/‖s − x‖ (0 below the estimator's distance floor).
+    pub fn expected_range_hessian(&self, x: &Vector2<f64>) -> Matrix2<f64> {
+        let (a, b, c, d) = self.stein_sums(x.x, x.y);
+        let off = 0.5 * (b + c);
+        Matrix2::new(a, off, off, d)
+    }
+
+    /// Σ w uᵀ summed in four lanes (so the loop vectorises), divided by n:
+    /// (Σw_x u_x, Σw_x u_y, Σw_y u_x, Σw_y u_y)/n.
+    #[inline]
+    fn stein_sums(&self, x0: f64, y0: f64) -> (f64, f64, f64, f64) {
+        const LANES: usize = 4;
+        const FLOOR2: f64 = RANGE_DISTANCE_FLOOR_M * RANGE_DISTANCE_FLOOR_M;
+        let mut acc = [[0.0f64; LANES]; 4];
+        let n = self.sample_x.len();
+        let full = n - n % LANES;
+        let term = |i: usize| {
+            let dx = self.sample_x[i] - x0;
+            let dy = self.sample_y[i] - y0;
+            let r2 = dx * dx + dy * dy;
+            let inv = if r2 > FLOOR2 { 1.0 / r2.sqrt() } else { 0.0 };
+            let (ux, uy) = (dx * inv, dy * inv);
+            let (wx, wy) = (self.white_x[i], self.white_y[i]);
+            (wx * ux, wx * uy, wy * ux, wy * uy)
+        };
+        for base in (0..full).step_by(LANES) {
+            for lane in 0..LANES {
+                let t = term(base + lane);
+                acc[0][lane] += t.0;
+                acc[1][lane] += t.1;
+                acc[2][lane] += t.2;
+                acc[3][lane] += t.3;
+            }
+        }
+        let mut sums = [0.0f64; 4];
+        for (k, s) in sums.iter_mut().enumerate() {
+            *s = acc[k].iter().sum();
+        }
+        for i in full..n {
+            let t = term(i);
+            sums[0] += t.0;
+            sums[1] += t.1;
+            sums[2] += t.2;
+            sums[3] += t.3;
+        }
+        let inv_n = 1.0 / n as f64;
+        (sums[0] * inv_n, sums[1] * inv_n, sums[2] * inv_n, sums[3] * inv_n)
+    }
+
+    /// Σ̇(0; x, z) = (z M(x) − I)/(2σ²), m⁻² per unit flow time, for one measured range z
+    /// (metres) at x.
+    pub fn sigma_dot(&self, x: &Vector2<f64>, z: f64) -> Matrix2<f64> {
+        (self.expected_range_hessian(x) * z - Matrix2::identity()) / (2.0 * self.noise_var_m2)
+    }
+
+    /// J(x) = E_y E_z ‖Σ̇(0; x, z)‖₂, z ~ N(‖x − y‖, σ²), y over the landmark hypotheses;
+    /// Monte Carlo over s, exact in z.
+    pub fn expected_sigma_dot_norm(&self, x: &Vector2<f64>) -> f64 {
+        let (a, b, c, d) = self.stein_sums(x.x, x.y);
+        let (l1, l2) = symmetric_eigenvalues(a, 0.5 * (b + c), d);
+        let sum: f64 = self
+            .landmarks
+            .iter()
+            .map(|y| expected_max_abs_affine(l1, l2, (x - y).norm(), self.noise_std_m))
+            .sum();
+        sum / (self.landmarks.len() as f64 * 2.0 * self.noise_var_m2)
+    }
+
+    /// The slides' far-field closed form, averaged over the landmark hypotheses:
+    /// J_ff(x) = E_y max(1, |‖x − y‖/‖x − μ‖ − 1|)/(2σ²) (‖E_z Σ̇‖₂ with E_s f(s) ≈ f(μ));
+    /// ‖x − μ‖ is floored at the estimator's distance floor.
+    pub fn far_field_sigma_dot_norm(&self, x: &Vector2<f64>) -> f64 {
+        let d_mean = (x - self.belief.mean).norm().max(RANGE_DISTANCE_FLOOR_M);
+        let sum: f64 = self.landmarks.iter().map(|y| ((x - y).norm() / d_mean - 1.0).abs().max(1.0)).sum();
+        sum / (self.landmarks.len() as f64 * 2.0 * self.noise_var_m2)
+    }
+
+    /// D-optimal criterion, nats: the expected log-det information gain of one range
+    /// measurement at x, E_{s~q}[½ ln det(I + Σ ∇h(s)∇h(s)ᵀ/σ²)] =
+    /// E_{s~q}[½ ln(1 + u(s)ᵀ Σ u(s)/σ²)], u(s) = (s − x)/‖s − x‖ (the EKF gain linearised
+    /// at each hypothesis s, averaged over the belief).
+    pub fn expected_information_gain(&self, x: &Vector2<f64>) -> f64 {
+        let cov = self.belief.cov / self.noise_var_m2;
+        let (cxx, cxy, cyy) = (cov[(0, 0)], cov[(0, 1)], cov[(1, 1)]);
+        let n = self.sample_x.len();
+        let mut total = 0.0;
+        for i in 0..n {
+            let dx = self.sample_x[i] - x.x;
+            let dy = self.sample_y[i] - x.y;
+            let r2 = dx * dx + dy * dy;
+            if r2 > RANGE_DISTANCE_FLOOR_M * RANGE_DISTANCE_FLOOR_M {
+                total += ((cxx * dx * dx + 2.0 * cxy * dx * dy + cyy * dy * dy) / r2).ln_1p();
+            }
+        }
+        0.5 * total / n as f64
+    }
+}
+
+/// Spectral norm ‖A‖₂ of a symmetric 2 × 2 matrix (largest |eigenvalue|).
+pub fn symmetric_spectral_norm(a: &Matrix2<f64>) -> f64 {
+    let (vals, _) = symmetric_eigen(a);
+    vals.amax()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn moment_matched_nodes_have_exact_first_two_moments() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let pts = moment_matched_normal_nodes(64, &mut rng);
+        let n = pts.len() as f64;
+        let mean: Vector2<f64> = pts.iter().sum::<Vector2<f64>>() / n;
+        let cov: Matrix2<f64> = pts.iter().map(|e| e * e.transpose()).sum::<Matrix2<f64>>() / n;
+        assert!(mean.norm() < 1e-14);
+        assert!((cov - Matrix2::identity()).amax() < 1e-13);
+    }
+
+    #[test]
+    fn eigenvalues_match_jacobi() {
+        let m = Matrix2::new(0.3, -0.12, -0.12, 0.05);
+        let (l1, l2) = symmetric_eigenvalues(m[(0, 0)], m[(0, 1)], m[(1, 1)]);
+        let (vals, _) = symmetric_eigen(&m);
+        let (j1, j2) = (vals.min(), vals.max());
+        assert!((l1 - j1).abs() < 1e-14 && (l2 - j2).abs() < 1e-14);
+    }
+}

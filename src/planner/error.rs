@@ -1,0 +1,51 @@
+//! The planner's error type: one enum, each variant names the quantity and its value.
+
+use thiserror::Error;
+
+use crate::estimator::EstimatorError;
+
+/// Everything the planner can reject or fail at.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum PlannerError {
+    /// A configuration parameter outside its allowed range.
+    #[error("parameter {parameter} = {value} is invalid: allowed {allowed}")]
+    InvalidConfig {
+        /// Dotted parameter name, e.g. `criterion.belief_samples`.
+        parameter: &'static str,
+        /// The rejected value, formatted.
+        value: String,
+        /// The allowed range or set, in words.
+        allowed: &'static str,
+    },
+    /// A position (robot, landmark hypothesis) with a non-finite coordinate, metres.
+    #[error("{quantity} must be finite, got {value:?}")]
+    InvalidPosition {
+        /// Which position.
+        quantity: &'static str,
+        /// Its coordinates, metres.
+        value: [f64; 2],
+    },
+    /// A range-noise variance σ² (m²) that is not finite or not positive.
+    #[error("noise_var_m2 must be finite and > 0, got {0}")]
+    InvalidNoiseVariance(f64),
+    /// The belief is not publishable (non-finite mean, covariance not SPD).
+    #[error("belief rejected: {0}")]
+    InvalidBelief(#[from] EstimatorError),
+    /// Every candidate was unreachable, outside the workspace or too close to the landmark mean.
+    #[error(
+        "no valid goal candidate around {position_m:?} (max_step_m {max_step_m}): \
+         {out_of_bounds} outside the workspace, {too_close} closer than {min_landmark_distance_m} m to the landmark mean"
+    )]
+    NoValidCandidate {
+        /// Current robot position, metres.
+        position_m: [f64; 2],
+        /// Largest step, metres.
+        max_step_m: f64,
+        /// The minimum distance to the landmark mean, metres.
+        min_landmark_distance_m: f64,
+        /// Reachable candidates rejected for lying outside the workspace bounds.
+        out_of_bounds: usize,
+        /// Reachable, in-bounds candidates rejected for being too close to the landmark mean.
+        too_close: usize,
+    },
+}

@@ -1,0 +1,32 @@
+//! Planner: where should the robot measure next?
+//!
+//! Plain Rust, no ROS. Given the current belief q = N(μ, Σ) over the landmark (metres,
+//! m²), the robot position x (metres) and the range-noise variance σ² (m²), it scores the
+//! candidate goals around x ([`candidates`]) and returns one ([`plan_next_goal`]) or the
+//! whole score map for display ([`criterion_grid`], an OccupancyGrid-shaped heatmap).
+//!
+//! Criteria ([`criterion`]):
+//! * the slides' Σ̇ criterion J(x) = E_z‖Σ̇(0; x, z)‖₂ with Σ̇(0) = ½E_{s~q}[∇²ₛ ln p(z|s)]
+//!   (the flow's initial covariance rate), Monte Carlo over s and exact in z, in an
+//!   oracle variant (z ~ N(‖x − y‖, σ²), true y) and a Bayesian one (y ~ q), plus the
+//!   slides' far-field closed form max(1, |‖x − y‖/‖x − μ‖ − 1|)/(2σ²);
+//! * the D-optimal criterion, the expected log-det information gain of one range
+//!   measurement.
+//!
+//! Policies ([`GoalPolicy`]): `sigma_dot_min`, `sigma_dot_max`, `d_optimal`,
+//! `straight_line`, `random`. A goal is always reachable (≤ `max_step_m`), inside the
+//! workspace and ≥ `min_landmark_distance_m` from μ, or the call fails with
+//! [`PlannerError::NoValidCandidate`].
+
+pub mod candidates;
+pub mod config;
+pub mod criterion;
+pub mod error;
+pub mod normal;
+pub mod policy;
+
+pub use candidates::{CandidateGrid, CandidateStatus};
+pub use config::{CriterionConfig, GoalPolicy, PlannerConfig, SigmaDotApproximation, WorkspaceBounds};
+pub use criterion::{LandmarkHypothesis, SigmaDotEvaluator};
+pub use error::PlannerError;
+pub use policy::{criterion_grid, plan_next_goal, plan_next_goal_with_landmark, CriterionGrid, CriterionQuantity, Goal};

@@ -1,0 +1,256 @@
+//! Goal selection: one pure function per question the node asks.
+
+use nalgebra::Vector2;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::candidates::{CandidateGrid, CandidateStatus};
+use super::config::{GoalPolicy, PlannerConfig, SigmaDotApproximation};
+use super::criterion::{LandmarkHypothesis, SigmaDotEvaluator};
+use super::error::PlannerError;
+use crate::estimator::GaussianBelief;
+
+/// What a [`CriterionGrid`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CriterionQuantity {
+    /// J(x) = E‖Σ̇(0; x, z)‖₂, m⁻² per unit flow time (Monte Carlo or far field as configured).
+    SigmaDotNorm,
+    /// Expected log-det information gain of one range measurement, nats.
+    InformationGain,
+}
+
+/// The chosen goal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Goal {
+    /// Goal position, metres (a valid candidate: reachable, in bounds, far enough from μ).
+    pub position_m: Vector2<f64>,
+    /// The policy's criterion at the goal (J for `sigma_dot_*`, information gain for
+    /// `d_optimal`); `None` for `straight_line` and `random`, which evaluate none.
+    pub criterion_value: Option<f64>,
+    /// Valid candidates the goal was chosen from.
+    pub valid_candidates: usize,
+}
+
+/// A policy's criterion over the candidate grid, row-major with x fastest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CriterionGrid {
+    /// The candidate cells and their validity.
+    pub candidates: CandidateGrid,
+    /// Criterion per cell; NaN for cells that are not valid candidates.
+    pub values: Vec<f64>,
+    /// What `values` holds.
+    pub quantity: CriterionQuantity,
+}
+
+impl CriterionGrid {
+    /// Lower-left corner of cell (0, 0), metres (OccupancyGrid's `info.origin`).
+    pub fn origin_corner_m(&self) -> Vector2<f64> {
+        self.candidates.origin_m - Vector2::repeat(0.5 * self.candidates.resolution_m)
+    }
+
+    /// Values min-max normalised to 0..=100 (rounded), −1 for invalid cells: the
+    /// OccupancyGrid convention (100 = largest criterion). All equal values map to 0.
+    pub fn occupancy_percent(&self) -> Vec<i8> {
+        let finite = self.values.iter().copied().filter(|v| v.is_finite());
+        let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let span = hi - lo;
+        self.values
+            .iter()
+            .map(|&v| {
+                if !v.is_finite() {
+                    -1
+                } else if span > 0.0 {
+                    (100.0 * (v - lo) / span).round().clamp(0.0, 100.0) as i8
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+}
+
+fn check_inputs(
+    config: &PlannerConfig,
+    current_position: &Vector2<f64>,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+) -> Result<GaussianBelief<2>, PlannerError> {
+    config.validate()?;
+    if !current_position.iter().all(|v| v.is_finite()) {
+        return Err(PlannerError::InvalidPosition {
+            quantity: "current_position",
+            value: [current_position.x, current_position.y],
+        });
+    }
+    if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
+        return Err(PlannerError::InvalidNoiseVariance(noise_var_m2));
+    }
+    Ok(GaussianBelief::new(belief.mean, belief.cov)?)
+}
+
+fn no_candidate(config: &PlannerConfig, current_position: &Vector2<f64>, grid: &CandidateGrid) -> PlannerError {
+    PlannerError::NoValidCandidate {
+        position_m: [current_position.x, current_position.y],
+        max_step_m: config.max_step_m,
+        min_landmark_distance_m: config.min_landmark_distance_m,
+        out_of_bounds: grid.count(CandidateStatus::OutOfBounds),
+        too_close: grid.count(CandidateStatus::TooCloseToLandmark),
+    }
+}
+
+/// Seed of the belief samples / landmark draws and the seed of the random policy are
+/// decorrelated so that switching policy does not change the samples.
+fn sampling_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+fn policy_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0xD1B5_4A32_D192_ED03)
+}
+
+/// Evaluates `quantity` at the valid candidates (NaN elsewhere).
+fn evaluate(
+    config: &PlannerConfig,
+    grid: CandidateGrid,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+    landmark: LandmarkHypothesis,
+    quantity: CriterionQuantity,
+    seed: u64,
+) -> Result<CriterionGrid, PlannerError> {
+    let ev = SigmaDotEvaluator::new(belief, noise_var_m2, config.criterion.belief_samples, landmark, &mut sampling_rng(seed))?;
+    let values = grid
+        .positions
+        .iter()
+        .zip(&grid.status)
+        .map(|(p, s)| match (s, quantity, config.criterion.approximation) {
+            (CandidateStatus::Valid, CriterionQuantity::InformationGain, _) => ev.expected_information_gain(p),
+            (CandidateStatus::Valid, CriterionQuantity::SigmaDotNorm, SigmaDotApproximation::MonteCarlo) => {
+                ev.expected_sigma_dot_norm(p)
+            }
+            (CandidateStatus::Valid, CriterionQuantity::SigmaDotNorm, SigmaDotApproximation::FarField) => {
+                ev.far_field_sigma_dot_norm(p)
+            }
+            _ => f64::NAN,
+        })
+        .collect();
+    Ok(CriterionGrid { candidates: grid, values, quantity })
+}
+
+fn quantity_of(policy: GoalPolicy) -> CriterionQuantity {
+    match policy {
+        GoalPolicy::DOptimal => CriterionQuantity::InformationGain,
+        _ => CriterionQuantity::SigmaDotNorm,
+    }
+}
+
+/// The configured policy's criterion over the candidate grid around `current_position`
+/// (metres) for the belief N(μ, Σ) and range-noise variance `noise_var_m2` (m²): J(x) for
+/// `sigma_dot_*` (and, for display, for `straight_line`/`random`), the information gain
+/// for `d_optimal`; Bayesian variant (landmark drawn from the belief). Samples are seeded
+/// by `seed`, so the grid is the one [`plan_next_goal`] chooses from with the same seed.
+///
+/// # Errors
+/// `InvalidConfig`, `InvalidPosition`, `InvalidNoiseVariance`, `InvalidBelief` for bad
+/// inputs. (An all-invalid grid is not an error here: every value is then NaN.)
+pub fn criterion_grid(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+    seed: u64,
+) -> Result<CriterionGrid, PlannerError> {
+    let belief = check_inputs(config, &current_position, belief, noise_var_m2)?;
+    let grid = CandidateGrid::new(config, &current_position, &belief.mean);
+    let landmark = LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws };
+    evaluate(config, grid, &belief, noise_var_m2, landmark, quantity_of(config.policy), seed)
+}
+
+/// Chooses the next goal with the configured policy, Bayesian variant (the landmark is
+/// drawn from the belief): what the node calls. See [`plan_next_goal_with_landmark`].
+///
+/// # Errors
+/// As [`plan_next_goal_with_landmark`].
+pub fn plan_next_goal(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+    seed: u64,
+) -> Result<Goal, PlannerError> {
+    let landmark = LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws };
+    plan_next_goal_with_landmark(config, current_position, belief, noise_var_m2, landmark, seed)
+}
+
+/// Chooses the next goal among the valid candidates (reachable within `max_step_m`, in
+/// the workspace, ≥ `min_landmark_distance_m` from μ):
+/// * `sigma_dot_min` / `sigma_dot_max`: argmin / argmax of J(x) = E_{y,z}‖Σ̇(0; x, z)‖₂,
+///   y from `landmark` (`Known` is the simulation-only oracle variant);
+/// * `d_optimal`: argmax of E_s[½ ln(1 + u(s)ᵀΣu(s)/σ²)];
+/// * `straight_line`: the candidate nearest to x + max_step_m·(cos θ, sin θ);
+/// * `random`: a uniformly drawn candidate.
+///
+/// Ties go to the first candidate in row-major order. Deterministic given `seed`.
+///
+/// # Errors
+/// `InvalidConfig` (from [`PlannerConfig::validate`]), `InvalidPosition` for a non-finite
+/// position, `InvalidNoiseVariance` for σ² not finite or ≤ 0, `InvalidBelief` for a belief
+/// that is not finite and SPD, `NoValidCandidate` when every candidate is rejected.
+pub fn plan_next_goal_with_landmark(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+    landmark: LandmarkHypothesis,
+    seed: u64,
+) -> Result<Goal, PlannerError> {
+    let belief = check_inputs(config, &current_position, belief, noise_var_m2)?;
+    let grid = CandidateGrid::new(config, &current_position, &belief.mean);
+    let valid = grid.valid_indices();
+    if valid.is_empty() {
+        return Err(no_candidate(config, &current_position, &grid));
+    }
+    let pick = |i: usize, value: Option<f64>, grid: &CandidateGrid| Goal {
+        position_m: grid.positions[i],
+        criterion_value: value,
+        valid_candidates: valid.len(),
+    };
+    match config.policy {
+        GoalPolicy::StraightLine => {
+            let heading = config.straight_line_heading_rad;
+            let target = current_position + config.max_step_m * Vector2::new(heading.cos(), heading.sin());
+            let best = valid
+                .iter()
+                .copied()
+                .min_by(|&a, &b| (grid.positions[a] - target).norm().total_cmp(&(grid.positions[b] - target).norm()))
+                .expect("valid is not empty");
+            Ok(pick(best, None, &grid))
+        }
+        GoalPolicy::Random => {
+            let i = valid[policy_rng(seed).random_range(0..valid.len())];
+            Ok(pick(i, None, &grid))
+        }
+        policy @ (GoalPolicy::SigmaDotMin | GoalPolicy::SigmaDotMax | GoalPolicy::DOptimal) => {
+            let evaluated = evaluate(config, grid, &belief, noise_var_m2, landmark, quantity_of(policy), seed)?;
+            let minimise = policy == GoalPolicy::SigmaDotMin;
+            let mut best: Option<(usize, f64)> = None;
+            for &i in &valid {
+                let v = evaluated.values[i];
+                if !v.is_finite() {
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some((_, b)) => (minimise && v < b) || (!minimise && v > b),
+                };
+                if better {
+                    best = Some((i, v));
+                }
+            }
+            // Non-finite criteria everywhere (cannot happen for valid inputs): fall back
+            // to the first valid candidate rather than fail.
+            let (i, v) = best.unwrap_or((valid[0], f64::NAN));
+            Ok(pick(i, Some(v), &evaluated.candidates))
+        }
+    }
+}
