@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""make demo (for now): start sim_range_sensor with config/sim_range_sensor.yaml, drive
-a scripted robot around a 3 m circle by publishing odometry from rclpy, and print
-the ranges the sensor publishes next to the true distances.
+"""make demo: the closed loop robot -> sensor -> filter -> goal -> robot, headless.
 
-Run through scripts/with_ros (make demo does), which keeps DDS on this machine."""
+Starts the nodes of launch/demo.launch.py (its DEMO_NODES list, read from the file so
+the two cannot drift apart) with config/demo.yaml, watches landmark_beliefs from rclpy
+for DURATION_S seconds, prints the landmark error and tr(Sigma) over time, writes
+out/demo/demo.csv and out/demo/demo.png, and exits non-zero if the final error is
+above the accuracy the README states. Run through scripts/with_ros (make demo does),
+which keeps DDS traffic on this machine."""
 
+import ast
 import math
 import os
 import shutil
@@ -17,84 +21,138 @@ from pathlib import Path
 import rclpy
 import rclpy.executors
 import yaml
-from nav_msgs.msg import Odometry
 
-from landmark_flow.msg import RangeMeasurement
+from landmark_flow.msg import LandmarkBeliefArray
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "config" / "sim_range_sensor.yaml"
-DURATION_S = 10.0
+LAUNCH = REPO / "launch" / "demo.launch.py"
+OUT = REPO / "out" / "demo"
+DURATION_S = float(os.environ.get("DEMO_DURATION_S", "40"))
+# Stated in the README: final error below this after DURATION_S seconds.
+ACCURACY_M = 0.5
+
+
+def launch_constants(path):
+    """DEMO_NODES and DEFAULT_CONFIG as written in the launch file."""
+    consts = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                consts[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return consts["DEMO_NODES"], consts["DEFAULT_CONFIG"]
+
+
+def start_nodes(nodes, config, log_dir):
+    procs = []
+    for executable, name, remappings in nodes:
+        exe = shutil.which(executable)
+        if exe is None:
+            sys.exit(f"demo: {executable} not found: run `make demo` (it builds first)")
+        args = [exe, "--ros-args", "--params-file", str(config), "-r", f"__node:={name}"]
+        for src, dst in remappings:
+            args += ["-r", f"{src}:={dst}"]
+        log = open(log_dir / f"{name}.log", "w")
+        procs.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT), log))
+    return procs
+
+
+def stop_nodes(procs):
+    for _, p, _ in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for name, p, log in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        log.close()
 
 
 def main():
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     domain = int(os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 5)))
-    params = yaml.safe_load(CONFIG.read_text())["sim_range_sensor"]["ros__parameters"]
-    lm = params["landmarks"]
-    landmarks = {i: tuple(lm["positions_m"][3 * k:3 * k + 3]) for k, i in enumerate(lm["ids"])}
-    offset = params["sensor_offset_m"]
-
-    exe = shutil.which("sim_range_sensor")
-    if exe is None:
-        sys.exit("sim_range_sensor not found: run `make demo` (it builds first)")
-    sensor = subprocess.Popen([exe, "--ros-args", "--params-file", str(CONFIG)])
+    nodes, config_name = launch_constants(LAUNCH)
+    config = REPO / "config" / config_name
+    params = yaml.safe_load(config.read_text())
+    sensor = params["sim_range_sensor"]["ros__parameters"]["landmarks"]
+    truth = {i: sensor["positions_m"][3 * k:3 * k + 2] for k, i in enumerate(sensor["ids"])}
+    OUT.mkdir(parents=True, exist_ok=True)
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
-    node = rclpy.create_node("demo_odometry", context=context)
-    pub = node.create_publisher(Odometry, "odom", 10)
-    truth = {}
-    received = []
-
-    def publish_odom():
-        now = node.get_clock().now()
-        t = now.nanoseconds * 1e-9
-        yaw = 0.3 * t + math.pi / 2
-        x, y = 3.0 * math.cos(0.3 * t), 3.0 * math.sin(0.3 * t)
-        msg = Odometry()
-        msg.header.stamp = now.to_msg()
-        msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
-        msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
-        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
-        sx = x + math.cos(yaw) * offset[0] - math.sin(yaw) * offset[1]
-        sy = y + math.sin(yaw) * offset[0] + math.cos(yaw) * offset[1]
-        truth[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (sx, sy, offset[2])
-        pub.publish(msg)
-
-    def on_range(m):
-        key = (m.header.stamp.sec, m.header.stamp.nanosec)
-        d = math.dist(truth[key], landmarks[m.landmark_id]) if key in truth else float("nan")
-        received.append(m.range - d)
-        if len(received) % 10 == 1:
-            print(f"t={m.header.stamp.sec % 1000:3d}.{m.header.stamp.nanosec // 1_000_000:03d}s "
-                  f"{m.landmark_id}: range {m.range:7.3f} m  true {d:7.3f} m  "
-                  f"error {m.range - d:+.3f} m  variance {m.variance:.3f} m^2  frame {m.header.frame_id}")
-
-    node.create_timer(0.02, publish_odom)
-    node.create_subscription(RangeMeasurement, "range", on_range, 50)
-    print(f"demo: robot circling for {DURATION_S:.0f} s, landmarks {landmarks}")
+    node = rclpy.create_node("demo_monitor", context=context)
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    end = time.monotonic() + DURATION_S
+    rows = []
+    t0 = time.monotonic()
+
+    def on_beliefs(msg):
+        for b in msg.beliefs:
+            if b.landmark_id in truth:
+                x, y = truth[b.landmark_id]
+                err = math.hypot(b.mean.x - x, b.mean.y - y)
+                rows.append((time.monotonic() - t0, b.landmark_id, b.mean.x, b.mean.y, err,
+                             b.covariance[0] + b.covariance[4], b.measurements_fused, len(b.components)))
+
+    node.create_subscription(LandmarkBeliefArray, "landmark_beliefs", on_beliefs, 50)
+    procs = start_nodes(nodes, config, OUT)
+    print(f"demo: {', '.join(n for _, n, _ in nodes)} running for {DURATION_S:.0f} s "
+          f"(config {config.relative_to(REPO)}, ROS_DOMAIN_ID {domain}); true landmarks {truth}")
+    next_print = 2.0
     try:
-        while time.monotonic() < end:
+        while time.monotonic() - t0 < DURATION_S:
             executor.spin_once(timeout_sec=0.05)
+            if rows and rows[-1][0] >= next_print:
+                t, lid, mx, my, err, tr, n, comps = rows[-1]
+                print(f"  t={t:5.1f} s  {lid}: mean ({mx:6.2f}, {my:6.2f}) m  error {err:5.2f} m  "
+                      f"tr(Sigma) {tr:7.3f} m^2  fused {n:4d}  components {comps}")
+                next_print += 2.0
+            if any(p.poll() is not None for _, p, _ in procs):
+                break
     finally:
-        sensor.send_signal(signal.SIGINT)
-        try:
-            sensor.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            sensor.kill()
+        stop_nodes(procs)
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-    errs = [e for e in received if not math.isnan(e)]
-    if not errs:
-        sys.exit("demo: no ranges received")
-    mean = sum(errs) / len(errs)
-    std = math.sqrt(sum((e - mean) ** 2 for e in errs) / max(1, len(errs) - 1))
-    print(f"demo: {len(errs)} ranges, error mean {mean:+.3f} m, std {std:.3f} m "
-          f"(configured sigma {params['noise_std_m']} m)")
+    for name, p, _ in procs:
+        if p.returncode not in (0, None, -signal.SIGINT, 130):
+            print((OUT / f"{name}.log").read_text())
+            sys.exit(f"demo: {name} exited with status {p.returncode}")
+    if not rows:
+        sys.exit("demo: no belief received")
+    with open(OUT / "demo.csv", "w") as f:
+        f.write("t_s,landmark_id,mean_x_m,mean_y_m,error_m,trace_cov_m2,fused,components\n")
+        for r in rows:
+            f.write(",".join(str(v) for v in r) + "\n")
+    plot(rows)
+    final = rows[-1]
+    print(f"demo: final error {final[4]:.3f} m, tr(Sigma) {final[5]:.4f} m^2 after {final[6]} ranges "
+          f"in {final[0]:.0f} s; wrote {OUT.relative_to(REPO)}/demo.csv and demo.png")
+    if final[4] > ACCURACY_M:
+        sys.exit(f"demo: final error {final[4]:.3f} m is above the stated {ACCURACY_M} m")
+
+
+def plot(rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [r[0] for r in rows]
+    fig, ax = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    ax[0].plot(t, [r[4] for r in rows])
+    ax[0].set_ylabel("error ||mu - y*|| (m)")
+    ax[0].set_yscale("log")
+    ax[1].plot(t, [r[5] for r in rows])
+    ax[1].set_ylabel("tr(Sigma) (m^2)")
+    ax[1].set_yscale("log")
+    ax[1].set_xlabel("time (s)")
+    ax[0].set_title("landmark_flow closed-loop demo")
+    for a in ax:
+        a.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(OUT / "demo.png", dpi=100)
 
 
 if __name__ == "__main__":

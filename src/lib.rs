@@ -17,8 +17,10 @@
 pub mod estimator;
 pub mod config;
 pub mod localizer;
+pub mod node_config;
 pub mod odometry;
 pub mod planner;
+pub mod sim_robot;
 pub mod sim_sensor;
 
 #[cfg(feature = "ros")]

@@ -1,6 +1,8 @@
 //! The thin ROS 2 layer shared by the executables: parameters in, time and pose
 //! conversions, throttled logging, the spin thread. No estimation logic lives here.
 
+pub mod messages;
+
 use crate::config::{flatten, from_tree, tree_from_flat, ConfigError};
 use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
 use r2r::{ParameterValue, QosProfile};
@@ -177,15 +179,49 @@ impl Throttle {
     }
 }
 
-/// Runs `node.spin_once` forever on its own thread; the node's subscriptions,
-/// timers and services are streams and futures served by the tokio tasks.
-pub fn spawn_spin_thread(mut node: r2r::Node) -> std::thread::JoinHandle<()> {
+/// A request run on the spin thread with the node (e.g. create a publisher later).
+type NodeRequest = Box<dyn FnOnce(&mut r2r::Node) + Send>;
+
+/// Runs `node.spin_once` forever on its own thread; the node's subscriptions, timers
+/// and services are streams and futures served by the tokio tasks.
+pub fn spawn_spin_thread(node: r2r::Node) -> NodeHandle {
+    let (tx, rx) = std::sync::mpsc::channel::<NodeRequest>();
+    let mut node = node;
     std::thread::Builder::new()
         .name("ros_spin".into())
         .spawn(move || loop {
-            node.spin_once(Duration::from_millis(5));
+            node.spin_once(Duration::from_millis(2));
+            while let Ok(request) = rx.try_recv() {
+                request(&mut node);
+            }
         })
-        .expect("cannot start the ROS spin thread")
+        .expect("cannot start the ROS spin thread");
+    NodeHandle { tx }
+}
+
+/// Access to a node owned by the spin thread.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: std::sync::mpsc::Sender<NodeRequest>,
+}
+
+impl NodeHandle {
+    /// Runs `f` with the node on the spin thread and returns its result.
+    ///
+    /// # Errors
+    /// [`NodeError::Other`] when the spin thread is gone.
+    pub async fn with_node<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut r2r::Node) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Box::new(move |node| {
+                let _ = reply_tx.send(f(node));
+            }))
+            .map_err(|_| NodeError::Other("the ROS spin thread has stopped".into()))?;
+        reply_rx.await.map_err(|_| NodeError::Other("the ROS spin thread has stopped".into()))
+    }
 }
 
 /// Prints a start-up error the way users read it (stderr, naming the node) and exits
