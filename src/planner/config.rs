@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::error::PlannerError;
 
 /// How the next goal is chosen among the candidates ([`super::candidates`]).
+///
+/// Default `d_optimal`: in the closed-loop study (docs/planner/README_SECTION.md, 100
+/// seeds × 20 measurements on the slides' problem) it is the only policy with ≤ 1 % of
+/// runs lost (> 2 m) after 20 measurements, against 9–90 % for the others, and the
+/// smallest error and tr Σ, with both the mixture and the particle-filter belief.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum GoalPolicy {
