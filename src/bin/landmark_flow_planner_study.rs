@@ -314,7 +314,7 @@ fn landmark_for(scenario: Scenario, seed: u64) -> Vector2<f64> {
     match scenario {
         Scenario::Fixed => slides_landmark(),
         Scenario::FromPrior => {
-            let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F_1A4D);
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x005E_ED0F_1A4D);
             let l = slides_prior().cholesky().expect("SPD").l();
             slides_prior().mean + l * Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal))
         }
@@ -714,10 +714,13 @@ mod plots {
         root.present().map_err(err)
     }
 
+    /// (y-axis label, log scale, named series of (k, value)).
+    type Panel = (&'static str, bool, Vec<(String, Vec<(f64, f64)>)>);
+
     fn curves(
         path: &Path,
         title: &str,
-        panels: &[(&str, bool, Vec<(String, Vec<(f64, f64)>)>)],
+        panels: &[Panel],
         steps: usize,
     ) -> Result<(), String> {
         let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
