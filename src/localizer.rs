@@ -13,6 +13,11 @@
 //! 7. odometry covers the stamp (see [`OdometryBuffer::pose_at`]);
 //! 8. the estimator update succeeds and its result is publishable (finite, SPD).
 //!
+//! Nothing is lost to transport order: a range that arrives before the odometry
+//! covering its stamp (no odometry yet, or stamped at most `odom_wait_s` after the
+//! newest odometry) waits in a bounded queue and is fused, in arrival order, when
+//! odometry catches up ([`Localizer::add_odometry`] returns those results).
+//!
 //! The sensor position is the interpolated base pose ⊕ `sensor_offset_m`; the
 //! estimate is planar (x, y): ranges are taken as horizontal distances.
 
@@ -86,6 +91,8 @@ pub struct LocalizerConfig {
     pub odom_buffer_s: f64,
     /// How far outside the odometry history a range stamp may be, seconds.
     pub odom_tolerance_s: f64,
+    /// A range stamped up to this much after the newest odometry waits for it, seconds.
+    pub odom_wait_s: f64,
     /// Ranges to ids without a prior: `default_prior` or `reject`.
     pub unknown_landmarks: UnknownLandmarkPolicy,
     /// Prior for ids not in `priors`.
@@ -106,6 +113,7 @@ impl Default for LocalizerConfig {
             max_range_m: 200.0,
             odom_buffer_s: 10.0,
             odom_tolerance_s: 0.1,
+            odom_wait_s: 1.0,
             unknown_landmarks: UnknownLandmarkPolicy::DefaultPrior,
             default_prior: PriorConfig::default(),
             priors: PriorsConfig::default(),
@@ -159,6 +167,7 @@ impl LocalizerConfig {
         check_positive("max_range_m", self.max_range_m)?;
         check_range("odom_buffer_s", self.odom_buffer_s, 0.1, 3600.0)?;
         check_range("odom_tolerance_s", self.odom_tolerance_s, 0.0, 10.0)?;
+        check_range("odom_wait_s", self.odom_wait_s, 0.0, 60.0)?;
         self.default_prior_belief()?;
         self.configured_priors()?;
         self.estimator.validate().map_err(|e| match e {
@@ -259,6 +268,27 @@ pub enum Rejection {
     Odometry(OdometryRejection),
     #[error("estimator: {0}")]
     Estimator(String),
+    #[error("more than {MAX_PENDING_RANGES} ranges waiting for odometry: dropped the oldest")]
+    PendingOverflow,
+}
+
+/// Ranges that may wait for odometry at once (see the module doc).
+pub const MAX_PENDING_RANGES: usize = 1000;
+
+/// What became of an accepted range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RangeOutcome {
+    /// Fused now.
+    Fused(Fused),
+    /// Waiting for odometry that covers its stamp.
+    Pending,
+}
+
+/// A range that waited for odometry, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    pub input: RangeInput,
+    pub result: Result<Fused, Rejection>,
 }
 
 impl Rejection {
@@ -280,6 +310,7 @@ impl Rejection {
             Rejection::Odometry(OdometryRejection::BadStamp(_)) => "odom_bad_stamp",
             Rejection::Odometry(OdometryRejection::NonFinite) => "odom_non_finite",
             Rejection::Estimator(_) => "estimator_error",
+            Rejection::PendingOverflow => "odometry_wait_overflow",
         }
     }
 }
@@ -323,6 +354,7 @@ pub struct Localizer {
     accepted: u64,
     rejected: BTreeMap<&'static str, u64>,
     odom_frame_id: String,
+    pending: std::collections::VecDeque<RangeInput>,
 }
 
 impl Localizer {
@@ -342,6 +374,7 @@ impl Localizer {
             tracks: BTreeMap::new(),
             accepted: 0,
             rejected: BTreeMap::new(),
+            pending: std::collections::VecDeque::new(),
         };
         me.reset();
         Ok(me)
@@ -363,6 +396,7 @@ impl Localizer {
         }
         self.accepted = 0;
         self.rejected.clear();
+        self.pending.clear();
     }
 
     fn new_track(&self, prior: GaussianBelief<2>) -> Result<LandmarkTrack, EstimatorError> {
@@ -387,12 +421,33 @@ impl Localizer {
         &self.odom_frame_id
     }
 
-    /// Adds an odometry pose (base in odometry frame) stamped `stamp_s`.
+    /// Adds an odometry pose (base in odometry frame) stamped `stamp_s`, then fuses the
+    /// waiting ranges it covers and returns what became of them.
     ///
     /// # Errors
     /// [`Rejection`] (counted) for a wrong frame, a bad or backwards stamp, a
     /// non-finite pose.
-    pub fn add_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<(), Rejection> {
+    pub fn add_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<Vec<Processed>, Rejection> {
+        self.push_odometry(stamp_s, frame_id, pose)?;
+        let newest = self.odometry.newest_stamp().unwrap_or(f64::NEG_INFINITY);
+        let mut processed = Vec::new();
+        while self
+            .pending
+            .front()
+            .is_some_and(|m| m.stamp_s <= newest + self.config.odom_tolerance_s)
+        {
+            let input = self.pending.pop_front().expect("front exists");
+            let result = match self.add_range(&input) {
+                Ok(RangeOutcome::Fused(f)) => Ok(f),
+                Ok(RangeOutcome::Pending) => continue, // cannot happen: covered above
+                Err(r) => Err(r),
+            };
+            processed.push(Processed { input, result });
+        }
+        Ok(processed)
+    }
+
+    fn push_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<(), Rejection> {
         let result = if !self.config.odom_frame_id.is_empty() && frame_id != self.config.odom_frame_id {
             Err(Rejection::WrongFrame {
                 got: frame_id.to_string(),
@@ -415,15 +470,26 @@ impl Localizer {
         self.odometry.pose_at(t).ok().map(|p| Point3::from(p.translation.vector))
     }
 
-    /// Checks a range and fuses it into its landmark's belief.
+    /// Checks a range and fuses it into its landmark's belief, or queues it until
+    /// odometry covers its stamp.
     ///
     /// # Errors
     /// [`Rejection`] (counted, the belief unchanged) when any check of the module doc
     /// fails.
-    pub fn add_range(&mut self, m: &RangeInput) -> Result<Fused, Rejection> {
+    pub fn add_range(&mut self, m: &RangeInput) -> Result<RangeOutcome, Rejection> {
         let result = self.try_add_range(m);
         match &result {
-            Ok(_) => self.accepted += 1,
+            Ok(RangeOutcome::Pending) => {
+                self.pending.push_back(m.clone());
+                if self.pending.len() > MAX_PENDING_RANGES {
+                    let dropped = self.pending.pop_front().expect("not empty");
+                    *self.rejected.entry(Rejection::PendingOverflow.reason()).or_insert(0) += 1;
+                    if let Some(t) = self.tracks.get_mut(&dropped.landmark_id) {
+                        t.measurements_rejected += 1;
+                    }
+                }
+            }
+            Ok(RangeOutcome::Fused(_)) => self.accepted += 1,
             Err(r) => {
                 *self.rejected.entry(r.reason()).or_insert(0) += 1;
                 if let Some(t) = self.tracks.get_mut(&m.landmark_id) {
@@ -434,7 +500,7 @@ impl Localizer {
         result
     }
 
-    fn try_add_range(&mut self, m: &RangeInput) -> Result<Fused, Rejection> {
+    fn try_add_range(&mut self, m: &RangeInput) -> Result<RangeOutcome, Rejection> {
         if !(m.stamp_s.is_finite() && m.stamp_s > 0.0) {
             return Err(Rejection::BadStamp(m.stamp_s));
         }
@@ -467,7 +533,15 @@ impl Localizer {
         if m.stamp_s < last_s {
             return Err(Rejection::StampBackwards { stamp_s: m.stamp_s, last_s });
         }
-        let pose = self.odometry.pose_at(m.stamp_s).map_err(Rejection::NoPose)?;
+        let pose = match self.odometry.pose_at(m.stamp_s) {
+            Ok(pose) => pose,
+            // Waits for odometry (ranges queued before it keep their order).
+            Err(PoseLookupError::Empty) => return Ok(RangeOutcome::Pending),
+            Err(PoseLookupError::TooNew { by_s, .. }) if by_s <= self.config.odom_wait_s => {
+                return Ok(RangeOutcome::Pending)
+            }
+            Err(e) => return Err(Rejection::NoPose(e)),
+        };
         let sensor = pose * Point3::from(self.config.sensor_offset());
         let variance = if m.variance_m2 > 0.0 { m.variance_m2 } else { self.config.default_noise_std_m.powi(2) };
 
@@ -490,12 +564,17 @@ impl Localizer {
         track.last_latency_s = latency_s;
         track.last_stats = stats;
         track.last_range = Some((x, m.range_m));
-        Ok(Fused { sensor_position: sensor, stats, latency_s })
+        Ok(RangeOutcome::Fused(Fused { sensor_position: sensor, stats, latency_s }))
     }
 
     /// Landmarks by id.
     pub fn tracks(&self) -> &BTreeMap<String, LandmarkTrack> {
         &self.tracks
+    }
+
+    /// Ranges waiting for odometry.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Ranges fused since start or reset.
@@ -572,7 +651,9 @@ mod tests {
         loc.add_odometry(1.0, "odom", yaw(0.0)).unwrap();
         loc.add_odometry(2.0, "odom", yaw(std::f64::consts::PI)).unwrap();
         // Halfway: heading π/2, so the sensor is at (0, 1).
-        let fused = loc.add_range(&range(1.5, "a", 3.0)).unwrap();
+        let RangeOutcome::Fused(fused) = loc.add_range(&range(1.5, "a", 3.0)).unwrap() else {
+            panic!("odometry covers the stamp: the range must be fused at once")
+        };
         assert!((fused.sensor_position - Point3::new(0.0, 1.0, 0.0)).norm() < 1e-9);
         // Independent EKF: h(μ) = ‖μ − x‖, H = (μ − x)ᵀ/‖μ − x‖.
         let mu: Vector2<f64> = Vector2::new(1.0, 1.0);
@@ -594,7 +675,6 @@ mod tests {
         c.unknown_landmarks = UnknownLandmarkPolicy::Reject;
         c.max_range_m = 50.0;
         let mut loc = Localizer::new(c).unwrap();
-        assert_eq!(loc.add_range(&range(1.0, "a", 3.0)).unwrap_err().reason(), "no_odometry");
         loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
         loc.add_odometry(2.0, "odom", at(1.0, 0.0)).unwrap();
         assert_eq!(loc.add_odometry(1.5, "odom", at(0.0, 0.0)).unwrap_err().reason(), "odom_stamp_backwards");
@@ -612,7 +692,7 @@ mod tests {
             (RangeInput { frame_id: "x".into(), ..range(1.5, "a", 3.0) }, "wrong_frame"),
             (range(1.5, "zz", 3.0), "unknown_landmark"),
             (range(0.5, "a", 3.0), "older_than_odometry"),
-            (range(2.5, "a", 3.0), "newer_than_odometry"),
+            (range(3.5, "a", 3.0), "newer_than_odometry"),
         ];
         for (m, reason) in &bad {
             assert_eq!(loc.add_range(m).unwrap_err().reason(), *reason, "{m:?}");
@@ -622,8 +702,38 @@ mod tests {
         assert_eq!(loc.add_range(&range(1.7, "a", 3.0)).unwrap_err().reason(), "stamp_backwards");
         assert_eq!(loc.accepted(), 1);
         let total: u64 = loc.rejected().values().sum();
-        assert_eq!(total, bad.len() as u64 + 1 + 3 + 1);
+        assert_eq!(total, bad.len() as u64 + 3 + 1);
         assert_eq!(loc.tracks()["a"].measurements_fused, 1);
+    }
+
+    /// A range that arrives before the odometry of its stamp is not lost: it waits and
+    /// is fused, in order, when that odometry comes; one too far ahead is rejected.
+    #[test]
+    fn ranges_wait_for_the_odometry_that_covers_them() {
+        let mut loc = Localizer::new(config()).unwrap();
+        assert_eq!(loc.add_range(&range(1.0, "a", 3.0)), Ok(RangeOutcome::Pending));
+        assert_eq!(loc.add_range(&range(1.4, "a", 3.1)), Ok(RangeOutcome::Pending));
+        assert_eq!(loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap().len(), 1);
+        assert_eq!(loc.pending(), 1);
+        assert_eq!(loc.tracks()["a"].measurements_fused, 1);
+        let done = loc.add_odometry(1.5, "odom", at(1.0, 0.0)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].input.range_m, 3.1);
+        assert!(done[0].result.is_ok());
+        assert_eq!(loc.pending(), 0);
+        assert_eq!(loc.accepted(), 2);
+        // 1.5 s past the newest odometry (odom_wait_s = 1): rejected at once.
+        assert_eq!(loc.add_range(&range(3.0, "a", 3.0)).unwrap_err().reason(), "newer_than_odometry");
+    }
+
+    #[test]
+    fn waiting_ranges_are_bounded() {
+        let mut loc = Localizer::new(config()).unwrap();
+        for k in 0..MAX_PENDING_RANGES + 5 {
+            loc.add_range(&range(1.0 + k as f64 * 1e-4, "a", 3.0)).unwrap();
+        }
+        assert_eq!(loc.pending(), MAX_PENDING_RANGES);
+        assert_eq!(loc.rejected()["odometry_wait_overflow"], 5);
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub enum OdometryRejection {
     NonFinite,
 }
 
+/// True when every component of the pose (translation, rotation quaternion) is finite.
+pub fn is_finite_pose(pose: &Isometry3<f64>) -> bool {
+    pose.translation.vector.iter().chain(pose.rotation.coords.iter()).all(|v| v.is_finite())
+}
+
 /// Poses of the last `length_s` seconds (by stamp).
 #[derive(Debug, Clone)]
 pub struct OdometryBuffer {
@@ -57,9 +62,7 @@ impl OdometryBuffer {
         if !(stamp_s.is_finite() && stamp_s > 0.0) {
             return Err(OdometryRejection::BadStamp(stamp_s));
         }
-        let finite = pose.translation.vector.iter().all(|v| v.is_finite())
-            && pose.rotation.coords.iter().all(|v| v.is_finite());
-        if !finite {
+        if !is_finite_pose(&pose) {
             return Err(OdometryRejection::NonFinite);
         }
         if let Some(&(last_s, _)) = self.poses.back() {

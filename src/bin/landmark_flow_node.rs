@@ -14,15 +14,15 @@
 //! service `~/reset` (std_srvs/Trigger) restores the priors.
 
 use futures::StreamExt;
-use landmark_flow::localizer::{Localizer, RangeInput, Rejection};
+use landmark_flow::localizer::{Localizer, RangeInput, RangeOutcome, Rejection};
 use landmark_flow::node_config::LandmarkFlowNodeConfig;
 use landmark_flow::planner::{criterion_grid, plan_next_goal, PlannerError};
 use landmark_flow::ros::messages::{
     goal_marker, goal_pose, heatmap, landmark_belief, landmark_markers, pose_with_covariance, topic_safe,
 };
 use landmark_flow::ros::{
-    exit_with_error, load_parameters, odometry_pose, output_qos, ros_now_secs, spawn_spin_thread, stamp_to_secs,
-    NodeError, NodeHandle, Throttle,
+    exit_with_error, load_parameters, odometry_pose, output_qos, ros_now_secs, secs_to_stamp, spawn_spin_thread,
+    stamp_to_secs, NodeError, NodeHandle, Throttle,
 };
 use nalgebra::Vector2;
 use r2r::builtin_interfaces::msg::Time;
@@ -64,8 +64,6 @@ struct Outputs {
 struct NodeState {
     config: LandmarkFlowNodeConfig,
     localizer: Localizer,
-    /// Stamp of the last fused range per landmark, as received (exact nanoseconds).
-    last_stamp: HashMap<String, Time>,
     /// Per-landmark pose publishers, created on first use.
     pose_pubs: HashMap<String, Publisher<PoseWithCovarianceStamped>>,
     outputs: Outputs,
@@ -134,7 +132,6 @@ async fn run() -> Result<(), NodeError> {
     let shared: Shared = Arc::new(Mutex::new(NodeState {
         config,
         localizer,
-        last_stamp: HashMap::new(),
         pose_pubs: HashMap::new(),
         outputs,
         goal: None,
@@ -146,21 +143,37 @@ async fn run() -> Result<(), NodeError> {
 
     // Odometry.
     {
-        let shared = shared.clone();
+        let (shared, handle) = (shared.clone(), handle.clone());
         tokio::spawn(async move {
             let mut odometry = odometry;
             while let Some(msg) = odometry.next().await {
-                let mut st = lock(&shared);
-                let result = odometry_pose(&msg)
-                    .map_err(|_| Rejection::Odometry(landmark_flow::odometry::OdometryRejection::NonFinite))
-                    .and_then(|pose| st.localizer.add_odometry(stamp_to_secs(&msg.header.stamp), &msg.header.frame_id, pose));
-                match result {
-                    Ok(()) => {
-                        if goal_reached(&st) {
-                            replan(&mut st, msg.header.stamp.clone());
+                let fused = {
+                    let mut st = lock(&shared);
+                    let pose = odometry_pose(&msg);
+                    let result =
+                        st.localizer.add_odometry(stamp_to_secs(&msg.header.stamp), &msg.header.frame_id, pose);
+                    match result {
+                        Ok(processed) => {
+                            let mut fused = Vec::new();
+                            for p in processed {
+                                match p.result {
+                                    Ok(_) => fused.push(p.input.landmark_id),
+                                    Err(r) => warn_rejected(&mut st, "range", &r),
+                                }
+                            }
+                            if goal_reached(&st) {
+                                replan(&mut st, msg.header.stamp.clone());
+                            }
+                            fused
+                        }
+                        Err(r) => {
+                            warn_rejected(&mut st, "odom", &r);
+                            Vec::new()
                         }
                     }
-                    Err(r) => warn_rejected(&mut st, "odom", &r),
+                };
+                for id in fused {
+                    after_fused(&shared, &handle, id).await;
                 }
             }
         });
@@ -178,7 +191,7 @@ async fn run() -> Result<(), NodeError> {
                     range_m: m.range,
                     variance_m2: m.variance,
                 };
-                on_range(&shared, &handle, input, m.header.stamp, "range").await;
+                on_range(&shared, &handle, input, "range").await;
             }
         });
     }
@@ -197,7 +210,7 @@ async fn run() -> Result<(), NodeError> {
                     range_m: m.range as f64,
                     variance_m2: m.variance as f64,
                 };
-                on_range(&shared, &handle, input, m.header.stamp, "range_raw").await;
+                on_range(&shared, &handle, input, "range_raw").await;
             }
         });
     }
@@ -211,7 +224,6 @@ async fn run() -> Result<(), NodeError> {
                 let message = {
                     let mut st = lock(&shared);
                     st.localizer.reset();
-                    st.last_stamp.clear();
                     st.goal = None;
                     let stamp = r2r::Clock::to_builtin_time(&Duration::from_secs_f64(ros_now_secs(&clock)));
                     publish_beliefs(&mut st, stamp);
@@ -248,21 +260,25 @@ fn warn_rejected(st: &mut NodeState, topic: &str, r: &Rejection) {
     }
 }
 
-async fn on_range(shared: &Shared, handle: &NodeHandle, input: RangeInput, stamp: Time, topic: &str) {
-    let id = input.landmark_id.clone();
-    let needs_publisher = {
+async fn on_range(shared: &Shared, handle: &NodeHandle, input: RangeInput, topic: &str) {
+    {
         let mut st = lock(shared);
         match st.localizer.add_range(&input) {
-            Ok(_) => {
-                st.last_stamp.insert(id.clone(), stamp.clone());
-                !st.pose_pubs.contains_key(&id)
-            }
+            Ok(RangeOutcome::Fused(_)) => {}
+            Ok(RangeOutcome::Pending) => return,
             Err(r) => {
                 warn_rejected(&mut st, topic, &r);
                 return;
             }
         }
-    };
+    }
+    after_fused(shared, handle, input.landmark_id).await;
+}
+
+/// Publishes what changed after a range of landmark `id` was fused (creating the
+/// landmark's pose publisher on first use) and re-plans when configured to.
+async fn after_fused(shared: &Shared, handle: &NodeHandle, id: String) {
+    let needs_publisher = !lock(shared).pose_pubs.contains_key(&id);
     if needs_publisher {
         let topic = format!("landmarks/{}/pose", topic_safe(&id));
         let created = handle
@@ -278,6 +294,7 @@ async fn on_range(shared: &Shared, handle: &NodeHandle, input: RangeInput, stamp
         }
     }
     let mut st = lock(shared);
+    let Some(stamp) = st.localizer.tracks().get(&id).map(|t| secs_to_stamp(t.last_stamp_s)) else { return };
     publish_landmark(&st, &id);
     publish_beliefs(&mut st, stamp.clone());
     let is_target = target_landmark(&st).as_deref() == Some(id.as_str());
@@ -291,13 +308,12 @@ fn header(st: &NodeState, stamp: Time) -> Header {
 }
 
 fn publish_landmark(st: &NodeState, id: &str) {
-    let (Some(track), Some(publisher), Some(stamp)) =
-        (st.localizer.tracks().get(id), st.pose_pubs.get(id), st.last_stamp.get(id))
-    else {
+    let (Some(track), Some(publisher)) = (st.localizer.tracks().get(id), st.pose_pubs.get(id)) else {
         return;
     };
     if track.summary.belief.is_publishable() {
-        let _ = publisher.publish(&pose_with_covariance(header(st, stamp.clone()), &track.summary.belief));
+        let stamp = secs_to_stamp(track.last_stamp_s);
+        let _ = publisher.publish(&pose_with_covariance(header(st, stamp), &track.summary.belief));
     }
 }
 
@@ -308,7 +324,8 @@ fn publish_beliefs(st: &mut NodeState, stamp: Time) {
         .iter()
         .filter(|(_, t)| t.summary.belief.is_publishable())
         .map(|(id, t)| {
-            let s = st.last_stamp.get(id).cloned().unwrap_or_else(|| stamp.clone());
+            // A belief's stamp is its last fused range's (the publication time before any).
+            let s = if t.measurements_fused > 0 { secs_to_stamp(t.last_stamp_s) } else { stamp.clone() };
             landmark_belief(header(st, s), id, t)
         })
         .collect();

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use landmark_flow::ros::{
     exit_with_error, load_parameters, odometry_pose, output_qos, ros_now_secs, sensor_qos, spawn_spin_thread, stamp_to_secs, Throttle,
 };
+use landmark_flow::odometry::is_finite_pose;
 use landmark_flow::sim_sensor::{SimRangeSensor, SimRangeSensorConfig};
 use nalgebra::Isometry3;
 use r2r::landmark_flow::msg::RangeMeasurement;
@@ -74,15 +75,11 @@ async fn run() -> Result<(), landmark_flow::ros::NodeError> {
     tokio::spawn(async move {
         let mut throttle = Throttle::new(Duration::from_secs(5));
         while let Some(odom) = odom_sub.next().await {
-            match odometry_pose(&odom) {
-                Ok(pose) => {
-                    *odom_latest.lock().expect("odom lock") = Some((pose, odom.header.stamp));
-                }
-                Err(why) => {
-                    if throttle.ready("bad_odom") {
-                        r2r::log_warn!(&odom_logger, "odom rejected: {}", why);
-                    }
-                }
+            let pose = odometry_pose(&odom);
+            if is_finite_pose(&pose) {
+                *odom_latest.lock().expect("odom lock") = Some((pose, odom.header.stamp));
+            } else if throttle.ready("bad_odom") {
+                r2r::log_warn!(&odom_logger, "odom rejected: the pose is not finite");
             }
         }
     });

@@ -118,26 +118,16 @@ pub fn ros_now_secs(clock: &std::sync::Mutex<r2r::Clock>) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Base pose in the odometry frame from `nav_msgs/Odometry`.
-///
-/// # Errors
-/// A message naming the field when a value is not finite or the quaternion has no
-/// usable norm (it is normalised otherwise).
-pub fn odometry_pose(odom: &r2r::nav_msgs::msg::Odometry) -> Result<Isometry3<f64>, String> {
+/// Base pose in the odometry frame from `nav_msgs/Odometry`, quaternion normalised.
+/// No validation here: a non-finite pose (or a zero quaternion, which normalises to
+/// NaN) is rejected and counted by the core (`landmark_flow::odometry::is_finite_pose`).
+pub fn odometry_pose(odom: &r2r::nav_msgs::msg::Odometry) -> Isometry3<f64> {
     let p = &odom.pose.pose.position;
     let q = &odom.pose.pose.orientation;
-    if ![p.x, p.y, p.z].iter().all(|v| v.is_finite()) {
-        return Err("pose.pose.position is not finite".into());
-    }
-    let quat = Quaternion::new(q.w, q.x, q.y, q.z);
-    let norm = quat.norm();
-    if !norm.is_finite() || norm < 1e-6 {
-        return Err("pose.pose.orientation is not a usable quaternion".into());
-    }
-    Ok(Isometry3::from_parts(
+    Isometry3::from_parts(
         Translation3::new(p.x, p.y, p.z),
-        UnitQuaternion::from_quaternion(quat),
-    ))
+        UnitQuaternion::new_unchecked(Quaternion::new(q.w, q.x, q.y, q.z).normalize()),
+    )
 }
 
 /// QoS for sensor inputs: best effort, keep last (ROS 2's sensor-data profile).

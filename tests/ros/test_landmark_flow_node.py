@@ -1,0 +1,326 @@
+"""landmark_flow_node end to end, with rclpy as the only peer.
+
+rclpy plays odometry and ranges; the test computes what the node must publish from
+independent references (a hand-written EKF update in the linear-algebra-exact case,
+the true landmark for convergence) and checks the node's outputs and diagnostics."""
+
+import math
+import subprocess
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from nav_msgs.msg import Odometry
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_srvs.srv import Trigger
+
+from landmark_flow.msg import LandmarkBeliefArray, RangeMeasurement
+
+from conftest import executable, write_params
+
+PRIOR_MEAN = [1.0, 1.0]
+PRIOR_COV = [5.5, -1.5, -1.5, 5.5]
+TRUE_A = np.array([4.7, -3.1])
+TRUE_B = np.array([-3.0, 4.0])
+NOISE_VAR = 0.09  # sigma = 0.3 m
+BOUNDS = {"min_x_m": -6.0, "max_x_m": 6.0, "min_y_m": -6.0, "max_y_m": 6.0}
+
+
+def node_params(method="mixture", ids=("beacon_a",), **goal):
+    g = {"target_landmark": ids[0], "replan_period_s": 0.5, "goal_tolerance_m": 0.2}
+    g.update(goal)
+    return {
+        "localizer": {
+            "odom_frame_id": "odom",
+            "sensor_frame_id": "uwb",
+            "default_noise_std_m": 1.0,
+            "max_range_m": 50.0,
+            "unknown_landmarks": "reject",
+            "priors": {
+                "ids": list(ids),
+                "means_m": PRIOR_MEAN * len(ids),
+                "covs_m2": PRIOR_COV * len(ids),
+            },
+            "estimator": {"method": method},
+        },
+        "planner": {"policy": "d_optimal", "max_step_m": 1.0, "min_landmark_distance_m": 1.0,
+                    "workspace": BOUNDS},
+        "goal": g,
+        "inputs": {"reliable": True, "depth": 200},
+    }
+
+
+class Rig:
+    """Publishes odometry and ranges; records everything the node publishes."""
+
+    def __init__(self, peer, landmark_topics=("beacon_a",)):
+        self.peer = peer
+        n = peer.node
+        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+        self.odom_pub = n.create_publisher(Odometry, "odom", reliable)
+        self.range_pub = n.create_publisher(RangeMeasurement, "range", reliable)
+        self.beliefs, self.goals, self.diags = [], [], []
+        self.poses = {lid: [] for lid in landmark_topics}
+        n.create_subscription(LandmarkBeliefArray, "landmark_beliefs", self.beliefs.append, 200)
+        n.create_subscription(PoseStamped, "goal_pose", self.goals.append, 50)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
+        for lid in landmark_topics:
+            n.create_subscription(PoseWithCovarianceStamped, f"landmarks/{lid}/pose", self.poses[lid].append, 200)
+        self.t = 1000.0  # stamps, s
+
+    def wait_connected(self):
+        ok = self.peer.spin_until(
+            lambda: self.odom_pub.get_subscription_count() > 0 and self.range_pub.get_subscription_count() > 0,
+            timeout_s=20)
+        assert ok, "node did not subscribe"
+        # Discovery of the node's publishers by our subscriptions.
+        self.peer.spin_until(lambda: self.peer.node.count_publishers("landmark_beliefs") > 0, timeout_s=10)
+
+    def stamp(self, t):
+        sec = int(math.floor(t))
+        return sec, int(round((t - sec) * 1e9))
+
+    def odom(self, x, y, frame="odom", t=None):
+        m = Odometry()
+        m.header.stamp.sec, m.header.stamp.nanosec = self.stamp(self.t if t is None else t)
+        m.header.frame_id = frame
+        m.child_frame_id = "base_link"
+        m.pose.pose.position.x, m.pose.pose.position.y = x, y
+        m.pose.pose.orientation.w = 1.0
+        self.odom_pub.publish(m)
+
+    def range(self, lid, r, variance=NOISE_VAR, frame="uwb", t=None):
+        m = RangeMeasurement()
+        m.header.stamp.sec, m.header.stamp.nanosec = self.stamp(self.t if t is None else t)
+        m.header.frame_id = frame
+        m.landmark_id = lid
+        m.range = r
+        m.variance = variance
+        self.range_pub.publish(m)
+
+    def stay_at(self, x, y, ranges):
+        """Robot still at (x, y): odometry around the range stamps, then the ranges."""
+        t0 = self.t
+        for k in range(3):
+            self.odom(x, y, t=t0 + 0.01 * k)
+        self.peer.spin_until(lambda: False, timeout_s=0.02)
+        for k, (lid, r) in enumerate(ranges):
+            self.range(lid, r, t=t0 + 0.01 + 0.0001 * k)
+        self.t = t0 + 0.05
+
+    def latest(self, lid):
+        for msg in reversed(self.beliefs):
+            for b in msg.beliefs:
+                if b.landmark_id == lid:
+                    return b
+        return None
+
+    def fused(self, lid):
+        b = self.latest(lid)
+        return 0 if b is None else b.measurements_fused
+
+    def counters(self):
+        if not self.diags:
+            return {}
+        return {kv.key: kv.value for kv in self.diags[-1].status[0].values}
+
+
+def circle(n, radius=3.0):
+    return [(radius * math.cos(2 * math.pi * k / n), radius * math.sin(2 * math.pi * k / n)) for k in range(n)]
+
+
+def ekf(mean, cov, x, z, var):
+    d = mean - x
+    r = np.linalg.norm(d)
+    h = (d / r).reshape(1, 2)
+    s = (h @ cov @ h.T)[0, 0] + var
+    k = cov @ h.T / s
+    mean = mean + (k * (z - r)).ravel()
+    i_kh = np.eye(2) - k @ h
+    cov = i_kh @ cov @ i_kh.T + var * (k @ k.T)  # Joseph form
+    return mean, cov
+
+
+def test_ekf_posterior_and_published_covariance_match_an_independent_ekf(peer, start_node, tmp_path):
+    """With method ekf the node's belief has a closed form: the test's own EKF over the
+    same sensor positions and ranges must match it to rounding (1e-9)."""
+    start_node("landmark_flow_node",
+               params_file=write_params(tmp_path, "landmark_flow_node", node_params("ekf")))
+    rig = Rig(peer)
+    rig.wait_connected()
+    rng = np.random.default_rng(3)
+    mean, cov = np.array(PRIOR_MEAN), np.array(PRIOR_COV).reshape(2, 2)
+    # Far from the landmark so the EKF stays well conditioned.
+    for k, (x, y) in enumerate(circle(12, radius=10.0)):
+        z = float(np.linalg.norm(TRUE_A - [x, y]) + rng.normal(0, math.sqrt(NOISE_VAR)))
+        rig.stay_at(x, y, [("beacon_a", z)])
+        mean, cov = ekf(mean, cov, np.array([x, y]), z, NOISE_VAR)
+        peer.spin_until(lambda: rig.fused("beacon_a") > k, timeout_s=2)
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 12, timeout_s=10), rig.counters()
+    b = rig.latest("beacon_a")
+    assert b.header.frame_id == "odom"
+    assert np.allclose([b.mean.x, b.mean.y], mean, atol=1e-9), (b.mean, mean)
+    got = np.array(b.covariance).reshape(3, 3)
+    assert np.allclose(got[:2, :2], cov, atol=1e-9)
+    assert np.all(got[2, :] == 0) and np.all(got[:, 2] == 0)
+    assert peer.spin_until(lambda: len(rig.poses["beacon_a"]) >= 12, timeout_s=5)
+    p = rig.poses["beacon_a"][-1]
+    c = np.array(p.pose.covariance).reshape(6, 6)
+    assert np.allclose(c[:2, :2], cov, atol=1e-9), "published covariance is not the belief's"
+    assert np.allclose([p.pose.pose.position.x, p.pose.pose.position.y], mean, atol=1e-9)
+    assert p.header.frame_id == "odom"
+    assert (p.header.stamp.sec, p.header.stamp.nanosec) == (b.header.stamp.sec, b.header.stamp.nanosec)
+
+
+def test_mixture_converges_and_goals_stay_in_bounds(peer, start_node, tmp_path):
+    """Default estimator (mixture) on the slides' near geometry (robot on the radius-3
+    circle, the landmark outside it): 60 ranges with sigma = 0.3 m. The estimator
+    report's mixture median error after 30 ranges at sigma^2 = 2 is 0.57 m; with 60
+    ranges and 22x less noise variance the posterior std is ~0.1 m, so 0.5 m and
+    tr(Sigma) < 0.1 m^2 leave a wide margin and still catch a lost or diverged lobe."""
+    start_node("landmark_flow_node", params_file=write_params(tmp_path, "landmark_flow_node", node_params()))
+    rig = Rig(peer)
+    rig.wait_connected()
+    rng = np.random.default_rng(7)
+    for k, (x, y) in enumerate(circle(60)):
+        z = float(np.linalg.norm(TRUE_A - [x, y]) + rng.normal(0, math.sqrt(NOISE_VAR)))
+        rig.stay_at(x, y, [("beacon_a", z)])
+        peer.spin_until(lambda: rig.fused("beacon_a") > k, timeout_s=2)
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 60, timeout_s=10), rig.counters()
+    b = rig.latest("beacon_a")
+    err = math.hypot(b.mean.x - TRUE_A[0], b.mean.y - TRUE_A[1])
+    trace = b.covariance[0] + b.covariance[4]
+    print(f"mixture after 60 ranges: error {err:.3f} m, tr(Sigma) {trace:.4f} m^2")
+    assert err < 0.5 and trace < 0.1
+    assert abs(sum(c.weight for c in b.components) - 1.0) < 1e-9
+    # Goals: on goal_pose, in the odometry frame, inside the workspace, <= max_step from
+    # the robot (last odometry at the end of the circle), >= min distance from the mean.
+    assert peer.spin_until(lambda: len(rig.goals) >= 2, timeout_s=10)
+    robot = np.array(circle(60)[-1])
+    g = rig.goals[-1]
+    assert g.header.frame_id == "odom"
+    gx, gy = g.pose.position.x, g.pose.position.y
+    assert BOUNDS["min_x_m"] <= gx <= BOUNDS["max_x_m"] and BOUNDS["min_y_m"] <= gy <= BOUNDS["max_y_m"]
+    assert np.linalg.norm(np.array([gx, gy]) - robot) <= 1.0 + 1e-9
+    assert math.hypot(gx - b.mean.x, gy - b.mean.y) >= 1.0 - 1e-6
+
+
+def test_bad_inputs_are_rejected_counted_and_never_published(peer, start_node, tmp_path):
+    start_node("landmark_flow_node", params_file=write_params(tmp_path, "landmark_flow_node", node_params()))
+    rig = Rig(peer)
+    rig.wait_connected()
+    rng = np.random.default_rng(11)
+    bad = {
+        "non_finite_range": lambda: rig.range("beacon_a", float("nan")),
+        "negative_range": lambda: rig.range("beacon_a", -2.0),
+        "beyond_max_range": lambda: rig.range("beacon_a", 80.0),
+        "bad_variance": lambda: rig.range("beacon_a", 5.0, variance=-1.0),
+        "wrong_frame": lambda: rig.range("beacon_a", 5.0, frame="lidar"),
+        "unknown_landmark": lambda: rig.range("nobody", 5.0),
+        "stamp_backwards": lambda: rig.range("beacon_a", 5.0, t=rig.t - 0.5),
+        "odom_non_finite": lambda: rig.odom(float("nan"), 0.0, t=rig.t + 0.001),
+        "odom_stamp_backwards": lambda: rig.odom(0.0, 0.0, t=rig.t - 1.0),
+        "newer_than_odometry": lambda: rig.range("beacon_a", 5.0, t=rig.t + 30.0),
+    }
+    expected = {}
+    for k, (x, y) in enumerate(circle(20)):
+        z = float(np.linalg.norm(TRUE_A - [x, y]) + rng.normal(0, 0.3))
+        rig.stay_at(x, y, [("beacon_a", z)])
+        name = list(bad)[k % len(bad)]
+        bad[name]()
+        expected[name] = expected.get(name, 0) + 1
+        if name == "non_finite_range":
+            rig.range("beacon_a", float("inf"))
+            expected[name] += 1
+        peer.spin_until(lambda: rig.fused("beacon_a") > k, timeout_s=2)
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 20, timeout_s=10)
+    want = {f"rejected.{k}": str(v) for k, v in expected.items()}
+    ok = peer.spin_until(lambda: all(rig.counters().get(k) == v for k, v in want.items()), timeout_s=5)
+    assert ok, {k: (rig.counters().get(k), v) for k, v in want.items() if rig.counters().get(k) != v}
+    assert rig.counters()["accepted"] == "20"
+    values = []
+    for msg in rig.beliefs:
+        for b in msg.beliefs:
+            values += [b.mean.x, b.mean.y, *b.covariance] + [c.weight for c in b.components]
+    for p in rig.poses["beacon_a"]:
+        values += [p.pose.pose.position.x, p.pose.pose.position.y, *p.pose.covariance]
+    for g in rig.goals:
+        values += [g.pose.position.x, g.pose.position.y]
+    assert values and all(math.isfinite(v) for v in values), "a non-finite value was published"
+
+
+def test_reset_restores_the_prior(peer, start_node, tmp_path):
+    start_node("landmark_flow_node", params_file=write_params(tmp_path, "landmark_flow_node", node_params()))
+    rig = Rig(peer)
+    rig.wait_connected()
+    for x, y in circle(8):
+        rig.stay_at(x, y, [("beacon_a", float(np.linalg.norm(TRUE_A - [x, y])))])
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 8, timeout_s=10)
+    client = peer.node.create_client(Trigger, "landmark_flow_node/reset")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert peer.spin_until(future.done, timeout_s=10)
+    assert future.result().success, future.result().message
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 0, timeout_s=5)
+    b = rig.latest("beacon_a")
+    assert [b.mean.x, b.mean.y] == PRIOR_MEAN
+    cov = np.array(b.covariance).reshape(3, 3)[:2, :2]
+    assert np.allclose(cov, np.array(PRIOR_COV).reshape(2, 2), atol=1e-12)
+
+
+def test_two_landmarks_at_once(peer, start_node, tmp_path):
+    ids = ("beacon_a", "beacon_b")
+    start_node("landmark_flow_node", params_file=write_params(tmp_path, "landmark_flow_node", node_params(ids=ids)))
+    rig = Rig(peer, landmark_topics=ids)
+    rig.wait_connected()
+    rng = np.random.default_rng(5)
+    for k, (x, y) in enumerate(circle(60)):
+        zs = [(lid, float(np.linalg.norm(p - [x, y]) + rng.normal(0, 0.3))) for lid, p in zip(ids, (TRUE_A, TRUE_B))]
+        rig.stay_at(x, y, zs)
+        peer.spin_until(lambda: rig.fused("beacon_a") > k and rig.fused("beacon_b") > k, timeout_s=2)
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 60 and rig.fused("beacon_b") == 60, timeout_s=10)
+    for lid, truth in zip(ids, (TRUE_A, TRUE_B)):
+        b = rig.latest(lid)
+        err = math.hypot(b.mean.x - truth[0], b.mean.y - truth[1])
+        assert err < 0.5, (lid, err)
+        assert rig.poses[lid], f"nothing on landmarks/{lid}/pose"
+
+
+def test_command_line_override_is_applied(peer, start_node, tmp_path):
+    start_node("landmark_flow_node", "-p", "localizer.max_range_m:=4.0",
+               params_file=write_params(tmp_path, "landmark_flow_node", node_params()))
+    rig = Rig(peer)
+    rig.wait_connected()
+    rig.stay_at(0.0, 0.0, [("beacon_a", 5.0), ("beacon_a", 3.0)])
+    ok = peer.spin_until(lambda: rig.counters().get("rejected.beyond_max_range") == "1"
+                         and rig.counters().get("accepted") == "1", timeout_s=10)
+    assert ok, rig.counters()
+
+
+def run_until_exit(args, env, timeout_s=20):
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.parametrize("mutate, parameter", [
+    (lambda p: p["localizer"].update(default_noise_std_m=-1.0), "localizer.default_noise_std_m"),
+    (lambda p: p["localizer"]["priors"].update(covs_m2=[1.0, 2.0, 2.0, 1.0]), "localizer.priors.covs_m2"),
+    (lambda p: p["planner"].update(max_step_m=0.0), "planner.max_step_m"),
+    (lambda p: p["localizer"]["estimator"].update(method="kalmann"), "kalmann"),
+    (lambda p: p.update(typo_key=1), "typo_key"),
+])
+def test_invalid_params_file_exits_nonzero_naming_the_parameter(ros_env, tmp_path, mutate, parameter):
+    params = node_params()
+    mutate(params)
+    path = write_params(tmp_path, "landmark_flow_node", params)
+    r = run_until_exit([executable("landmark_flow_node"), "--ros-args", "--params-file", str(path)], ros_env)
+    assert r.returncode != 0
+    assert parameter in r.stderr, r.stderr
+
+
+def test_malformed_params_file_exits_nonzero(ros_env, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("landmark_flow_node:\n  ros__parameters:\n    localizer: [unclosed\n")
+    r = run_until_exit([executable("landmark_flow_node"), "--ros-args", "--params-file", str(path)], ros_env)
+    assert r.returncode != 0
+    assert r.stderr.strip(), "no error message"
