@@ -16,6 +16,7 @@
 
 pub mod estimator;
 pub mod config;
+pub mod goal_scheduler;
 pub mod localizer;
 pub mod node_config;
 pub mod odometry;

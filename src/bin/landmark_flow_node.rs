@@ -16,7 +16,8 @@
 use futures::StreamExt;
 use landmark_flow::localizer::{Localizer, RangeInput, RangeOutcome, Rejection};
 use landmark_flow::node_config::LandmarkFlowNodeConfig;
-use landmark_flow::planner::{criterion_grid, plan_next_goal, PlannerError};
+use landmark_flow::goal_scheduler::{GoalScheduler, PlanTrigger};
+use landmark_flow::planner::PlannerError;
 use landmark_flow::ros::messages::{
     goal_marker, goal_pose, heatmap, landmark_belief, landmark_markers, pose_with_covariance, topic_safe,
 };
@@ -67,8 +68,7 @@ struct NodeState {
     /// Per-landmark pose publishers, created on first use.
     pose_pubs: HashMap<String, Publisher<PoseWithCovarianceStamped>>,
     outputs: Outputs,
-    goal: Option<Vector2<f64>>,
-    plans: u64,
+    goals: GoalScheduler,
     throttle: Throttle,
     logger: String,
 }
@@ -130,12 +130,11 @@ async fn run() -> Result<(), NodeError> {
         config.planner.policy.name()
     );
     let shared: Shared = Arc::new(Mutex::new(NodeState {
+        goals: GoalScheduler::new(&config),
         config,
         localizer,
         pose_pubs: HashMap::new(),
         outputs,
-        goal: None,
-        plans: 0,
         throttle: Throttle::new(Duration::from_secs(5)),
         logger,
     }));
@@ -161,9 +160,7 @@ async fn run() -> Result<(), NodeError> {
                                     Err(r) => warn_rejected(&mut st, "range", &r),
                                 }
                             }
-                            if goal_reached(&st) {
-                                replan(&mut st, msg.header.stamp.clone());
-                            }
+                            replan(&mut st, &PlanTrigger::Odometry, msg.header.stamp.clone());
                             fused
                         }
                         Err(r) => {
@@ -224,7 +221,7 @@ async fn run() -> Result<(), NodeError> {
                 let message = {
                     let mut st = lock(&shared);
                     st.localizer.reset();
-                    st.goal = None;
+                    st.goals.reset();
                     let stamp = r2r::Clock::to_builtin_time(&Duration::from_secs_f64(ros_now_secs(&clock)));
                     publish_beliefs(&mut st, stamp);
                     format!("restored the priors of {} landmark(s)", st.localizer.tracks().len())
@@ -241,7 +238,7 @@ async fn run() -> Result<(), NodeError> {
             while timer.tick().await.is_ok() {
                 let stamp = r2r::Clock::to_builtin_time(&Duration::from_secs_f64(ros_now_secs(&clock)));
                 let mut st = lock(&shared);
-                replan(&mut st, stamp);
+                replan(&mut st, &PlanTrigger::Timer, stamp);
             }
         });
     }
@@ -297,10 +294,7 @@ async fn after_fused(shared: &Shared, handle: &NodeHandle, id: String) {
     let Some(stamp) = st.localizer.tracks().get(&id).map(|t| secs_to_stamp(t.last_stamp_s)) else { return };
     publish_landmark(&st, &id);
     publish_beliefs(&mut st, stamp.clone());
-    let is_target = target_landmark(&st).as_deref() == Some(id.as_str());
-    if st.config.goal.enabled && (st.goal.is_none() || (st.config.goal.replan_on_update && is_target)) {
-        replan(&mut st, stamp);
-    }
+    replan(&mut st, &PlanTrigger::Fused(id), stamp);
 }
 
 fn header(st: &NodeState, stamp: Time) -> Header {
@@ -340,59 +334,32 @@ fn publish_beliefs(st: &mut NodeState, stamp: Time) {
             .filter(|(_, (_, t))| t.summary.belief.is_publishable())
             .flat_map(|(k, (id, t))| landmark_markers(&h, id, k as i32, t))
             .collect();
-        if let (Some(goal), Some(x)) = (st.goal, st.localizer.latest_base_position()) {
+        if let (Some(goal), Some(x)) = (st.goals.current_goal(), st.localizer.latest_base_position()) {
             markers.push(goal_marker(&h, &Vector2::new(x.x, x.y), &goal));
         }
         let _ = st.outputs.markers.publish(&MarkerArray { markers });
     }
 }
 
-/// The landmark to plan for: the configured one, else the most uncertain (largest tr Σ).
-fn target_landmark(st: &NodeState) -> Option<String> {
-    let target = &st.config.goal.target_landmark;
-    if !target.is_empty() {
-        return st.localizer.tracks().contains_key(target).then(|| target.clone());
-    }
-    st.localizer
-        .tracks()
-        .iter()
-        .max_by(|a, b| a.1.summary.belief.cov.trace().total_cmp(&b.1.summary.belief.cov.trace()))
-        .map(|(id, _)| id.clone())
-}
-
-fn goal_reached(st: &NodeState) -> bool {
-    match (st.config.goal.enabled, st.goal, st.localizer.latest_base_position()) {
-        (true, Some(goal), Some(x)) => (Vector2::new(x.x, x.y) - goal).norm() <= st.config.goal.goal_tolerance_m,
-        (true, None, Some(_)) => target_landmark(st).is_some(),
-        _ => false,
-    }
-}
-
-/// Chooses and publishes the next goal for the target landmark (and the heatmap).
-fn replan(st: &mut NodeState, stamp: Time) {
-    let (Some(id), Some(x)) = (target_landmark(st), st.localizer.latest_base_position()) else { return };
-    let belief = st.localizer.tracks()[&id].summary.belief;
-    let position = Vector2::new(x.x, x.y);
-    let noise_var = st.config.localizer.default_noise_std_m.powi(2);
-    let seed = st.config.localizer.estimator.seed.wrapping_add(st.plans);
-    st.plans += 1;
-    match plan_next_goal(&st.config.planner, position, &belief, noise_var, seed) {
-        Ok(goal) => {
-            st.goal = Some(goal.position_m);
-            let _ = st.outputs.goal.publish(&goal_pose(header(st, stamp.clone()), &position, &goal.position_m));
-            if st.config.publish.heatmap {
-                if let Ok(grid) = criterion_grid(&st.config.planner, position, &belief, noise_var, seed) {
-                    let _ = st.outputs.heatmap.publish(&heatmap(header(st, stamp.clone()), stamp, &grid));
-                }
+/// Asks the goal scheduler whether `trigger` calls for a new goal; publishes it (and
+/// the criterion heatmap) or logs why there is none.
+fn replan(st: &mut NodeState, trigger: &PlanTrigger, stamp: Time) {
+    match st.goals.on_trigger(trigger, &st.localizer) {
+        None => {}
+        Some(Ok(planned)) => {
+            let h = header(st, stamp.clone());
+            let _ = st.outputs.goal.publish(&goal_pose(h.clone(), &planned.from_m, &planned.goal.position_m));
+            if let Some(grid) = &planned.heatmap {
+                let _ = st.outputs.heatmap.publish(&heatmap(h, stamp, grid));
             }
         }
-        Err(e) => {
-            let key = match e {
+        Some(Err(failure)) => {
+            let key = match failure.error {
                 PlannerError::NoValidCandidate { .. } => "planner/no_candidate",
                 _ => "planner/error",
             };
             if st.throttle.ready(key) {
-                r2r::log_warn!(&st.logger, "no goal for `{}`: {}", id, e);
+                r2r::log_warn!(&st.logger, "no goal for `{}`: {}", failure.landmark_id, failure.error);
             }
         }
     }

@@ -1,0 +1,177 @@
+//! When to choose a new goal and for which landmark: the goal logic of the node, in
+//! the core so that the bag replayer runs it too.
+//!
+//! Target: `goal.target_landmark`, or (when empty) the landmark with the largest
+//! tr(Σ). A new goal is planned (with [`crate::planner::plan_next_goal`] on the target's
+//! moment-matched Gaussian) on these triggers, when `goal.enabled`:
+//! - a range of the target was fused and `goal.replan_on_update` is set, or there is
+//!   no goal yet;
+//! - odometry arrived and the robot is within `goal.goal_tolerance_m` of the goal, or
+//!   there is no goal yet;
+//! - the re-planning timer fired (`goal.replan_period_s`, driven by the caller's clock).
+
+use crate::localizer::Localizer;
+use crate::node_config::LandmarkFlowNodeConfig;
+use crate::planner::{criterion_grid, plan_next_goal, CriterionGrid, Goal, PlannerError};
+use nalgebra::Vector2;
+
+/// What happened that may call for a new goal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanTrigger {
+    /// A range of this landmark was fused.
+    Fused(String),
+    /// Odometry arrived.
+    Odometry,
+    /// The re-planning timer fired.
+    Timer,
+}
+
+/// A new goal, and what it was planned from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedGoal {
+    /// The landmark the goal is for.
+    pub landmark_id: String,
+    /// Robot (base) position the goal was planned from, metres.
+    pub from_m: Vector2<f64>,
+    pub goal: Goal,
+    /// The criterion over the candidates, when heatmaps are published.
+    pub heatmap: Option<CriterionGrid>,
+}
+
+/// A planning attempt that failed (e.g. no valid candidate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanFailure {
+    pub landmark_id: String,
+    pub error: PlannerError,
+}
+
+/// Holds the current goal and decides when to replace it.
+#[derive(Debug, Clone)]
+pub struct GoalScheduler {
+    config: LandmarkFlowNodeConfig,
+    goal: Option<Vector2<f64>>,
+    plans: u64,
+}
+
+impl GoalScheduler {
+    /// `config` must be validated.
+    pub fn new(config: &LandmarkFlowNodeConfig) -> Self {
+        Self { config: config.clone(), goal: None, plans: 0 }
+    }
+
+    /// The current goal position, metres.
+    pub fn current_goal(&self) -> Option<Vector2<f64>> {
+        self.goal
+    }
+
+    /// Forgets the goal (the next trigger plans a new one).
+    pub fn reset(&mut self) {
+        self.goal = None;
+    }
+
+    /// The landmark to plan for (see the module doc).
+    pub fn target(&self, localizer: &Localizer) -> Option<String> {
+        let target = &self.config.goal.target_landmark;
+        if !target.is_empty() {
+            return localizer.tracks().contains_key(target).then(|| target.clone());
+        }
+        localizer
+            .tracks()
+            .iter()
+            .max_by(|a, b| a.1.summary.belief.cov.trace().total_cmp(&b.1.summary.belief.cov.trace()))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Plans a new goal if `trigger` calls for one; `None` when it does not or when
+    /// there is no target or no robot position yet.
+    pub fn on_trigger(
+        &mut self,
+        trigger: &PlanTrigger,
+        localizer: &Localizer,
+    ) -> Option<Result<PlannedGoal, PlanFailure>> {
+        let g = &self.config.goal;
+        if !g.enabled {
+            return None;
+        }
+        let target = self.target(localizer)?;
+        let x = localizer.latest_base_position()?;
+        let from = Vector2::new(x.x, x.y);
+        let due = match trigger {
+            PlanTrigger::Timer => true,
+            PlanTrigger::Fused(id) => self.goal.is_none() || (g.replan_on_update && *id == target),
+            PlanTrigger::Odometry => self.goal.is_none_or(|goal| (from - goal).norm() <= g.goal_tolerance_m),
+        };
+        if !due {
+            return None;
+        }
+        let belief = localizer.tracks()[&target].summary.belief;
+        let noise_var = self.config.localizer.default_noise_std_m.powi(2);
+        let seed = self.config.localizer.estimator.seed.wrapping_add(self.plans);
+        self.plans += 1;
+        let planner = &self.config.planner;
+        Some(match plan_next_goal(planner, from, &belief, noise_var, seed) {
+            Ok(goal) => {
+                self.goal = Some(goal.position_m);
+                let heatmap = if self.config.publish.heatmap {
+                    criterion_grid(planner, from, &belief, noise_var, seed).ok()
+                } else {
+                    None
+                };
+                Ok(PlannedGoal { landmark_id: target, from_m: from, goal, heatmap })
+            }
+            Err(error) => Err(PlanFailure { landmark_id: target, error }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::localizer::{PriorsConfig, RangeInput};
+    use nalgebra::{Isometry3, Translation3, UnitQuaternion};
+
+    fn setup(replan_on_update: bool) -> (GoalScheduler, Localizer) {
+        let mut c = LandmarkFlowNodeConfig::default();
+        c.localizer.priors = PriorsConfig {
+            ids: vec!["a".into(), "b".into()],
+            means_m: vec![5.0, 0.0, -5.0, 0.0],
+            covs_m2: vec![1.0, 0.0, 0.0, 1.0, 4.0, 0.0, 0.0, 4.0],
+        };
+        c.goal.replan_on_update = replan_on_update;
+        c.publish.heatmap = false;
+        c.validate().unwrap();
+        (GoalScheduler::new(&c), Localizer::new(c.localizer.clone()).unwrap())
+    }
+
+    fn at(x: f64) -> Isometry3<f64> {
+        Isometry3::from_parts(Translation3::new(x, 0.0, 0.0), UnitQuaternion::identity())
+    }
+
+    #[test]
+    fn plans_for_the_most_uncertain_landmark_once_the_robot_is_known() {
+        let (mut s, mut loc) = setup(false);
+        assert_eq!(s.on_trigger(&PlanTrigger::Timer, &loc), None, "no robot position yet");
+        loc.add_odometry(1.0, "odom", at(0.0)).unwrap();
+        let p = s.on_trigger(&PlanTrigger::Odometry, &loc).unwrap().unwrap();
+        assert_eq!(p.landmark_id, "b", "tr(Σ_b) = 8 > tr(Σ_a) = 2");
+        assert!((p.goal.position_m - p.from_m).norm() <= 1.0 + 1e-12);
+        assert_eq!(s.current_goal(), Some(p.goal.position_m));
+        // Far from the goal: odometry does not re-plan; the timer does.
+        assert_eq!(s.on_trigger(&PlanTrigger::Odometry, &loc), None);
+        assert!(s.on_trigger(&PlanTrigger::Timer, &loc).is_some());
+    }
+
+    #[test]
+    fn replans_on_reaching_the_goal_and_on_fused_ranges_when_asked() {
+        let (mut s, mut loc) = setup(true);
+        loc.add_odometry(1.0, "odom", at(0.0)).unwrap();
+        let goal = s.on_trigger(&PlanTrigger::Odometry, &loc).unwrap().unwrap().goal.position_m;
+        loc.add_odometry(2.0, "odom", Isometry3::from_parts(Translation3::new(goal.x, goal.y, 0.0), UnitQuaternion::identity()))
+            .unwrap();
+        assert!(s.on_trigger(&PlanTrigger::Odometry, &loc).is_some(), "goal reached");
+        let r = RangeInput { stamp_s: 2.0, frame_id: String::new(), landmark_id: "b".into(), range_m: 5.0, variance_m2: 0.0 };
+        loc.add_range(&r).unwrap();
+        assert!(s.on_trigger(&PlanTrigger::Fused("b".into()), &loc).is_some());
+        assert_eq!(s.on_trigger(&PlanTrigger::Fused("a".into()), &loc), None, "not the target");
+    }
+}
