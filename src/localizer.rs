@@ -429,17 +429,20 @@ impl Localizer {
     /// non-finite pose.
     pub fn add_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<Vec<Processed>, Rejection> {
         self.push_odometry(stamp_s, frame_id, pose)?;
-        let newest = self.odometry.newest_stamp().unwrap_or(f64::NEG_INFINITY);
         let mut processed = Vec::new();
-        while self
-            .pending
-            .front()
-            .is_some_and(|m| m.stamp_s <= newest + self.config.odom_tolerance_s)
-        {
+        // The same lookup decides "covered" here and in try_add_range, so a drained
+        // range can never be queued again.
+        while let Some(front) = self.pending.front() {
+            if matches!(
+                self.odometry.pose_at(front.stamp_s),
+                Err(PoseLookupError::Empty | PoseLookupError::TooNew { .. })
+            ) {
+                break;
+            }
             let input = self.pending.pop_front().expect("front exists");
             let result = match self.add_range(&input) {
                 Ok(RangeOutcome::Fused(f)) => Ok(f),
-                Ok(RangeOutcome::Pending) => continue, // cannot happen: covered above
+                Ok(RangeOutcome::Pending) => unreachable!("odometry covers the stamp"),
                 Err(r) => Err(r),
             };
             processed.push(Processed { input, result });
@@ -724,6 +727,21 @@ mod tests {
         assert_eq!(loc.accepted(), 2);
         // 1.5 s past the newest odometry (odom_wait_s = 1): rejected at once.
         assert_eq!(loc.add_range(&range(3.0, "a", 3.0)).unwrap_err().reason(), "newer_than_odometry");
+    }
+
+    /// Regression: with `newest + tolerance` and `stamp − newest` rounding differently,
+    /// a drained range was queued again and `add_odometry` never returned.
+    #[test]
+    fn a_range_at_the_tolerance_edge_is_drained_once() {
+        let mut loc = Localizer::new(config()).unwrap();
+        let (newest, stamp) = (1001.0222715811004, 1001.1222715811004);
+        assert!(stamp <= newest + 0.1 && stamp - newest > 0.1, "the rounding edge case");
+        loc.add_odometry(1000.0, "odom", at(0.0, 0.0)).unwrap();
+        assert_eq!(loc.add_range(&range(stamp, "a", 3.0)), Ok(RangeOutcome::Pending));
+        loc.add_odometry(newest, "odom", at(0.0, 0.0)).unwrap();
+        assert_eq!(loc.pending(), 1, "just outside the tolerance: still waiting");
+        assert_eq!(loc.add_odometry(1001.2, "odom", at(0.0, 0.0)).unwrap().len(), 1);
+        assert_eq!(loc.pending(), 0);
     }
 
     #[test]

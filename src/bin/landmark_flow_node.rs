@@ -13,7 +13,7 @@
 //! `markers` (MarkerArray), `criterion_heatmap` (OccupancyGrid), `/diagnostics`;
 //! service `~/reset` (std_srvs/Trigger) restores the priors.
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use landmark_flow::localizer::{Localizer, RangeInput, RangeOutcome, Rejection};
 use landmark_flow::node_config::LandmarkFlowNodeConfig;
 use landmark_flow::goal_scheduler::{GoalScheduler, PlanTrigger};
@@ -22,8 +22,8 @@ use landmark_flow::ros::messages::{
     goal_marker, goal_pose, heatmap, landmark_belief, landmark_markers, pose_with_covariance, topic_safe,
 };
 use landmark_flow::ros::{
-    exit_with_error, load_parameters, odometry_pose, output_qos, ros_now_secs, secs_to_stamp, spawn_spin_thread,
-    stamp_to_secs, NodeError, NodeHandle, Throttle,
+    exit_with_error, load_parameters, odometry_pose, output_qos, ros_now_secs, secs_to_stamp, stamp_to_secs,
+    NodeError, Throttle,
 };
 use nalgebra::Vector2;
 use r2r::builtin_interfaces::msg::Time;
@@ -37,17 +37,12 @@ use r2r::std_srvs::srv::Trigger;
 use r2r::visualization_msgs::msg::MarkerArray;
 use r2r::{Publisher, QosProfile};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const NODE: &str = "landmark_flow_node";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| exit_with_error(NODE, &e));
-    if let Err(e) = runtime.block_on(run()) {
+    if let Err(e) = run() {
         exit_with_error(NODE, &e);
     }
 }
@@ -61,7 +56,7 @@ struct Outputs {
     diagnostics: Publisher<DiagnosticArray>,
 }
 
-/// Everything the tasks share, behind one short-held lock.
+/// Everything the event loop owns.
 struct NodeState {
     config: LandmarkFlowNodeConfig,
     localizer: Localizer,
@@ -73,12 +68,6 @@ struct NodeState {
     logger: String,
 }
 
-type Shared = Arc<Mutex<NodeState>>;
-
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, NodeState> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn input_qos(config: &LandmarkFlowNodeConfig) -> QosProfile {
     let depth = config.inputs.depth as usize;
     if config.inputs.reliable {
@@ -88,7 +77,12 @@ fn input_qos(config: &LandmarkFlowNodeConfig) -> QosProfile {
     }
 }
 
-async fn run() -> Result<(), NodeError> {
+/// The node's loop owns the node and its state: `spin_once` takes at most one message
+/// per subscription, and the loop handles everything taken before spinning again. r2r
+/// hands messages over through a 10-slot channel per subscription and drops what does
+/// not fit; draining after every spin keeps it from ever filling, so bursts queue in
+/// DDS (bounded by the input QoS depth) instead of being dropped silently.
+fn run() -> Result<(), NodeError> {
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, NODE, "")?;
     let logger = node.logger().to_string();
@@ -96,8 +90,11 @@ async fn run() -> Result<(), NodeError> {
     config.validate()?;
     let localizer = Localizer::new(config.localizer.clone())?;
 
+    // The parameter handler (ros2 param services, use_sim_time) runs on its own thread.
     let (param_handler, _events) = node.make_parameter_handler()?;
-    tokio::spawn(param_handler);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
+        .map_err(|e| NodeError::Other(e.to_string()))?;
+    runtime.spawn(param_handler);
 
     let qos = input_qos(&config);
     let ranges = node.subscribe::<RangeMeasurement>("range", qos.clone())?;
@@ -115,12 +112,8 @@ async fn run() -> Result<(), NodeError> {
         heatmap: node.create_publisher("criterion_heatmap", output_qos())?,
         diagnostics: node.create_publisher("/diagnostics", output_qos())?,
     };
-    let mut diag_timer = node.create_timer(Duration::from_secs_f64(config.publish.diagnostics_period_s))?;
-    let replan_timer = if config.goal.enabled && config.goal.replan_period_s > 0.0 {
-        Some(node.create_timer(Duration::from_secs_f64(config.goal.replan_period_s))?)
-    } else {
-        None
-    };
+    let diagnostics_period_s = config.publish.diagnostics_period_s;
+    let replan_period_s = (config.goal.enabled && config.goal.replan_period_s > 0.0).then_some(config.goal.replan_period_s);
     let clock = node.get_ros_clock();
     r2r::log_info!(
         &logger,
@@ -129,7 +122,7 @@ async fn run() -> Result<(), NodeError> {
         localizer.tracks().len(),
         config.planner.policy.name()
     );
-    let shared: Shared = Arc::new(Mutex::new(NodeState {
+    let mut st = NodeState {
         goals: GoalScheduler::new(&config),
         config,
         localizer,
@@ -137,68 +130,28 @@ async fn run() -> Result<(), NodeError> {
         outputs,
         throttle: Throttle::new(Duration::from_secs(5)),
         logger,
-    }));
-    let handle = spawn_spin_thread(node);
-
-    // Odometry.
-    {
-        let (shared, handle) = (shared.clone(), handle.clone());
-        tokio::spawn(async move {
-            let mut odometry = odometry;
-            while let Some(msg) = odometry.next().await {
-                let fused = {
-                    let mut st = lock(&shared);
-                    let pose = odometry_pose(&msg);
-                    let result =
-                        st.localizer.add_odometry(stamp_to_secs(&msg.header.stamp), &msg.header.frame_id, pose);
-                    match result {
-                        Ok(processed) => {
-                            let mut fused = Vec::new();
-                            for p in processed {
-                                match p.result {
-                                    Ok(_) => fused.push(p.input.landmark_id),
-                                    Err(r) => warn_rejected(&mut st, "range", &r),
-                                }
-                            }
-                            replan(&mut st, &PlanTrigger::Odometry, msg.header.stamp.clone());
-                            fused
-                        }
-                        Err(r) => {
-                            warn_rejected(&mut st, "odom", &r);
-                            Vec::new()
-                        }
-                    }
-                };
-                for id in fused {
-                    after_fused(&shared, &handle, id).await;
-                }
-            }
-        });
-    }
-    // Ranges (landmark_flow/RangeMeasurement).
-    {
-        let (shared, handle) = (shared.clone(), handle.clone());
-        tokio::spawn(async move {
-            let mut ranges = ranges;
-            while let Some(m) = ranges.next().await {
-                let input = RangeInput {
-                    stamp_s: stamp_to_secs(&m.header.stamp),
-                    frame_id: m.header.frame_id,
-                    landmark_id: m.landmark_id,
-                    range_m: m.range,
-                    variance_m2: m.variance,
-                };
-                on_range(&shared, &handle, input, "range").await;
-            }
-        });
-    }
-    // Ranges (sensor_msgs/Range).
-    if let Some(raw) = raw_ranges {
-        let (shared, handle) = (shared.clone(), handle.clone());
-        let sensor_frame = lock(&shared).config.localizer.sensor_frame_id.clone();
-        tokio::spawn(async move {
-            let mut raw = raw;
-            while let Some(m) = raw.next().await {
+    };
+    let (mut ranges, mut odometry, mut raw_ranges, mut reset) = (ranges, odometry, raw_ranges, reset);
+    let sensor_frame = st.config.localizer.sensor_frame_id.clone();
+    let mut diagnostics_timer = PeriodicTimer::new(diagnostics_period_s);
+    let mut replan_timer = replan_period_s.map(PeriodicTimer::new);
+    loop {
+        node.spin_once(Duration::from_millis(5));
+        while let Some(Some(msg)) = odometry.next().now_or_never() {
+            on_odometry(&mut st, &mut node, msg);
+        }
+        while let Some(Some(m)) = ranges.next().now_or_never() {
+            let input = RangeInput {
+                stamp_s: stamp_to_secs(&m.header.stamp),
+                frame_id: m.header.frame_id,
+                landmark_id: m.landmark_id,
+                range_m: m.range,
+                variance_m2: m.variance,
+            };
+            on_range(&mut st, &mut node, input, "range");
+        }
+        if let Some(raw) = raw_ranges.as_mut() {
+            while let Some(Some(m)) = raw.next().now_or_never() {
                 let input = RangeInput {
                     stamp_s: stamp_to_secs(&m.header.stamp),
                     // sensor_msgs/Range carries the landmark in frame_id; it has no sensor frame.
@@ -207,47 +160,67 @@ async fn run() -> Result<(), NodeError> {
                     range_m: m.range as f64,
                     variance_m2: m.variance as f64,
                 };
-                on_range(&shared, &handle, input, "range_raw").await;
+                on_range(&mut st, &mut node, input, "range_raw");
             }
-        });
+        }
+        let now_s = ros_now_secs(&clock);
+        let now = secs_to_stamp(now_s);
+        while let Some(Some(req)) = reset.next().now_or_never() {
+            st.localizer.reset();
+            st.goals.reset();
+            publish_beliefs(&mut st, now.clone());
+            let message = format!("restored the priors of {} landmark(s)", st.localizer.tracks().len());
+            let _ = req.respond(Trigger::Response { success: true, message });
+        }
+        if replan_timer.as_mut().is_some_and(|t| t.due(now_s)) {
+            replan(&mut st, &PlanTrigger::Timer, now.clone());
+        }
+        if diagnostics_timer.due(now_s) {
+            st.outputs.diagnostics.publish(&diagnostics(&st, now))?;
+        }
     }
-    // ~/reset.
-    {
-        let shared = shared.clone();
-        let clock = clock.clone();
-        tokio::spawn(async move {
-            let mut reset = reset;
-            while let Some(req) = reset.next().await {
-                let message = {
-                    let mut st = lock(&shared);
-                    st.localizer.reset();
-                    st.goals.reset();
-                    let stamp = r2r::Clock::to_builtin_time(&Duration::from_secs_f64(ros_now_secs(&clock)));
-                    publish_beliefs(&mut st, stamp);
-                    format!("restored the priors of {} landmark(s)", st.localizer.tracks().len())
-                };
-                let _ = req.respond(Trigger::Response { success: true, message });
+}
+
+/// A period on the ROS clock (so sim time works), checked by the node's loop.
+struct PeriodicTimer {
+    period_s: f64,
+    next_s: Option<f64>,
+}
+
+impl PeriodicTimer {
+    fn new(period_s: f64) -> Self {
+        Self { period_s, next_s: None }
+    }
+
+    /// True once per period. A clock that jumps back (a bag restarted) restarts it.
+    fn due(&mut self, now_s: f64) -> bool {
+        match self.next_s {
+            Some(next) if now_s >= next || next - now_s > 2.0 * self.period_s => {
+                self.next_s = Some(now_s + self.period_s);
+                now_s >= next
             }
-        });
-    }
-    // Re-planning timer.
-    if let Some(mut timer) = replan_timer {
-        let shared = shared.clone();
-        let clock = clock.clone();
-        tokio::spawn(async move {
-            while timer.tick().await.is_ok() {
-                let stamp = r2r::Clock::to_builtin_time(&Duration::from_secs_f64(ros_now_secs(&clock)));
-                let mut st = lock(&shared);
-                replan(&mut st, &PlanTrigger::Timer, stamp);
+            Some(_) => false,
+            None => {
+                self.next_s = Some(now_s + self.period_s);
+                false
             }
-        });
+        }
     }
-    // Diagnostics.
-    loop {
-        diag_timer.tick().await?;
-        let stamp = r2r::Clock::to_builtin_time(&Duration::from_secs_f64(ros_now_secs(&clock)));
-        let st = lock(&shared);
-        st.outputs.diagnostics.publish(&diagnostics(&st, stamp))?;
+}
+
+fn on_odometry(st: &mut NodeState, node: &mut r2r::Node, msg: Odometry) {
+    let pose = odometry_pose(&msg);
+    match st.localizer.add_odometry(stamp_to_secs(&msg.header.stamp), &msg.header.frame_id, pose) {
+        Ok(processed) => {
+            for p in processed {
+                match p.result {
+                    Ok(_) => after_fused(st, node, p.input.landmark_id),
+                    Err(r) => warn_rejected(st, "range", &r),
+                }
+            }
+            replan(st, &PlanTrigger::Odometry, msg.header.stamp);
+        }
+        Err(r) => warn_rejected(st, "odom", &r),
     }
 }
 
@@ -257,44 +230,30 @@ fn warn_rejected(st: &mut NodeState, topic: &str, r: &Rejection) {
     }
 }
 
-async fn on_range(shared: &Shared, handle: &NodeHandle, input: RangeInput, topic: &str) {
-    {
-        let mut st = lock(shared);
-        match st.localizer.add_range(&input) {
-            Ok(RangeOutcome::Fused(_)) => {}
-            Ok(RangeOutcome::Pending) => return,
-            Err(r) => {
-                warn_rejected(&mut st, topic, &r);
-                return;
-            }
-        }
+fn on_range(st: &mut NodeState, node: &mut r2r::Node, input: RangeInput, topic: &str) {
+    match st.localizer.add_range(&input) {
+        Ok(RangeOutcome::Fused(_)) => after_fused(st, node, input.landmark_id),
+        Ok(RangeOutcome::Pending) => {}
+        Err(r) => warn_rejected(st, topic, &r),
     }
-    after_fused(shared, handle, input.landmark_id).await;
 }
 
 /// Publishes what changed after a range of landmark `id` was fused (creating the
-/// landmark's pose publisher on first use) and re-plans when configured to.
-async fn after_fused(shared: &Shared, handle: &NodeHandle, id: String) {
-    let needs_publisher = !lock(shared).pose_pubs.contains_key(&id);
-    if needs_publisher {
+/// landmark's pose publisher on first use) and re-plans when the scheduler says so.
+fn after_fused(st: &mut NodeState, node: &mut r2r::Node, id: String) {
+    if !st.pose_pubs.contains_key(&id) {
         let topic = format!("landmarks/{}/pose", topic_safe(&id));
-        let created = handle
-            .with_node(move |node| node.create_publisher::<PoseWithCovarianceStamped>(&topic, output_qos()))
-            .await;
-        let mut st = lock(shared);
-        match created {
-            Ok(Ok(p)) => {
+        match node.create_publisher::<PoseWithCovarianceStamped>(&topic, output_qos()) {
+            Ok(p) => {
                 st.pose_pubs.insert(id.clone(), p);
             }
-            Ok(Err(e)) => r2r::log_error!(&st.logger, "cannot create the pose publisher of `{}`: {}", id, e),
-            Err(e) => r2r::log_error!(&st.logger, "{}", e),
+            Err(e) => r2r::log_error!(&st.logger, "cannot create the pose publisher of `{}`: {}", id, e),
         }
     }
-    let mut st = lock(shared);
     let Some(stamp) = st.localizer.tracks().get(&id).map(|t| secs_to_stamp(t.last_stamp_s)) else { return };
-    publish_landmark(&st, &id);
-    publish_beliefs(&mut st, stamp.clone());
-    replan(&mut st, &PlanTrigger::Fused(id), stamp);
+    publish_landmark(st, &id);
+    publish_beliefs(st, stamp.clone());
+    replan(st, &PlanTrigger::Fused(id), stamp);
 }
 
 fn header(st: &NodeState, stamp: Time) -> Header {
@@ -370,6 +329,7 @@ fn diagnostics(st: &NodeState, stamp: Time) -> DiagnosticArray {
     let mut values = vec![kv("accepted", st.localizer.accepted().to_string())];
     let rejected: u64 = st.localizer.rejected().values().sum();
     values.push(kv("rejected", rejected.to_string()));
+    values.push(kv("waiting_for_odometry", st.localizer.pending().to_string()));
     for (reason, n) in st.localizer.rejected() {
         values.push(kv(&format!("rejected.{reason}"), n.to_string()));
     }

@@ -169,49 +169,16 @@ impl Throttle {
     }
 }
 
-/// A request run on the spin thread with the node (e.g. create a publisher later).
-type NodeRequest = Box<dyn FnOnce(&mut r2r::Node) + Send>;
-
 /// Runs `node.spin_once` forever on its own thread; the node's subscriptions, timers
-/// and services are streams and futures served by the tokio tasks.
-pub fn spawn_spin_thread(node: r2r::Node) -> NodeHandle {
-    let (tx, rx) = std::sync::mpsc::channel::<NodeRequest>();
-    let mut node = node;
+/// and services are streams and futures served by the tokio tasks. (For nodes whose
+/// inputs are light; `landmark_flow_node` spins in its own loop, see there.)
+pub fn spawn_spin_thread(mut node: r2r::Node) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("ros_spin".into())
         .spawn(move || loop {
-            node.spin_once(Duration::from_millis(2));
-            while let Ok(request) = rx.try_recv() {
-                request(&mut node);
-            }
+            node.spin_once(Duration::from_millis(5));
         })
-        .expect("cannot start the ROS spin thread");
-    NodeHandle { tx }
-}
-
-/// Access to a node owned by the spin thread.
-#[derive(Clone)]
-pub struct NodeHandle {
-    tx: std::sync::mpsc::Sender<NodeRequest>,
-}
-
-impl NodeHandle {
-    /// Runs `f` with the node on the spin thread and returns its result.
-    ///
-    /// # Errors
-    /// [`NodeError::Other`] when the spin thread is gone.
-    pub async fn with_node<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut r2r::Node) -> R + Send + 'static,
-    ) -> Result<R, NodeError> {
-        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Box::new(move |node| {
-                let _ = reply_tx.send(f(node));
-            }))
-            .map_err(|_| NodeError::Other("the ROS spin thread has stopped".into()))?;
-        reply_rx.await.map_err(|_| NodeError::Other("the ROS spin thread has stopped".into()))
-    }
+        .expect("cannot start the ROS spin thread")
 }
 
 /// Prints a start-up error the way users read it (stderr, naming the node) and exits
