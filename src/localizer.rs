@@ -736,7 +736,7 @@ mod tests {
         let mut loc = Localizer::new(config()).unwrap();
         let (newest, stamp) = (1001.0222715811004, 1001.1222715811004);
         assert!(stamp <= newest + 0.1 && stamp - newest > 0.1, "the rounding edge case");
-        loc.add_odometry(1000.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.add_odometry(1000.5, "odom", at(0.0, 0.0)).unwrap();
         assert_eq!(loc.add_range(&range(stamp, "a", 3.0)), Ok(RangeOutcome::Pending));
         loc.add_odometry(newest, "odom", at(0.0, 0.0)).unwrap();
         assert_eq!(loc.pending(), 1, "just outside the tolerance: still waiting");
