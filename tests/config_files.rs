@@ -1,31 +1,70 @@
 //! Every shipped `config/*.yaml` parses into its node's config struct (unknown keys
-//! are errors, so the file's keys and the struct's fields cannot drift apart) and
-//! passes validation.
+//! are errors, so a file's keys and the struct's fields cannot drift apart) and passes
+//! validation; the per-node reference files spell out every key.
 
-use landmark_flow::config::node_parameters_from_yaml;
+use landmark_flow::config::{flatten, node_parameters_from_yaml};
+use landmark_flow::node_config::LandmarkFlowNodeConfig;
+use landmark_flow::sim_robot::SimRobotConfig;
 use landmark_flow::sim_sensor::SimRangeSensorConfig;
+use serde_yaml::Value;
 
 fn read(name: &str) -> String {
     let path = format!("{}/config/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+fn names(v: &[(String, Value)]) -> Vec<String> {
+    let mut n: Vec<String> = v.iter().map(|(k, _)| k.clone()).collect();
+    n.sort();
+    n
+}
+
+/// The file names every key of the struct, except keys whose default is an empty
+/// list (ROS parameter files cannot hold an empty list; the file documents them in a
+/// comment instead).
+fn assert_every_key_spelled_out<T: serde::Serialize>(file: &str, node: &str, config: &T) {
+    let doc: Value = serde_yaml::from_str(&read(file)).unwrap();
+    let in_file = names(&flatten(&doc[node]["ros__parameters"]));
+    let in_struct: Vec<(String, Value)> = flatten(&serde_yaml::to_value(config).unwrap())
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, Value::Sequence(s) if s.is_empty()))
+        .collect();
+    assert_eq!(in_file, names(&in_struct), "{file}: keys differ from the struct's");
+}
+
 #[test]
-fn sim_range_sensor_yaml_is_valid() {
+fn sim_range_sensor_yaml_is_valid_and_complete() {
     let c: SimRangeSensorConfig =
         node_parameters_from_yaml(&read("sim_range_sensor.yaml"), "sim_range_sensor").unwrap();
     c.validate().unwrap();
     assert_eq!(c.landmarks.ids, ["beacon_a"]);
-    // Every key is spelled out in the file (no silent defaults) ...
-    let doc: serde_yaml::Value = serde_yaml::from_str(&read("sim_range_sensor.yaml")).unwrap();
-    let in_file = landmark_flow::config::flatten(&doc["sim_range_sensor"]["ros__parameters"]);
-    let in_struct = landmark_flow::config::flatten(&serde_yaml::to_value(&c).unwrap());
-    let names = |v: &[(String, serde_yaml::Value)]| {
-        let mut n: Vec<String> = v.iter().map(|(k, _)| k.clone()).collect();
-        n.sort();
-        n
-    };
-    assert_eq!(names(&in_file), names(&in_struct));
+    assert_every_key_spelled_out("sim_range_sensor.yaml", "sim_range_sensor", &c);
+}
+
+#[test]
+fn landmark_flow_node_yaml_is_valid_complete_and_the_defaults() {
+    let c: LandmarkFlowNodeConfig =
+        node_parameters_from_yaml(&read("landmark_flow_node.yaml"), "landmark_flow_node").unwrap();
+    c.validate().unwrap();
+    assert_eq!(c, LandmarkFlowNodeConfig::default(), "the file documents the defaults");
+    assert_every_key_spelled_out("landmark_flow_node.yaml", "landmark_flow_node", &c);
+}
+
+#[test]
+fn demo_yaml_configures_all_three_nodes() {
+    let yaml = read("demo.yaml");
+    let robot: SimRobotConfig = node_parameters_from_yaml(&yaml, "sim_robot").unwrap();
+    robot.validate().unwrap();
+    let sensor: SimRangeSensorConfig = node_parameters_from_yaml(&yaml, "sim_range_sensor").unwrap();
+    sensor.validate().unwrap();
+    let node: LandmarkFlowNodeConfig = node_parameters_from_yaml(&yaml, "landmark_flow_node").unwrap();
+    node.validate().unwrap();
+    // The filter is told the sensor's frame and noise, and plans for the simulated landmark.
+    assert_eq!(node.localizer.sensor_frame_id, sensor.frame_id);
+    assert_eq!(node.localizer.default_noise_std_m, sensor.noise_std_m);
+    assert_eq!(node.localizer.priors.ids, sensor.landmarks.ids);
+    assert_eq!(node.goal.target_landmark, sensor.landmarks.ids[0]);
+    assert_eq!(node.localizer.odom_frame_id, robot.odom_frame_id);
 }
 
 #[test]

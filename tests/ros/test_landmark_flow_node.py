@@ -326,3 +326,26 @@ def test_malformed_params_file_exits_nonzero(ros_env, tmp_path):
     r = run_until_exit([executable("landmark_flow_node"), "--ros-args", "--params-file", str(path)], ros_env)
     assert r.returncode != 0
     assert r.stderr.strip(), "no error message"
+
+
+def test_use_sim_time_drives_the_node_clock(peer, start_node, tmp_path):
+    """With use_sim_time the node's clock is /clock (as under `ros2 bag play --clock`):
+    its diagnostics are stamped in sim time and its periodic work follows /clock."""
+    from rosgraph_msgs.msg import Clock
+
+    start_node("landmark_flow_node", "-p", "use_sim_time:=true",
+               params_file=write_params(tmp_path, "landmark_flow_node", node_params()))
+    rig = Rig(peer)
+    clock_pub = peer.node.create_publisher(Clock, "/clock", 10)
+    sim = {"t": 5000.0}
+
+    def tick():
+        sim["t"] += 0.1
+        m = Clock()
+        m.clock.sec, m.clock.nanosec = rig.stamp(sim["t"])
+        clock_pub.publish(m)
+
+    peer.node.create_timer(0.02, tick)
+    assert peer.spin_until(lambda: len(rig.diags) >= 2, timeout_s=20), "no diagnostics under sim time"
+    stamp = rig.diags[-1].header.stamp.sec + rig.diags[-1].header.stamp.nanosec * 1e-9
+    assert 5000.0 < stamp <= sim["t"] + 1e-6, (stamp, sim["t"])
