@@ -41,6 +41,12 @@ use std::time::Duration;
 
 const NODE: &str = "landmark_flow_node";
 
+// use_sim_time (bag replay with --clock) needs r2r built with rosgraph_msgs. r2r 0.9.7
+// emits that cfg only when it regenerates its bindings, not when it reuses cached ones
+// (after AMENT_PREFIX_PATH changed and changed back); fail the build rather than ship
+// a node that silently ignores use_sim_time. Fix: `cargo clean -p r2r` in that target dir.
+r2r::assert_compiled_with_use_sim_time_support!();
+
 fn main() {
     if let Err(e) = run() {
         exit_with_error(NODE, &e);
