@@ -21,6 +21,7 @@ pub mod localizer;
 pub mod node_config;
 pub mod odometry;
 pub mod planner;
+pub mod replay;
 pub mod sim_robot;
 pub mod sim_sensor;
 

@@ -1,0 +1,419 @@
+//! The bag replayer: runs a recorded rosbag2 bag through the node's core code
+//! (the [`Localizer`](crate::localizer::Localizer) and the
+//! [`GoalScheduler`](crate::goal_scheduler::GoalScheduler), with the node's message
+//! conversions), as fast as it can, in bag-time order, deterministically.
+//!
+//! - [`bag`] reads rosbag2 directories (MCAP or sqlite3 storage) and single `.mcap`
+//!   / `.db3` files; damage stops reading with an error naming file and offset/row,
+//!   keeping what came before.
+//! - [`cdr`] and [`messages`] decode `nav_msgs/Odometry`, `sensor_msgs/Range`,
+//!   `landmark_flow/RangeMeasurement` and encode the outputs.
+//! - [`engine`] is the node's event handling on bag time.
+//! - [`output`], [`report`], [`plots`] write the output bag, the CSV tables, the
+//!   report and the PNGs.
+//!
+//! [`run`] ties them together; `landmark_flow_replay` is its command line.
+//!
+//! What the replayer writes into `out_dir`:
+//! - `replay_bag/` (rosbag2, MCAP): `/landmark_beliefs`, `/landmarks/<id>/pose`,
+//!   `/goal_pose`, each message at the bag time of the input that caused it (a timer
+//!   goal at its firing time);
+//! - `updates.csv`: one row per range that was fused or rejected;
+//! - `goals.csv`: one row per goal;
+//! - `report.md`, `report.yaml`; `trajectory.png`, `error_vs_time.png`.
+
+pub mod bag;
+pub mod cdr;
+pub mod engine;
+pub mod messages;
+pub mod output;
+pub mod plots;
+pub mod report;
+
+use crate::config::ConfigError;
+use crate::node_config::LandmarkFlowNodeConfig;
+use bag::{BagContents, BagError, BagMessage};
+use engine::{InputMessage, ReplayEvent, Replayer};
+use messages::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
+use output::{num, CsvWriter, OutputError, Rosbag2McapWriter};
+use report::{GroundTruth, GroundTruthError, LandmarkReport, ReplayReport, ReportBuilder, Throughput};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Default odometry topic (the node's `odom` in the root namespace).
+pub const DEFAULT_ODOM_TOPIC: &str = "/odom";
+/// Default range topics (the node's `range` and `range_raw`); each is decoded by the
+/// type the bag declares for it.
+pub const DEFAULT_RANGE_TOPICS: [&str; 2] = ["/range", "/range_raw"];
+/// Output topics.
+pub const BELIEFS_TOPIC: &str = "/landmark_beliefs";
+pub const GOAL_TOPIC: &str = "/goal_pose";
+/// Columns of `updates.csv`.
+pub const UPDATE_COLUMNS: [&str; 21] = [
+    "bag_time_s", "topic", "stamp_s", "landmark_id", "range_m", "variance_m2", "status", "sensor_x_m", "sensor_y_m",
+    "mean_x_m", "mean_y_m", "cov_xx_m2", "cov_xy_m2", "cov_yy_m2", "trace_m2", "components", "measurements_fused",
+    "iterations", "converged", "error_m", "nees",
+];
+/// Decoding failures reported individually (the rest are only counted).
+const MAX_WARNINGS: usize = 20;
+
+/// Errors of the replay as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Bag(#[from] BagError),
+    #[error("{bag}: no {missing} topic among {wanted:?}; the bag has: {available}")]
+    NoMatchingTopic { bag: PathBuf, missing: &'static str, wanted: Vec<String>, available: String },
+    #[error("{bag}: topic `{topic}` has type `{type_name}` with encoding `{encoding}`; expected {expected} in CDR")]
+    WrongTopicType { bag: PathBuf, topic: String, type_name: String, encoding: String, expected: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    GroundTruth(#[from] GroundTruthError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Plot(#[from] plots::PlotError),
+}
+
+/// What to replay and where to write.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub bag: PathBuf,
+    pub out_dir: PathBuf,
+    /// The node's parameters (`landmark_flow_node` section of its params file).
+    pub config: LandmarkFlowNodeConfig,
+    /// Where `config` came from, for the report.
+    pub params_source: String,
+    pub odom_topics: Vec<String>,
+    pub range_topics: Vec<String>,
+    pub ground_truth: Option<PathBuf>,
+    /// Draw the PNGs (needs the font).
+    pub plots: bool,
+}
+
+impl ReplayOptions {
+    /// Defaults: the node's default parameters, the default topics, plots on.
+    pub fn new(bag: &Path, out_dir: &Path) -> Self {
+        Self {
+            bag: bag.to_path_buf(),
+            out_dir: out_dir.to_path_buf(),
+            config: LandmarkFlowNodeConfig::default(),
+            params_source: "node defaults".into(),
+            odom_topics: vec![DEFAULT_ODOM_TOPIC.into()],
+            range_topics: DEFAULT_RANGE_TOPICS.iter().map(|s| s.to_string()).collect(),
+            ground_truth: None,
+            plots: true,
+        }
+    }
+}
+
+/// The result of a replay that ran (possibly over a damaged bag's readable part).
+#[derive(Debug)]
+pub struct ReplayOutcome {
+    pub report: ReplayReport,
+    /// Set when the bag could not be read to the end: everything before the damage
+    /// was replayed and written.
+    pub bag_error: Option<BagError>,
+    /// Messages that could not be decoded (the first few), naming file and position.
+    pub warnings: Vec<String>,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// A topic name with a leading `/` (rosbag2 records absolute names).
+pub fn absolute_topic(name: &str) -> String {
+    if name.starts_with('/') { name.to_string() } else { format!("/{name}") }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Odometry,
+    Range,
+    RangeMeasurement,
+}
+
+fn decode(kind: Kind, data: &[u8]) -> Result<InputMessage, cdr::CdrError> {
+    Ok(match kind {
+        Kind::Odometry => InputMessage::Odometry(OdometryMsg::decode(data)?),
+        Kind::Range => InputMessage::Range(RangeMsg::decode(data)?),
+        Kind::RangeMeasurement => InputMessage::RangeMeasurement(RangeMeasurementMsg::decode(data)?),
+    })
+}
+
+/// Checks the wanted topics against the bag's: each wanted topic present must have a
+/// type the replayer decodes; at least one odometry and one range topic must be there.
+fn topic_kinds(contents: &BagContents, options: &ReplayOptions) -> Result<Vec<Option<Kind>>, ReplayError> {
+    let odom: Vec<String> = options.odom_topics.iter().map(|t| absolute_topic(t)).collect();
+    let ranges: Vec<String> = options.range_topics.iter().map(|t| absolute_topic(t)).collect();
+    let mut kinds = Vec::with_capacity(contents.topics.len());
+    let (mut have_odom, mut have_range) = (false, false);
+    for t in &contents.topics {
+        let cdr = t.encoding == "cdr";
+        let kind = if odom.contains(&t.name) {
+            if !(cdr && t.type_name == type_names::ODOMETRY) {
+                return Err(wrong_type(options, t, type_names::ODOMETRY.into()));
+            }
+            have_odom = true;
+            Some(Kind::Odometry)
+        } else if ranges.contains(&t.name) {
+            have_range = true;
+            match (cdr, t.type_name.as_str()) {
+                (true, type_names::RANGE) => Some(Kind::Range),
+                (true, type_names::RANGE_MEASUREMENT) => Some(Kind::RangeMeasurement),
+                _ => {
+                    return Err(wrong_type(options, t, format!("{} or {}", type_names::RANGE, type_names::RANGE_MEASUREMENT)))
+                }
+            }
+        } else {
+            None
+        };
+        kinds.push(kind);
+    }
+    let missing = match (have_odom, have_range) {
+        (true, true) => return Ok(kinds),
+        (false, true) => "odometry",
+        (true, false) => "range",
+        (false, false) => "odometry or range",
+    };
+    let available = if contents.topics.is_empty() {
+        "no topics".to_string()
+    } else {
+        contents.topics.iter().map(|t| format!("{} ({}, {} messages)", t.name, t.type_name, t.message_count)).collect::<Vec<_>>().join(", ")
+    };
+    let wanted = match missing {
+        "odometry" => odom,
+        "range" => ranges,
+        _ => odom.into_iter().chain(ranges).collect(),
+    };
+    Err(ReplayError::NoMatchingTopic { bag: options.bag.clone(), missing, wanted, available })
+}
+
+fn wrong_type(options: &ReplayOptions, t: &bag::TopicInfo, expected: String) -> ReplayError {
+    ReplayError::WrongTopicType {
+        bag: options.bag.clone(),
+        topic: t.name.clone(),
+        type_name: t.type_name.clone(),
+        encoding: t.encoding.clone(),
+        expected,
+    }
+}
+
+fn describe_origin(contents: &BagContents, m: &BagMessage) -> String {
+    let file = contents.files.get(m.origin.file).map(|p| p.display().to_string()).unwrap_or_default();
+    let position = if file.ends_with(".db3") {
+        format!("row {}", m.origin.position)
+    } else {
+        format!("record at byte offset {}", m.origin.position)
+    };
+    format!("{file}: message #{} ({position}, bag time {} ns)", m.origin.ordinal, m.log_time_ns)
+}
+
+/// Writes every output as the events come.
+struct Sinks {
+    bag: Rosbag2McapWriter,
+    updates: CsvWriter,
+    goals: CsvWriter,
+    builder: ReportBuilder,
+    goals_by_trigger: BTreeMap<String, u64>,
+    plan_failures: u64,
+    odometry_messages: u64,
+    range_messages: u64,
+}
+
+impl Sinks {
+    fn on_event(&mut self, event: ReplayEvent, msg_time_s: f64, msg_time_ns: u64) -> Result<(), OutputError> {
+        // Events of the message itself carry its exact bag time; timer events their own.
+        let ns = |t: f64| if t == msg_time_s { msg_time_ns } else { (t * 1e9).round().max(0.0) as u64 };
+        match event {
+            ReplayEvent::Odometry { bag_time_s, position, .. } => {
+                self.builder.trajectory.push((bag_time_s - self.builder.start_s, position.x, position.y));
+            }
+            ReplayEvent::OdometryRejected { .. } => {}
+            ReplayEvent::Range(u) => {
+                let i = &u.input;
+                let mut row = vec![
+                    num(u.bag_time_s),
+                    u.topic.clone(),
+                    num(i.stamp_s),
+                    i.landmark_id.clone(),
+                    num(i.range_m),
+                    num(i.variance_m2),
+                ];
+                match &u.result {
+                    Ok(f) => {
+                        let b = &f.belief;
+                        let sample = self.builder.add_belief(u.bag_time_s, &i.landmark_id, b.mean, b.cov);
+                        row.extend([
+                            "fused".to_string(),
+                            num(f.sensor_position.x),
+                            num(f.sensor_position.y),
+                            num(b.mean.x),
+                            num(b.mean.y),
+                            num(b.cov[(0, 0)]),
+                            num(b.cov[(0, 1)]),
+                            num(b.cov[(1, 1)]),
+                            num(b.cov.trace()),
+                            f.components.to_string(),
+                            f.measurements_fused.to_string(),
+                            f.iterations.to_string(),
+                            f.converged.to_string(),
+                            sample.error_m.map(num).unwrap_or_default(),
+                            sample.nees.map(num).unwrap_or_default(),
+                        ]);
+                    }
+                    Err(r) => {
+                        self.builder.add_rejected(&i.landmark_id);
+                        row.push(r.reason().to_string());
+                        row.extend(std::iter::repeat_n(String::new(), UPDATE_COLUMNS.len() - 7));
+                    }
+                }
+                self.updates.row(row)?;
+            }
+            ReplayEvent::LandmarkPose { bag_time_s, landmark_id, msg } => {
+                let topic = format!("/landmarks/{}/pose", topic_safe(&landmark_id));
+                self.bag.write(&topic, type_names::POSE_WITH_COVARIANCE_STAMPED, ns(bag_time_s), &msg.encode())?;
+            }
+            ReplayEvent::Beliefs { bag_time_s, msg } => {
+                self.bag.write(BELIEFS_TOPIC, type_names::LANDMARK_BELIEF_ARRAY, ns(bag_time_s), &msg.encode())?;
+            }
+            ReplayEvent::Goal(g) => {
+                self.bag.write(GOAL_TOPIC, type_names::POSE_STAMPED, ns(g.bag_time_s), &g.msg.encode())?;
+                *self.goals_by_trigger.entry(g.trigger.name().to_string()).or_insert(0) += 1;
+                let [x, y, _] = g.msg.pose.position;
+                self.builder.goals.push((g.bag_time_s - self.builder.start_s, x, y));
+                self.goals.row([
+                    num(g.bag_time_s),
+                    num(g.msg.header.stamp.secs()),
+                    g.trigger.name().to_string(),
+                    g.landmark_id.clone(),
+                    num(g.from_m.x),
+                    num(g.from_m.y),
+                    num(x),
+                    num(y),
+                ])?;
+            }
+            ReplayEvent::PlanFailed { .. } => self.plan_failures += 1,
+        }
+        Ok(())
+    }
+}
+
+/// Replays `options.bag` and writes everything into `options.out_dir`.
+///
+/// # Errors
+/// [`ReplayError`] when nothing can be replayed (unreadable bag, no matching topic,
+/// bad parameters or ground truth) or an output cannot be written. A bag damaged
+/// part-way is not an `Err`: see [`ReplayOutcome::bag_error`].
+pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
+    // The replay publishes no heatmap, so it need not compute one (goals are the same).
+    let mut config = options.config.clone();
+    config.publish.heatmap = false;
+    let mut replayer = Replayer::new(&config)?;
+    let truth = options.ground_truth.as_deref().map(GroundTruth::load).transpose()?;
+
+    let read_start = Instant::now();
+    let wanted: Vec<String> =
+        options.odom_topics.iter().chain(&options.range_topics).map(|t| absolute_topic(t)).collect();
+    let contents = bag::read_bag(&options.bag, &|name: &str| wanted.iter().any(|w| w == name))?;
+    let kinds = match topic_kinds(&contents, options) {
+        Ok(k) => k,
+        // Damage before any topic could be read is the better explanation.
+        Err(ReplayError::NoMatchingTopic { .. }) if contents.error.is_some() && contents.messages.is_empty() => {
+            return Err(ReplayError::Bag(contents.error.clone().expect("checked")))
+        }
+        Err(e) => return Err(e),
+    };
+    let read_s = read_start.elapsed().as_secs_f64();
+
+    std::fs::create_dir_all(&options.out_dir).map_err(|e| output::io_err(&options.out_dir, e))?;
+    let start_s = contents.messages.first().map(|m| m.log_time_ns as f64 * 1e-9).unwrap_or(0.0);
+    let end_s = contents.messages.last().map(|m| m.log_time_ns as f64 * 1e-9).unwrap_or(0.0);
+    let process_start = Instant::now();
+    let mut sinks = Sinks {
+        bag: Rosbag2McapWriter::create(&options.out_dir.join("replay_bag"))?,
+        updates: CsvWriter::create(&options.out_dir.join("updates.csv"), &UPDATE_COLUMNS)?,
+        goals: CsvWriter::create(
+            &options.out_dir.join("goals.csv"),
+            &["bag_time_s", "stamp_s", "trigger", "landmark_id", "from_x_m", "from_y_m", "goal_x_m", "goal_y_m"],
+        )?,
+        builder: ReportBuilder::new(truth.clone(), start_s),
+        goals_by_trigger: BTreeMap::new(),
+        plan_failures: 0,
+        odometry_messages: 0,
+        range_messages: 0,
+    };
+    let mut undecodable: BTreeMap<String, u64> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for m in &contents.messages {
+        let Some(kind) = kinds[m.topic] else { continue };
+        let topic = &contents.topics[m.topic].name;
+        let input = match decode(kind, &m.data) {
+            Ok(input) => input,
+            Err(e) => {
+                *undecodable.entry(topic.clone()).or_insert(0) += 1;
+                if warnings.len() < MAX_WARNINGS {
+                    warnings.push(format!("{}: on {topic}: undecodable CDR, skipped: {e}", describe_origin(&contents, m)));
+                }
+                continue;
+            }
+        };
+        match kind {
+            Kind::Odometry => sinks.odometry_messages += 1,
+            _ => sinks.range_messages += 1,
+        }
+        let t = m.log_time_ns as f64 * 1e-9;
+        for event in replayer.handle(t, topic, &input) {
+            sinks.on_event(event, t, m.log_time_ns)?;
+        }
+    }
+    let Sinks { bag: out_bag, updates, goals, builder, goals_by_trigger, plan_failures, odometry_messages, range_messages } =
+        sinks;
+    out_bag.finish()?;
+    updates.finish()?;
+    goals.finish()?;
+    let process_s = process_start.elapsed().as_secs_f64();
+
+    let duration_s = end_s - start_s;
+    let localizer = replayer.localizer();
+    let landmarks = builder
+        .landmarks
+        .iter()
+        .map(|(id, s)| LandmarkReport::from_series(id, s, truth.as_ref().and_then(|t| t.landmarks.get(id)), duration_s))
+        .collect();
+    let report = ReplayReport {
+        bag: options.bag.display().to_string(),
+        params: options.params_source.clone(),
+        ground_truth: options.ground_truth.as_ref().map(|p| p.display().to_string()),
+        estimator: config.localizer.estimator.method.name().to_string(),
+        bag_start_s: start_s,
+        bag_duration_s: duration_s,
+        odometry_messages,
+        range_messages,
+        undecodable_messages: undecodable,
+        ranges_fused: localizer.accepted(),
+        rejected_by_reason: localizer.rejected().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        ranges_waiting_at_end: localizer.pending() as u64,
+        goals_published: goals_by_trigger.values().sum(),
+        goals_by_trigger,
+        plan_failures,
+        landmarks,
+        throughput: Throughput {
+            read_s,
+            process_s,
+            ranges_per_s: range_messages as f64 / process_s.max(1e-9),
+            realtime_factor: duration_s / process_s.max(1e-9),
+        },
+        bag_error: contents.error.as_ref().map(|e| e.to_string()),
+    };
+    report.write(&options.out_dir)?;
+    let mut files: Vec<PathBuf> = ["replay_bag", "updates.csv", "goals.csv", "report.md", "report.yaml"]
+        .iter()
+        .map(|f| options.out_dir.join(f))
+        .collect();
+    if options.plots {
+        files.extend(plots::write_plots(&options.out_dir, &builder)?);
+    }
+    Ok(ReplayOutcome { report, bag_error: contents.error, warnings, files })
+}

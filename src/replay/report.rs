@@ -1,0 +1,379 @@
+//! Accuracy metrics of a replay against ground-truth landmark positions, and the
+//! report (Markdown for people, YAML for programs).
+//!
+//! Per landmark, after every fused range k (bag time t_k, belief N(μ_k, Σ_k), true
+//! position y):
+//! - error e_k = ‖μ_k − y‖, metres; tr(Σ_k), m²;
+//! - NEES ε_k = (μ_k − y)ᵀ Σ_k⁻¹ (μ_k − y) (Cholesky solve; 2 on average when the
+//!   2-D belief is consistent). The report gives the time average over the
+//!   landmark's updates (ANEES = (1/K) Σ_k ε_k), the final ε_K, and the fraction of
+//!   updates with ε_k ≤ 5.991 (the 95 % point of χ²₂; 0.95 when consistent). Successive
+//!   ε_k are strongly correlated, so the time average is a consistency indicator, not
+//!   a test statistic with a known spread;
+//! - time to reach an error threshold (1 m, 0.5 m), seconds since the first message of
+//!   the bag: when the error first went below it, and when it went below it for good
+//!   (the first update after the last one at or above it; none if the final error is
+//!   not below it).
+
+use super::output::io_err;
+use super::output::OutputError;
+use nalgebra::{Cholesky, Matrix2, Vector2};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Why ground truth could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GroundTruthError {
+    #[error("cannot read ground truth {path}: {detail}")]
+    Io { path: String, detail: String },
+    #[error("ground truth {path}: {detail}")]
+    Format { path: String, detail: String },
+}
+
+/// True landmark positions in the odometry frame, metres.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroundTruth {
+    pub landmarks: BTreeMap<String, Vector2<f64>>,
+}
+
+impl GroundTruth {
+    /// Parses `beacons:` (or `landmarks:`) mapping ids to `{x: , y: }` or `[x, y]`
+    /// (the format of the plaza1 data set's `ground_truth.yaml`); other keys are ignored.
+    ///
+    /// # Errors
+    /// [`GroundTruthError::Format`] naming the entry that is not a pair of finite numbers.
+    pub fn from_yaml(text: &str, path: &str) -> Result<Self, GroundTruthError> {
+        let err = |detail: String| GroundTruthError::Format { path: path.to_string(), detail };
+        let root: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let table = root
+            .get("beacons")
+            .or_else(|| root.get("landmarks"))
+            .and_then(|v| v.as_mapping())
+            .ok_or_else(|| err("no `beacons:` or `landmarks:` mapping of id -> {x, y}".into()))?;
+        let mut landmarks = BTreeMap::new();
+        for (key, value) in table {
+            let id = match key {
+                serde_yaml::Value::String(s) => s.clone(),
+                serde_yaml::Value::Number(n) => n.to_string(),
+                other => return Err(err(format!("landmark id {other:?} is not a string"))),
+            };
+            let xy = match value {
+                serde_yaml::Value::Sequence(s) if s.len() == 2 => (s[0].as_f64(), s[1].as_f64()),
+                v => (v.get("x").and_then(|x| x.as_f64()), v.get("y").and_then(|y| y.as_f64())),
+            };
+            match xy {
+                (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+                    landmarks.insert(id, Vector2::new(x, y));
+                }
+                _ => return Err(err(format!("landmark `{id}`: needs finite x and y in metres, got {value:?}"))),
+            }
+        }
+        Ok(Self { landmarks })
+    }
+
+    /// Reads [`GroundTruth::from_yaml`] from a file.
+    ///
+    /// # Errors
+    /// [`GroundTruthError`].
+    pub fn load(path: &Path) -> Result<Self, GroundTruthError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| GroundTruthError::Io { path: p.clone(), detail: e.to_string() })?;
+        Self::from_yaml(&text, &p)
+    }
+}
+
+/// NEES (μ − y)ᵀ Σ⁻¹ (μ − y); `None` when Σ is not SPD.
+pub fn nees(mean: &Vector2<f64>, cov: &Matrix2<f64>, truth: &Vector2<f64>) -> Option<f64> {
+    let e = mean - truth;
+    let chol = Cholesky::new(*cov)?;
+    Some(e.dot(&chol.solve(&e)))
+}
+
+/// The 95 % point of χ² with 2 degrees of freedom, −2 ln 0.05.
+pub const CHI2_2DOF_95: f64 = 5.991464547107979;
+
+/// When an error series went below a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Reach {
+    /// Time of the first update with error < threshold, s.
+    pub first_below_s: Option<f64>,
+    /// Time of the first update after which the error stayed < threshold, s.
+    pub settled_s: Option<f64>,
+}
+
+/// [`Reach`] of `errors` (at `times_s`) for `threshold_m`.
+pub fn time_to_reach(times_s: &[f64], errors_m: &[f64], threshold_m: f64) -> Reach {
+    let first_below_s = times_s.iter().zip(errors_m).find(|(_, e)| **e < threshold_m).map(|(t, _)| *t);
+    let last_above = errors_m.iter().rposition(|e| !(*e < threshold_m));
+    let settled_s = match last_above {
+        None => times_s.first().copied(),
+        Some(k) if k + 1 < times_s.len() => Some(times_s[k + 1]),
+        Some(_) => None,
+    };
+    Reach { first_below_s, settled_s }
+}
+
+/// The state of one landmark after one fused range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeliefSample {
+    /// Seconds since the first message of the bag.
+    pub time_s: f64,
+    pub mean: Vector2<f64>,
+    pub cov: Matrix2<f64>,
+    /// ‖μ − y‖, m (with ground truth).
+    pub error_m: Option<f64>,
+    /// NEES (with ground truth and SPD Σ).
+    pub nees: Option<f64>,
+}
+
+/// Every belief of one landmark over the replay.
+#[derive(Debug, Clone, Default)]
+pub struct LandmarkSeries {
+    pub samples: Vec<BeliefSample>,
+    pub rejected: u64,
+}
+
+/// Collects the series the report and plots are made of.
+#[derive(Debug, Clone, Default)]
+pub struct ReportBuilder {
+    pub truth: Option<GroundTruth>,
+    /// Bag time of the first message, s.
+    pub start_s: f64,
+    pub landmarks: BTreeMap<String, LandmarkSeries>,
+    /// Robot base path (time since start s, x m, y m).
+    pub trajectory: Vec<(f64, f64, f64)>,
+    /// Goals (time since start s, x m, y m).
+    pub goals: Vec<(f64, f64, f64)>,
+}
+
+impl ReportBuilder {
+    pub fn new(truth: Option<GroundTruth>, start_s: f64) -> Self {
+        Self { truth, start_s, ..Default::default() }
+    }
+
+    /// Records a fused range's resulting belief; returns its error and NEES.
+    pub fn add_belief(&mut self, bag_time_s: f64, id: &str, mean: Vector2<f64>, cov: Matrix2<f64>) -> BeliefSample {
+        let truth = self.truth.as_ref().and_then(|t| t.landmarks.get(id));
+        let sample = BeliefSample {
+            time_s: bag_time_s - self.start_s,
+            mean,
+            cov,
+            error_m: truth.map(|y| (mean - y).norm()),
+            nees: truth.and_then(|y| nees(&mean, &cov, y)),
+        };
+        self.landmarks.entry(id.to_string()).or_default().samples.push(sample);
+        sample
+    }
+
+    pub fn add_rejected(&mut self, id: &str) {
+        self.landmarks.entry(id.to_string()).or_default().rejected += 1;
+    }
+}
+
+/// Final numbers of one landmark.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LandmarkReport {
+    pub id: String,
+    pub fused: usize,
+    pub rejected: u64,
+    pub final_mean_m: Option<[f64; 2]>,
+    /// Row-major 2×2, m².
+    pub final_cov_m2: Option<[f64; 4]>,
+    pub final_trace_m2: Option<f64>,
+    pub truth_m: Option<[f64; 2]>,
+    pub final_error_m: Option<f64>,
+    pub final_nees: Option<f64>,
+    /// Mean NEES over the landmark's updates.
+    pub anees: Option<f64>,
+    /// Fraction of updates with NEES ≤ χ²₂(95 %).
+    pub nees_within_95_fraction: Option<f64>,
+    pub reach_1m: Reach,
+    pub reach_0_5m: Reach,
+    /// (time since start s, error m, tr(Σ) m²) at 10, 25, 50, 75, 100 % of the bag.
+    pub over_time: Vec<TimePoint>,
+}
+
+/// A landmark's state at a given fraction of the bag.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimePoint {
+    pub fraction: f64,
+    pub time_s: f64,
+    pub error_m: Option<f64>,
+    pub trace_m2: Option<f64>,
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+impl LandmarkReport {
+    /// The numbers of one series; `duration_s` is the bag's length.
+    pub fn from_series(id: &str, series: &LandmarkSeries, truth: Option<&Vector2<f64>>, duration_s: f64) -> Self {
+        let s = &series.samples;
+        let last = s.last();
+        let times: Vec<f64> = s.iter().map(|b| b.time_s).collect();
+        let errors: Vec<f64> = s.iter().filter_map(|b| b.error_m).collect();
+        let nees_values: Vec<f64> = s.iter().filter_map(|b| b.nees).collect();
+        let with_truth = truth.is_some() && errors.len() == times.len();
+        let over_time = [0.1, 0.25, 0.5, 0.75, 1.0]
+            .iter()
+            .map(|f| {
+                let t = f * duration_s;
+                let at = s.iter().take_while(|b| b.time_s <= t + 1e-9).last();
+                TimePoint { fraction: *f, time_s: t, error_m: at.and_then(|b| b.error_m), trace_m2: at.map(|b| b.cov.trace()) }
+            })
+            .collect();
+        Self {
+            id: id.to_string(),
+            fused: s.len(),
+            rejected: series.rejected,
+            final_mean_m: last.map(|b| [b.mean.x, b.mean.y]),
+            final_cov_m2: last.map(|b| [b.cov[(0, 0)], b.cov[(0, 1)], b.cov[(1, 0)], b.cov[(1, 1)]]),
+            final_trace_m2: last.map(|b| b.cov.trace()),
+            truth_m: truth.map(|y| [y.x, y.y]),
+            final_error_m: last.and_then(|b| b.error_m),
+            final_nees: last.and_then(|b| b.nees),
+            anees: mean(&nees_values),
+            nees_within_95_fraction: (!nees_values.is_empty())
+                .then(|| nees_values.iter().filter(|v| **v <= CHI2_2DOF_95).count() as f64 / nees_values.len() as f64),
+            reach_1m: if with_truth { time_to_reach(&times, &errors, 1.0) } else { Reach::default() },
+            reach_0_5m: if with_truth { time_to_reach(&times, &errors, 0.5) } else { Reach::default() },
+            over_time,
+        }
+    }
+}
+
+/// Throughput of the replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Throughput {
+    /// Reading the bag, s (wall clock).
+    pub read_s: f64,
+    /// Decoding, estimation, planning and writing the outputs, s (wall clock).
+    pub process_s: f64,
+    /// Range messages processed per second of `process_s`.
+    pub ranges_per_s: f64,
+    /// Bag duration / `process_s`.
+    pub realtime_factor: f64,
+}
+
+/// Everything the report says (the YAML file is this, serialised).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct ReplayReport {
+    pub bag: String,
+    pub params: String,
+    pub ground_truth: Option<String>,
+    pub estimator: String,
+    pub bag_start_s: f64,
+    pub bag_duration_s: f64,
+    pub odometry_messages: u64,
+    pub range_messages: u64,
+    /// Messages whose CDR could not be decoded (skipped, by topic).
+    pub undecodable_messages: BTreeMap<String, u64>,
+    pub ranges_fused: u64,
+    /// Inputs the core rejected, by reason (the node's diagnostics counters).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Ranges still waiting for odometry when the bag ended.
+    pub ranges_waiting_at_end: u64,
+    pub goals_published: u64,
+    pub goals_by_trigger: BTreeMap<String, u64>,
+    pub plan_failures: u64,
+    pub landmarks: Vec<LandmarkReport>,
+    pub throughput: Throughput,
+    /// The error that stopped reading the bag early, if any.
+    pub bag_error: Option<String>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "–".into())
+}
+
+impl ReplayReport {
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        md.push_str("# Replay report\n\n");
+        md.push_str(&format!("- bag: `{}`\n- parameters: {}\n", self.bag, self.params));
+        md.push_str(&format!(
+            "- ground truth: {}\n- estimator: `{}`\n",
+            self.ground_truth.as_deref().map(|g| format!("`{g}`")).unwrap_or_else(|| "none".into()),
+            self.estimator
+        ));
+        md.push_str(&format!(
+            "- bag: {:.1} s from t = {:.3} s; {} odometry, {} range messages; {} ranges fused; {} waiting for odometry at the end\n",
+            self.bag_duration_s, self.bag_start_s, self.odometry_messages, self.range_messages, self.ranges_fused, self.ranges_waiting_at_end
+        ));
+        md.push_str(&format!(
+            "- goals: {} published ({}), {} planning failures\n",
+            self.goals_published,
+            self.goals_by_trigger.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "),
+            self.plan_failures
+        ));
+        md.push_str(&format!(
+            "- throughput: {:.0} ranges/s, {:.0}× real time (processing {:.3} s, reading {:.3} s)\n",
+            self.throughput.ranges_per_s, self.throughput.realtime_factor, self.throughput.process_s, self.throughput.read_s
+        ));
+        if let Some(e) = &self.bag_error {
+            md.push_str(&format!("- **the bag could not be read to the end**: {e}\n"));
+        }
+        md.push_str("\n## Landmarks\n\nTimes in seconds since the first message of the bag; \"settled\" = below the threshold from then on.\n\n");
+        md.push_str("| landmark | fused | rejected | final error (m) | final tr(Σ) (m²) | ANEES | NEES ≤ χ²₂(95 %) | final NEES | < 1 m first / settled (s) | < 0.5 m first / settled (s) |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        for l in &self.landmarks {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |\n",
+                l.id,
+                l.fused,
+                l.rejected,
+                opt(l.final_error_m, 3),
+                opt(l.final_trace_m2, 3),
+                opt(l.anees, 2),
+                l.nees_within_95_fraction.map(|f| format!("{:.0} %", 100.0 * f)).unwrap_or_else(|| "–".into()),
+                opt(l.final_nees, 2),
+                opt(l.reach_1m.first_below_s, 1),
+                opt(l.reach_1m.settled_s, 1),
+                opt(l.reach_0_5m.first_below_s, 1),
+                opt(l.reach_0_5m.settled_s, 1),
+            ));
+        }
+        md.push_str("\nANEES: NEES (μ − y)ᵀΣ⁻¹(μ − y) averaged over the landmark's fused updates (2 when consistent).\n");
+        md.push_str("\n## Error and tr(Σ) over time\n\n| landmark | ");
+        let fractions = [10, 25, 50, 75, 100];
+        md.push_str(&fractions.iter().map(|f| format!("{f} %: error (m) / tr(Σ) (m²)")).collect::<Vec<_>>().join(" | "));
+        md.push_str(" |\n|---|");
+        md.push_str(&"---|".repeat(fractions.len()));
+        md.push('\n');
+        for l in &self.landmarks {
+            md.push_str(&format!("| {} |", l.id));
+            for p in &l.over_time {
+                md.push_str(&format!(" {} / {} |", opt(p.error_m, 2), opt(p.trace_m2, 2)));
+            }
+            md.push('\n');
+        }
+        md.push_str("\nEvery update is in `updates.csv` (error and NEES columns when ground truth is given).\n");
+        md.push_str("\n## Rejected inputs\n\n| reason | count |\n|---|---|\n");
+        if self.rejected_by_reason.is_empty() && self.undecodable_messages.is_empty() {
+            md.push_str("| (none) | 0 |\n");
+        }
+        for (reason, n) in &self.rejected_by_reason {
+            md.push_str(&format!("| {reason} | {n} |\n"));
+        }
+        for (topic, n) in &self.undecodable_messages {
+            md.push_str(&format!("| undecodable CDR on {topic} | {n} |\n"));
+        }
+        md.push_str("\n![trajectory and estimates](trajectory.png)\n\n![error vs time](error_vs_time.png)\n");
+        md
+    }
+
+    /// Writes `report.md` and `report.yaml` into `dir`.
+    ///
+    /// # Errors
+    /// [`OutputError::Io`].
+    pub fn write(&self, dir: &Path) -> Result<(), OutputError> {
+        let md = dir.join("report.md");
+        std::fs::write(&md, self.markdown()).map_err(|e| io_err(&md, e))?;
+        let yaml_path = dir.join("report.yaml");
+        let yaml = serde_yaml::to_string(self).map_err(|e| io_err(&yaml_path, e))?;
+        std::fs::write(&yaml_path, yaml).map_err(|e| io_err(&yaml_path, e))
+    }
+}
