@@ -240,10 +240,21 @@ fn read_mcap(path: &Path, file: usize, wanted: &dyn Fn(&str) -> bool, out: &mut 
         let len = u64::from_le_bytes(len_bytes);
         let body_start = pos + 9;
         if len > (bytes.len() - body_start) as u64 {
-            return Err(truncated(
-                pos,
-                format!("{} record of {len} bytes, only {} remain", record_name(opcode), bytes.len() - body_start),
-            ));
+            let mut detail = format!("{} record of {len} bytes, only {} remain", record_name(opcode), bytes.len() - body_start);
+            if opcode == op::CHUNK {
+                // Keep the complete records at the start of the cut chunk.
+                let before = out.messages.len();
+                for (inner_op, inner) in partial_chunk_records(&bytes[body_start..]) {
+                    let Ok(record) = mcap::parse_record(inner_op, &inner) else { break };
+                    let handled =
+                        on_mcap_record(record, file, pos as u64, &mut ordinal, &mut schemas, &mut channels, wanted, out);
+                    if handled.is_err() {
+                        break;
+                    }
+                }
+                detail.push_str(&format!("; {} messages recovered from the cut chunk", out.messages.len() - before));
+            }
+            return Err(truncated(pos, detail));
         }
         let body = &bytes[body_start..body_start + len as usize];
         let corrupt = |detail: String| BagError::CorruptMcap {
@@ -283,6 +294,48 @@ fn read_mcap(path: &Path, file: usize, wanted: &dyn Fn(&str) -> bool, out: &mut 
         }
         pos = body_start + len as usize;
     }
+}
+
+/// The complete records at the start of a chunk record cut short: the chunk header,
+/// then its (uncompressed or zstd) records data as far as it goes.
+fn partial_chunk_records(body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let u64_at = |at: usize| body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let u32_at = |at: usize| body.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    // message_start_time, message_end_time, uncompressed_size (3 × u64), crc (u32),
+    // compression (u32 length + bytes), compressed_size (u64), records.
+    let Some(uncompressed_size) = u64_at(16) else { return Vec::new() };
+    let Some(name_len) = u32_at(28) else { return Vec::new() };
+    let name_end = 32 + name_len as usize;
+    let Some(compression) = body.get(32..name_end) else { return Vec::new() };
+    let Some(data) = body.get(name_end + 8..) else { return Vec::new() };
+    let records: Vec<u8> = match compression {
+        b"" => data.to_vec(),
+        b"zstd" => {
+            use std::io::Read;
+            let Ok(mut decoder) = zstd::stream::read::Decoder::new(data) else { return Vec::new() };
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while (out.len() as u64) < uncompressed_size {
+                match decoder.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+            out
+        }
+        _ => return Vec::new(),
+    };
+    let mut found = Vec::new();
+    let mut pos = 0usize;
+    while pos + 9 <= records.len() {
+        let len = u64::from_le_bytes(records[pos + 1..pos + 9].try_into().expect("8 bytes"));
+        if len > (records.len() - pos - 9) as u64 {
+            break;
+        }
+        found.push((records[pos], records[pos + 9..pos + 9 + len as usize].to_vec()));
+        pos += 9 + len as usize;
+    }
+    found
 }
 
 fn record_name(opcode: u8) -> &'static str {

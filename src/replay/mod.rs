@@ -29,6 +29,7 @@ pub mod messages;
 pub mod output;
 pub mod plots;
 pub mod report;
+pub mod synthetic;
 
 use crate::config::ConfigError;
 use crate::node_config::LandmarkFlowNodeConfig;

@@ -1,0 +1,205 @@
+//! CDR decoding against byte buffers built by hand here (not by the encoder under
+//! test), following the XCDR1 rules: 4-byte encapsulation header, then each primitive
+//! aligned to its size relative to the end of that header.
+
+use landmark_flow::replay::cdr::{CdrError, CdrReader};
+use landmark_flow::replay::messages::{
+    GaussianComponentMsg, Header, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, OdometryMsg, PoseStampedMsg,
+    RangeMeasurementMsg, RangeMsg, Stamp,
+};
+
+/// Little-endian message bytes assembled field by field with explicit padding.
+struct Bytes {
+    big_endian: bool,
+    buf: Vec<u8>,
+}
+
+impl Bytes {
+    fn new(big_endian: bool) -> Self {
+        Self { big_endian, buf: if big_endian { vec![0, 0, 0, 0] } else { vec![0, 1, 0, 0] } }
+    }
+    fn pad_to(&mut self, n: usize) -> &mut Self {
+        while (self.buf.len() - 4) % n != 0 {
+            self.buf.push(0xAA); // padding content must not matter
+        }
+        self
+    }
+    fn raw(&mut self, le: &[u8]) -> &mut Self {
+        let mut b = le.to_vec();
+        if self.big_endian {
+            b.reverse();
+        }
+        self.buf.extend(b);
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.pad_to(4).raw(&v.to_le_bytes())
+    }
+    fn f32(&mut self, v: f32) -> &mut Self {
+        self.pad_to(4).raw(&v.to_le_bytes())
+    }
+    fn f64(&mut self, v: f64) -> &mut Self {
+        self.pad_to(8).raw(&v.to_le_bytes())
+    }
+    fn string(&mut self, s: &str) -> &mut Self {
+        self.u32(s.len() as u32 + 1);
+        self.buf.extend(s.as_bytes());
+        self.buf.push(0);
+        self
+    }
+    fn header(&mut self, sec: u32, nanosec: u32, frame: &str) -> &mut Self {
+        self.u32(sec).u32(nanosec).string(frame)
+    }
+}
+
+fn range_measurement_bytes(big_endian: bool) -> Vec<u8> {
+    let mut b = Bytes::new(big_endian);
+    b.header(5, 250_000_000, "base").string("a").f64(3.5).f64(0.25);
+    b.buf
+}
+
+#[test]
+fn range_measurement_little_and_big_endian() {
+    let le = range_measurement_bytes(false);
+    // header 4 + sec 4 + nanosec 4 + "base" (4 + 5) = 21 → pad 3 → id (4 + 2) = 30 → pad 2
+    // to 32 (body offset 32, a multiple of 8) → two f64.
+    assert_eq!(le.len(), 4 + 32 + 16);
+    for bytes in [le, range_measurement_bytes(true)] {
+        let m = RangeMeasurementMsg::decode(&bytes).unwrap();
+        assert_eq!(m.header.stamp, Stamp { sec: 5, nanosec: 250_000_000 });
+        assert_eq!(m.header.stamp.secs(), 5.25);
+        assert_eq!(m.header.frame_id, "base");
+        assert_eq!(m.landmark_id, "a");
+        assert_eq!((m.range, m.variance), (3.5, 0.25));
+    }
+}
+
+#[test]
+fn sensor_msgs_range_jazzy_and_humble() {
+    let mut b = Bytes::new(false);
+    b.header(7, 0, "beacon_5");
+    b.buf.push(1); // radiation_type
+    b.f32(0.1).f32(0.0).f32(200.0).f32(65.5).f32(0.04);
+    let m = RangeMsg::decode(&b.buf).unwrap();
+    assert_eq!(m.header.frame_id, "beacon_5");
+    assert_eq!((m.radiation_type, m.field_of_view, m.max_range, m.range, m.variance), (1, 0.1, 200.0, 65.5, 0.04));
+    // Humble's Range ends after `range`: variance 0 ("unknown").
+    let humble = &b.buf[..b.buf.len() - 4];
+    let m = RangeMsg::decode(humble).unwrap();
+    assert_eq!((m.range, m.variance), (65.5, 0.0));
+}
+
+#[test]
+fn odometry_pose_fields() {
+    let mut b = Bytes::new(false);
+    b.header(1, 500, "odom").string("base_link");
+    for v in [1.0, 2.0, 0.5, 0.0, 0.0, 0.6, 0.8] {
+        b.f64(v);
+    }
+    for _ in 0..(36 + 6 + 36) {
+        b.f64(9.0);
+    }
+    let m = OdometryMsg::decode(&b.buf).unwrap();
+    assert_eq!(m.header.frame_id, "odom");
+    assert_eq!(m.child_frame_id, "base_link");
+    assert_eq!(m.pose.position, [1.0, 2.0, 0.5]);
+    assert_eq!(m.pose.orientation, [0.0, 0.0, 0.6, 0.8]);
+    let pose = landmark_flow::replay::messages::odometry_pose(&m);
+    assert!((pose.rotation.angle() - 2.0 * 0.6f64.atan2(0.8)).abs() < 1e-12);
+}
+
+#[test]
+fn every_truncation_is_an_error_naming_the_field_never_a_panic() {
+    let full = range_measurement_bytes(false);
+    for cut in 0..full.len() {
+        let err = RangeMeasurementMsg::decode(&full[..cut]).unwrap_err();
+        match err {
+            CdrError::NoHeader { .. } => assert!(cut < 4),
+            CdrError::Truncated { field, .. } => assert!(!field.is_empty()),
+            other => panic!("cut {cut}: {other:?}"),
+        }
+    }
+    let odom = OdometryMsg {
+        header: Header { stamp: Stamp { sec: 1, nanosec: 0 }, frame_id: "odom".into() },
+        child_frame_id: "base".into(),
+        pose: Default::default(),
+    }
+    .encode();
+    for cut in 0..odom.len() {
+        assert!(OdometryMsg::decode(&odom[..cut]).is_err(), "cut {cut}");
+        assert!(RangeMsg::decode(&odom[..cut]).is_err() || cut >= 4);
+    }
+}
+
+#[test]
+fn malformed_strings_sequences_and_encapsulations() {
+    let mut bad = range_measurement_bytes(false);
+    bad[1] = 0x03; // PL_CDR_LE
+    assert_eq!(RangeMeasurementMsg::decode(&bad).unwrap_err(), CdrError::Encapsulation(0x0003));
+    let mut no_nul = range_measurement_bytes(false);
+    no_nul[4 + 12 + 4] = b'X'; // the NUL of "base"
+    assert!(matches!(RangeMeasurementMsg::decode(&no_nul).unwrap_err(), CdrError::StringNotTerminated { field: "header.frame_id", .. }));
+    let mut huge = range_measurement_bytes(false);
+    huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); // frame_id length
+    assert!(matches!(RangeMeasurementMsg::decode(&huge).unwrap_err(), CdrError::Truncated { .. }));
+    let mut b = Bytes::new(false);
+    b.header(1, 0, "odom").u32(1_000_000); // a belief array claiming a million beliefs
+    assert!(matches!(LandmarkBeliefArrayMsg::decode(&b.buf).unwrap_err(), CdrError::SequenceTooLong { .. }));
+    let mut not_utf8 = Bytes::new(false);
+    not_utf8.u32(3);
+    not_utf8.buf.extend([0xFF, 0xFE, 0]);
+    let mut r = CdrReader::new(&not_utf8.buf).unwrap();
+    assert!(matches!(r.string("s").unwrap_err(), CdrError::StringNotUtf8 { .. }));
+}
+
+#[test]
+fn encoder_layout_matches_hand_built_bytes() {
+    let h = Header { stamp: Stamp { sec: 5, nanosec: 250_000_000 }, frame_id: "base".into() };
+    let m = RangeMeasurementMsg { header: h.clone(), landmark_id: "a".into(), range: 3.5, variance: 0.25 };
+    let mut expected = range_measurement_bytes(false);
+    // Our encoder pads with zeros.
+    for b in expected.iter_mut() {
+        if *b == 0xAA {
+            *b = 0;
+        }
+    }
+    assert_eq!(m.encode(), expected);
+    let goal = PoseStampedMsg::goal(Header { frame_id: "odom".into(), ..h }, &[0.0, 0.0].into(), &[1.0, 0.0].into());
+    // header: 4 + 4 + (4 + 5) = 17 → pad to 24; 7 f64.
+    assert_eq!(goal.encode().len(), 4 + 24 + 56);
+}
+
+#[test]
+fn belief_array_round_trips() {
+    let belief = LandmarkBeliefMsg {
+        header: Header { stamp: Stamp { sec: 3, nanosec: 1 }, frame_id: "odom".into() },
+        landmark_id: "beacon_1".into(),
+        state: 1,
+        dimension: 2,
+        mean: [1.0, 2.0, 0.0],
+        covariance: [1.0, 0.1, 0.0, 0.1, 2.0, 0.0, 0.0, 0.0, 0.0],
+        components: vec![GaussianComponentMsg { weight: 1.0, mean: [1.0, 2.0, 0.0], covariance: [0.5; 9] }],
+        measurements_fused: 4,
+        measurements_rejected: 1,
+        iterations: 7,
+        converged: true,
+        update_latency_s: 1e-5,
+        calibration_estimated: false,
+        range_scale: 1.0,
+        range_scale_variance: 0.0,
+        range_offset_m: 0.0,
+        range_offset_variance: 0.0,
+    };
+    let msg = LandmarkBeliefArrayMsg { header: belief.header.clone(), beliefs: vec![belief.clone(), belief] };
+    assert_eq!(LandmarkBeliefArrayMsg::decode(&msg.encode()).unwrap(), msg);
+}
+
+#[test]
+fn stamps_convert_like_the_node() {
+    for s in [0.0, 1.5, 3856.857346058, 1_700_000_000.123456789] {
+        let t = Stamp::from_secs(s);
+        assert!(t.nanosec < 1_000_000_000);
+        assert!((t.secs() - s).abs() <= 1e-9 * s.max(1.0), "{s}");
+    }
+    assert_eq!(Stamp::from_nanos(3_500_000_001), Stamp { sec: 3, nanosec: 500_000_001 });
+}
