@@ -18,6 +18,15 @@ foreach(_var AMENT_PREFIX_PATH LD_LIBRARY_PATH)
   endif()
 endforeach()
 
+# colcon adds this package's own prefix to CMAKE_PREFIX_PATH once it exists (second
+# and later builds); r2r does not need it there, and a changed value would make r2r
+# regenerate its bindings on every second build.
+string(REPLACE ":" ";" _cmake_prefixes "$ENV{CMAKE_PREFIX_PATH}")
+list(REMOVE_ITEM _cmake_prefixes "${_prefix}")
+list(REMOVE_DUPLICATES _cmake_prefixes)
+string(REPLACE ";" ":" _cmake_prefixes "${_cmake_prefixes}")
+set(ENV{CMAKE_PREFIX_PATH} "${_cmake_prefixes}")
+
 message(STATUS "cargo build --release --bins in ${LF_SOURCE_DIR}")
 execute_process(
   COMMAND "${LF_CARGO}" build --release --locked --bins
