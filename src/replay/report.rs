@@ -300,7 +300,7 @@ impl ReplayReport {
             self.estimator
         ));
         md.push_str(&format!(
-            "- bag: {:.1} s from t = {:.3} s; {} odometry, {} range messages; {} ranges fused; {} waiting for odometry at the end\n",
+            "- recording: {:.1} s from t = {:.3} s; {} odometry, {} range messages; {} ranges fused; {} waiting for odometry at the end\n",
             self.bag_duration_s, self.bag_start_s, self.odometry_messages, self.range_messages, self.ranges_fused, self.ranges_waiting_at_end
         ));
         md.push_str(&format!(
