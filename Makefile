@@ -11,7 +11,7 @@ WS := $(CURDIR)/_ws
 ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
-.PHONY: demo test build test-core test-ros-unit test-ros eval bench clean
+.PHONY: demo test build test-core test-ros-unit test-ros eval bench bench-latency clean
 
 ## make demo: build, then run the simulated sensor against scripted odometry and
 ## print what it publishes.
@@ -46,6 +46,10 @@ eval:
 ## Criterion benchmarks of the core (README numbers).
 bench:
 	cargo bench --no-default-features
+
+## End-to-end latency (rclpy -> node -> rclpy, 50 Hz) and the node's memory (README numbers).
+bench-latency: build
+	$(WITH_ROS) python3 scripts/bench_latency.py
 
 clean:
 	rm -rf $(WS) target

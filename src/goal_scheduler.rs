@@ -12,7 +12,7 @@
 
 use crate::localizer::Localizer;
 use crate::node_config::LandmarkFlowNodeConfig;
-use crate::planner::{criterion_grid, plan_next_goal, CriterionGrid, Goal, PlannerError};
+use crate::planner::{criterion_grid, plan_next_goal_with_grid, CriterionGrid, Goal, PlannerError};
 use nalgebra::Vector2;
 
 /// What happened that may call for a new goal.
@@ -109,13 +109,15 @@ impl GoalScheduler {
         let seed = self.config.localizer.estimator.seed.wrapping_add(self.plans);
         self.plans += 1;
         let planner = &self.config.planner;
-        Some(match plan_next_goal(planner, from, &belief, noise_var, seed) {
-            Ok(goal) => {
+        Some(match plan_next_goal_with_grid(planner, from, &belief, noise_var, seed) {
+            Ok((goal, grid)) => {
                 self.goal = Some(goal.position_m);
-                let heatmap = if self.config.publish.heatmap {
-                    criterion_grid(planner, from, &belief, noise_var, seed).ok()
-                } else {
-                    None
+                // The grid the goal came from; policies without a criterion get one
+                // evaluated for the heatmap only.
+                let heatmap = match (self.config.publish.heatmap, grid) {
+                    (false, _) => None,
+                    (true, Some(grid)) => Some(grid),
+                    (true, None) => criterion_grid(planner, from, &belief, noise_var, seed).ok(),
                 };
                 Ok(PlannedGoal { landmark_id: target, from_m: from, goal, heatmap })
             }

@@ -29,4 +29,4 @@ pub use candidates::{CandidateGrid, CandidateStatus};
 pub use config::{CriterionConfig, GoalPolicy, PlannerConfig, SigmaDotApproximation, WorkspaceBounds};
 pub use criterion::{LandmarkHypothesis, SigmaDotEvaluator};
 pub use error::PlannerError;
-pub use policy::{criterion_grid, plan_next_goal, plan_next_goal_with_landmark, CriterionGrid, CriterionQuantity, Goal};
+pub use policy::{criterion_grid, plan_next_goal, plan_next_goal_with_grid, plan_next_goal_with_landmark, CriterionGrid, CriterionQuantity, Goal};

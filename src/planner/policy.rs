@@ -204,6 +204,34 @@ pub fn plan_next_goal_with_landmark(
     landmark: LandmarkHypothesis,
     seed: u64,
 ) -> Result<Goal, PlannerError> {
+    plan_with_grid(config, current_position, belief, noise_var_m2, landmark, seed).map(|(goal, _)| goal)
+}
+
+/// [`plan_next_goal`] that also returns the criterion grid the goal was chosen from
+/// (`None` for `straight_line` and `random`, which evaluate none), so a caller that
+/// publishes the heatmap does not evaluate the criterion twice.
+///
+/// # Errors
+/// As [`plan_next_goal_with_landmark`].
+pub fn plan_next_goal_with_grid(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+    seed: u64,
+) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
+    let landmark = LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws };
+    plan_with_grid(config, current_position, belief, noise_var_m2, landmark, seed)
+}
+
+fn plan_with_grid(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+    landmark: LandmarkHypothesis,
+    seed: u64,
+) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
     let belief = check_inputs(config, &current_position, belief, noise_var_m2)?;
     let grid = CandidateGrid::new(config, &current_position, &belief.mean);
     let valid = grid.valid_indices();
@@ -224,11 +252,11 @@ pub fn plan_next_goal_with_landmark(
                 .copied()
                 .min_by(|&a, &b| (grid.positions[a] - target).norm().total_cmp(&(grid.positions[b] - target).norm()))
                 .expect("valid is not empty");
-            Ok(pick(best, None, &grid))
+            Ok((pick(best, None, &grid), None))
         }
         GoalPolicy::Random => {
             let i = valid[policy_rng(seed).random_range(0..valid.len())];
-            Ok(pick(i, None, &grid))
+            Ok((pick(i, None, &grid), None))
         }
         policy @ (GoalPolicy::SigmaDotMin | GoalPolicy::SigmaDotMax | GoalPolicy::DOptimal) => {
             let evaluated = evaluate(config, grid, &belief, noise_var_m2, landmark, quantity_of(policy), seed)?;
@@ -250,7 +278,8 @@ pub fn plan_next_goal_with_landmark(
             // Non-finite criteria everywhere (cannot happen for valid inputs): fall back
             // to the first valid candidate rather than fail.
             let (i, v) = best.unwrap_or((valid[0], f64::NAN));
-            Ok(pick(i, Some(v), &evaluated.candidates))
+            let goal = pick(i, Some(v), &evaluated.candidates);
+            Ok((goal, Some(evaluated)))
         }
     }
 }
