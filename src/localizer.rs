@@ -13,10 +13,12 @@
 //! 7. odometry covers the stamp (see [`OdometryBuffer::pose_at`]);
 //! 8. the estimator update succeeds and its result is publishable (finite, SPD).
 //!
-//! Nothing is lost to transport order: a range that arrives before the odometry
-//! covering its stamp (no odometry yet, or stamped at most `odom_wait_s` after the
-//! newest odometry) waits in a bounded queue and is fused, in arrival order, when
-//! odometry catches up ([`Localizer::add_odometry`] returns those results).
+//! Nothing is lost to transport order, and no range is fused with a stale pose: a
+//! range that arrives before the odometry covering its stamp (no odometry yet, or
+//! stamped after the newest odometry by at most `odom_wait_s`) waits in a bounded
+//! queue and is fused, in arrival order, when odometry catches up
+//! ([`Localizer::add_odometry`] returns those results). So live (ranges and odometry
+//! on separate topics, in any order) and replay (bag order) fuse the same way.
 //!
 //! The sensor position is the interpolated base pose ⊕ `sensor_offset_m`; the
 //! estimate is planar (x, y): ranges are taken as horizontal distances.
@@ -89,7 +91,7 @@ pub struct LocalizerConfig {
     pub max_range_m: f64,
     /// Odometry history kept for interpolation, seconds.
     pub odom_buffer_s: f64,
-    /// How far outside the odometry history a range stamp may be, seconds.
+    /// How far before the oldest buffered odometry a range stamp may be, seconds.
     pub odom_tolerance_s: f64,
     /// A range stamped up to this much after the newest odometry waits for it, seconds.
     pub odom_wait_s: f64,

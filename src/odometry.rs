@@ -2,8 +2,9 @@
 //!
 //! Poses are base-in-odometry-frame isometries stamped in seconds. [`OdometryBuffer::pose_at`]
 //! interpolates between the two poses around `t` (position linearly, orientation by
-//! slerp); a `t` before the oldest or after the newest pose by more than the tolerance
-//! is refused (with the reason), never extrapolated.
+//! slerp). A `t` after the newest pose is refused (the caller may wait for more
+//! odometry); one before the oldest gets the oldest pose if within the tolerance and
+//! is refused otherwise. Nothing is extrapolated.
 
 use nalgebra::Isometry3;
 use std::collections::VecDeque;
@@ -101,12 +102,13 @@ impl OdometryBuffer {
         self.poses.clear();
     }
 
-    /// The pose at `stamp_s`: interpolated between the bracketing poses, or the
-    /// nearest end pose when `stamp_s` is outside the buffer by at most the tolerance.
+    /// The pose at `stamp_s`: interpolated between the bracketing poses (exactly the
+    /// newest pose at its own stamp), or the oldest pose when `stamp_s` is before it by
+    /// at most the tolerance.
     ///
     /// # Errors
-    /// [`PoseLookupError`] when the buffer is empty or `stamp_s` is outside it by more
-    /// than the tolerance.
+    /// [`PoseLookupError`] when the buffer is empty, `stamp_s` is after the newest pose,
+    /// or before the oldest by more than the tolerance.
     pub fn pose_at(&self, stamp_s: f64) -> Result<Isometry3<f64>, PoseLookupError> {
         let (first, last) = match (self.poses.front(), self.poses.back()) {
             (Some(f), Some(l)) => (f, l),
@@ -121,11 +123,12 @@ impl OdometryBuffer {
             };
         }
         if stamp_s >= last.0 {
-            let by_s = stamp_s - last.0;
-            return if by_s <= self.tolerance_s {
+            // Holding the newest pose would fuse a range with where the robot was, not
+            // where it is; the odometry that covers the stamp is usually milliseconds away.
+            return if stamp_s == last.0 {
                 Ok(last.1)
             } else {
-                Err(PoseLookupError::TooNew { stamp_s, by_s })
+                Err(PoseLookupError::TooNew { stamp_s, by_s: stamp_s - last.0 })
             };
         }
         // First pose with a stamp > t; the buffer is sorted by construction.
@@ -167,8 +170,8 @@ mod tests {
         b.push(2.0, pose(1.0, 0.0, 0.0)).unwrap();
         assert!(b.pose_at(0.97).is_ok());
         assert!(matches!(b.pose_at(0.9), Err(PoseLookupError::TooOld { .. })));
-        assert!(b.pose_at(2.04).is_ok());
-        assert!(matches!(b.pose_at(2.2), Err(PoseLookupError::TooNew { .. })));
+        assert!(b.pose_at(2.0).is_ok());
+        assert!(matches!(b.pose_at(2.001), Err(PoseLookupError::TooNew { .. })));
     }
 
     #[test]
