@@ -11,7 +11,7 @@ WS := $(CURDIR)/_ws
 ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
-.PHONY: demo test build test-core test-ros-unit test-ros eval bench bench-latency clean
+.PHONY: demo test build test-core test-ros-unit test-ros eval bench bench-latency replay replay-plaza1 bench-replay clean
 
 ## make demo: build, then run the simulated sensor against scripted odometry and
 ## print what it publishes.
@@ -50,6 +50,23 @@ bench:
 ## End-to-end latency (rclpy -> node -> rclpy, 50 Hz) and the node's memory (README numbers).
 bench-latency: build
 	$(WITH_ROS) python3 scripts/bench_latency.py
+
+## make replay BAG=path [OUT=out/replay] [PARAMS=config/landmark_flow_node.yaml] [GT=truth.yaml]
+## Offline replay of a rosbag2 (MCAP or sqlite3) through the node's code path.
+replay:
+	scripts/apt_ensure fonts-dejavu-core
+	cargo run --release --no-default-features --bin landmark_flow_replay -- "$(BAG)" --out "$(or $(OUT),out/replay)" \
+	    --params "$(or $(PARAMS),config/landmark_flow_node.yaml)" $(if $(GT),--ground-truth "$(GT)")
+
+## The sample report in docs/replay/plaza1_gt (needs ../shared/data/plaza1).
+replay-plaza1:
+	$(MAKE) replay BAG=../shared/data/plaza1/plaza1_gt_mcap OUT=docs/replay/plaza1_gt \
+	    PARAMS=docs/replay/plaza1_params.yaml GT=../shared/data/plaza1/plaza1_gt_mcap/ground_truth.yaml
+	rm -rf docs/replay/plaza1_gt/replay_bag docs/replay/plaza1_gt/*.csv
+
+## Replay throughput on a synthetic hour of 10 Hz ranges (README number).
+bench-replay:
+	cargo bench --no-default-features --bench replay
 
 clean:
 	rm -rf $(WS) target
