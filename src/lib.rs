@@ -17,10 +17,13 @@
 pub mod estimator;
 pub mod config;
 pub mod goal_scheduler;
+pub mod inputs;
 pub mod localizer;
 pub mod node_config;
 pub mod odometry;
+pub mod outputs;
 pub mod planner;
+pub mod plotting;
 pub mod replay;
 pub mod sim_robot;
 pub mod sim_sensor;

@@ -425,36 +425,12 @@ mod plots {
     use std::path::{Path, PathBuf};
 
     use nalgebra::Vector2;
+    use landmark_flow::plotting::{colour, draw_legend, register_font};
     use plotters::prelude::*;
 
     use super::*;
 
     type Series = (String, Vec<(f64, f64)>);
-
-    const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-
-    fn register_font() -> Result<(), String> {
-        let path = std::env::var("LANDMARK_FLOW_FONT").unwrap_or_else(|_| DEFAULT_FONT.to_string());
-        let bytes = std::fs::read(&path).map_err(|e| format!("font {path}: {e} (install fonts-dejavu-core or set LANDMARK_FLOW_FONT)"))?;
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("font {path}: not a TTF"))
-    }
-
-    fn colour(i: usize) -> RGBColor {
-        const C: [RGBColor; 10] = [
-            RGBColor(31, 119, 180),
-            RGBColor(255, 127, 14),
-            RGBColor(44, 160, 44),
-            RGBColor(214, 39, 40),
-            RGBColor(148, 103, 189),
-            RGBColor(140, 86, 75),
-            RGBColor(227, 119, 194),
-            RGBColor(127, 127, 127),
-            RGBColor(188, 189, 34),
-            RGBColor(23, 190, 207),
-        ];
-        C[i % C.len()]
-    }
 
     fn err<E: std::fmt::Debug>(e: E) -> String {
         format!("{e:?}")
@@ -498,14 +474,7 @@ mod plots {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, 15, SeriesLabelPosition::UpperRight).map_err(err)?;
         root.present().map_err(err)
     }
 
@@ -557,20 +526,13 @@ mod plots {
                 .map_err(err)?
                 .label("true landmark")
                 .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
-            chart
-                .configure_series_labels()
-                .label_font(("sans-serif", 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerLeft)
-                .draw()
-                .map_err(err)?;
+            draw_legend(&mut chart, 14, SeriesLabelPosition::LowerLeft).map_err(err)?;
         }
         root.present().map_err(err)
     }
 
     pub fn write_all(out: &Path, curves: &[(&str, Vec<Series>)]) -> Result<Vec<PathBuf>, String> {
-        register_font()?;
+        register_font().map_err(|e| e.to_string())?;
         let mut files = Vec::new();
         for (traj, series) in curves {
             let path = out.join(format!("error_vs_k_{traj}.png"));

@@ -18,8 +18,10 @@ use landmark_flow::localizer::{Localizer, RangeInput, RangeOutcome, Rejection};
 use landmark_flow::node_config::LandmarkFlowNodeConfig;
 use landmark_flow::goal_scheduler::{GoalScheduler, PlanTrigger};
 use landmark_flow::planner::PlannerError;
+use landmark_flow::inputs::range_input_from_sensor_msgs_range;
+use landmark_flow::outputs::{belief_stamp_s, publishable_tracks, topic_safe};
 use landmark_flow::ros::messages::{
-    goal_marker, goal_pose, heatmap, landmark_belief, landmark_markers, pose_with_covariance, topic_safe,
+    goal_marker, goal_pose, heatmap, landmark_belief, landmark_markers, pose_with_covariance,
 };
 use landmark_flow::ros::{
     exit_with_error, load_parameters, odometry_pose, output_qos, ros_now_secs, secs_to_stamp, stamp_to_secs,
@@ -158,14 +160,15 @@ fn run() -> Result<(), NodeError> {
         }
         if let Some(raw) = raw_ranges.as_mut() {
             while let Some(Some(m)) = raw.next().now_or_never() {
-                let input = RangeInput {
-                    stamp_s: stamp_to_secs(&m.header.stamp),
-                    // sensor_msgs/Range carries the landmark in frame_id; it has no sensor frame.
-                    frame_id: sensor_frame.clone(),
-                    landmark_id: m.header.frame_id,
-                    range_m: m.range as f64,
-                    variance_m2: m.variance as f64,
-                };
+                // sensor_msgs/Range carries the landmark in frame_id; it has no sensor frame.
+                let h = &m.header;
+                let input = range_input_from_sensor_msgs_range(
+                    stamp_to_secs(&h.stamp),
+                    &h.frame_id,
+                    m.range,
+                    m.variance,
+                    &sensor_frame,
+                );
                 on_range(&mut st, &mut node, input, "range_raw");
             }
         }
@@ -277,14 +280,10 @@ fn publish_landmark(st: &NodeState, id: &str) {
 }
 
 fn publish_beliefs(st: &mut NodeState, stamp: Time) {
-    let beliefs = st
-        .localizer
-        .tracks()
-        .iter()
-        .filter(|(_, t)| t.summary.belief.is_publishable())
+    let beliefs = publishable_tracks(st.localizer.tracks())
         .map(|(id, t)| {
             // A belief's stamp is its last fused range's (the publication time before any).
-            let s = if t.measurements_fused > 0 { secs_to_stamp(t.last_stamp_s) } else { stamp.clone() };
+            let s = belief_stamp_s(t).map_or_else(|| stamp.clone(), secs_to_stamp);
             landmark_belief(header(st, s), id, t)
         })
         .collect();

@@ -570,39 +570,13 @@ fn main() {
 mod plots {
     use std::path::{Path, PathBuf};
 
+    use landmark_flow::plotting::{colour, draw_legend, register_font};
     use plotters::prelude::*;
 
     use super::*;
 
-    const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-
-    /// Same font handling as `landmark_flow_eval`: Debian's fonts-dejavu-core, path
-    /// overridable with LANDMARK_FLOW_FONT.
-    fn register_font() -> Result<(), String> {
-        let path = std::env::var("LANDMARK_FLOW_FONT").unwrap_or_else(|_| DEFAULT_FONT.to_string());
-        let bytes = std::fs::read(&path).map_err(|e| format!("font {path}: {e} (install fonts-dejavu-core or set LANDMARK_FLOW_FONT)"))?;
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("font {path}: not a TTF"))
-    }
-
     fn err<E: std::fmt::Debug>(e: E) -> String {
         format!("{e:?}")
-    }
-
-    fn colour(i: usize) -> RGBColor {
-        const C: [RGBColor; 10] = [
-            RGBColor(31, 119, 180),
-            RGBColor(255, 127, 14),
-            RGBColor(44, 160, 44),
-            RGBColor(214, 39, 40),
-            RGBColor(148, 103, 189),
-            RGBColor(140, 86, 75),
-            RGBColor(227, 119, 194),
-            RGBColor(127, 127, 127),
-            RGBColor(188, 189, 34),
-            RGBColor(23, 190, 207),
-        ];
-        C[i % C.len()]
     }
 
     /// Viridis, piecewise linear through five stops; t ∈ [0, 1].
@@ -678,14 +652,7 @@ mod plots {
             .map_err(err)?
             .label("argmin")
             .legend(|(x, y)| Cross::new((x + 10, y), 6, RGBColor(255, 0, 255).stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, 13, SeriesLabelPosition::LowerLeft).map_err(err)?;
         Ok(())
     }
 
@@ -752,14 +719,7 @@ mod plots {
                             .label(name.as_str())
                             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
                     }
-                    chart
-                        .configure_series_labels()
-                        .label_font(("sans-serif", 13))
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(BLACK)
-                        .position(SeriesLabelPosition::UpperRight)
-                        .draw()
-                        .map_err(err)?;
+                    draw_legend(&mut chart, 13, SeriesLabelPosition::UpperRight).map_err(err)?;
                 }};
             }
             if *log {
@@ -805,14 +765,7 @@ mod plots {
             .map_err(err)?
             .label("μ₀")
             .legend(|(x, y)| Circle::new((x + 10, y), 5, BLUE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, 13, SeriesLabelPosition::LowerLeft).map_err(err)?;
         root.present().map_err(err)
     }
 
@@ -824,7 +777,7 @@ mod plots {
         ests: &[(&'static str, EstimatorConfig)],
         steps: usize,
     ) -> Result<Vec<PathBuf>, String> {
-        register_font()?;
+        register_font().map_err(|e| e.to_string())?;
         let mut files = Vec::new();
         for h in maps {
             let path = out.join(format!("heatmap_{}.png", h.name));

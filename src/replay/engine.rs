@@ -26,6 +26,7 @@ use crate::estimator::GaussianBelief;
 use crate::goal_scheduler::{GoalScheduler, PlanTrigger};
 use crate::localizer::{Localizer, RangeInput, RangeOutcome, Rejection};
 use crate::node_config::LandmarkFlowNodeConfig;
+use crate::outputs::{belief_stamp_s, publishable_tracks};
 use nalgebra::{Point3, Vector2};
 
 /// Timer firings caught up at most within one gap between messages.
@@ -283,13 +284,9 @@ impl Replayer {
     /// with its last fused range (`stamp` before the first).
     pub fn belief_array(&self, stamp: Stamp) -> LandmarkBeliefArrayMsg {
         let frame_id = self.localizer.frame_id().to_string();
-        let beliefs = self
-            .localizer
-            .tracks()
-            .iter()
-            .filter(|(_, t)| t.summary.belief.is_publishable())
+        let beliefs = publishable_tracks(self.localizer.tracks())
             .map(|(id, t)| {
-                let s = if t.measurements_fused > 0 { Stamp::from_secs(t.last_stamp_s) } else { stamp };
+                let s = belief_stamp_s(t).map_or(stamp, Stamp::from_secs);
                 LandmarkBeliefMsg::from_track(Header { stamp: s, frame_id: frame_id.clone() }, id, t)
             })
             .collect();

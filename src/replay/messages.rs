@@ -3,14 +3,20 @@
 //! schema, so `rosbags` and Foxglove can decode the output without our package).
 //!
 //! Field for field these are the messages the live node receives and publishes
-//! (`src/bin/landmark_flow_node.rs`, `src/ros/messages.rs`); the conversions to the
-//! core's inputs ([`odometry_pose`], [`range_input_from_range`],
-//! [`range_input_from_measurement`]) are the node's.
+//! (`src/bin/landmark_flow_node.rs`, `src/ros/messages.rs`); the conversions to and
+//! from core values are the node's, in [`crate::inputs`] and [`crate::outputs`].
 
 use super::cdr::{CdrError, CdrReader, CdrWriter};
 use crate::estimator::GaussianBelief;
+use crate::inputs::range_input_from_sensor_msgs_range;
 use crate::localizer::{LandmarkTrack, RangeInput};
-use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion, Vector2};
+use crate::outputs::{
+    covariance3_row_major, pose_covariance6_row_major, pose_from_position_quaternion, position3, stamp_from_secs,
+    stamp_secs, travel_yaw, yaw_quaternion_xyzw,
+};
+use nalgebra::{Isometry3, Vector2};
+
+pub use crate::outputs::{topic_safe, STATE_TRACKING, UNESTIMATED_ORIENTATION_VAR_RAD2};
 
 /// `builtin_interfaces/Time`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,15 +26,15 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// Seconds, as the node computes them: `sec + nanosec · 1e-9`.
+    /// Seconds ([`stamp_secs`]).
     pub fn secs(&self) -> f64 {
-        self.sec as f64 + self.nanosec as f64 * 1e-9
+        stamp_secs(self.sec, self.nanosec)
     }
 
-    /// From seconds, rounded to the nanosecond (as the node does).
+    /// From seconds, rounded to the nanosecond ([`stamp_from_secs`]).
     pub fn from_secs(s: f64) -> Self {
-        let total_ns = (s * 1e9).round() as i64;
-        Stamp { sec: total_ns.div_euclid(1_000_000_000) as i32, nanosec: total_ns.rem_euclid(1_000_000_000) as u32 }
+        let (sec, nanosec) = stamp_from_secs(s);
+        Stamp { sec, nanosec }
     }
 
     /// From nanoseconds (bag time).
@@ -190,32 +196,18 @@ impl RangeMeasurementMsg {
     }
 }
 
-/// Base pose in the odometry frame, quaternion normalised (the node's
-/// `landmark_flow::ros::odometry_pose`); a non-finite or zero quaternion stays
-/// non-finite and is rejected by the core.
+/// Base pose in the odometry frame ([`pose_from_position_quaternion`]).
 pub fn odometry_pose(msg: &OdometryMsg) -> Isometry3<f64> {
-    let [x, y, z] = msg.pose.position;
-    let [qx, qy, qz, qw] = msg.pose.orientation;
-    Isometry3::from_parts(
-        Translation3::new(x, y, z),
-        UnitQuaternion::new_unchecked(Quaternion::new(qw, qx, qy, qz).normalize()),
-    )
+    pose_from_position_quaternion(msg.pose.position, msg.pose.orientation)
 }
 
-/// The node's conversion of `sensor_msgs/Range`: the landmark id is
-/// `header.frame_id`; the sensor frame is the configured `sensor_frame_id` (the
-/// message has none).
+/// The node's conversion of `sensor_msgs/Range` ([`range_input_from_sensor_msgs_range`]).
 pub fn range_input_from_range(msg: &RangeMsg, sensor_frame_id: &str) -> RangeInput {
-    RangeInput {
-        stamp_s: msg.header.stamp.secs(),
-        frame_id: sensor_frame_id.to_string(),
-        landmark_id: msg.header.frame_id.clone(),
-        range_m: msg.range as f64,
-        variance_m2: msg.variance as f64,
-    }
+    let h = &msg.header;
+    range_input_from_sensor_msgs_range(h.stamp.secs(), &h.frame_id, msg.range, msg.variance, sensor_frame_id)
 }
 
-/// The node's conversion of `landmark_flow/RangeMeasurement`.
+/// The node's conversion of `landmark_flow/RangeMeasurement` (field for field).
 pub fn range_input_from_measurement(msg: &RangeMeasurementMsg) -> RangeInput {
     RangeInput {
         stamp_s: msg.header.stamp.secs(),
@@ -225,10 +217,6 @@ pub fn range_input_from_measurement(msg: &RangeMeasurementMsg) -> RangeInput {
         variance_m2: msg.variance,
     }
 }
-
-/// Variance given to a landmark's orientation, which is not estimated, rad² (the
-/// node's `UNESTIMATED_ORIENTATION_VAR_RAD2`).
-pub const UNESTIMATED_ORIENTATION_VAR_RAD2: f64 = 1e6;
 
 /// `geometry_msgs/msg/PoseWithCovarianceStamped` of a belief (the node's layout:
 /// μ at z = 0, identity orientation, Σ in the x–y block of the row-major 6×6).
@@ -241,16 +229,8 @@ pub struct PoseWithCovarianceStampedMsg {
 
 impl PoseWithCovarianceStampedMsg {
     pub fn from_belief(header: Header, belief: &GaussianBelief<2>) -> Self {
-        let mut covariance = [0.0; 36];
-        covariance[0] = belief.cov[(0, 0)];
-        covariance[1] = belief.cov[(0, 1)];
-        covariance[6] = belief.cov[(1, 0)];
-        covariance[7] = belief.cov[(1, 1)];
-        for i in 3..6 {
-            covariance[i * 6 + i] = UNESTIMATED_ORIENTATION_VAR_RAD2;
-        }
-        let pose = Pose { position: [belief.mean.x, belief.mean.y, 0.0], orientation: [0.0, 0.0, 0.0, 1.0] };
-        Self { header, pose, covariance }
+        let pose = Pose { position: position3(&belief.mean), orientation: [0.0, 0.0, 0.0, 1.0] };
+        Self { header, pose, covariance: pose_covariance6_row_major(&belief.cov) }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -282,9 +262,7 @@ pub struct PoseStampedMsg {
 
 impl PoseStampedMsg {
     pub fn goal(header: Header, from: &Vector2<f64>, goal: &Vector2<f64>) -> Self {
-        let d = goal - from;
-        let yaw = if d.norm() > 1e-9 { d.y.atan2(d.x) } else { 0.0 };
-        let pose = Pose { position: [goal.x, goal.y, 0.0], orientation: [0.0, 0.0, (yaw / 2.0).sin(), (yaw / 2.0).cos()] };
+        let pose = Pose { position: position3(goal), orientation: yaw_quaternion_xyzw(travel_yaw(from, goal)) };
         Self { header, pose }
     }
 
@@ -326,15 +304,10 @@ pub struct LandmarkBeliefMsg {
     pub range_offset_variance: f64,
 }
 
-/// `LandmarkBelief.STATE_TRACKING`.
-pub const STATE_TRACKING: u8 = 1;
-
-fn covariance3(b: &GaussianBelief<2>) -> [f64; 9] {
-    [b.cov[(0, 0)], b.cov[(0, 1)], 0.0, b.cov[(1, 0)], b.cov[(1, 1)], 0.0, 0.0, 0.0, 0.0]
-}
-
 impl LandmarkBeliefMsg {
-    /// The message of a track (the node's `landmark_belief`).
+    /// The message of a track, for the node (`landmark_flow::ros::messages::landmark_belief`
+    /// copies it into r2r's type) and the replayer: the moment-matched Gaussian and each
+    /// component; no range calibration is estimated (scale 1, offset 0, variances 0).
     pub fn from_track(header: Header, id: &str, track: &LandmarkTrack) -> Self {
         let s = &track.summary;
         Self {
@@ -342,15 +315,15 @@ impl LandmarkBeliefMsg {
             landmark_id: id.to_string(),
             state: STATE_TRACKING,
             dimension: 2,
-            mean: [s.belief.mean.x, s.belief.mean.y, 0.0],
-            covariance: covariance3(&s.belief),
+            mean: position3(&s.belief.mean),
+            covariance: covariance3_row_major(&s.belief.cov),
             components: s
                 .components
                 .iter()
                 .map(|c| GaussianComponentMsg {
                     weight: c.weight,
-                    mean: [c.belief.mean.x, c.belief.mean.y, 0.0],
-                    covariance: covariance3(&c.belief),
+                    mean: position3(&c.belief.mean),
+                    covariance: covariance3_row_major(&c.belief.cov),
                 })
                 .collect(),
             measurements_fused: track.measurements_fused,
@@ -552,14 +525,4 @@ pub fn message_definition(type_name: &str) -> Option<String> {
         text.push('\n');
     }
     Some(text)
-}
-
-/// A topic-name-safe version of a landmark id (the node's `topic_safe`):
-/// `[A-Za-z0-9_]`, not starting with a digit.
-pub fn topic_safe(id: &str) -> String {
-    let mut s: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert_str(0, "id_");
-    }
-    s
 }

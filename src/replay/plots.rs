@@ -1,58 +1,27 @@
 //! PNG plots of a replay: the robot's path with each landmark's estimate (mean path,
 //! 2σ ellipses at eight times, final ellipse bold, truth), and error / √tr(Σ) vs time.
 //!
-//! Text is drawn with a TTF registered at run time, as in `landmark_flow_eval`: Debian's
-//! fonts-dejavu-core (`scripts/apt_ensure fonts-dejavu-core`) or `LANDMARK_FLOW_FONT`.
+//! Font and palette are the crate's ([`crate::plotting`]).
 
 use super::report::ReportBuilder;
+use crate::plotting::{colour, draw_legend, register_font, FontError};
 use nalgebra::{Matrix2, Vector2};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-
 /// Why the plots could not be drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    #[error("font {path}: {detail} (install fonts-dejavu-core or set LANDMARK_FLOW_FONT)")]
-    Font { path: String, detail: String },
+    #[error(transparent)]
+    Font(#[from] FontError),
     #[error("plot {path}: {detail}")]
     Draw { path: PathBuf, detail: String },
 }
 
-fn register_font() -> Result<(), PlotError> {
-    let path = std::env::var("LANDMARK_FLOW_FONT").unwrap_or_else(|_| DEFAULT_FONT.to_string());
-    let bytes = std::fs::read(&path).map_err(|e| PlotError::Font { path: path.clone(), detail: e.to_string() })?;
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-        .map_err(|_| PlotError::Font { path, detail: "not a TTF".into() })
-}
-
-fn colour(i: usize) -> RGBColor {
-    const C: [RGBColor; 8] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(23, 190, 207),
-    ];
-    C[i % C.len()]
-}
-
-/// Points of the k-σ ellipse of N(mean, cov) (closed polygon); empty when cov is not SPD.
-pub fn ellipse_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64) -> Vec<(f64, f64)> {
-    let Some(chol) = nalgebra::Cholesky::new(*cov) else { return Vec::new() };
-    let l = chol.l();
-    (0..=72)
-        .map(|i| {
-            let t = std::f64::consts::TAU * i as f64 / 72.0;
-            let p = mean + l * Vector2::new(t.cos(), t.sin()) * k;
-            (p.x, p.y)
-        })
-        .collect()
+/// Points of the k-σ ellipse of N(mean, cov) (closed polygon of 73 points,
+/// [`crate::outputs::ellipse_points`]).
+fn ellipse_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64) -> Vec<(f64, f64)> {
+    crate::outputs::ellipse_points(mean, cov, k, 72).into_iter().map(|p| (p.x, p.y)).collect()
 }
 
 fn draw_err(path: &Path) -> impl Fn(String) -> PlotError + '_ {
@@ -156,16 +125,7 @@ fn trajectory_plot(path: &Path, data: &ReportBuilder) -> Result<(), PlotError> {
             .label("true landmark")
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
     }
-    d!(
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw(),
-        path
-    );
+    d!(draw_legend(&mut chart, 15, SeriesLabelPosition::UpperRight), path);
     d!(root.present(), path);
     Ok(())
 }
@@ -228,16 +188,7 @@ fn error_plot(path: &Path, data: &ReportBuilder) -> Result<(), PlotError> {
                 }
             }
         }
-        d!(
-            chart
-                .configure_series_labels()
-                .label_font(("sans-serif", 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperRight)
-                .draw(),
-            path
-        );
+        d!(draw_legend(&mut chart, 14, SeriesLabelPosition::UpperRight), path);
     }
     d!(root.present(), path);
     Ok(())

@@ -1,10 +1,12 @@
 //! The thin ROS 2 layer shared by the executables: parameters in, time and pose
-//! conversions, throttled logging, the spin thread. No estimation logic lives here.
+//! conversions (one-line wrappers of [`crate::outputs`] on r2r's types), throttled
+//! logging, the spin thread. No estimation logic lives here.
 
 pub mod messages;
 
 use crate::config::{flatten, from_tree, tree_from_flat, ConfigError};
-use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+use crate::outputs::{pose_from_position_quaternion, stamp_from_secs, stamp_secs};
+use nalgebra::Isometry3;
 use r2r::{ParameterValue, QosProfile};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_yaml::Value;
@@ -94,18 +96,15 @@ fn parameter_of(v: &Value) -> Option<ParameterValue> {
     })
 }
 
-/// `builtin_interfaces/Time` → seconds.
+/// `builtin_interfaces/Time` → seconds ([`stamp_secs`]).
 pub fn stamp_to_secs(t: &r2r::builtin_interfaces::msg::Time) -> f64 {
-    t.sec as f64 + t.nanosec as f64 * 1e-9
+    stamp_secs(t.sec, t.nanosec)
 }
 
-/// Seconds → `builtin_interfaces/Time` (rounded to the nanosecond).
+/// Seconds → `builtin_interfaces/Time`, rounded to the nanosecond ([`stamp_from_secs`]).
 pub fn secs_to_stamp(s: f64) -> r2r::builtin_interfaces::msg::Time {
-    let total_ns = (s * 1e9).round() as i64;
-    r2r::builtin_interfaces::msg::Time {
-        sec: total_ns.div_euclid(1_000_000_000) as i32,
-        nanosec: total_ns.rem_euclid(1_000_000_000) as u32,
-    }
+    let (sec, nanosec) = stamp_from_secs(s);
+    r2r::builtin_interfaces::msg::Time { sec, nanosec }
 }
 
 /// Current time of the node's ROS clock (sim time under `use_sim_time`), seconds.
@@ -118,16 +117,11 @@ pub fn ros_now_secs(clock: &std::sync::Mutex<r2r::Clock>) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Base pose in the odometry frame from `nav_msgs/Odometry`, quaternion normalised.
-/// No validation here: a non-finite pose (or a zero quaternion, which normalises to
-/// NaN) is rejected and counted by the core (`landmark_flow::odometry::is_finite_pose`).
+/// Base pose in the odometry frame from `nav_msgs/Odometry`
+/// ([`pose_from_position_quaternion`]: normalised, not validated).
 pub fn odometry_pose(odom: &r2r::nav_msgs::msg::Odometry) -> Isometry3<f64> {
-    let p = &odom.pose.pose.position;
-    let q = &odom.pose.pose.orientation;
-    Isometry3::from_parts(
-        Translation3::new(p.x, p.y, p.z),
-        UnitQuaternion::new_unchecked(Quaternion::new(q.w, q.x, q.y, q.z).normalize()),
-    )
+    let (p, q) = (&odom.pose.pose.position, &odom.pose.pose.orientation);
+    pose_from_position_quaternion([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
 }
 
 /// QoS for sensor inputs: best effort, keep last (ROS 2's sensor-data profile).
@@ -191,15 +185,6 @@ pub fn exit_with_error(node_name: &str, err: &dyn std::fmt::Display) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stamps_round_trip() {
-        for s in [0.0, 1.5, 1234567.000000001, 3856.857346058] {
-            let t = secs_to_stamp(s);
-            assert!((stamp_to_secs(&t) - s).abs() < 1e-9, "{s}");
-            assert!(t.nanosec < 1_000_000_000);
-        }
-    }
 
     #[test]
     fn parameter_values_round_trip_through_yaml() {

@@ -1,0 +1,196 @@
+//! The numbers of the ROS messages, computed once for the live node (`src/ros`) and
+//! the bag replayer (`src/replay`): stamp conversion, the odometry pose, the
+//! covariance layouts of `LandmarkBelief` and `PoseWithCovarianceStamped`, the goal's
+//! heading, topic names, and covariance ellipses. Plain numbers and nalgebra types in
+//! and out; each side only copies them into its own message type. (Whole messages as
+//! plain Rust values, e.g. the `LandmarkBelief` of a track, are in
+//! [`crate::replay::messages`], which the ROS layer copies into r2r's types.)
+
+use crate::localizer::LandmarkTrack;
+use nalgebra::{Isometry3, Matrix2, Quaternion, Translation3, UnitQuaternion, Vector2};
+use std::collections::BTreeMap;
+
+/// `builtin_interfaces/Time` (sec, nanosec) → seconds: `sec + nanosec · 1e-9`.
+pub fn stamp_secs(sec: i32, nanosec: u32) -> f64 {
+    sec as f64 + nanosec as f64 * 1e-9
+}
+
+/// Seconds → `builtin_interfaces/Time` (sec, nanosec), rounded to the nanosecond;
+/// `nanosec` is always in `0..1e9` (negative times count down from `sec`).
+pub fn stamp_from_secs(s: f64) -> (i32, u32) {
+    let total_ns = (s * 1e9).round() as i64;
+    (total_ns.div_euclid(1_000_000_000) as i32, total_ns.rem_euclid(1_000_000_000) as u32)
+}
+
+/// A pose from `geometry_msgs/Pose` fields: position (x, y, z), metres, and
+/// orientation quaternion `[x, y, z, w]`, normalised. No validation here: a non-finite
+/// pose (or a zero quaternion, which normalises to NaN) stays non-finite and is
+/// rejected and counted by the core (`landmark_flow::odometry::is_finite_pose`).
+pub fn pose_from_position_quaternion(position: [f64; 3], orientation_xyzw: [f64; 4]) -> Isometry3<f64> {
+    let [x, y, z] = position;
+    let [qx, qy, qz, qw] = orientation_xyzw;
+    Isometry3::from_parts(
+        Translation3::new(x, y, z),
+        UnitQuaternion::new_unchecked(Quaternion::new(qw, qx, qy, qz).normalize()),
+    )
+}
+
+/// Variance reported for the orientation of a landmark, which has none (rad²). A large
+/// variance is the usual "not estimated" marker for PoseWithCovariance consumers; the
+/// shipped RViz config hides orientation covariance.
+pub const UNESTIMATED_ORIENTATION_VAR_RAD2: f64 = 1e6;
+
+/// `LandmarkBelief.STATE_TRACKING` (msg/LandmarkBelief.msg).
+pub const STATE_TRACKING: u8 = 1;
+
+/// Row-major 3×3 (x, y, z) covariance with the planar 2×2 block filled, m².
+pub fn covariance3_row_major(cov: &Matrix2<f64>) -> [f64; 9] {
+    [cov[(0, 0)], cov[(0, 1)], 0.0, cov[(1, 0)], cov[(1, 1)], 0.0, 0.0, 0.0, 0.0]
+}
+
+/// Row-major 6×6 covariance over (x, y, z, roll, pitch, yaw) of a landmark pose:
+/// Σ in the x–y block, 0 for z (the estimate is planar),
+/// [`UNESTIMATED_ORIENTATION_VAR_RAD2`] on the orientation diagonal.
+pub fn pose_covariance6_row_major(cov: &Matrix2<f64>) -> [f64; 36] {
+    let mut c = [0.0; 36];
+    c[0] = cov[(0, 0)];
+    c[1] = cov[(0, 1)];
+    c[6] = cov[(1, 0)];
+    c[7] = cov[(1, 1)];
+    for i in 3..6 {
+        c[i * 6 + i] = UNESTIMATED_ORIENTATION_VAR_RAD2;
+    }
+    c
+}
+
+/// A planar point as a message position (z = 0).
+pub fn position3(p: &Vector2<f64>) -> [f64; 3] {
+    [p.x, p.y, 0.0]
+}
+
+/// Heading of the goal pose: the direction of travel from `from` to `goal`, rad
+/// (0 when they coincide).
+pub fn travel_yaw(from: &Vector2<f64>, goal: &Vector2<f64>) -> f64 {
+    let d = goal - from;
+    if d.norm() > 1e-9 {
+        d.y.atan2(d.x)
+    } else {
+        0.0
+    }
+}
+
+/// Quaternion `[x, y, z, w]` of a rotation by `yaw` about z.
+pub fn yaw_quaternion_xyzw(yaw: f64) -> [f64; 4] {
+    [0.0, 0.0, (yaw / 2.0).sin(), (yaw / 2.0).cos()]
+}
+
+/// A topic-name-safe version of a landmark id (`[A-Za-z0-9_]`, not starting with a
+/// digit).
+pub fn topic_safe(id: &str) -> String {
+    let mut s: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "id_");
+    }
+    s
+}
+
+/// Points of the k-σ ellipse of a 2×2 covariance around `mean` (closed polygon of
+/// `segments + 1` points). A negative eigenvalue counts as 0; a non-finite mean or
+/// covariance gives no points.
+pub fn ellipse_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64, segments: usize) -> Vec<Vector2<f64>> {
+    if !mean.iter().chain(cov.iter()).all(|v| v.is_finite()) || segments == 0 {
+        return Vec::new();
+    }
+    let eig = nalgebra::SymmetricEigen::new(*cov);
+    let axes = eig.eigenvectors;
+    let radii = eig.eigenvalues.map(|l| k * l.max(0.0).sqrt());
+    (0..=segments)
+        .map(|i| {
+            let a = std::f64::consts::TAU * i as f64 / segments as f64;
+            mean + axes.column(0) * radii[0] * a.cos() + axes.column(1) * radii[1] * a.sin()
+        })
+        .collect()
+}
+
+/// The tracks the belief outputs carry: those whose belief is publishable.
+pub fn publishable_tracks(
+    tracks: &BTreeMap<String, LandmarkTrack>,
+) -> impl Iterator<Item = (&String, &LandmarkTrack)> {
+    tracks.iter().filter(|(_, t)| t.summary.belief.is_publishable())
+}
+
+/// Stamp of a track's belief, s: its last fused range's, `None` before the first
+/// (then the publication time is used).
+pub fn belief_stamp_s(track: &LandmarkTrack) -> Option<f64> {
+    (track.measurements_fused > 0).then_some(track.last_stamp_s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip() {
+        for s in [0.0, 1.5, 1234567.000000001, 3856.857346058] {
+            let (sec, nanosec) = stamp_from_secs(s);
+            assert!((stamp_secs(sec, nanosec) - s).abs() < 1e-9, "{s}");
+            assert!(nanosec < 1_000_000_000);
+        }
+        assert_eq!(stamp_from_secs(-0.25), (-1, 750_000_000));
+    }
+
+    #[test]
+    fn pose_quaternion_is_normalised_and_a_zero_one_stays_nan() {
+        let p = pose_from_position_quaternion([1.0, 2.0, 0.5], [0.0, 0.0, 1.2, 1.6]);
+        assert!((p.rotation.angle() - 2.0 * 0.6f64.atan2(0.8)).abs() < 1e-12);
+        assert_eq!(p.translation.vector, nalgebra::Vector3::new(1.0, 2.0, 0.5));
+        let zero = pose_from_position_quaternion([0.0; 3], [0.0; 4]);
+        assert!(zero.rotation.coords.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn pose_covariance_layout_is_row_major_6x6() {
+        let c = pose_covariance6_row_major(&Matrix2::new(4.0, 0.5, 0.5, 9.0));
+        assert_eq!((c[0], c[1], c[6], c[7]), (4.0, 0.5, 0.5, 9.0));
+        assert_eq!(c[14], 0.0);
+        assert_eq!(c[21], UNESTIMATED_ORIENTATION_VAR_RAD2);
+        assert_eq!(c[35], UNESTIMATED_ORIENTATION_VAR_RAD2);
+        assert_eq!(c.iter().filter(|v| **v != 0.0).count(), 7);
+        assert_eq!(
+            covariance3_row_major(&Matrix2::new(4.0, 0.5, 0.5, 9.0)),
+            [4.0, 0.5, 0.0, 0.5, 9.0, 0.0, 0.0, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn goal_faces_the_direction_of_travel() {
+        let yaw = travel_yaw(&Vector2::new(1.0, 1.0), &Vector2::new(1.0, 3.0));
+        assert!((yaw - std::f64::consts::FRAC_PI_2).abs() < 1e-12);
+        assert_eq!(travel_yaw(&Vector2::new(1.0, 1.0), &Vector2::new(1.0, 1.0)), 0.0);
+        let [x, y, z, w] = yaw_quaternion_xyzw(yaw);
+        assert_eq!((x, y), (0.0, 0.0));
+        assert!((z - 0.5f64.sqrt()).abs() < 1e-12 && (w - 0.5f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ellipse_is_the_two_sigma_contour() {
+        let mean = Vector2::new(1.0, -1.0);
+        let cov = Matrix2::new(4.0, 1.0, 1.0, 2.0);
+        let inv = cov.try_inverse().unwrap();
+        let points = ellipse_points(&mean, &cov, 2.0, 16);
+        assert_eq!(points.len(), 17);
+        for p in points {
+            let d = p - mean;
+            assert!(((d.transpose() * inv * d)[(0, 0)] - 4.0).abs() < 1e-9);
+        }
+        assert!(ellipse_points(&mean, &Matrix2::new(f64::NAN, 0.0, 0.0, 1.0), 2.0, 16).is_empty());
+    }
+
+    #[test]
+    fn topic_safe_ids() {
+        assert_eq!(topic_safe("beacon-1"), "beacon_1");
+        assert_eq!(topic_safe("5"), "id_5");
+        assert_eq!(topic_safe("a_b"), "a_b");
+        assert_eq!(topic_safe(""), "id_");
+    }
+}
