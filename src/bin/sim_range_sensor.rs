@@ -10,7 +10,7 @@
 
 use futures::StreamExt;
 use landmark_flow::ros::{
-    exit_with_error, load_parameters, odometry_pose, output_qos, ros_now_secs, sensor_qos, spawn_spin_thread, stamp_to_secs, Throttle,
+    run_async_node, load_parameters, odometry_pose, output_qos, ros_now_secs, sensor_qos, spawn_spin_thread, stamp_to_secs, Throttle,
 };
 use landmark_flow::odometry::is_finite_pose;
 use landmark_flow::sim_sensor::{SimRangeSensor, SimRangeSensorConfig};
@@ -30,13 +30,7 @@ const NODE: &str = "sim_range_sensor";
 type LatestOdom = Arc<Mutex<Option<(Isometry3<f64>, Time)>>>;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| exit_with_error(NODE, &e));
-    if let Err(e) = runtime.block_on(run()) {
-        exit_with_error(NODE, &e);
-    }
+    run_async_node(NODE, run);
 }
 
 async fn run() -> Result<(), landmark_flow::ros::NodeError> {

@@ -4,7 +4,7 @@
 //! pose) at `rate_hz` on the ROS clock. See `landmark_flow::sim_robot`.
 
 use futures::StreamExt;
-use landmark_flow::ros::{exit_with_error, load_parameters, output_qos, spawn_spin_thread, Throttle};
+use landmark_flow::ros::{run_async_node, load_parameters, output_qos, spawn_spin_thread, Throttle};
 use landmark_flow::sim_robot::{Pose2, SimRobot, SimRobotConfig};
 use nalgebra::Vector2;
 use r2r::geometry_msgs::msg::{Point, PoseStamped, Quaternion};
@@ -16,13 +16,7 @@ use std::time::Duration;
 const NODE: &str = "sim_robot";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| exit_with_error(NODE, &e));
-    if let Err(e) = runtime.block_on(run()) {
-        exit_with_error(NODE, &e);
-    }
+    run_async_node(NODE, run);
 }
 
 fn odometry(pose: Pose2, header: Header, child: &str, speed_mps: f64) -> Odometry {

@@ -175,6 +175,21 @@ pub fn spawn_spin_thread(mut node: r2r::Node) -> std::thread::JoinHandle<()> {
         .expect("cannot start the ROS spin thread")
 }
 
+/// `main` of a tokio-based node: runs `run` on a current-thread runtime; an error
+/// (start-up or later) is printed naming the node and exits with status 2.
+pub fn run_async_node<F>(node_name: &str, run: impl FnOnce() -> F)
+where
+    F: std::future::Future<Output = Result<(), NodeError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| exit_with_error(node_name, &e));
+    if let Err(e) = runtime.block_on(run()) {
+        exit_with_error(node_name, &e);
+    }
+}
+
 /// Prints a start-up error the way users read it (stderr, naming the node) and exits
 /// with status 2.
 pub fn exit_with_error(node_name: &str, err: &dyn std::fmt::Display) -> ! {
