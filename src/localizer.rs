@@ -11,7 +11,9 @@
 //! 5. the landmark is known, or `unknown_landmarks` is `default_prior`;
 //! 6. the stamp is not older than the last range fused for that landmark;
 //! 7. odometry covers the stamp (see [`OdometryBuffer::pose_at`]);
-//! 8. the estimator update succeeds and its result is publishable (finite, SPD).
+//! 8. with `innovation_gate_sigma` = k > 0: the range is within k predicted standard
+//!    deviations of at least one component of the belief (see [`innovation_gate`]);
+//! 9. the estimator update succeeds and its result is publishable (finite, SPD).
 //!
 //! Nothing is lost to transport order, and no range is fused with a stale pose: a
 //! range that arrives before the odometry covering its stamp (no odometry yet, or
@@ -95,6 +97,9 @@ pub struct LocalizerConfig {
     pub odom_tolerance_s: f64,
     /// A range stamped up to this much after the newest odometry waits for it, seconds.
     pub odom_wait_s: f64,
+    /// Reject a range more than this many predicted standard deviations from every
+    /// belief component (0 = no gate).
+    pub innovation_gate_sigma: f64,
     /// Ranges to ids without a prior: `default_prior` or `reject`.
     pub unknown_landmarks: UnknownLandmarkPolicy,
     /// Prior for ids not in `priors`.
@@ -116,6 +121,7 @@ impl Default for LocalizerConfig {
             odom_buffer_s: 10.0,
             odom_tolerance_s: 0.1,
             odom_wait_s: 1.0,
+            innovation_gate_sigma: 0.0,
             unknown_landmarks: UnknownLandmarkPolicy::DefaultPrior,
             default_prior: PriorConfig::default(),
             priors: PriorsConfig::default(),
@@ -170,6 +176,7 @@ impl LocalizerConfig {
         check_range("odom_buffer_s", self.odom_buffer_s, 0.1, 3600.0)?;
         check_range("odom_tolerance_s", self.odom_tolerance_s, 0.0, 10.0)?;
         check_range("odom_wait_s", self.odom_wait_s, 0.0, 60.0)?;
+        check_range("innovation_gate_sigma", self.innovation_gate_sigma, 0.0, 1e3)?;
         self.default_prior_belief()?;
         self.configured_priors()?;
         self.estimator.validate().map_err(|e| match e {
@@ -270,6 +277,8 @@ pub enum Rejection {
     Odometry(OdometryRejection),
     #[error("estimator: {0}")]
     Estimator(String),
+    #[error("range {range_m} m is {sigmas:.1} predicted sigmas from every belief component (gate {gate})")]
+    InnovationGate { range_m: f64, sigmas: f64, gate: f64 },
     #[error("more than {MAX_PENDING_RANGES} ranges waiting for odometry: dropped the oldest")]
     PendingOverflow,
 }
@@ -313,8 +322,32 @@ impl Rejection {
             Rejection::Odometry(OdometryRejection::NonFinite) => "odom_non_finite",
             Rejection::Estimator(_) => "estimator_error",
             Rejection::PendingOverflow => "odometry_wait_overflow",
+            Rejection::InnovationGate { .. } => "innovation_gate",
         }
     }
+}
+
+/// Smallest normalised innovation of range `z` (m, noise variance σ² m²) from sensor
+/// position `x` over the belief's components (the moment-matched Gaussian when it has
+/// none): min over components of |z − ‖μᵢ − x‖| / √(hᵢᵀΣᵢhᵢ + σ²), hᵢ = (μᵢ − x)/‖μᵢ − x‖
+/// (the EKF's predicted range and its variance). A component whose mean is at the
+/// sensor cannot be linearised and never rejects (returns 0).
+pub fn innovation_gate(summary: &Summary<2>, x: &Vector2<f64>, z: f64, noise_var_m2: f64) -> f64 {
+    let one = [crate::estimator::MixtureComponent { weight: 1.0, belief: summary.belief }];
+    let components = if summary.components.is_empty() { &one[..] } else { &summary.components[..] };
+    components
+        .iter()
+        .map(|c| {
+            let d = c.belief.mean - x;
+            let r = d.norm();
+            if r < 1e-9 {
+                return 0.0;
+            }
+            let h = d / r;
+            let s = (h.transpose() * c.belief.cov * h)[(0, 0)] + noise_var_m2;
+            (z - r).abs() / s.sqrt()
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// Everything known about one landmark.
@@ -553,6 +586,13 @@ impl Localizer {
         let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
         let start = Instant::now();
         let x = Vector2::new(sensor.x, sensor.y);
+        let gate = self.config.innovation_gate_sigma;
+        if gate > 0.0 {
+            let sigmas = innovation_gate(&track.summary, &x, m.range_m, variance);
+            if sigmas > gate {
+                return Err(Rejection::InnovationGate { range_m: m.range_m, sigmas, gate });
+            }
+        }
         let (state, stats) = self
             .estimator
             .update(&track.state, x, m.range_m, variance)
@@ -744,6 +784,30 @@ mod tests {
         assert_eq!(loc.pending(), 1, "just outside the tolerance: still waiting");
         assert_eq!(loc.add_odometry(1001.2, "odom", at(0.0, 0.0)).unwrap().len(), 1);
         assert_eq!(loc.pending(), 0);
+    }
+
+    /// Gate against a hand-computed predicted variance: prior N((1, 1), Σ₀), sensor at
+    /// the origin, h = (1, 1)/√2, hᵀΣ₀h = (5.5 − 1.5·2 + 5.5)/2 = 4, S = 4 + 2 = 6.
+    #[test]
+    fn innovation_gate_rejects_far_ranges_only_when_enabled() {
+        let r_hat = 2f64.sqrt();
+        let z_far = r_hat + 5.0 * 6f64.sqrt(); // 5 predicted sigmas
+        for (gate, expect_reject) in [(0.0, false), (4.0, true), (6.0, false)] {
+            let mut c = config();
+            c.innovation_gate_sigma = gate;
+            let mut loc = Localizer::new(c).unwrap();
+            loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+            let before = loc.tracks()["a"].summary.belief;
+            let got = loc.add_range(&range(1.0, "a", z_far));
+            if expect_reject {
+                let r = got.unwrap_err();
+                assert_eq!(r.reason(), "innovation_gate");
+                assert!(matches!(r, Rejection::InnovationGate { sigmas, .. } if (sigmas - 5.0).abs() < 1e-9));
+                assert_eq!(loc.tracks()["a"].summary.belief, before);
+            } else {
+                assert!(got.is_ok(), "gate {gate}: {got:?}");
+            }
+        }
     }
 
     #[test]
