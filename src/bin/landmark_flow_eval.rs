@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::grid::ExactPosterior2;
 use landmark_flow::estimator::{
     Belief, Estimator, EstimatorConfig, GaussianBelief, Method, NoiseShape, RangeModel, State,
@@ -152,21 +153,6 @@ fn run(config: &EstimatorConfig, seed: u64, models: &[RangeModel<2>], exact: &Ex
     Run { beliefs, kl_full, update_seconds: seconds / models.len() as f64, failures }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
 
 struct Args {
     seeds: u64,
@@ -276,10 +262,10 @@ fn main() {
         "| trajectory | method | RMSE (m) | median err (m) | lost (>2 m) | median ‖μ−μ_exact‖ (m) | KL@1 | KL@5 | KL@30 | NEES | µs/update |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for traj in [Trajectory::Near, Trajectory::Far] {
-        let mut ex = exact_errors[&(traj, MEASUREMENTS)].clone();
+        let ex = exact_errors[&(traj, MEASUREMENTS)].clone();
         let ex_rmse = (ex.iter().map(|e| e * e).sum::<f64>() / ex.len() as f64).sqrt();
         let ex_lost = ex.iter().filter(|e| **e > LOST_M).count() as f64 / ex.len() as f64;
-        let ex_median = median(&mut ex);
+        let ex_median = median(&ex);
         csv += &format!("{},exact,{ex_rmse:.4},{ex_median:.4},{ex_lost:.4},0,0,0,0,,,0\n", traj.name());
         table += &format!(
             "| {} | exact posterior mean | {ex_rmse:.3} | {ex_median:.3} | {:.1} % | 0 | 0 | 0 | 0 | – | – |\n",
@@ -288,12 +274,12 @@ fn main() {
         );
         for (mi, (name, _)) in methods.iter().enumerate() {
             let cell = &cells[&(traj, mi)];
-            let mut errs = cell.errors[MEASUREMENTS - 1].clone();
+            let errs = cell.errors[MEASUREMENTS - 1].clone();
             let rmse = (errs.iter().map(|e| e * e).sum::<f64>() / errs.len() as f64).sqrt();
             let lost = errs.iter().filter(|e| **e > LOST_M).count() as f64 / errs.len() as f64;
-            let med = median(&mut errs);
-            let mut dist = cell.exact_dist[&MEASUREMENTS].clone();
-            let dist_med = median(&mut dist);
+            let med = median(&errs);
+            let dist = cell.exact_dist[&MEASUREMENTS].clone();
+            let dist_med = median(&dist);
             let kls: Vec<f64> = cell.kl.iter().map(|v| mean(v)).collect();
             let nees = mean(&cell.nees);
             let us = 1e6 * mean(&cell.seconds);
@@ -321,15 +307,15 @@ fn main() {
     let mut evk = String::from("trajectory,method,k,median_error_m,lost_fraction\n");
     for traj in [Trajectory::Near, Trajectory::Far] {
         for &k in &CHECKPOINTS {
-            let mut e = exact_errors[&(traj, k)].clone();
+            let e = exact_errors[&(traj, k)].clone();
             let lost = e.iter().filter(|v| **v > LOST_M).count() as f64 / e.len() as f64;
-            evk += &format!("{},exact,{k},{:.4},{lost:.4}\n", traj.name(), median(&mut e));
+            evk += &format!("{},exact,{k},{:.4},{lost:.4}\n", traj.name(), median(&e));
         }
         for (mi, (name, _)) in methods.iter().enumerate() {
             for k in 1..=MEASUREMENTS {
-                let mut e = cells[&(traj, mi)].errors[k - 1].clone();
+                let e = cells[&(traj, mi)].errors[k - 1].clone();
                 let lost = e.iter().filter(|v| **v > LOST_M).count() as f64 / e.len() as f64;
-                evk += &format!("{},{name},{k},{:.4},{lost:.4}\n", traj.name(), median(&mut e));
+                evk += &format!("{},{name},{k},{:.4},{lost:.4}\n", traj.name(), median(&e));
             }
         }
     }
@@ -340,13 +326,13 @@ fn main() {
     let idx = |n: &str| methods.iter().position(|(m, _)| *m == n).expect("method present");
     let far_nat = &cells[&(Trajectory::Far, idx("natural"))];
     let near_mix = &cells[&(Trajectory::Near, idx("mixture"))];
-    let far_exact_med = median(&mut exact_errors[&(Trajectory::Far, MEASUREMENTS)].clone());
-    let near_exact_med = median(&mut exact_errors[&(Trajectory::Near, MEASUREMENTS)].clone());
+    let far_exact_med = median(&exact_errors[&(Trajectory::Far, MEASUREMENTS)]);
+    let near_exact_med = median(&exact_errors[&(Trajectory::Near, MEASUREMENTS)]);
     let far_kl = mean(&far_nat.kl[2]);
-    let far_ratio = median(&mut far_nat.errors[MEASUREMENTS - 1].clone()) / far_exact_med;
+    let far_ratio = median(&far_nat.errors[MEASUREMENTS - 1]) / far_exact_med;
     let near_lost = near_mix.errors[MEASUREMENTS - 1].iter().filter(|e| **e > LOST_M).count() as f64
         / near_mix.errors[MEASUREMENTS - 1].len() as f64;
-    let near_ratio = median(&mut near_mix.errors[MEASUREMENTS - 1].clone()) / near_exact_med;
+    let near_ratio = median(&near_mix.errors[MEASUREMENTS - 1]) / near_exact_med;
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     println!("far, natural: mean KL@30 = {far_kl:.4} (<= 0.07: {})", verdict(far_kl <= 0.07));
     println!("far, natural: median error / exact = {far_ratio:.3} (<= 1.12: {})", verdict(far_ratio <= 1.12));
@@ -361,13 +347,13 @@ fn main() {
                 .enumerate()
                 .map(|(mi, n)| {
                     let pts = (1..=MEASUREMENTS)
-                        .map(|k| (k as f64, median(&mut cells[&(traj, mi)].errors[k - 1].clone())))
+                        .map(|k| (k as f64, median(&cells[&(traj, mi)].errors[k - 1])))
                         .collect();
                     (n.to_string(), pts)
                 })
                 .collect();
             let exact_pts =
-                CHECKPOINTS.iter().map(|&k| (k as f64, median(&mut exact_errors[&(traj, k)].clone()))).collect();
+                CHECKPOINTS.iter().map(|&k| (k as f64, median(&exact_errors[&(traj, k)]))).collect();
             series.push(("exact posterior mean".to_string(), exact_pts));
             curves.push((traj.name(), series));
         }

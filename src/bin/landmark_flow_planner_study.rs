@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::{Estimator, EstimatorConfig, GaussianBelief, Method};
 use landmark_flow::planner::{
     plan_next_goal_with_landmark, CriterionConfig, GoalPolicy, LandmarkHypothesis, PlannerConfig, PlannerError,
@@ -74,22 +75,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
 
 // ---------------------------------------------------------------- heatmaps
 
