@@ -27,6 +27,7 @@ pub mod plotting;
 pub mod replay;
 pub mod sim_robot;
 pub mod sim_sensor;
+pub mod slides;
 pub mod stats;
 
 #[cfg(feature = "ros")]

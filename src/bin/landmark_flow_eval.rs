@@ -13,31 +13,23 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use landmark_flow::slides::{landmark, prior, LOST_M, NOISE_VAR_M2};
 use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::grid::ExactPosterior2;
 use landmark_flow::estimator::{
     Belief, Estimator, EstimatorConfig, GaussianBelief, Method, NoiseShape, RangeModel, State,
 };
-use nalgebra::{Matrix2, Vector2};
+use nalgebra::Vector2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-const NOISE_VAR_M2: f64 = 2.0;
 const MEASUREMENTS: usize = 30;
-const LOST_M: f64 = 2.0;
 const CHECKPOINTS: [usize; 9] = [1, 2, 3, 5, 10, 15, 20, 25, 30];
 const KL_CHECKPOINTS: [usize; 3] = [1, 5, 30];
 const GRID_CELLS: usize = 160;
 const KL_NODES_PER_AXIS: usize = 20;
 
-fn landmark() -> Vector2<f64> {
-    Vector2::new(4.7, -3.1)
-}
-
-fn prior() -> GaussianBelief<2> {
-    GaussianBelief::new(Vector2::new(1.0, 1.0), Matrix2::new(5.5, -1.5, -1.5, 5.5)).expect("slides' prior is SPD")
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Trajectory {

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use landmark_flow::slides::{self, LOST_M, NOISE_VAR_M2};
 use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::{Estimator, EstimatorConfig, GaussianBelief, Method};
 use landmark_flow::planner::{
@@ -29,19 +30,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-const NOISE_VAR_M2: f64 = 2.0;
-const LOST_M: f64 = 2.0;
 const HEATMAP_CELLS: usize = 81;
 const HEATMAP_HALF_WIDTH_M: f64 = 2.0;
 const HEATMAP_SAMPLES: usize = 4096;
 
-fn slides_landmark() -> Vector2<f64> {
-    Vector2::new(4.7, -3.1)
-}
-
-fn slides_prior() -> GaussianBelief<2> {
-    GaussianBelief::new(Vector2::new(1.0, 1.0), Matrix2::new(5.5, -1.5, -1.5, 5.5)).expect("slides' prior is SPD")
-}
 
 struct Args {
     seeds: u64,
@@ -297,11 +289,11 @@ struct Run {
 
 fn landmark_for(scenario: Scenario, seed: u64) -> Vector2<f64> {
     match scenario {
-        Scenario::Fixed => slides_landmark(),
+        Scenario::Fixed => slides::landmark(),
         Scenario::FromPrior => {
             let mut rng = StdRng::seed_from_u64(seed ^ 0x005E_ED0F_1A4D);
-            let l = slides_prior().cholesky().expect("SPD").l();
-            slides_prior().mean + l * Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal))
+            let l = slides::prior().cholesky().expect("SPD").l();
+            slides::prior().mean + l * Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal))
         }
     }
 }
@@ -312,7 +304,7 @@ fn closed_loop(row: &PolicyRow, estimator: &EstimatorConfig, scenario: Scenario,
     let mut noise_rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ scenario as u64);
     let noise: Vec<f64> = (0..steps).map(|_| NOISE_VAR_M2.sqrt() * noise_rng.sample::<f64, _>(StandardNormal)).collect();
     let est = Estimator::<2>::new(EstimatorConfig { seed, ..*estimator }).expect("valid estimator config");
-    let mut state = est.initial_state(slides_prior()).expect("valid prior");
+    let mut state = est.initial_state(slides::prior()).expect("valid prior");
     let mut x = Vector2::zeros();
     let mut run = Run {
         errors: Vec::with_capacity(steps),
@@ -739,7 +731,7 @@ mod plots {
                 chart.draw_series(pts.iter().map(|&q| Circle::new(q, 3, c.filled()))).map_err(err)?;
             }
         }
-        let y = slides_landmark();
+        let y = slides::landmark();
         chart
             .draw_series(std::iter::once(TriangleMarker::new((y.x, y.y), 10, BLACK.filled())))
             .map_err(err)?
