@@ -23,6 +23,7 @@ pub mod cubature;
 pub mod error;
 pub mod flow;
 pub mod grid;
+pub mod initialisation;
 pub mod kalman;
 pub mod mixture;
 pub mod model;
@@ -38,8 +39,9 @@ pub use config::{EstimatorConfig, FlowConfig, Method, MixtureConfig, ParticleCon
 pub use cubature::StandardNode;
 pub use error::EstimatorError;
 pub use flow::FlowStats;
+pub use initialisation::{CalibrationPrior, InitialisationGrid};
 pub use mixture::{GaussianMixture, MixtureComponent};
-pub use model::{LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
+pub use model::{CalibratedRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
 pub use particle::ParticleSet;
 
 /// Health of one update.
@@ -143,13 +145,16 @@ fn mix_seed(seed: u64, index: u64) -> u64 {
 }
 
 impl<const D: usize> Estimator<D> {
-    /// Validates the config and precomputes the Gauss–Hermite rule.
+    /// Validates the config and precomputes the Gauss–Hermite rule. D = 2 or 3 is a
+    /// landmark position; D = 4 is a planar position with the range calibration
+    /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] (updated by
+    /// [`Estimator::update_calibrated`]).
     ///
     /// # Errors
-    /// `InvalidConfig` from [`EstimatorConfig::validate`], or for D ∉ {2, 3}.
+    /// `InvalidConfig` from [`EstimatorConfig::validate`], or for D ∉ {2, 3, 4}.
     pub fn new(config: EstimatorConfig) -> Result<Self, EstimatorError> {
-        if !(D == 2 || D == 3) {
-            return Err(EstimatorError::InvalidConfig { parameter: "dimension", value: D.to_string(), allowed: "2 or 3" });
+        if !(2..=4).contains(&D) {
+            return Err(EstimatorError::InvalidConfig { parameter: "dimension", value: D.to_string(), allowed: "2, 3 or 4" });
         }
         config.validate()?;
         let cubature = cubature::gauss_hermite_nodes::<D>(config.flow.cubature_points_per_axis);
@@ -186,6 +191,7 @@ impl<const D: usize> Estimator<D> {
     /// Input errors (`InvalidRange`, `InvalidNoiseVariance`, `InvalidSensorPosition`),
     /// `StateMismatch` for a state of another method, and update failures; on error the
     /// caller keeps its previous state. A returned state always has a publishable summary.
+    /// `InvalidConfig` for D = 4 (a calibrated state: use [`Estimator::update_calibrated`]).
     pub fn update(
         &self,
         state: &State<D>,
@@ -193,7 +199,34 @@ impl<const D: usize> Estimator<D> {
         range_m: f64,
         noise_var_m2: f64,
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
+        if D == 4 {
+            return Err(EstimatorError::InvalidConfig {
+                parameter: "dimension",
+                value: "4".into(),
+                allowed: "2 or 3 for plain ranges (update_calibrated for the calibrated state)",
+            });
+        }
         let model = RangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
+        self.update_with_model(state, &model)
+    }
+
+    /// Absorbs one range under unknown calibration, z = s·‖y − x‖ + b + w
+    /// ([`CalibratedRangeModel`]), into the state θ = (y₁, y₂, s, b). Same contract as
+    /// [`Estimator::update`].
+    ///
+    /// # Errors
+    /// As [`Estimator::update`].
+    pub fn update_calibrated(
+        &self,
+        state: &State<D>,
+        sensor_position: nalgebra::Vector2<f64>,
+        range_m: f64,
+        noise_var_m2: f64,
+    ) -> Result<(State<D>, UpdateStats), EstimatorError>
+    where
+        CalibratedRangeModel: MeasurementModel<D>,
+    {
+        let model = CalibratedRangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
         self.update_with_model(state, &model)
     }
 

@@ -224,6 +224,72 @@ impl<const D: usize> MeasurementModel<D> for RangeModel<D> {
     }
 }
 
+/// Range with unknown calibration, z = s·‖y − x‖ + b + w, over the planar state
+/// θ = (y₁, y₂, s, b): landmark position y (metres), range scale s (dimensionless) and
+/// range offset b (metres), from a sensor at x (metres).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalibratedRangeModel {
+    /// x, sensor position, metres.
+    pub sensor_position: SVector<f64, 2>,
+    /// z, measured range, metres.
+    pub range_m: f64,
+    /// Noise density (σ² in m²).
+    pub noise: ScalarNoise,
+}
+
+impl CalibratedRangeModel {
+    /// Checks and builds the model (same checks as [`RangeModel::new`]).
+    ///
+    /// # Errors
+    /// As [`RangeModel::new`].
+    pub fn new(
+        sensor_position: SVector<f64, 2>,
+        range_m: f64,
+        noise_var_m2: f64,
+        shape: NoiseShape,
+    ) -> Result<Self, EstimatorError> {
+        let RangeModel { sensor_position, range_m, noise } = RangeModel::new(sensor_position, range_m, noise_var_m2, shape)?;
+        Ok(Self { sensor_position, range_m, noise })
+    }
+
+    fn geometry(&self, theta: &SVector<f64, 4>) -> (f64, SVector<f64, 2>) {
+        let delta = SVector::<f64, 2>::new(theta[0], theta[1]) - self.sensor_position;
+        let d = delta.norm();
+        if d < RANGE_DISTANCE_FLOOR_M {
+            (d, SVector::zeros())
+        } else {
+            (d, delta / d)
+        }
+    }
+}
+
+impl MeasurementModel<4> for CalibratedRangeModel {
+    fn measurement(&self) -> f64 {
+        self.range_m
+    }
+    fn noise(&self) -> ScalarNoise {
+        self.noise
+    }
+    /// h = s·d + b, ∇h = (s·u, d, 1) with u = (y − x)/d (0 below the distance floor).
+    #[inline]
+    fn predict(&self, theta: &SVector<f64, 4>) -> (f64, SVector<f64, 4>) {
+        let (d, u) = self.geometry(theta);
+        let s = theta[2];
+        (s * d + theta[3], SVector::<f64, 4>::new(s * u.x, s * u.y, d, 1.0))
+    }
+    /// ∇²h: s(I − uuᵀ)/d in the position block, u in the position–scale block, 0 else.
+    #[inline]
+    fn predict_hessian(&self, theta: &SVector<f64, 4>) -> SMatrix<f64, 4, 4> {
+        let (d, u) = self.geometry(theta);
+        let block = (SMatrix::<f64, 2, 2>::identity() - u * u.transpose()) * (theta[2] / d.max(RANGE_DISTANCE_FLOOR_M));
+        let mut h = SMatrix::<f64, 4, 4>::zeros();
+        h.fixed_view_mut::<2, 2>(0, 0).copy_from(&block);
+        h.fixed_view_mut::<2, 1>(0, 2).copy_from(&u);
+        h.fixed_view_mut::<1, 2>(2, 0).copy_from(&u.transpose());
+        h
+    }
+}
+
 /// Linear measurement z = aᵀ s + b + w, for tests against the Kalman filter.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LinearModel<const D: usize> {
@@ -284,19 +350,19 @@ mod tests {
     use super::*;
     use nalgebra::Vector2;
 
-    fn finite_difference_check<M: MeasurementModel<2>>(model: &M, s: Vector2<f64>) {
+    fn finite_difference_check<const D: usize, M: MeasurementModel<D>>(model: &M, s: SVector<f64, D>) {
         let h = 1e-5;
         let (_, g) = model.log_likelihood_gradient(&s);
         let hess = model.log_likelihood_hessian(&s);
-        for i in 0..2 {
-            let mut e = Vector2::zeros();
+        for i in 0..D {
+            let mut e = SVector::<f64, D>::zeros();
             e[i] = h;
             let fd = (model.log_likelihood(&(s + e)) - model.log_likelihood(&(s - e))) / (2.0 * h);
             assert!((fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "grad {i}: {fd} vs {}", g[i]);
             let gp = model.log_likelihood_gradient(&(s + e)).1;
             let gm = model.log_likelihood_gradient(&(s - e)).1;
             let col = (gp - gm) / (2.0 * h);
-            for j in 0..2 {
+            for j in 0..D {
                 assert!((col[j] - hess[(j, i)]).abs() < 1e-5 * (1.0 + hess[(j, i)].abs()), "hess");
             }
         }
@@ -313,6 +379,21 @@ mod tests {
             finite_difference_check(&m, Vector2::new(2.0, 1.5));
             finite_difference_check(&m, Vector2::new(-5.0, 3.0));
         }
+    }
+
+    #[test]
+    fn calibrated_range_derivatives_match_finite_differences() {
+        use nalgebra::Vector4;
+        for shape in [NoiseShape::Gaussian, NoiseShape::StudentT { dof: 4.0 }] {
+            let m = CalibratedRangeModel::new(Vector2::new(0.3, -0.2), 4.0, 0.7, shape).unwrap();
+            finite_difference_check(&m, Vector4::new(2.0, 1.5, 1.07, 0.3));
+            finite_difference_check(&m, Vector4::new(-5.0, 3.0, 0.95, -1.0));
+        }
+        // With s = 1 and b = 0 it is the plain range model.
+        let plain = RangeModel::new(Vector2::new(0.3, -0.2), 4.0, 0.7, NoiseShape::Gaussian).unwrap();
+        let cal = CalibratedRangeModel::new(Vector2::new(0.3, -0.2), 4.0, 0.7, NoiseShape::Gaussian).unwrap();
+        let y = Vector2::new(2.0, 1.5);
+        assert_eq!(cal.log_likelihood(&Vector4::new(y.x, y.y, 1.0, 0.0)), plain.log_likelihood(&y));
     }
 
     #[test]
