@@ -8,11 +8,12 @@
 //! 2. the range is finite, ≥ 0 and ≤ `max_range_m`;
 //! 3. the variance is finite and ≥ 0 (0 means `default_noise_std_m²`);
 //! 4. the frame is `sensor_frame_id` (when that is set);
-//! 5. the landmark is known, or `unknown_landmarks` is `default_prior`;
+//! 5. the landmark is known, or `unknown_landmarks` is `default_prior` or `initialise`;
 //! 6. the stamp is not older than the last range fused for that landmark;
 //! 7. odometry covers the stamp (see [`OdometryBuffer::pose_at`]);
-//! 8. with `innovation_gate_sigma` = k > 0: the range is within k predicted standard
-//!    deviations of at least one component of the belief (see [`innovation_gate`]);
+//! 8. with `innovation_gate_sigma` = k > 0 and the landmark tracking: the range is
+//!    within k predicted standard deviations of at least one component of the belief
+//!    (see [`innovation_gate`]);
 //! 9. the estimator update succeeds and its result is publishable (finite, SPD).
 //!
 //! Nothing is lost to transport order, and no range is fused with a stale pose: a
@@ -24,13 +25,33 @@
 //!
 //! The sensor position is the interpolated base pose ⊕ `sensor_offset_m`; the
 //! estimate is planar (x, y): ranges are taken as horizontal distances.
+//!
+//! **Landmarks without a prior** (`unknown_landmarks: initialise`) start
+//! [`TrackStatus::Initialising`]: an [`InitialisationGrid`] (uniform over the disc of
+//! `initialisation.region_radius_m` around the sensor position of the first range)
+//! multiplies in every range until the grid posterior is unimodal, that is at least
+//! `initialisation.min_ranges` ranges and a largest standard deviation
+//! √λ_max(Σ) ≤ `initialisation.max_std_m` (two modes D apart have √λ_max ≥ D/2). Its
+//! mean and covariance then become the Gaussian prior of the flow and the track is
+//! [`TrackStatus::Tracking`]. Until then its published mean/covariance are the grid's
+//! moments, flagged as initialising, and no pose is published for it.
+//!
+//! **Range calibration** (`calibration.enabled`): each landmark's state is
+//! θ = (y₁, y₂, s, b) for z = s·‖y − x‖ + b + w ([`CalibratedRangeModel`]), the flow
+//! runs in 4-D from the prior N(s₀, σ_s²) × N(b₀, σ_b²) on (s, b), and the marginals
+//! of s and b are published with the position. Per landmark rather than per sensor:
+//! a ranging radio pair's offset is mostly the responder's antenna and turnaround
+//! delay (per beacon), and keeping (s, b) inside each landmark's state keeps the
+//! landmarks independent, so each stays one small flow. Pooling a shared scale over
+//! landmarks would need a joint state over all of them.
 
 use crate::config::{check_positive, check_range, ConfigError};
 use crate::estimator::{
-    Estimator, EstimatorConfig, EstimatorError, GaussianBelief, State, Summary, UpdateStats,
+    CalibratedRangeModel, CalibrationPrior, Estimator, EstimatorConfig, EstimatorError, GaussianBelief,
+    InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
 };
 use crate::odometry::{OdometryBuffer, OdometryRejection, PoseLookupError};
-use nalgebra::{Isometry3, Matrix2, Point3, Vector2, Vector3};
+use nalgebra::{Isometry3, Matrix2, Matrix4, Point3, Vector2, Vector3, Vector4};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -42,6 +63,8 @@ pub enum UnknownLandmarkPolicy {
     /// Start it from `default_prior`.
     #[default]
     DefaultPrior,
+    /// Start it from its first ranges ([`InitialisationGrid`], see the module doc).
+    Initialise,
     /// Reject its ranges (reason `unknown_landmark`).
     Reject,
 }
@@ -77,6 +100,82 @@ pub struct PriorsConfig {
     pub covs_m2: Vec<f64>,
 }
 
+/// How a landmark without a prior is started (`unknown_landmarks: initialise`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InitialisationConfig {
+    /// The landmark is within this distance of the sensor position of its first
+    /// range, metres (the grid's extent).
+    pub region_radius_m: f64,
+    /// Grid cell side, metres.
+    pub cell_m: f64,
+    /// Tracking starts when the grid posterior's largest standard deviation is at
+    /// most this, metres...
+    pub max_std_m: f64,
+    /// ...and at least this many ranges were used.
+    pub min_ranges: u32,
+}
+
+impl Default for InitialisationConfig {
+    fn default() -> Self {
+        Self { region_radius_m: 100.0, cell_m: 0.5, max_std_m: 2.0, min_ranges: 5 }
+    }
+}
+
+/// Online range calibration z = s·d + b + w (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalibrationConfig {
+    /// Estimate (s, b) per landmark; off: s = 1, b = 0 exactly.
+    pub enabled: bool,
+    /// Prior mean of the range scale s, dimensionless.
+    pub scale_prior: f64,
+    /// Prior standard deviation of s, dimensionless.
+    pub scale_std: f64,
+    /// Prior mean of the range offset b, metres.
+    pub offset_prior_m: f64,
+    /// Prior standard deviation of b, metres.
+    pub offset_std_m: f64,
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self { enabled: false, scale_prior: 1.0, scale_std: 0.1, offset_prior_m: 0.0, offset_std_m: 1.0 }
+    }
+}
+
+impl CalibrationConfig {
+    /// The prior as the estimator takes it ([`CalibrationPrior::EXACT`] when off).
+    pub fn prior(&self) -> CalibrationPrior {
+        if self.enabled {
+            CalibrationPrior {
+                scale: self.scale_prior,
+                scale_std: self.scale_std,
+                offset_m: self.offset_prior_m,
+                offset_std_m: self.offset_std_m,
+            }
+        } else {
+            CalibrationPrior::EXACT
+        }
+    }
+}
+
+/// Periodic relinearisation of a tracking landmark ([`Estimator::refine`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelinearisationConfig {
+    /// Re-solve every this many fused ranges (0 = never: purely sequential).
+    pub every_ranges: u32,
+    /// Ranges kept per landmark; a full window is folded into the belief (its anchor).
+    pub max_ranges: u32,
+}
+
+impl Default for RelinearisationConfig {
+    fn default() -> Self {
+        Self { every_ranges: 0, max_ranges: 1000 }
+    }
+}
+
 /// Configuration of the localiser (the node's estimation parameters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,8 +199,14 @@ pub struct LocalizerConfig {
     /// Reject a range more than this many predicted standard deviations from every
     /// belief component (0 = no gate).
     pub innovation_gate_sigma: f64,
-    /// Ranges to ids without a prior: `default_prior` or `reject`.
+    /// Ranges to ids without a prior: `default_prior`, `initialise` or `reject`.
     pub unknown_landmarks: UnknownLandmarkPolicy,
+    /// How `initialise` starts a landmark.
+    pub initialisation: InitialisationConfig,
+    /// Online range scale/offset estimation.
+    pub calibration: CalibrationConfig,
+    /// Periodic relinearisation of tracking landmarks.
+    pub relinearisation: RelinearisationConfig,
     /// Prior for ids not in `priors`.
     pub default_prior: PriorConfig,
     /// Per-landmark priors.
@@ -123,6 +228,9 @@ impl Default for LocalizerConfig {
             odom_wait_s: 1.0,
             innovation_gate_sigma: 0.0,
             unknown_landmarks: UnknownLandmarkPolicy::DefaultPrior,
+            initialisation: InitialisationConfig::default(),
+            calibration: CalibrationConfig::default(),
+            relinearisation: RelinearisationConfig::default(),
             default_prior: PriorConfig::default(),
             priors: PriorsConfig::default(),
             estimator: EstimatorConfig::default(),
@@ -177,6 +285,19 @@ impl LocalizerConfig {
         check_range("odom_tolerance_s", self.odom_tolerance_s, 0.0, 10.0)?;
         check_range("odom_wait_s", self.odom_wait_s, 0.0, 60.0)?;
         check_range("innovation_gate_sigma", self.innovation_gate_sigma, 0.0, 1e3)?;
+        let init = &self.initialisation;
+        check_range("initialisation.region_radius_m", init.region_radius_m, 1e-3, 1e5)?;
+        check_range("initialisation.cell_m", init.cell_m, init.region_radius_m / 2000.0, init.region_radius_m)?;
+        check_range("initialisation.max_std_m", init.max_std_m, init.cell_m, 1e5)?;
+        check_range("initialisation.min_ranges", f64::from(init.min_ranges), 1.0, 1e6)?;
+        let cal = &self.calibration;
+        check_range("calibration.scale_prior", cal.scale_prior, 0.1, 10.0)?;
+        check_range("calibration.scale_std", cal.scale_std, 1e-6, 1.0)?;
+        check_range("calibration.offset_prior_m", cal.offset_prior_m, -1e3, 1e3)?;
+        check_range("calibration.offset_std_m", cal.offset_std_m, 1e-6, 1e3)?;
+        let relin = &self.relinearisation;
+        check_range("relinearisation.every_ranges", f64::from(relin.every_ranges), 0.0, 1e6)?;
+        check_range("relinearisation.max_ranges", f64::from(relin.max_ranges), 1.0, 1e5)?;
         self.default_prior_belief()?;
         self.configured_priors()?;
         self.estimator.validate().map_err(|e| match e {
@@ -327,36 +448,136 @@ impl Rejection {
     }
 }
 
-/// Smallest normalised innovation of range `z` (m, noise variance σ² m²) from sensor
-/// position `x` over the belief's components (the moment-matched Gaussian when it has
-/// none): min over components of |z − ‖μᵢ − x‖| / √(hᵢᵀΣᵢhᵢ + σ²), hᵢ = (μᵢ − x)/‖μᵢ − x‖
-/// (the EKF's predicted range and its variance). A component whose mean is at the
-/// sensor cannot be linearised and never rejects (returns 0).
-pub fn innovation_gate(summary: &Summary<2>, x: &Vector2<f64>, z: f64, noise_var_m2: f64) -> f64 {
-    let one = [crate::estimator::MixtureComponent { weight: 1.0, belief: summary.belief }];
+/// Smallest normalised innovation of a measurement over the belief's components (the
+/// moment-matched Gaussian when it has none): min over components i of
+/// |z − h(μᵢ)| / √(∇h(μᵢ)ᵀ Σᵢ ∇h(μᵢ) + σ²), the EKF's predicted measurement and its
+/// variance under `model` (σ² its noise scale²). A component where h cannot be
+/// linearised (∇h = 0: the sensor on the landmark) never rejects (returns 0).
+pub fn innovation_gate<const D: usize, M: MeasurementModel<D>>(summary: &Summary<D>, model: &M) -> f64 {
+    let one = [MixtureComponent { weight: 1.0, belief: summary.belief }];
     let components = if summary.components.is_empty() { &one[..] } else { &summary.components[..] };
     components
         .iter()
         .map(|c| {
-            let d = c.belief.mean - x;
-            let r = d.norm();
-            if r < 1e-9 {
+            let (h, grad) = model.predict(&c.belief.mean);
+            if grad.norm_squared() == 0.0 {
                 return 0.0;
             }
-            let h = d / r;
-            let s = (h.transpose() * c.belief.cov * h)[(0, 0)] + noise_var_m2;
-            (z - r).abs() / s.sqrt()
+            let s = (grad.transpose() * c.belief.cov * grad)[(0, 0)] + model.noise().var;
+            (model.measurement() - h).abs() / s.sqrt()
         })
         .fold(f64::INFINITY, f64::min)
+}
+
+/// Where a landmark's estimate is in its life (published as `LandmarkBelief.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackStatus {
+    /// Started without a prior and not yet unimodal: the moments are not an estimate.
+    Initialising,
+    /// The belief is the estimate.
+    Tracking,
+}
+
+/// A landmark's estimator state.
+#[derive(Debug, Clone)]
+pub enum TrackState {
+    /// The grid posterior of a landmark started without a prior.
+    Initialising(Box<InitialisationGrid>),
+    /// Position (x, y), calibration off.
+    Position(State<2>, RangeWindow<2, RangeModel<2>>),
+    /// Position and range calibration θ = (y₁, y₂, s, b), and the belief over (s, b)
+    /// from the other landmarks (the "cavity") that its anchor includes.
+    Calibrated(State<4>, RangeWindow<4, CalibratedRangeModel>, GaussianBelief<2>),
+}
+
+/// The ranges fused since `anchor`, kept for relinearisation ([`Estimator::refine`]).
+#[derive(Debug, Clone)]
+pub struct RangeWindow<const D: usize, M> {
+    /// The belief before the first range of the window.
+    pub anchor: GaussianBelief<D>,
+    pub ranges: Vec<M>,
+}
+
+impl<const D: usize, M: MeasurementModel<D> + Clone> RangeWindow<D, M> {
+    fn new(anchor: GaussianBelief<D>) -> Self {
+        Self { anchor, ranges: Vec::new() }
+    }
+
+    /// Whether the next [`RangeWindow::push`] re-solves.
+    fn refine_due(&self, config: &RelinearisationConfig) -> bool {
+        config.every_ranges > 0 && (self.ranges.len() + 1) % config.every_ranges as usize == 0
+    }
+
+    /// Adds the range `model` that produced `state`; every `every_ranges` ranges
+    /// re-solves `state` for anchor × all ranges of the window, with `new_anchor`
+    /// replacing the anchor when given (a belief with more than one component is left
+    /// to the mixture); a full window (`max_ranges`) becomes the anchor of the next. A
+    /// failed re-solve keeps the sequential state and the anchor. Returns the state and
+    /// whether it was re-solved.
+    fn push(
+        &mut self,
+        estimator: &Estimator<D>,
+        state: State<D>,
+        model: M,
+        config: &RelinearisationConfig,
+        new_anchor: Option<GaussianBelief<D>>,
+    ) -> (State<D>, bool) {
+        let due = self.refine_due(config);
+        self.ranges.push(model);
+        let mut state = state;
+        let mut refined = false;
+        if due && state.summary().is_ok_and(|s| s.components.len() <= 1) {
+            let anchor = new_anchor.unwrap_or(self.anchor);
+            if let Ok((solved, _)) = estimator.refine(&state, &anchor, &self.ranges) {
+                state = solved;
+                self.anchor = anchor;
+                refined = true;
+            }
+        }
+        if self.ranges.len() >= config.max_ranges as usize {
+            if let Ok(summary) = state.summary() {
+                self.anchor = summary.belief;
+                self.ranges.clear();
+            }
+        }
+        (state, refined)
+    }
+}
+
+/// Estimated range calibration z = s·d + b + w: marginal means and variances.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RangeCalibration {
+    /// s, dimensionless.
+    pub scale: f64,
+    /// Var(s).
+    pub scale_variance: f64,
+    /// b, metres.
+    pub offset_m: f64,
+    /// Var(b), m².
+    pub offset_variance_m2: f64,
+}
+
+/// [`Rejection::InnovationGate`] when `gate` = k > 0 and the measurement is more than k
+/// predicted standard deviations from every component ([`innovation_gate`]).
+fn check_gate<const D: usize, M: MeasurementModel<D>>(gate: f64, summary: &Summary<D>, model: &M) -> Result<(), Rejection> {
+    if gate > 0.0 {
+        let sigmas = innovation_gate(summary, model);
+        if sigmas > gate {
+            return Err(Rejection::InnovationGate { range_m: model.measurement(), sigmas, gate });
+        }
+    }
+    Ok(())
 }
 
 /// Everything known about one landmark.
 #[derive(Debug, Clone)]
 pub struct LandmarkTrack {
-    pub prior: GaussianBelief<2>,
-    pub state: State<2>,
-    /// Summary of `state` (moment-matched Gaussian, components, health).
+    pub state: TrackState,
+    /// Position belief: the (x, y) marginal of `state` (moment-matched Gaussian,
+    /// components, health); the grid's moments while initialising.
     pub summary: Summary<2>,
+    /// The range calibration estimate, when calibration is on and the track is tracking.
+    pub calibration: Option<RangeCalibration>,
     pub measurements_fused: u32,
     pub measurements_rejected: u32,
     /// Stamp of the last fused range, s (0 before the first).
@@ -366,6 +587,141 @@ pub struct LandmarkTrack {
     pub last_stats: UpdateStats,
     /// Sensor position (x, y) and range of the last fused measurement.
     pub last_range: Option<(Vector2<f64>, f64)>,
+}
+
+impl LandmarkTrack {
+    /// Initialising or tracking.
+    pub fn status(&self) -> TrackStatus {
+        match self.state {
+            TrackState::Initialising(_) => TrackStatus::Initialising,
+            _ => TrackStatus::Tracking,
+        }
+    }
+
+    /// The belief is an estimate (not initialising) and publishable.
+    pub fn is_tracking(&self) -> bool {
+        self.status() == TrackStatus::Tracking && self.summary.belief.is_publishable()
+    }
+}
+
+/// The (y₁, y₂) marginal of a Gaussian over θ = (y₁, y₂, s, b).
+fn position_marginal(b: &GaussianBelief<4>) -> GaussianBelief<2> {
+    GaussianBelief { mean: b.mean.fixed_rows::<2>(0).into(), cov: b.cov.fixed_view::<2, 2>(0, 0).into() }
+}
+
+/// The (s, b) marginal of a Gaussian over θ = (y₁, y₂, s, b).
+fn calibration_marginal(b: &GaussianBelief<4>) -> GaussianBelief<2> {
+    GaussianBelief { mean: b.mean.fixed_rows::<2>(2).into(), cov: b.cov.fixed_view::<2, 2>(2, 2).into() }
+}
+
+/// The sensor's calibration c = (s, b) from every landmark's own posterior.
+///
+/// Landmark i's belief N(θᵢ) over (yᵢ, c) is its own ranges Zᵢ times a belief qᵢ(c)
+/// (its "cavity": the prior p(c), or what the other landmarks knew of c when it was
+/// last re-solved); the landmarks are independent given c, so its message about c is
+/// p(c | θᵢ's data)/qᵢ(c) and p(c | Z) ∝ p(c) Πᵢ N(c; θᵢ)/qᵢ(c) (expectation
+/// propagation's fixed point; exact for linear-Gaussian models). In information form,
+/// with Λᵢ, ηᵢ = Λᵢ mᵢ of the (s, b) marginal of landmark i and Λ_qᵢ, η_qᵢ of its
+/// cavity: Λ = Λ₀ + Σᵢ (Λᵢ − Λ_qᵢ), η = η₀ + Σᵢ (ηᵢ − η_qᵢ) (each message's
+/// precision clipped to be PSD).
+pub fn pool_calibration(
+    prior: &GaussianBelief<2>,
+    landmarks: &[(GaussianBelief<4>, GaussianBelief<2>)],
+) -> Option<GaussianBelief<2>> {
+    let prior_precision = prior.cov.try_inverse()?;
+    let (mut precision, mut info) = (prior_precision, prior_precision * prior.mean);
+    for (b, cavity) in landmarks {
+        let c = calibration_marginal(b);
+        let lambda = c.cov.try_inverse()?;
+        let cavity_precision = cavity.cov.try_inverse()?;
+        let gain = crate::estimator::belief::symmetric_eigen(&(lambda - cavity_precision));
+        let clipped = gain.1 * Matrix2::from_diagonal(&gain.0.map(|v| v.max(0.0))) * gain.1.transpose();
+        precision += clipped;
+        info += lambda * c.mean - cavity_precision * cavity.mean;
+    }
+    let cov = precision.try_inverse()?;
+    let pooled = GaussianBelief { mean: cov * info, cov: (cov + cov.transpose()) * 0.5 };
+    pooled.is_publishable().then_some(pooled)
+}
+
+/// `anchor` over θ = (y, c) with its belief `old` about c swapped for `new`:
+/// anchor × N(c; new)/N(c; old) in information form (`None` if that is not SPD).
+fn replace_calibration_prior(
+    anchor: &GaussianBelief<4>,
+    old: &GaussianBelief<2>,
+    new: &GaussianBelief<2>,
+) -> Option<GaussianBelief<4>> {
+    let mut precision = anchor.cov.try_inverse()?;
+    let mut info = precision * anchor.mean;
+    let (old_p, new_p) = (old.cov.try_inverse()?, new.cov.try_inverse()?);
+    let dp = new_p - old_p;
+    let di = new_p * new.mean - old_p * old.mean;
+    let mut block = precision.fixed_view_mut::<2, 2>(2, 2);
+    block += dp;
+    let mut tail = info.fixed_rows_mut::<2>(2);
+    tail += di;
+    let cov = precision.try_inverse()?;
+    let out = GaussianBelief { mean: cov * info, cov: (cov + cov.transpose()) * 0.5 };
+    out.is_publishable().then_some(out)
+}
+
+/// The position of a Gaussian over θ = (y, c) once c's belief N(m, P) replaces its own:
+/// y | c is N(μ_y + K(c − μ_c), Σ_yy − KΣ_cy) with K = Σ_yc Σ_cc⁻¹, so
+/// y ~ N(μ_y + K(m − μ_c), Σ_yy − KΣ_cy + KPKᵀ).
+fn condition_position(b: &GaussianBelief<4>, calibration: &GaussianBelief<2>) -> Option<GaussianBelief<2>> {
+    let own = calibration_marginal(b);
+    let pos = position_marginal(b);
+    let cross: Matrix2<f64> = b.cov.fixed_view::<2, 2>(0, 2).into();
+    let k = cross * own.cov.try_inverse()?;
+    let cov = pos.cov - k * cross.transpose() + k * calibration.cov * k.transpose();
+    let out = GaussianBelief { mean: pos.mean + k * (calibration.mean - own.mean), cov: (cov + cov.transpose()) * 0.5 };
+    out.is_publishable().then_some(out)
+}
+
+/// Position summary and calibration of a track's state; a calibrated state's position
+/// is conditioned on the sensor's pooled calibration `sensor` when given
+/// ([`pool_calibration`], [`condition_position`]).
+fn summarise(
+    state: &TrackState,
+    sensor: Option<&GaussianBelief<2>>,
+) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+    Ok(match state {
+        TrackState::Initialising(grid) => {
+            let belief = grid.moments();
+            let summary = Summary {
+                belief,
+                components: vec![MixtureComponent { weight: 1.0, belief }],
+                updates: u64::from(grid.ranges()),
+                last_update: UpdateStats::default(),
+            };
+            (summary, None)
+        }
+        TrackState::Position(s, _) => (s.summary()?, None),
+        TrackState::Calibrated(s, ..) => {
+            let full = s.summary()?;
+            let calibration = *sensor.unwrap_or(&calibration_marginal(&full.belief));
+            let position = |b: &GaussianBelief<4>| {
+                condition_position(b, &calibration).ok_or_else(|| EstimatorError::NotPositiveDefinite {
+                    quantity: "calibration-conditioned position covariance",
+                    value: crate::estimator::error::fmt_matrix(&b.cov),
+                })
+            };
+            let summary = Summary {
+                belief: position(&full.belief)?,
+                components: full
+                    .components
+                    .iter()
+                    .map(|c| Ok(MixtureComponent { weight: c.weight, belief: position(&c.belief)? }))
+                    .collect::<Result<_, EstimatorError>>()?,
+                updates: full.updates,
+                last_update: full.last_update,
+            };
+            let (m, c) = (calibration.mean, calibration.cov);
+            let calibration =
+                RangeCalibration { scale: m[0], scale_variance: c[(0, 0)], offset_m: m[1], offset_variance_m2: c[(1, 1)] };
+            (summary, Some(calibration))
+        }
+    })
 }
 
 /// The result of one accepted range.
@@ -382,6 +738,9 @@ pub struct Fused {
 pub struct Localizer {
     config: LocalizerConfig,
     estimator: Estimator<2>,
+    calibrated_estimator: Estimator<4>,
+    /// The pooled (s, b) belief, once a calibrated landmark exists.
+    sensor_calibration: Option<GaussianBelief<2>>,
     default_prior: GaussianBelief<2>,
     priors: BTreeMap<String, GaussianBelief<2>>,
     odometry: OdometryBuffer,
@@ -398,12 +757,15 @@ impl Localizer {
     pub fn new(config: LocalizerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let estimator = Estimator::new(config.estimator).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let calibrated_estimator = Estimator::new(config.estimator).map_err(|e| ConfigError::Parse(e.to_string()))?;
         let priors: BTreeMap<_, _> = config.configured_priors()?.into_iter().collect();
         let mut me = Self {
             default_prior: config.default_prior_belief()?,
             odometry: OdometryBuffer::new(config.odom_buffer_s, config.odom_tolerance_s),
             odom_frame_id: config.odom_frame_id.clone(),
             estimator,
+            calibrated_estimator,
+            sensor_calibration: None,
             priors,
             config,
             tracks: BTreeMap::new(),
@@ -425,21 +787,77 @@ impl Localizer {
         self.tracks.clear();
         let priors: Vec<_> = self.priors.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (id, prior) in priors {
-            if let Ok(track) = self.new_track(prior) {
+            if let Ok(track) = self.tracking_state(prior).and_then(|state| self.new_track(state)) {
                 self.tracks.insert(id, track);
             }
         }
+        self.sensor_calibration = None;
+        self.refresh_sensor_calibration();
         self.accepted = 0;
         self.rejected.clear();
         self.pending.clear();
     }
 
-    fn new_track(&self, prior: GaussianBelief<2>) -> Result<LandmarkTrack, EstimatorError> {
-        let state = self.estimator.initial_state(prior)?;
-        let summary = state.summary()?;
+    /// A tracking state from a position prior: the prior itself, or, with calibration
+    /// on, the prior × N(s₀, σ_s²) × N(b₀, σ_b²) over θ = (y₁, y₂, s, b).
+    fn tracking_state(&self, prior: GaussianBelief<2>) -> Result<TrackState, EstimatorError> {
+        if !self.config.calibration.enabled {
+            return Ok(TrackState::Position(self.estimator.initial_state(prior)?, RangeWindow::new(prior)));
+        }
+        let cavity = self.calibration_prior();
+        let prior = self.with_calibration_prior(&prior);
+        Ok(TrackState::Calibrated(self.calibrated_estimator.initial_state(prior)?, RangeWindow::new(prior), cavity))
+    }
+
+    /// N(position) × N(s₀, σ_s²) × N(b₀, σ_b²) over θ = (y₁, y₂, s, b).
+    fn with_calibration_prior(&self, position: &GaussianBelief<2>) -> GaussianBelief<4> {
+        let cal = self.calibration_prior();
+        let mut cov = Matrix4::zeros();
+        cov.fixed_view_mut::<2, 2>(0, 0).copy_from(&position.cov);
+        cov.fixed_view_mut::<2, 2>(2, 2).copy_from(&cal.cov);
+        GaussianBelief { mean: Vector4::new(position.mean.x, position.mean.y, cal.mean.x, cal.mean.y), cov }
+    }
+
+    /// The tracking state of a unimodal grid: the flow's Gaussian solved for the
+    /// posterior of the grid's prior (the disc, moment-matched: a weak Gaussian prior)
+    /// × every range the grid used, started at the grid's moments ([`Estimator::refine`]);
+    /// those ranges stay in the relinearisation window. If that fails, the grid's
+    /// moments themselves become the prior.
+    fn start_tracking(&self, grid: &InitialisationGrid) -> Result<TrackState, EstimatorError> {
+        let shape = self.config.estimator.noise_shape;
+        let measured = grid.measurements();
+        Ok(match self.tracking_state(grid.moments())? {
+            TrackState::Position(state, fallback) => {
+                let anchor = grid.prior_moments();
+                let ranges = measured
+                    .iter()
+                    .map(|&(x, z, var)| RangeModel::new(x, z, var, shape))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match self.estimator.refine(&state, &anchor, &ranges) {
+                    Ok((refined, _)) => TrackState::Position(refined, RangeWindow { anchor, ranges }),
+                    Err(_) => TrackState::Position(state, fallback),
+                }
+            }
+            TrackState::Calibrated(state, fallback, cavity) => {
+                let anchor = self.with_calibration_prior(&grid.prior_moments());
+                let ranges = measured
+                    .iter()
+                    .map(|&(x, z, var)| CalibratedRangeModel::new(x, z, var, shape))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match self.calibrated_estimator.refine(&state, &anchor, &ranges) {
+                    Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges }, cavity),
+                    Err(_) => TrackState::Calibrated(state, fallback, cavity),
+                }
+            }
+            initialising @ TrackState::Initialising(_) => initialising,
+        })
+    }
+
+    fn new_track(&self, state: TrackState) -> Result<LandmarkTrack, EstimatorError> {
+        let (summary, calibration) = summarise(&state, self.sensor_calibration.as_ref())?;
         Ok(LandmarkTrack {
-            prior,
             summary,
+            calibration,
             state,
             measurements_fused: 0,
             measurements_rejected: 0,
@@ -564,10 +982,15 @@ impl Localizer {
             if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject || m.landmark_id.is_empty() {
                 return Err(Rejection::UnknownLandmark(m.landmark_id.clone()));
             }
-            let track = self.new_track(self.default_prior).map_err(|e| Rejection::Estimator(e.to_string()))?;
-            self.tracks.insert(m.landmark_id.clone(), track);
+            if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior {
+                let track = self
+                    .tracking_state(self.default_prior)
+                    .and_then(|state| self.new_track(state))
+                    .map_err(|e| Rejection::Estimator(e.to_string()))?;
+                self.tracks.insert(m.landmark_id.clone(), track);
+            }
         }
-        let last_s = self.tracks[&m.landmark_id].last_stamp_s;
+        let last_s = self.tracks.get(&m.landmark_id).map_or(0.0, |t| t.last_stamp_s);
         if m.stamp_s < last_s {
             return Err(Rejection::StampBackwards { stamp_s: m.stamp_s, last_s });
         }
@@ -582,34 +1005,143 @@ impl Localizer {
         };
         let sensor = pose * Point3::from(self.config.sensor_offset());
         let variance = if m.variance_m2 > 0.0 { m.variance_m2 } else { self.config.default_noise_std_m.powi(2) };
-
-        let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
-        let start = Instant::now();
         let x = Vector2::new(sensor.x, sensor.y);
-        let gate = self.config.innovation_gate_sigma;
-        if gate > 0.0 {
-            let sigmas = innovation_gate(&track.summary, &x, m.range_m, variance);
-            if sigmas > gate {
-                return Err(Rejection::InnovationGate { range_m: m.range_m, sigmas, gate });
-            }
+        let start = Instant::now();
+        let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
+        if !self.tracks.contains_key(&m.landmark_id) {
+            // `initialise`: the grid is centred on the sensor position of the first range.
+            let init = &self.config.initialisation;
+            let grid = InitialisationGrid::new(
+                x,
+                init.region_radius_m,
+                init.cell_m,
+                self.config.estimator.noise_shape,
+                self.config.calibration.prior(),
+            )
+            .map_err(estimator_error)?;
+            let track = self.new_track(TrackState::Initialising(Box::new(grid))).map_err(estimator_error)?;
+            self.tracks.insert(m.landmark_id.clone(), track);
         }
-        let (state, stats) = self
-            .estimator
-            .update(&track.state, x, m.range_m, variance)
-            .map_err(|e| Rejection::Estimator(e.to_string()))?;
-        let summary = state.summary().map_err(|e| Rejection::Estimator(e.to_string()))?;
+        let track = &self.tracks[&m.landmark_id];
+        let gate = self.config.innovation_gate_sigma;
+        let shape = self.config.estimator.noise_shape;
+        let (state, stats) = match &track.state {
+            TrackState::Initialising(grid) => {
+                let mut grid = grid.clone();
+                grid.add_range(x, m.range_m, variance).map_err(estimator_error)?;
+                let init = &self.config.initialisation;
+                let stats = UpdateStats {
+                    iterations: 1,
+                    converged: true,
+                    evaluations: grid.active_cells(),
+                    components: 0,
+                    log_evidence: f64::NEG_INFINITY,
+                };
+                if grid.ranges() >= init.min_ranges && grid.largest_std_m() <= init.max_std_m {
+                    (self.start_tracking(&grid).map_err(estimator_error)?, stats)
+                } else {
+                    (TrackState::Initialising(grid), stats)
+                }
+            }
+            TrackState::Position(state, window) => {
+                let model = RangeModel::new(x, m.range_m, variance, shape).map_err(estimator_error)?;
+                check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
+                let (next, stats) = self.estimator.update_with_model(state, &model).map_err(estimator_error)?;
+                let mut window = window.clone();
+                let (next, _) = window.push(&self.estimator, next, model, &self.config.relinearisation, None);
+                (TrackState::Position(next, window), stats)
+            }
+            TrackState::Calibrated(state, window, cavity) => {
+                let model = CalibratedRangeModel::new(x, m.range_m, variance, shape).map_err(estimator_error)?;
+                check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
+                let (next, stats) = self.calibrated_estimator.update_with_model(state, &model).map_err(estimator_error)?;
+                let mut window = window.clone();
+                // A re-solve takes in what the other landmarks now know about (s, b).
+                let new_cavity = if window.refine_due(&self.config.relinearisation) {
+                    self.cavity(&m.landmark_id)
+                } else {
+                    None
+                };
+                let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&window.anchor, cavity, &c));
+                let (next, refined) =
+                    window.push(&self.calibrated_estimator, next, model, &self.config.relinearisation, new_anchor);
+                let cavity = match (refined, new_anchor, new_cavity) {
+                    (true, Some(_), Some(c)) => c,
+                    _ => *cavity,
+                };
+                (TrackState::Calibrated(next, window, cavity), stats)
+            }
+        };
+        let (summary, calibration) = summarise(&state, self.sensor_calibration.as_ref()).map_err(estimator_error)?;
         if !summary.belief.is_publishable() {
             return Err(Rejection::Estimator("the updated belief is not finite and SPD".into()));
         }
         let latency_s = start.elapsed().as_secs_f64();
+        let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
         track.state = state;
         track.summary = summary;
+        track.calibration = calibration;
         track.measurements_fused += 1;
         track.last_stamp_s = m.stamp_s;
         track.last_latency_s = latency_s;
         track.last_stats = stats;
         track.last_range = Some((x, m.range_m));
+        let calibrated = matches!(track.state, TrackState::Calibrated(..));
+        if calibrated {
+            self.refresh_sensor_calibration();
+        }
         Ok(RangeOutcome::Fused(Fused { sensor_position: sensor, stats, latency_s }))
+    }
+
+    /// Pools the calibration of every calibrated landmark ([`pool_calibration`]) and
+    /// re-summarises them with it (a landmark whose summary would not be publishable
+    /// keeps its previous one).
+    fn refresh_sensor_calibration(&mut self) {
+        let Some(pooled) = self.pooled_calibration(None) else { return };
+        self.sensor_calibration = Some(pooled);
+        for track in self.tracks.values_mut() {
+            if let TrackState::Calibrated(..) = track.state {
+                if let Ok((summary, calibration)) = summarise(&track.state, Some(&pooled)) {
+                    track.summary = summary;
+                    track.calibration = calibration;
+                }
+            }
+        }
+    }
+
+    /// The (s, b) belief from the prior and every calibrated landmark except `except`
+    /// ([`pool_calibration`]).
+    fn pooled_calibration(&self, except: Option<&str>) -> Option<GaussianBelief<2>> {
+        let landmarks: Vec<(GaussianBelief<4>, GaussianBelief<2>)> = self
+            .tracks
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != except)
+            .filter_map(|(_, t)| match &t.state {
+                TrackState::Calibrated(s, _, cavity) => s.summary().ok().map(|s| (s.belief, *cavity)),
+                _ => None,
+            })
+            .collect();
+        pool_calibration(&self.calibration_prior(), &landmarks)
+    }
+
+    /// What the other landmarks know about (s, b): the cavity of landmark `id`.
+    fn cavity(&self, id: &str) -> Option<GaussianBelief<2>> {
+        self.pooled_calibration(Some(id))
+    }
+
+    /// N((s₀, b₀), diag(σ_s², σ_b²)).
+    fn calibration_prior(&self) -> GaussianBelief<2> {
+        let c = &self.config.calibration;
+        GaussianBelief {
+            mean: Vector2::new(c.scale_prior, c.offset_prior_m),
+            cov: Matrix2::new(c.scale_std * c.scale_std, 0.0, 0.0, c.offset_std_m * c.offset_std_m),
+        }
+    }
+
+    /// The sensor's range calibration pooled over the landmarks (mean (s, b),
+    /// covariance), once a calibrated landmark is tracking.
+    pub fn sensor_calibration(&self) -> Option<&GaussianBelief<2>> {
+        self.sensor_calibration.as_ref()
     }
 
     /// Landmarks by id.

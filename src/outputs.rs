@@ -40,6 +40,8 @@ pub fn pose_from_position_quaternion(position: [f64; 3], orientation_xyzw: [f64;
 /// shipped RViz config hides orientation covariance.
 pub const UNESTIMATED_ORIENTATION_VAR_RAD2: f64 = 1e6;
 
+/// `LandmarkBelief.STATE_INITIALISING` (msg/LandmarkBelief.msg).
+pub const STATE_INITIALISING: u8 = 0;
 /// `LandmarkBelief.STATE_TRACKING` (msg/LandmarkBelief.msg).
 pub const STATE_TRACKING: u8 = 1;
 
@@ -112,7 +114,9 @@ pub fn ellipse_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64, segments:
         .collect()
 }
 
-/// The tracks the belief outputs carry: those whose belief is publishable.
+/// The tracks the belief outputs carry: those whose belief is publishable (initialising
+/// ones included, flagged by their state; poses and markers are for
+/// [`LandmarkTrack::is_tracking`] ones only).
 pub fn publishable_tracks(
     tracks: &BTreeMap<String, LandmarkTrack>,
 ) -> impl Iterator<Item = (&String, &LandmarkTrack)> {

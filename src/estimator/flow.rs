@@ -101,7 +101,7 @@ struct Expectations<const D: usize> {
 }
 
 #[inline]
-fn expectations<const D: usize, M: MeasurementModel<D>>(
+fn expectations<const D: usize, M: LogLikelihood<D>>(
     model: &M,
     it: &Iterate<D>,
     nodes: &[StandardNode<D>],
@@ -109,7 +109,7 @@ fn expectations<const D: usize, M: MeasurementModel<D>>(
     let mut e = Expectations { log_lik: 0.0, grad: SVector::zeros(), eps_grad: SMatrix::zeros() };
     for node in nodes {
         let s = it.mean + it.l_inv_t * node.point;
-        let (l, g) = model.log_likelihood_gradient(&s);
+        let (l, g) = model.log_likelihood_and_gradient(&s);
         e.log_lik += node.weight * l;
         e.grad += g * node.weight;
         e.eps_grad += node.point * (g * node.weight).transpose();
@@ -184,14 +184,59 @@ pub fn natural_flow_update<const D: usize, M: MeasurementModel<D>>(
     nodes: &[StandardNode<D>],
     settings: &NaturalFlowSettings,
 ) -> Result<(GaussianBelief<D>, FlowStats), EstimatorError> {
+    natural_flow_from(prior, prior, model, nodes, settings)
+}
+
+/// ln p(z|s) and its gradient in s: what the natural flow needs of a likelihood. Every
+/// [`MeasurementModel`] is one; a [`MeasurementBatch`] is the product of several.
+pub trait LogLikelihood<const D: usize> {
+    /// (ln p(z|s), ∇ₛ ln p(z|s)).
+    fn log_likelihood_and_gradient(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>);
+}
+
+impl<const D: usize, M: MeasurementModel<D>> LogLikelihood<D> for M {
+    #[inline]
+    fn log_likelihood_and_gradient(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
+        self.log_likelihood_gradient(s)
+    }
+}
+
+/// Independent measurements z₁..z_K of one state: ln p = Σₖ ln p(zₖ|s).
+#[derive(Clone, Copy, Debug)]
+pub struct MeasurementBatch<'a, M>(pub &'a [M]);
+
+impl<const D: usize, M: MeasurementModel<D>> LogLikelihood<D> for MeasurementBatch<'_, M> {
+    fn log_likelihood_and_gradient(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
+        self.0.iter().fold((0.0, SVector::zeros()), |(l, g), m| {
+            let (lk, gk) = m.log_likelihood_gradient(s);
+            (l + lk, g + gk)
+        })
+    }
+}
+
+/// The natural flow of [`natural_flow_update`] for the posterior prior × `likelihood`,
+/// started at `start` instead of the prior (a warm start: re-solving for the Gaussian
+/// closest to the posterior of many measurements from the current belief).
+///
+/// # Errors
+/// As [`natural_flow_update`], for `start` as for the prior.
+pub fn natural_flow_from<const D: usize, L: LogLikelihood<D>>(
+    prior: &GaussianBelief<D>,
+    start: &GaussianBelief<D>,
+    model: &L,
+    nodes: &[StandardNode<D>],
+    settings: &NaturalFlowSettings,
+) -> Result<(GaussianBelief<D>, FlowStats), EstimatorError> {
     let prior_chol = prior.cholesky()?;
     let prior_q = Prior {
         mean: prior.mean,
         precision: symmetrise(&prior_chol.solve(&SMatrix::identity())),
         ln_det_cov: ln_det(&prior_chol),
     };
-    let (chol, precision) = Iterate::from_precision(prior_q.precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
-    let mut it = Iterate::new(prior.mean, &chol, precision).ok_or_else(|| not_spd("prior precision", &prior_q.precision))?;
+    let start_chol = start.cholesky()?;
+    let start_precision = symmetrise(&start_chol.solve(&SMatrix::identity()));
+    let (chol, precision) = Iterate::from_precision(start_precision).ok_or_else(|| not_spd("start precision", &start_precision))?;
+    let mut it = Iterate::new(start.mean, &chol, precision).ok_or_else(|| not_spd("start precision", &start_precision))?;
     let ex = expectations(model, &it, nodes);
     let mut j = objective(&prior_q, &it, ex.log_lik);
     if !j.is_finite() {

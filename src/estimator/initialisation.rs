@@ -55,7 +55,10 @@ pub struct InitialisationGrid {
     active: Vec<(u32, f64)>,
     unit_noise: ScalarNoise,
     calibration: CalibrationPrior,
-    ranges: u32,
+    centre: Vector2<f64>,
+    radius_m: f64,
+    /// (sensor position, range, noise variance) of every range multiplied in.
+    measurements: Vec<(Vector2<f64>, f64, f64)>,
     moments: GaussianBelief<2>,
 }
 
@@ -97,8 +100,10 @@ impl InitialisationGrid {
             active: Vec::new(),
             unit_noise: ScalarNoise::new(shape, 1.0)?,
             calibration,
-            ranges: 0,
-            moments: GaussianBelief { mean: centre, cov: Matrix2::identity() * (radius_m * radius_m / 4.0) },
+            centre,
+            radius_m,
+            measurements: Vec::new(),
+            moments: GaussianBelief { mean: centre, cov: Matrix2::identity() },
         };
         let r2 = radius_m * radius_m;
         grid.active = (0..cells_per_axis * cells_per_axis)
@@ -150,7 +155,7 @@ impl InitialisationGrid {
         }
         // Renormalise so the maximum is 0 (no drift towards −∞ over many ranges).
         self.active = updated.into_iter().filter(|c| c.1 > max - ACTIVE_WINDOW_NATS).map(|(k, l)| (k, l - max)).collect();
-        self.ranges += 1;
+        self.measurements.push((sensor, range_m, noise_var_m2));
         self.update_moments();
         Ok(())
     }
@@ -187,7 +192,17 @@ impl InitialisationGrid {
 
     /// Ranges multiplied in.
     pub fn ranges(&self) -> u32 {
-        self.ranges
+        self.measurements.len() as u32
+    }
+
+    /// (sensor position (m), range (m), noise variance (m²)) of every range multiplied in.
+    pub fn measurements(&self) -> &[(Vector2<f64>, f64, f64)] {
+        &self.measurements
+    }
+
+    /// The moment-matched Gaussian of the uniform disc prior: N(c, R²/4 · I).
+    pub fn prior_moments(&self) -> GaussianBelief<2> {
+        GaussianBelief { mean: self.centre, cov: Matrix2::identity() * (self.radius_m * self.radius_m / 4.0) }
     }
 
     /// Cells still in play.

@@ -134,6 +134,8 @@ impl<const D: usize> State<D> {
 pub struct Estimator<const D: usize> {
     config: EstimatorConfig,
     cubature: Vec<StandardNode<D>>,
+    /// 3-point Gauss–Hermite rule of [`Estimator::refine`].
+    refine_cubature: Vec<StandardNode<D>>,
 }
 
 /// SplitMix64 finaliser: decorrelates seeds derived from (seed, update index).
@@ -158,7 +160,8 @@ impl<const D: usize> Estimator<D> {
         }
         config.validate()?;
         let cubature = cubature::gauss_hermite_nodes::<D>(config.flow.cubature_points_per_axis);
-        Ok(Self { config, cubature })
+        let refine_cubature = cubature::gauss_hermite_nodes::<D>(3);
+        Ok(Self { config, cubature, refine_cubature })
     }
 
     /// The configuration.
@@ -228,6 +231,52 @@ impl<const D: usize> Estimator<D> {
     {
         let model = CalibratedRangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
         self.update_with_model(state, &model)
+    }
+
+    /// Re-solves a state for the posterior of many measurements: the natural flow of
+    /// KL(q ‖ p(· | z₁..z_K)) with p ∝ `anchor` × Πₖ p(zₖ | θ), started at the state's
+    /// moment-matched Gaussian (a relinearisation: sequential updates linearise each
+    /// measurement once, at the belief of its time; this re-linearises all of them at
+    /// today's). Expectations by the 3-point Gauss–Hermite rule (3ᴰ nodes: the
+    /// posterior of many ranges is close to Gaussian). The state keeps its update
+    /// count; a mixture becomes one component.
+    ///
+    /// # Errors
+    /// `StateMismatch` for particles; flow errors as [`Estimator::update`].
+    pub fn refine<M: MeasurementModel<D>>(
+        &self,
+        state: &State<D>,
+        anchor: &GaussianBelief<D>,
+        models: &[M],
+    ) -> Result<(State<D>, UpdateStats), EstimatorError> {
+        let start = match &state.belief {
+            Belief::Gaussian(g) => *g,
+            Belief::Mixture(m) => m.moment_matched(),
+            Belief::Particles(_) => {
+                return Err(EstimatorError::StateMismatch { state: state.kind(), method: "refine (Gaussian states only)" })
+            }
+        };
+        let (belief, s) = flow::natural_flow_from(
+            anchor,
+            &start,
+            &flow::MeasurementBatch(models),
+            &self.refine_cubature,
+            &self.config.natural_settings(),
+        )?;
+        let belief = match &state.belief {
+            Belief::Mixture(_) => Belief::Mixture(GaussianMixture::single(belief)),
+            _ => Belief::Gaussian(belief),
+        };
+        let stats = UpdateStats {
+            iterations: s.iterations,
+            converged: s.converged,
+            evaluations: s.evaluations * models.len(),
+            components: 1,
+            log_evidence: s.elbo,
+        };
+        let next = State { belief, updates: state.updates, last: stats };
+        next.summary()?;
+        Ok((next, stats))
     }
 
     /// Absorbs one measurement under any [`MeasurementModel`] (e.g. [`LinearModel`] in

@@ -24,7 +24,7 @@ use super::messages::{
 use crate::config::ConfigError;
 use crate::estimator::GaussianBelief;
 use crate::goal_scheduler::{GoalScheduler, PlanTrigger};
-use crate::localizer::{Localizer, RangeInput, RangeOutcome, Rejection};
+use crate::localizer::{Localizer, RangeCalibration, RangeInput, RangeOutcome, Rejection, TrackStatus};
 use crate::node_config::LandmarkFlowNodeConfig;
 use crate::outputs::{belief_stamp_s, publishable_tracks};
 use nalgebra::{Point3, Vector2};
@@ -65,6 +65,10 @@ pub struct FusedUpdate {
     pub measurements_fused: u32,
     pub iterations: usize,
     pub converged: bool,
+    /// Initialising (the belief is the grid's moments, not an estimate) or tracking.
+    pub status: TrackStatus,
+    /// Range calibration estimate after the update, when estimated.
+    pub calibration: Option<RangeCalibration>,
 }
 
 /// What triggered a goal.
@@ -260,6 +264,8 @@ impl Replayer {
                         measurements_fused: track.measurements_fused,
                         iterations: track.last_stats.iterations,
                         converged: track.last_stats.converged,
+                        status: track.status(),
+                        calibration: track.calibration,
                     }
                 }
                 None => return,
@@ -269,7 +275,7 @@ impl Replayer {
         let Some(track) = self.localizer.tracks().get(&id) else { return };
         let stamp = Stamp::from_secs(track.last_stamp_s);
         let frame_id = self.localizer.frame_id().to_string();
-        if track.summary.belief.is_publishable() {
+        if track.is_tracking() {
             events.push(ReplayEvent::LandmarkPose {
                 bag_time_s,
                 landmark_id: id.clone(),

@@ -9,14 +9,14 @@
 use super::cdr::{CdrError, CdrReader, CdrWriter};
 use crate::estimator::GaussianBelief;
 use crate::inputs::range_input_from_sensor_msgs_range;
-use crate::localizer::{LandmarkTrack, RangeInput};
+use crate::localizer::{LandmarkTrack, RangeCalibration, RangeInput, TrackStatus};
 use crate::outputs::{
     covariance3_row_major, pose_covariance6_row_major, pose_from_position_quaternion, position3, stamp_from_secs,
     stamp_secs, travel_yaw, yaw_quaternion_xyzw,
 };
 use nalgebra::{Isometry3, Vector2};
 
-pub use crate::outputs::{topic_safe, STATE_TRACKING, UNESTIMATED_ORIENTATION_VAR_RAD2};
+pub use crate::outputs::{topic_safe, STATE_INITIALISING, STATE_TRACKING, UNESTIMATED_ORIENTATION_VAR_RAD2};
 
 /// `builtin_interfaces/Time`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -306,14 +306,24 @@ pub struct LandmarkBeliefMsg {
 
 impl LandmarkBeliefMsg {
     /// The message of a track, for the node (`landmark_flow::ros::messages::landmark_belief`
-    /// copies it into r2r's type) and the replayer: the moment-matched Gaussian and each
-    /// component; no range calibration is estimated (scale 1, offset 0, variances 0).
+    /// copies it into r2r's type) and the replayer: its status, the moment-matched
+    /// Gaussian of the position and each component, and the range calibration when it
+    /// is estimated (else scale 1, offset 0, variances 0).
     pub fn from_track(header: Header, id: &str, track: &LandmarkTrack) -> Self {
         let s = &track.summary;
+        let cal = track.calibration.unwrap_or(RangeCalibration {
+            scale: 1.0,
+            scale_variance: 0.0,
+            offset_m: 0.0,
+            offset_variance_m2: 0.0,
+        });
         Self {
             header,
             landmark_id: id.to_string(),
-            state: STATE_TRACKING,
+            state: match track.status() {
+                TrackStatus::Initialising => STATE_INITIALISING,
+                TrackStatus::Tracking => STATE_TRACKING,
+            },
             dimension: 2,
             mean: position3(&s.belief.mean),
             covariance: covariance3_row_major(&s.belief.cov),
@@ -331,11 +341,11 @@ impl LandmarkBeliefMsg {
             iterations: track.last_stats.iterations as u32,
             converged: track.last_stats.converged,
             update_latency_s: track.last_latency_s,
-            calibration_estimated: false,
-            range_scale: 1.0,
-            range_scale_variance: 0.0,
-            range_offset_m: 0.0,
-            range_offset_variance: 0.0,
+            calibration_estimated: track.calibration.is_some(),
+            range_scale: cal.scale,
+            range_scale_variance: cal.scale_variance,
+            range_offset_m: cal.offset_m,
+            range_offset_variance: cal.offset_variance_m2,
         }
     }
 

@@ -37,7 +37,8 @@ use bag::{BagContents, BagError, BagMessage};
 use engine::{InputMessage, ReplayEvent, Replayer};
 use messages::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
 use output::{num, CsvWriter, OutputError, Rosbag2McapWriter};
-use report::{GroundTruth, GroundTruthError, LandmarkReport, ReplayReport, ReportBuilder, Throughput};
+use report::{BeliefSample, GroundTruth, GroundTruthError, LandmarkReport, ReplayReport, ReportBuilder, Throughput};
+use crate::localizer::TrackStatus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -245,7 +246,11 @@ impl Sinks {
                 match &u.result {
                     Ok(f) => {
                         let b = &f.belief;
-                        let sample = self.builder.add_belief(u.bag_time_s, &i.landmark_id, b.mean, b.cov);
+                        let sample = if f.status == TrackStatus::Tracking {
+                            self.builder.add_belief(u.bag_time_s, &i.landmark_id, b.mean, b.cov)
+                        } else {
+                            BeliefSample::default()
+                        };
                         row.extend([
                             "fused".to_string(),
                             num(f.sensor_position.x),

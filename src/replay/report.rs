@@ -115,7 +115,7 @@ pub fn time_to_reach(times_s: &[f64], errors_m: &[f64], threshold_m: f64) -> Rea
 }
 
 /// The state of one landmark after one fused range.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct BeliefSample {
     /// Seconds since the first message of the bag.
     pub time_s: f64,

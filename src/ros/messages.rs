@@ -169,5 +169,6 @@ mod tests {
     #[test]
     fn the_state_constant_is_the_messages() {
         assert_eq!(LandmarkBelief::STATE_TRACKING as u8, crate::outputs::STATE_TRACKING);
+        assert_eq!(LandmarkBelief::STATE_INITIALISING as u8, crate::outputs::STATE_INITIALISING);
     }
 }
