@@ -11,7 +11,7 @@ WS := $(CURDIR)/_ws
 ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
-.PHONY: demo test build test-core test-ros-unit test-ros eval bench bench-latency replay replay-plaza1 bench-replay clean
+.PHONY: demo test build test-core test-ros-unit test-ros eval bench bench-latency replay eval-plaza1 bench-replay clean
 
 ## make demo: build, then run the simulated sensor against scripted odometry and
 ## print what it publishes.
@@ -58,11 +58,20 @@ replay:
 	cargo run --release --no-default-features --bin landmark_flow_replay -- "$(BAG)" --out "$(or $(OUT),out/replay)" \
 	    --params "$(or $(PARAMS),config/landmark_flow_node.yaml)" $(if $(GT),--ground-truth "$(GT)")
 
-## The sample report in docs/replay/plaza1_gt (needs ../shared/data/plaza1).
-replay-plaza1:
-	$(MAKE) replay BAG=../shared/data/plaza1/plaza1_gt_mcap OUT=docs/replay/plaza1_gt \
-	    PARAMS=docs/replay/plaza1_params.yaml GT=../shared/data/plaza1/plaza1_gt_mcap/ground_truth.yaml
-	rm -rf docs/replay/plaza1_gt/replay_bag docs/replay/plaza1_gt/*.csv
+## Plaza1 evaluation (issue 7): both bags with config/plaza.yaml (no beacon positions),
+## scored against ground_truth.yaml; calibration on, and off for the GT bag. Reports in
+## docs/replay/plaza1_{gt,dr,gt_uncalibrated}/report.md (the README quotes them).
+PLAZA1 := ../shared/data/plaza1
+eval-plaza1:
+	cargo build --release --no-default-features --bin landmark_flow_replay
+	sed 's/enabled: true$$/enabled: false/' config/plaza.yaml > target/plaza_uncalibrated.yaml
+	for run in gt:plaza1_gt_mcap:config/plaza.yaml dr:plaza1_dr_mcap:config/plaza.yaml \
+	           gt_uncalibrated:plaza1_gt_mcap:target/plaza_uncalibrated.yaml; do \
+	  IFS=: read -r name bag params <<< "$$run"; \
+	  target/release/landmark_flow_replay $(PLAZA1)/$$bag --params $$params \
+	    --ground-truth $(PLAZA1)/$$bag/ground_truth.yaml --out docs/replay/plaza1_$$name; \
+	  rm -rf docs/replay/plaza1_$$name/replay_bag docs/replay/plaza1_$$name/*.csv; \
+	done
 
 ## Replay throughput on a synthetic hour of 10 Hz ranges (README number).
 bench-replay:

@@ -1342,6 +1342,39 @@ mod tests {
         }
     }
 
+    /// No prior: initialising (no estimate) until ranges from three places make the
+    /// grid unimodal, then tracking near the truth; exact ranges from a circle around it.
+    #[test]
+    fn a_landmark_without_prior_initialises_from_its_ranges() {
+        let mut c = config();
+        c.unknown_landmarks = UnknownLandmarkPolicy::Initialise;
+        c.initialisation = InitialisationConfig { region_radius_m: 30.0, cell_m: 0.25, max_std_m: 1.0, min_ranges: 3 };
+        c.estimator.method = crate::estimator::Method::Natural;
+        let mut loc = Localizer::new(c).unwrap();
+        let truth = Vector2::new(3.0, -4.0);
+        let path: Vec<Vector2<f64>> =
+            (0..40).map(|k| Vector2::new(12.0 * (k as f64 * 0.15).cos(), 12.0 * (k as f64 * 0.15).sin())).collect();
+        let mut first_tracking = None;
+        for (k, x) in path.iter().enumerate() {
+            let t = 1.0 + k as f64;
+            loc.add_odometry(t, "odom", at(x.x, x.y)).unwrap();
+            loc.add_range(&RangeInput { variance_m2: 0.01, ..range(t, "new", (truth - x).norm()) }).unwrap();
+            let track = &loc.tracks()["new"];
+            if k == 0 {
+                assert_eq!(track.status(), TrackStatus::Initialising, "one range is a ring");
+                assert!(!track.is_tracking());
+            }
+            if track.is_tracking() && first_tracking.is_none() {
+                first_tracking = Some(k);
+            }
+        }
+        let k = first_tracking.expect("never started tracking");
+        assert!(k >= 2, "needs min_ranges: {k}");
+        let b = loc.tracks()["new"].summary.belief;
+        assert!((b.mean - truth).norm() < 0.05, "{}", b.mean);
+        assert!(loc.tracks()["new"].calibration.is_none());
+    }
+
     #[test]
     fn waiting_ranges_are_bounded() {
         let mut loc = Localizer::new(config()).unwrap();

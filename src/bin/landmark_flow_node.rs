@@ -273,7 +273,8 @@ fn publish_landmark(st: &NodeState, id: &str) {
     let (Some(track), Some(publisher)) = (st.localizer.tracks().get(id), st.pose_pubs.get(id)) else {
         return;
     };
-    if track.summary.belief.is_publishable() {
+    // An initialising landmark has no estimate yet: no pose (its LandmarkBelief says so).
+    if track.is_tracking() {
         let stamp = secs_to_stamp(track.last_stamp_s);
         let _ = publisher.publish(&pose_with_covariance(header(st, stamp), &track.summary.belief));
     }
@@ -295,7 +296,7 @@ fn publish_beliefs(st: &mut NodeState, stamp: Time) {
             .tracks()
             .iter()
             .enumerate()
-            .filter(|(_, (_, t))| t.summary.belief.is_publishable())
+            .filter(|(_, (_, t))| t.is_tracking())
             .flat_map(|(k, (id, t))| landmark_markers(&h, id, k as i32, t))
             .collect();
         if let (Some(goal), Some(x)) = (st.goals.current_goal(), st.localizer.latest_base_position()) {

@@ -29,6 +29,7 @@ options:
   --odom-topic TOPIC     nav_msgs/Odometry topic; repeatable (default: /odom)
   --range-topic TOPIC    sensor_msgs/Range or landmark_flow/RangeMeasurement topic (type
                          taken from the bag); repeatable (default: /range and /range_raw)
+  --duration SECONDS     replay only the first SECONDS of the bag (a slice)
   --no-plots             skip the PNGs (they need fonts-dejavu-core or LANDMARK_FLOW_FONT)
   -h, --help             this text
 
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
     let mut odom_topics = Vec::new();
     let mut range_topics = Vec::new();
     let mut plots = true;
+    let mut duration: Option<f64> = None;
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         let result = match a.as_str() {
@@ -75,6 +77,13 @@ fn main() -> ExitCode {
             "--out" => value("--out").map(|v| out = v.into()),
             "--params" => value("--params").map(|v| params = Some(v.into())),
             "--ground-truth" => value("--ground-truth").map(|v| truth = Some(v.into())),
+            "--duration" => value("--duration").and_then(|v| match v.parse::<f64>() {
+                Ok(d) if d.is_finite() && d > 0.0 => {
+                    duration = Some(d);
+                    Ok(())
+                }
+                _ => Err(format!("--duration: `{v}` is not a positive number of seconds")),
+            }),
             "--odom-topic" => value("--odom-topic").map(|v| odom_topics.push(v)),
             "--range-topic" => value("--range-topic").map(|v| range_topics.push(v)),
             "--no-plots" => {
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
     options.range_topics =
         if range_topics.is_empty() { DEFAULT_RANGE_TOPICS.iter().map(|s| s.to_string()).collect() } else { range_topics };
     options.ground_truth = truth;
+    options.duration_s = duration;
     options.plots = plots;
 
     match run(&options) {

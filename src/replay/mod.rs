@@ -93,6 +93,8 @@ pub struct ReplayOptions {
     pub ground_truth: Option<PathBuf>,
     /// Draw the PNGs (needs the font).
     pub plots: bool,
+    /// Replay only the first this many seconds of the bag (a slice); `None` = all.
+    pub duration_s: Option<f64>,
 }
 
 impl ReplayOptions {
@@ -107,6 +109,7 @@ impl ReplayOptions {
             range_topics: DEFAULT_RANGE_TOPICS.iter().map(|s| s.to_string()).collect(),
             ground_truth: None,
             plots: true,
+            duration_s: None,
         }
     }
 }
@@ -246,6 +249,7 @@ impl Sinks {
                 match &u.result {
                     Ok(f) => {
                         let b = &f.belief;
+                        self.builder.set_calibration(&i.landmark_id, f.calibration);
                         let sample = if f.status == TrackStatus::Tracking {
                             self.builder.add_belief(u.bag_time_s, &i.landmark_id, b.mean, b.cov)
                         } else {
@@ -335,7 +339,9 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
 
     std::fs::create_dir_all(&options.out_dir).map_err(|e| output::io_err(&options.out_dir, e))?;
     let start_s = contents.messages.first().map(|m| m.log_time_ns as f64 * 1e-9).unwrap_or(0.0);
-    let end_s = contents.messages.last().map(|m| m.log_time_ns as f64 * 1e-9).unwrap_or(0.0);
+    let slice_end_s = options.duration_s.map_or(f64::INFINITY, |d| start_s + d);
+    let in_slice = |m: &&BagMessage| m.log_time_ns as f64 * 1e-9 <= slice_end_s;
+    let end_s = contents.messages.iter().filter(in_slice).last().map(|m| m.log_time_ns as f64 * 1e-9).unwrap_or(start_s);
     let process_start = Instant::now();
     let mut sinks = Sinks {
         bag: Rosbag2McapWriter::create(&options.out_dir.join("replay_bag"))?,
@@ -352,7 +358,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     };
     let mut undecodable: BTreeMap<String, u64> = BTreeMap::new();
     let mut warnings = Vec::new();
-    for m in &contents.messages {
+    for m in contents.messages.iter().take_while(|m| in_slice(m)) {
         let Some(kind) = kinds[m.topic] else { continue };
         let topic = &contents.topics[m.topic].name;
         let input = match decode(kind, &m.data) {
@@ -387,7 +393,10 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         .landmarks
         .iter()
         .map(|(id, s)| LandmarkReport::from_series(id, s, truth.as_ref().and_then(|t| t.landmarks.get(id)), duration_s))
-        .collect();
+        .collect::<Vec<_>>();
+    let final_errors: Vec<f64> = landmarks.iter().filter_map(|l| l.final_error_m).collect();
+    let final_rmse_m = (!final_errors.is_empty())
+        .then(|| (final_errors.iter().map(|e| e * e).sum::<f64>() / final_errors.len() as f64).sqrt());
     let report = ReplayReport {
         bag: options.bag.display().to_string(),
         params: options.params_source.clone(),
@@ -395,6 +404,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         estimator: config.localizer.estimator.method.name().to_string(),
         bag_start_s: start_s,
         bag_duration_s: duration_s,
+        final_rmse_m,
         odometry_messages,
         range_messages,
         undecodable_messages: undecodable,
