@@ -17,11 +17,11 @@
 pub mod estimator;
 pub mod config;
 pub mod goal_scheduler;
-pub mod inputs;
 pub mod localizer;
+pub mod msg;
+pub mod node_core;
 pub mod node_config;
 pub mod odometry;
-pub mod outputs;
 pub mod planner;
 pub mod plotting;
 pub mod replay;

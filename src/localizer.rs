@@ -368,6 +368,9 @@ fn rename(e: ConfigError, from: &str, to: &str) -> ConfigError {
 /// One range measurement as received (message fields, converted to SI and seconds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeInput {
+    /// Input topic it came from (kept with the range while it waits for odometry, so
+    /// diagnostics and the replay tables name it).
+    pub topic: String,
     /// Time of the measurement, s.
     pub stamp_s: f64,
     /// Sensor frame.
@@ -1196,7 +1199,7 @@ mod tests {
     }
 
     fn range(t: f64, id: &str, r: f64) -> RangeInput {
-        RangeInput { stamp_s: t, frame_id: "s".into(), landmark_id: id.into(), range_m: r, variance_m2: 2.0 }
+        RangeInput { topic: "range".into(), stamp_s: t, frame_id: "s".into(), landmark_id: id.into(), range_m: r, variance_m2: 2.0 }
     }
 
     #[test]

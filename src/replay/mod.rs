@@ -6,9 +6,10 @@
 //! - [`bag`] reads rosbag2 directories (MCAP or sqlite3 storage) and single `.mcap`
 //!   / `.db3` files; damage stops reading with an error naming file and offset/row,
 //!   keeping what came before.
-//! - [`cdr`] and [`messages`] decode `nav_msgs/Odometry`, `sensor_msgs/Range`,
-//!   `landmark_flow/RangeMeasurement` and encode the outputs.
-//! - [`engine`] is the node's event handling on bag time.
+//! - [`crate::msg`] decodes `nav_msgs/Odometry`, `sensor_msgs/Range`,
+//!   `landmark_flow/RangeMeasurement` and encodes the outputs.
+//! - [`crate::node_core::NodeCore`] handles each message as the live node does, with
+//!   bag time as its clock: the replayer is the core's bag adapter.
 //! - [`output`], [`report`], [`plots`] write the output bag, the CSV tables, the
 //!   report and the PNGs.
 //!
@@ -17,15 +18,12 @@
 //! What the replayer writes into `out_dir`:
 //! - `replay_bag/` (rosbag2, MCAP): `/landmark_beliefs`, `/landmarks/<id>/pose`,
 //!   `/goal_pose`, each message at the bag time of the input that caused it (a timer
-//!   goal at its firing time);
+//!   goal fires at the first message at or after its period);
 //! - `updates.csv`: one row per range that was fused or rejected;
 //! - `goals.csv`: one row per goal;
 //! - `report.md`, `report.yaml`; `trajectory.png`, `error_vs_time.png`.
 
 pub mod bag;
-pub mod cdr;
-pub mod engine;
-pub mod messages;
 pub mod output;
 pub mod plots;
 pub mod report;
@@ -34,8 +32,9 @@ pub mod synthetic;
 use crate::config::ConfigError;
 use crate::node_config::LandmarkFlowNodeConfig;
 use bag::{BagContents, BagError, BagMessage};
-use engine::{InputMessage, ReplayEvent, Replayer};
-use messages::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
+use crate::msg::cdr::CdrError;
+use crate::msg::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
+use crate::node_core::{Input, NodeCore, Output};
 use output::{num, CsvWriter, OutputError, Rosbag2McapWriter};
 use report::{BeliefSample, GroundTruth, GroundTruthError, LandmarkReport, ReplayReport, ReportBuilder, Throughput};
 use crate::localizer::TrackStatus;
@@ -139,11 +138,12 @@ enum Kind {
     RangeMeasurement,
 }
 
-fn decode(kind: Kind, data: &[u8]) -> Result<InputMessage, cdr::CdrError> {
+fn decode(kind: Kind, topic: &str, data: &[u8]) -> Result<Input, CdrError> {
+    let topic = topic.to_string();
     Ok(match kind {
-        Kind::Odometry => InputMessage::Odometry(OdometryMsg::decode(data)?),
-        Kind::Range => InputMessage::Range(RangeMsg::decode(data)?),
-        Kind::RangeMeasurement => InputMessage::RangeMeasurement(RangeMeasurementMsg::decode(data)?),
+        Kind::Odometry => Input::Odometry(OdometryMsg::decode(data)?),
+        Kind::Range => Input::Range { topic, msg: RangeMsg::decode(data)? },
+        Kind::RangeMeasurement => Input::RangeMeasurement { topic, msg: RangeMeasurementMsg::decode(data)? },
     })
 }
 
@@ -228,19 +228,18 @@ struct Sinks {
 }
 
 impl Sinks {
-    fn on_event(&mut self, event: ReplayEvent, msg_time_s: f64, msg_time_ns: u64) -> Result<(), OutputError> {
-        // Events of the message itself carry its exact bag time; timer events their own.
-        let ns = |t: f64| if t == msg_time_s { msg_time_ns } else { (t * 1e9).round().max(0.0) as u64 };
-        match event {
-            ReplayEvent::Odometry { bag_time_s, position, .. } => {
+    /// Records one output of the core, caused by the message at bag time `t_ns`.
+    fn on_output(&mut self, output: Output, t_ns: u64) -> Result<(), OutputError> {
+        let bag_time_s = t_ns as f64 * 1e-9;
+        match output {
+            Output::Odometry { position, .. } => {
                 self.builder.trajectory.push((bag_time_s - self.builder.start_s, position.x, position.y));
             }
-            ReplayEvent::OdometryRejected { .. } => {}
-            ReplayEvent::Range(u) => {
+            Output::Range(u) => {
                 let i = &u.input;
                 let mut row = vec![
-                    num(u.bag_time_s),
-                    u.topic.clone(),
+                    num(bag_time_s),
+                    i.topic.clone(),
                     num(i.stamp_s),
                     i.landmark_id.clone(),
                     num(i.range_m),
@@ -251,7 +250,7 @@ impl Sinks {
                         let b = &f.belief;
                         self.builder.set_calibration(&i.landmark_id, f.calibration);
                         let sample = if f.status == TrackStatus::Tracking {
-                            self.builder.add_belief(u.bag_time_s, &i.landmark_id, b.mean, b.cov)
+                            self.builder.add_belief(bag_time_s, &i.landmark_id, b.mean, b.cov)
                         } else {
                             BeliefSample::default()
                         };
@@ -281,20 +280,20 @@ impl Sinks {
                 }
                 self.updates.row(row)?;
             }
-            ReplayEvent::LandmarkPose { bag_time_s, landmark_id, msg } => {
+            Output::LandmarkPose { landmark_id, msg } => {
                 let topic = format!("/landmarks/{}/pose", topic_safe(&landmark_id));
-                self.bag.write(&topic, type_names::POSE_WITH_COVARIANCE_STAMPED, ns(bag_time_s), &msg.encode())?;
+                self.bag.write(&topic, type_names::POSE_WITH_COVARIANCE_STAMPED, t_ns, &msg.encode())?;
             }
-            ReplayEvent::Beliefs { bag_time_s, msg } => {
-                self.bag.write(BELIEFS_TOPIC, type_names::LANDMARK_BELIEF_ARRAY, ns(bag_time_s), &msg.encode())?;
+            Output::Beliefs(msg) => {
+                self.bag.write(BELIEFS_TOPIC, type_names::LANDMARK_BELIEF_ARRAY, t_ns, &msg.encode())?;
             }
-            ReplayEvent::Goal(g) => {
-                self.bag.write(GOAL_TOPIC, type_names::POSE_STAMPED, ns(g.bag_time_s), &g.msg.encode())?;
+            Output::Goal(g) => {
+                self.bag.write(GOAL_TOPIC, type_names::POSE_STAMPED, t_ns, &g.msg.encode())?;
                 *self.goals_by_trigger.entry(g.trigger.name().to_string()).or_insert(0) += 1;
                 let [x, y, _] = g.msg.pose.position;
-                self.builder.goals.push((g.bag_time_s - self.builder.start_s, x, y));
+                self.builder.goals.push((bag_time_s - self.builder.start_s, x, y));
                 self.goals.row([
-                    num(g.bag_time_s),
+                    num(bag_time_s),
                     num(g.msg.header.stamp.secs()),
                     g.trigger.name().to_string(),
                     g.landmark_id.clone(),
@@ -304,7 +303,13 @@ impl Sinks {
                     num(y),
                 ])?;
             }
-            ReplayEvent::PlanFailed { .. } => self.plan_failures += 1,
+            Output::PlanFailed { .. } => self.plan_failures += 1,
+            // Not recorded (no output topic of the replay bag, or nothing to draw).
+            Output::OdometryRejected(_)
+            | Output::Markers(_)
+            | Output::Heatmap(_)
+            | Output::Diagnostics(_)
+            | Output::Reset { .. } => {}
         }
         Ok(())
     }
@@ -317,10 +322,12 @@ impl Sinks {
 /// bad parameters or ground truth) or an output cannot be written. A bag damaged
 /// part-way is not an `Err`: see [`ReplayOutcome::bag_error`].
 pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
-    // The replay publishes no heatmap, so it need not compute one (goals are the same).
+    // The replay records no heatmap and no markers, so it need not compute them (goals
+    // are the same).
     let mut config = options.config.clone();
     config.publish.heatmap = false;
-    let mut replayer = Replayer::new(&config)?;
+    config.publish.markers = false;
+    let mut core = NodeCore::new(&config)?;
     let truth = options.ground_truth.as_deref().map(GroundTruth::load).transpose()?;
 
     let read_start = Instant::now();
@@ -361,7 +368,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     for m in contents.messages.iter().take_while(|m| in_slice(m)) {
         let Some(kind) = kinds[m.topic] else { continue };
         let topic = &contents.topics[m.topic].name;
-        let input = match decode(kind, &m.data) {
+        let input = match decode(kind, topic, &m.data) {
             Ok(input) => input,
             Err(e) => {
                 *undecodable.entry(topic.clone()).or_insert(0) += 1;
@@ -375,9 +382,8 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
             Kind::Odometry => sinks.odometry_messages += 1,
             _ => sinks.range_messages += 1,
         }
-        let t = m.log_time_ns as f64 * 1e-9;
-        for event in replayer.handle(t, topic, &input) {
-            sinks.on_event(event, t, m.log_time_ns)?;
+        for output in core.handle(m.log_time_ns as f64 * 1e-9, input) {
+            sinks.on_output(output, m.log_time_ns)?;
         }
     }
     let Sinks { bag: out_bag, updates, goals, builder, goals_by_trigger, plan_failures, odometry_messages, range_messages } =
@@ -388,7 +394,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let process_s = process_start.elapsed().as_secs_f64();
 
     let duration_s = end_s - start_s;
-    let localizer = replayer.localizer();
+    let localizer = core.localizer();
     let landmarks = builder
         .landmarks
         .iter()

@@ -1,7 +1,7 @@
 //! Writing results: a rosbag2 directory with one MCAP file (`ros2` profile, CDR
 //! messages, `ros2msg` schemas, zstd chunks), and CSV tables.
 
-use super::messages::message_definition;
+use crate::msg::message_definition;
 use mcap::records::MessageHeader;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};

@@ -19,9 +19,9 @@ pub enum PlotError {
 }
 
 /// Points of the k-σ ellipse of N(mean, cov) (closed polygon of 73 points,
-/// [`crate::outputs::ellipse_points`]).
+/// [`crate::msg::convert::ellipse_points`]).
 fn ellipse_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64) -> Vec<(f64, f64)> {
-    crate::outputs::ellipse_points(mean, cov, k, 72).into_iter().map(|p| (p.x, p.y)).collect()
+    crate::msg::convert::ellipse_points(mean, cov, k, 72).into_iter().map(|p| (p.x, p.y)).collect()
 }
 
 fn draw_err(path: &Path) -> impl Fn(String) -> PlotError + '_ {

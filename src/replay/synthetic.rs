@@ -6,7 +6,7 @@
 //! Each range is stamped with the stamp of an odometry message (so interpolation is
 //! exact) and recorded 5 ms after it; odometry is recorded 1 ms after its stamp.
 
-use super::messages::{type_names, Header, OdometryMsg, Pose, RangeMeasurementMsg, Stamp};
+use crate::msg::{type_names, Header, OdometryMsg, Pose, RangeMeasurementMsg, Stamp};
 use super::output::{io_err, OutputError, Rosbag2McapWriter};
 use nalgebra::Vector2;
 use rand::rngs::StdRng;

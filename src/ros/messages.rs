@@ -1,64 +1,107 @@
-//! Output messages built from core values. Pure functions: a belief in, a message out.
-//! The numbers (covariance layouts, goal heading, ellipses) are [`crate::outputs`]';
-//! here they are only copied into r2r's message types.
+//! r2r's message types ⇄ the package's plain message values ([`crate::msg`]). Copies
+//! only: every number is computed in `crate::msg` or the node core.
 
-use crate::estimator::GaussianBelief;
-use crate::localizer::LandmarkTrack;
-use crate::outputs::{ellipse_points, pose_covariance6_row_major, travel_yaw, yaw_quaternion_xyzw};
-use crate::planner::CriterionGrid;
-use crate::replay::messages::{GaussianComponentMsg, LandmarkBeliefMsg};
+use crate::msg::convert::ellipse_points;
+use crate::msg::{
+    DiagnosticStatusMsg, GaussianComponentMsg, Header as HeaderMsg, HeatmapMsg, LandmarkBeliefArrayMsg,
+    LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg, OdometryMsg, Pose as PoseMsg, PoseStampedMsg,
+    PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp,
+};
 use nalgebra::{Matrix2, Vector2};
 use r2r::builtin_interfaces::msg::Time;
+use r2r::diagnostic_msgs::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
 use r2r::geometry_msgs::msg::{Point, Pose, PoseStamped, PoseWithCovariance, PoseWithCovarianceStamped, Quaternion, Vector3};
-use r2r::landmark_flow::msg::{GaussianComponent, LandmarkBelief};
-use r2r::nav_msgs::msg::{MapMetaData, OccupancyGrid};
+use r2r::landmark_flow::msg::{GaussianComponent, LandmarkBelief, LandmarkBeliefArray, RangeMeasurement};
+use r2r::nav_msgs::msg::{MapMetaData, OccupancyGrid, Odometry};
+use r2r::sensor_msgs::msg::Range;
 use r2r::std_msgs::msg::{ColorRGBA, Header};
-use r2r::visualization_msgs::msg::Marker;
+use r2r::visualization_msgs::msg::{Marker, MarkerArray};
 
-fn point(mean: &Vector2<f64>) -> Point {
-    Point { x: mean.x, y: mean.y, z: 0.0 }
+pub fn stamp_in(t: &Time) -> Stamp {
+    Stamp { sec: t.sec, nanosec: t.nanosec }
+}
+
+pub fn stamp_out(s: Stamp) -> Time {
+    Time { sec: s.sec, nanosec: s.nanosec }
+}
+
+fn header_in(h: &Header) -> HeaderMsg {
+    HeaderMsg { stamp: stamp_in(&h.stamp), frame_id: h.frame_id.clone() }
+}
+
+fn header_out(h: &HeaderMsg) -> Header {
+    Header { stamp: stamp_out(h.stamp), frame_id: h.frame_id.clone() }
+}
+
+fn pose_in(p: &Pose) -> PoseMsg {
+    let (x, q) = (&p.position, &p.orientation);
+    PoseMsg { position: [x.x, x.y, x.z], orientation: [q.x, q.y, q.z, q.w] }
+}
+
+fn pose_out(p: &PoseMsg) -> Pose {
+    let ([x, y, z], [qx, qy, qz, qw]) = (p.position, p.orientation);
+    Pose { position: Point { x, y, z }, orientation: Quaternion { x: qx, y: qy, z: qz, w: qw } }
+}
+
+/// `nav_msgs/Odometry` in.
+pub fn odometry_in(m: &Odometry) -> OdometryMsg {
+    OdometryMsg { header: header_in(&m.header), child_frame_id: m.child_frame_id.clone(), pose: pose_in(&m.pose.pose) }
+}
+
+/// `landmark_flow/RangeMeasurement` in.
+pub fn range_measurement_in(m: &RangeMeasurement) -> RangeMeasurementMsg {
+    RangeMeasurementMsg {
+        header: header_in(&m.header),
+        landmark_id: m.landmark_id.clone(),
+        range: m.range,
+        variance: m.variance,
+    }
+}
+
+/// `sensor_msgs/Range` in.
+pub fn range_in(m: &Range) -> RangeMsg {
+    RangeMsg {
+        header: header_in(&m.header),
+        radiation_type: m.radiation_type,
+        field_of_view: m.field_of_view,
+        min_range: m.min_range,
+        max_range: m.max_range,
+        range: m.range,
+        variance: m.variance,
+    }
+}
+
+/// `landmarks/<id>/pose` out.
+pub fn pose_with_covariance_out(m: &PoseWithCovarianceStampedMsg) -> PoseWithCovarianceStamped {
+    PoseWithCovarianceStamped {
+        header: header_out(&m.header),
+        pose: PoseWithCovariance { pose: pose_out(&m.pose), covariance: m.covariance.to_vec() },
+    }
+}
+
+/// `goal_pose` out.
+pub fn pose_stamped_out(m: &PoseStampedMsg) -> PoseStamped {
+    PoseStamped { header: header_out(&m.header), pose: pose_out(&m.pose) }
 }
 
 fn point3([x, y, z]: [f64; 3]) -> Point {
     Point { x, y, z }
 }
 
-/// A closed k-σ ellipse polygon ([`ellipse_points`]) as marker points.
-fn ellipse_marker_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64, segments: usize) -> Vec<Point> {
-    ellipse_points(mean, cov, k, segments).iter().map(point).collect()
-}
-
-fn identity() -> Quaternion {
-    Quaternion { x: 0.0, y: 0.0, z: 0.0, w: 1.0 }
-}
-
-/// PoseWithCovarianceStamped of a belief: position = μ (z = 0), identity orientation,
-/// covariance [`pose_covariance6_row_major`].
-pub fn pose_with_covariance(header: Header, belief: &GaussianBelief<2>) -> PoseWithCovarianceStamped {
-    let covariance = pose_covariance6_row_major(&belief.cov).to_vec();
-    PoseWithCovarianceStamped {
-        header,
-        pose: PoseWithCovariance { pose: Pose { position: point(&belief.mean), orientation: identity() }, covariance },
-    }
-}
-
-/// The LandmarkBelief message of a track: [`LandmarkBeliefMsg::from_track`] (the
-/// plain-value message the replayer writes) copied into r2r's type.
-pub fn landmark_belief(header: Header, id: &str, track: &LandmarkTrack) -> LandmarkBelief {
-    let v = LandmarkBeliefMsg::from_track(Default::default(), id, track);
+fn landmark_belief_out(v: &LandmarkBeliefMsg) -> LandmarkBelief {
     LandmarkBelief {
-        header,
-        landmark_id: v.landmark_id,
+        header: header_out(&v.header),
+        landmark_id: v.landmark_id.clone(),
         state: v.state,
         dimension: v.dimension,
         mean: point3(v.mean),
         covariance: v.covariance.to_vec(),
         components: v
             .components
-            .into_iter()
+            .iter()
             .map(|GaussianComponentMsg { weight, mean, covariance }| GaussianComponent {
-                weight,
-                mean: point3(mean),
+                weight: *weight,
+                mean: point3(*mean),
                 covariance: covariance.to_vec(),
             })
             .collect(),
@@ -75,10 +118,36 @@ pub fn landmark_belief(header: Header, id: &str, track: &LandmarkTrack) -> Landm
     }
 }
 
-/// Goal pose: at `goal`, facing the direction of travel from `from` ([`travel_yaw`]).
-pub fn goal_pose(header: Header, from: &Vector2<f64>, goal: &Vector2<f64>) -> PoseStamped {
-    let [x, y, z, w] = yaw_quaternion_xyzw(travel_yaw(from, goal));
-    PoseStamped { header, pose: Pose { position: point(goal), orientation: Quaternion { x, y, z, w } } }
+/// `landmark_beliefs` out.
+pub fn landmark_belief_array_out(m: &LandmarkBeliefArrayMsg) -> LandmarkBeliefArray {
+    LandmarkBeliefArray { header: header_out(&m.header), beliefs: m.beliefs.iter().map(landmark_belief_out).collect() }
+}
+
+/// `/diagnostics` out (one status).
+pub fn diagnostics_out(m: &DiagnosticStatusMsg) -> DiagnosticArray {
+    DiagnosticArray {
+        header: Header { stamp: stamp_out(m.stamp), frame_id: String::new() },
+        status: vec![DiagnosticStatus {
+            level: m.level,
+            name: m.name.clone(),
+            message: m.message.clone(),
+            hardware_id: String::new(),
+            values: m.values.iter().map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() }).collect(),
+        }],
+    }
+}
+
+fn point(p: &Vector2<f64>) -> Point {
+    Point { x: p.x, y: p.y, z: 0.0 }
+}
+
+/// A closed k-σ ellipse polygon ([`ellipse_points`]) as marker points.
+fn ellipse_marker_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64, segments: usize) -> Vec<Point> {
+    ellipse_points(mean, cov, k, segments).iter().map(point).collect()
+}
+
+fn identity() -> Quaternion {
+    Quaternion { x: 0.0, y: 0.0, z: 0.0, w: 1.0 }
 }
 
 fn color(r: f32, g: f32, b: f32, a: f32) -> ColorRGBA {
@@ -87,12 +156,11 @@ fn color(r: f32, g: f32, b: f32, a: f32) -> ColorRGBA {
 
 /// RViz markers of one landmark: mean (sphere), 2σ ellipse of the moment-matched
 /// Gaussian and of each component, the last range ring, and the id as text.
-pub fn landmark_markers(header: &Header, id: &str, index: i32, track: &LandmarkTrack) -> Vec<Marker> {
-    let s = &track.summary;
+fn landmark_markers(header: &Header, m: &LandmarkMarkers) -> Vec<Marker> {
     let base = |kind: i32, sub: i32| Marker {
         header: header.clone(),
-        ns: format!("landmark/{id}"),
-        id: index * 100 + sub,
+        ns: format!("landmark/{}", m.landmark_id),
+        id: m.index * 100 + sub,
         type_: kind,
         action: Marker::ADD as i32,
         pose: Pose { position: Point { x: 0.0, y: 0.0, z: 0.0 }, orientation: identity() },
@@ -100,37 +168,38 @@ pub fn landmark_markers(header: &Header, id: &str, index: i32, track: &LandmarkT
         color: color(0.1, 0.4, 1.0, 1.0),
         ..Default::default()
     };
+    let b = &m.belief;
     let mut out = Vec::new();
     let mut mean = base(Marker::SPHERE as i32, 0);
-    mean.pose.position = point(&s.belief.mean);
+    mean.pose.position = point(&b.mean);
     mean.scale = Vector3 { x: 0.3, y: 0.3, z: 0.3 };
     out.push(mean);
     let mut ellipse = base(Marker::LINE_STRIP as i32, 1);
-    ellipse.points = ellipse_marker_points(&s.belief.mean, &s.belief.cov, 2.0, 72);
+    ellipse.points = ellipse_marker_points(&b.mean, &b.cov, 2.0, 72);
     out.push(ellipse);
     let mut text = base(Marker::TEXT_VIEW_FACING as i32, 2);
-    text.pose.position = Point { x: s.belief.mean.x, y: s.belief.mean.y, z: 0.6 };
+    text.pose.position = Point { x: b.mean.x, y: b.mean.y, z: 0.6 };
     text.scale.z = 0.4;
     text.color = color(1.0, 1.0, 1.0, 1.0);
-    text.text = id.to_string();
+    text.text = m.landmark_id.clone();
     out.push(text);
-    if let Some((x, r)) = track.last_range {
+    if let Some((x, r)) = m.last_range {
         let mut ring = base(Marker::LINE_STRIP as i32, 3);
         ring.color = color(1.0, 0.6, 0.0, 0.6);
         ring.points = ellipse_marker_points(&x, &(Matrix2::identity() * r * r), 1.0, 90);
         out.push(ring);
     }
-    for (k, c) in s.components.iter().enumerate().take(90) {
+    for (k, (weight, c)) in m.components.iter().enumerate().take(90) {
         let mut comp = base(Marker::LINE_STRIP as i32, 10 + k as i32);
-        comp.color = color(0.6, 0.2, 0.9, (0.2 + 0.8 * c.weight) as f32);
-        comp.points = ellipse_marker_points(&c.belief.mean, &c.belief.cov, 2.0, 36);
+        comp.color = color(0.6, 0.2, 0.9, (0.2 + 0.8 * weight) as f32);
+        comp.points = ellipse_marker_points(&c.mean, &c.cov, 2.0, 36);
         out.push(comp);
     }
     out
 }
 
 /// Marker for the current goal (green arrow from the robot to the goal).
-pub fn goal_marker(header: &Header, from: &Vector2<f64>, goal: &Vector2<f64>) -> Marker {
+fn goal_marker(header: &Header, from: &Vector2<f64>, goal: &Vector2<f64>) -> Marker {
     Marker {
         header: header.clone(),
         ns: "goal".into(),
@@ -145,20 +214,31 @@ pub fn goal_marker(header: &Header, from: &Vector2<f64>, goal: &Vector2<f64>) ->
     }
 }
 
-/// The planner's criterion as an OccupancyGrid (0–100 = min–max, −1 = not a candidate).
-pub fn heatmap(header: Header, stamp: Time, grid: &CriterionGrid) -> OccupancyGrid {
-    let c = &grid.candidates;
-    let corner = grid.origin_corner_m();
+/// `markers` out.
+pub fn markers_out(m: &MarkersMsg) -> MarkerArray {
+    let header = header_out(&m.header);
+    let mut markers: Vec<Marker> = m.landmarks.iter().flat_map(|l| landmark_markers(&header, l)).collect();
+    if let Some((from, goal)) = &m.goal_arrow {
+        markers.push(goal_marker(&header, from, goal));
+    }
+    MarkerArray { markers }
+}
+
+/// `criterion_heatmap` out: the planner's criterion as an OccupancyGrid (0–100 =
+/// min–max, −1 = not a candidate).
+pub fn heatmap_out(m: &HeatmapMsg) -> OccupancyGrid {
+    let c = &m.grid.candidates;
+    let corner = m.grid.origin_corner_m();
     OccupancyGrid {
-        header,
+        header: header_out(&m.header),
         info: MapMetaData {
-            map_load_time: stamp,
+            map_load_time: stamp_out(m.header.stamp),
             resolution: c.resolution_m as f32,
             width: c.width as u32,
             height: c.height as u32,
             origin: Pose { position: Point { x: corner.x, y: corner.y, z: 0.0 }, orientation: identity() },
         },
-        data: grid.occupancy_percent(),
+        data: m.grid.occupancy_percent(),
     }
 }
 
@@ -167,8 +247,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_state_constant_is_the_messages() {
-        assert_eq!(LandmarkBelief::STATE_TRACKING as u8, crate::outputs::STATE_TRACKING);
-        assert_eq!(LandmarkBelief::STATE_INITIALISING as u8, crate::outputs::STATE_INITIALISING);
+    fn the_constants_are_the_messages() {
+        assert_eq!(LandmarkBelief::STATE_TRACKING as u8, crate::msg::STATE_TRACKING);
+        assert_eq!(LandmarkBelief::STATE_INITIALISING as u8, crate::msg::STATE_INITIALISING);
+        assert_eq!(DiagnosticStatus::OK as u8, crate::msg::DIAGNOSTIC_OK);
+        assert_eq!(DiagnosticStatus::WARN as u8, crate::msg::DIAGNOSTIC_WARN);
     }
 }

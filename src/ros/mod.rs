@@ -1,11 +1,11 @@
-//! The thin ROS 2 layer shared by the executables: parameters in, time and pose
-//! conversions (one-line wrappers of [`crate::outputs`] on r2r's types), throttled
+//! The thin ROS 2 layer shared by the executables: parameters in, messages converted
+//! to and from the plain values of [`crate::msg`] ([`messages`]), time, throttled
 //! logging, the spin thread. No estimation logic lives here.
 
 pub mod messages;
 
 use crate::config::{flatten, from_tree, tree_from_flat, ConfigError};
-use crate::outputs::{pose_from_position_quaternion, stamp_from_secs, stamp_secs};
+use crate::msg::Stamp;
 use nalgebra::Isometry3;
 use r2r::{ParameterValue, QosProfile};
 use serde::{de::DeserializeOwned, Serialize};
@@ -96,15 +96,14 @@ fn parameter_of(v: &Value) -> Option<ParameterValue> {
     })
 }
 
-/// `builtin_interfaces/Time` → seconds ([`stamp_secs`]).
+/// `builtin_interfaces/Time` → seconds ([`Stamp::secs`]).
 pub fn stamp_to_secs(t: &r2r::builtin_interfaces::msg::Time) -> f64 {
-    stamp_secs(t.sec, t.nanosec)
+    messages::stamp_in(t).secs()
 }
 
-/// Seconds → `builtin_interfaces/Time`, rounded to the nanosecond ([`stamp_from_secs`]).
+/// Seconds → `builtin_interfaces/Time`, rounded to the nanosecond ([`Stamp::from_secs`]).
 pub fn secs_to_stamp(s: f64) -> r2r::builtin_interfaces::msg::Time {
-    let (sec, nanosec) = stamp_from_secs(s);
-    r2r::builtin_interfaces::msg::Time { sec, nanosec }
+    messages::stamp_out(Stamp::from_secs(s))
 }
 
 /// Current time of the node's ROS clock (sim time under `use_sim_time`), seconds.
@@ -118,10 +117,9 @@ pub fn ros_now_secs(clock: &std::sync::Mutex<r2r::Clock>) -> f64 {
 }
 
 /// Base pose in the odometry frame from `nav_msgs/Odometry`
-/// ([`pose_from_position_quaternion`]: normalised, not validated).
+/// ([`crate::msg::OdometryMsg::base_pose`]: normalised, not validated).
 pub fn odometry_pose(odom: &r2r::nav_msgs::msg::Odometry) -> Isometry3<f64> {
-    let (p, q) = (&odom.pose.pose.position, &odom.pose.pose.orientation);
-    pose_from_position_quaternion([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
+    messages::odometry_in(odom).base_pose()
 }
 
 /// QoS for sensor inputs: best effort, keep last (ROS 2's sensor-data profile).

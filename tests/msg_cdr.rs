@@ -2,8 +2,8 @@
 //! test), following the XCDR1 rules: 4-byte encapsulation header, then each primitive
 //! aligned to its size relative to the end of that header.
 
-use landmark_flow::replay::cdr::{CdrError, CdrReader};
-use landmark_flow::replay::messages::{
+use landmark_flow::msg::cdr::{CdrError, CdrReader};
+use landmark_flow::msg::{
     GaussianComponentMsg, Header, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, OdometryMsg, PoseStampedMsg,
     RangeMeasurementMsg, RangeMsg, Stamp,
 };
@@ -104,7 +104,7 @@ fn odometry_pose_fields() {
     assert_eq!(m.child_frame_id, "base_link");
     assert_eq!(m.pose.position, [1.0, 2.0, 0.5]);
     assert_eq!(m.pose.orientation, [0.0, 0.0, 0.6, 0.8]);
-    let pose = landmark_flow::replay::messages::odometry_pose(&m);
+    let pose = m.base_pose();
     assert!((pose.rotation.angle() - 2.0 * 0.6f64.atan2(0.8)).abs() < 1e-12);
 }
 

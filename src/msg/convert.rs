@@ -1,14 +1,9 @@
-//! The numbers of the ROS messages, computed once for the live node (`src/ros`) and
-//! the bag replayer (`src/replay`): stamp conversion, the odometry pose, the
-//! covariance layouts of `LandmarkBelief` and `PoseWithCovarianceStamped`, the goal's
-//! heading, topic names, and covariance ellipses. Plain numbers and nalgebra types in
-//! and out; each side only copies them into its own message type. (Whole messages as
-//! plain Rust values, e.g. the `LandmarkBelief` of a track, are in
-//! [`crate::replay::messages`], which the ROS layer copies into r2r's types.)
+//! The numbers inside the messages, computed once: stamp conversion, the odometry
+//! pose, the covariance layouts of `LandmarkBelief` and `PoseWithCovarianceStamped`,
+//! the goal's heading, topic names, and covariance ellipses. Plain numbers and
+//! nalgebra types in and out.
 
-use crate::localizer::LandmarkTrack;
 use nalgebra::{Isometry3, Matrix2, Quaternion, Translation3, UnitQuaternion, Vector2};
-use std::collections::BTreeMap;
 
 /// `builtin_interfaces/Time` (sec, nanosec) → seconds: `sec + nanosec · 1e-9`.
 pub fn stamp_secs(sec: i32, nanosec: u32) -> f64 {
@@ -112,21 +107,6 @@ pub fn ellipse_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64, segments:
             mean + axes.column(0) * radii[0] * a.cos() + axes.column(1) * radii[1] * a.sin()
         })
         .collect()
-}
-
-/// The tracks the belief outputs carry: those whose belief is publishable (initialising
-/// ones included, flagged by their state; poses and markers are for
-/// [`LandmarkTrack::is_tracking`] ones only).
-pub fn publishable_tracks(
-    tracks: &BTreeMap<String, LandmarkTrack>,
-) -> impl Iterator<Item = (&String, &LandmarkTrack)> {
-    tracks.iter().filter(|(_, t)| t.summary.belief.is_publishable())
-}
-
-/// Stamp of a track's belief, s: its last fused range's, `None` before the first
-/// (then the publication time is used).
-pub fn belief_stamp_s(track: &LandmarkTrack) -> Option<f64> {
-    (track.measurements_fused > 0).then_some(track.last_stamp_s)
 }
 
 #[cfg(test)]

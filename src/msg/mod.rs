@@ -1,22 +1,32 @@
-//! The ROS 2 messages the replayer reads and writes, as plain Rust values with their
-//! CDR encoding and their `ros2msg` definitions (what rosbag2 stores as the MCAP
-//! schema, so `rosbags` and Foxglove can decode the output without our package).
+//! The ROS 2 messages of the package as plain Rust values: what the node core takes in
+//! and gives out, what the replayer decodes from and encodes into bags. One home for
+//! message values and their conversions:
+//! - this module: the message structs (field for field the ROS messages) and their
+//!   conversions to and from core values (range inputs, beliefs, goals);
+//! - [`convert`]: the numbers inside them (stamps, covariance layouts, the goal's
+//!   heading, ellipses, topic names), plain numbers in and out;
+//! - [`cdr`]: their CDR encoding (bounds-checked; rosbag2's serialization);
+//! - [`definitions`]: their `ros2msg` text (the MCAP schemas rosbag2 writes).
 //!
-//! Field for field these are the messages the live node receives and publishes
-//! (`src/bin/landmark_flow_node.rs`, `src/ros/messages.rs`); the conversions to and
-//! from core values are the node's, in [`crate::inputs`] and [`crate::outputs`].
+//! The ROS layer (`crate::ros::messages`) only copies these values into r2r's types and
+//! back; nothing here depends on ROS.
 
-use super::cdr::{CdrError, CdrReader, CdrWriter};
+pub mod cdr;
+pub mod convert;
+pub mod definitions;
+
 use crate::estimator::GaussianBelief;
-use crate::inputs::range_input_from_sensor_msgs_range;
 use crate::localizer::{LandmarkTrack, RangeCalibration, RangeInput, TrackStatus};
-use crate::outputs::{
+use crate::planner::CriterionGrid;
+use cdr::{CdrError, CdrReader, CdrWriter};
+use convert::{
     covariance3_row_major, pose_covariance6_row_major, pose_from_position_quaternion, position3, stamp_from_secs,
     stamp_secs, travel_yaw, yaw_quaternion_xyzw,
 };
 use nalgebra::{Isometry3, Vector2};
 
-pub use crate::outputs::{topic_safe, STATE_INITIALISING, STATE_TRACKING, UNESTIMATED_ORIENTATION_VAR_RAD2};
+pub use convert::{topic_safe, STATE_INITIALISING, STATE_TRACKING, UNESTIMATED_ORIENTATION_VAR_RAD2};
+pub use definitions::{message_definition, type_names};
 
 /// `builtin_interfaces/Time`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,25 +206,43 @@ impl RangeMeasurementMsg {
     }
 }
 
-/// Base pose in the odometry frame ([`pose_from_position_quaternion`]).
-pub fn odometry_pose(msg: &OdometryMsg) -> Isometry3<f64> {
-    pose_from_position_quaternion(msg.pose.position, msg.pose.orientation)
+impl OdometryMsg {
+    /// Base pose in the odometry frame ([`pose_from_position_quaternion`]: normalised,
+    /// not validated; the localizer rejects a non-finite pose).
+    pub fn base_pose(&self) -> Isometry3<f64> {
+        pose_from_position_quaternion(self.pose.position, self.pose.orientation)
+    }
 }
 
-/// The node's conversion of `sensor_msgs/Range` ([`range_input_from_sensor_msgs_range`]).
-pub fn range_input_from_range(msg: &RangeMsg, sensor_frame_id: &str) -> RangeInput {
-    let h = &msg.header;
-    range_input_from_sensor_msgs_range(h.stamp.secs(), &h.frame_id, msg.range, msg.variance, sensor_frame_id)
+impl RangeMsg {
+    /// `sensor_msgs/Range` → [`RangeInput`]. That message has no landmark field and no
+    /// sensor frame of its own: by this package's convention the landmark id is the
+    /// message's `header.frame_id`, and the sensor frame is the configured
+    /// `localizer.sensor_frame_id`. A `variance` of 0 (Jazzy's "unknown", and what a
+    /// pre-Jazzy message decodes to) selects the configured default.
+    pub fn to_range_input(&self, topic: &str, sensor_frame_id: &str) -> RangeInput {
+        RangeInput {
+            topic: topic.to_string(),
+            stamp_s: self.header.stamp.secs(),
+            frame_id: sensor_frame_id.to_string(),
+            landmark_id: self.header.frame_id.clone(),
+            range_m: self.range as f64,
+            variance_m2: self.variance as f64,
+        }
+    }
 }
 
-/// The node's conversion of `landmark_flow/RangeMeasurement` (field for field).
-pub fn range_input_from_measurement(msg: &RangeMeasurementMsg) -> RangeInput {
-    RangeInput {
-        stamp_s: msg.header.stamp.secs(),
-        frame_id: msg.header.frame_id.clone(),
-        landmark_id: msg.landmark_id.clone(),
-        range_m: msg.range,
-        variance_m2: msg.variance,
+impl RangeMeasurementMsg {
+    /// `landmark_flow/RangeMeasurement` → [`RangeInput`], field for field.
+    pub fn to_range_input(&self, topic: &str) -> RangeInput {
+        RangeInput {
+            topic: topic.to_string(),
+            stamp_s: self.header.stamp.secs(),
+            frame_id: self.header.frame_id.clone(),
+            landmark_id: self.landmark_id.clone(),
+            range_m: self.range,
+            variance_m2: self.variance,
+        }
     }
 }
 
@@ -444,95 +472,67 @@ impl LandmarkBeliefArrayMsg {
     }
 }
 
-/// ROS 2 type names as rosbag2 stores them.
-pub mod type_names {
-    pub const ODOMETRY: &str = "nav_msgs/msg/Odometry";
-    pub const RANGE: &str = "sensor_msgs/msg/Range";
-    pub const RANGE_MEASUREMENT: &str = "landmark_flow/msg/RangeMeasurement";
-    pub const LANDMARK_BELIEF_ARRAY: &str = "landmark_flow/msg/LandmarkBeliefArray";
-    pub const POSE_WITH_COVARIANCE_STAMPED: &str = "geometry_msgs/msg/PoseWithCovarianceStamped";
-    pub const POSE_STAMPED: &str = "geometry_msgs/msg/PoseStamped";
+
+/// `diagnostic_msgs/KeyValue` pairs of one `DiagnosticStatus`, with its level, name and
+/// message (the node wraps it in a `DiagnosticArray` on `/diagnostics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiagnosticStatusMsg {
+    pub stamp: Stamp,
+    /// `DiagnosticStatus.OK` (0) or `WARN` (1).
+    pub level: u8,
+    pub name: String,
+    pub message: String,
+    pub values: Vec<(String, String)>,
 }
 
-const TIME: &str = "int32 sec\nuint32 nanosec\n";
-const HEADER: &str = "builtin_interfaces/Time stamp\nstring frame_id\n";
-const POINT: &str = "float64 x\nfloat64 y\nfloat64 z\n";
-const VECTOR3: &str = "float64 x\nfloat64 y\nfloat64 z\n";
-const QUATERNION: &str = "float64 x 0\nfloat64 y 0\nfloat64 z 0\nfloat64 w 1\n";
-const POSE: &str = "Point position\nQuaternion orientation\n";
-const POSE_WITH_COVARIANCE: &str = "Pose pose\nfloat64[36] covariance\n";
-const TWIST: &str = "Vector3  linear\nVector3  angular\n";
-const TWIST_WITH_COVARIANCE: &str = "Twist twist\nfloat64[36] covariance\n";
+/// `DiagnosticStatus.OK`.
+pub const DIAGNOSTIC_OK: u8 = 0;
+/// `DiagnosticStatus.WARN`.
+pub const DIAGNOSTIC_WARN: u8 = 1;
 
-/// The full `ros2msg` definition of a type (its text, then each dependency after a
-/// line of 80 `=` and `MSG: pkg/Type`, as rosbag2 writes MCAP schemas), or `None`
-/// for a type the replayer does not know.
-pub fn message_definition(type_name: &str) -> Option<String> {
-    let (main, deps): (&str, &[(&str, &str)]) = match type_name {
-        type_names::ODOMETRY => (
-            "std_msgs/Header header\nstring child_frame_id\ngeometry_msgs/PoseWithCovariance pose\ngeometry_msgs/TwistWithCovariance twist\n",
-            &[
-                ("std_msgs/Header", HEADER),
-                ("builtin_interfaces/Time", TIME),
-                ("geometry_msgs/PoseWithCovariance", POSE_WITH_COVARIANCE),
-                ("geometry_msgs/Pose", POSE),
-                ("geometry_msgs/Point", POINT),
-                ("geometry_msgs/Quaternion", QUATERNION),
-                ("geometry_msgs/TwistWithCovariance", TWIST_WITH_COVARIANCE),
-                ("geometry_msgs/Twist", TWIST),
-                ("geometry_msgs/Vector3", VECTOR3),
-            ],
-        ),
-        type_names::RANGE => (
-            "uint8 ULTRASOUND=0\nuint8 INFRARED=1\nstd_msgs/Header header\nuint8 radiation_type\nfloat32 field_of_view\nfloat32 min_range\nfloat32 max_range\nfloat32 range\nfloat32 variance\n",
-            &[("std_msgs/Header", HEADER), ("builtin_interfaces/Time", TIME)],
-        ),
-        type_names::RANGE_MEASUREMENT => (
-            include_str!("../../msg/RangeMeasurement.msg"),
-            &[("std_msgs/Header", HEADER), ("builtin_interfaces/Time", TIME)],
-        ),
-        type_names::LANDMARK_BELIEF_ARRAY => (
-            include_str!("../../msg/LandmarkBeliefArray.msg"),
-            &[
-                ("std_msgs/Header", HEADER),
-                ("builtin_interfaces/Time", TIME),
-                ("landmark_flow/LandmarkBelief", include_str!("../../msg/LandmarkBelief.msg")),
-                ("geometry_msgs/Point", POINT),
-                ("landmark_flow/GaussianComponent", include_str!("../../msg/GaussianComponent.msg")),
-            ],
-        ),
-        type_names::POSE_WITH_COVARIANCE_STAMPED => (
-            "std_msgs/Header header\nPoseWithCovariance pose\n",
-            &[
-                ("std_msgs/Header", HEADER),
-                ("builtin_interfaces/Time", TIME),
-                ("geometry_msgs/PoseWithCovariance", POSE_WITH_COVARIANCE),
-                ("geometry_msgs/Pose", POSE),
-                ("geometry_msgs/Point", POINT),
-                ("geometry_msgs/Quaternion", QUATERNION),
-            ],
-        ),
-        type_names::POSE_STAMPED => (
-            "std_msgs/Header header\nPose pose\n",
-            &[
-                ("std_msgs/Header", HEADER),
-                ("builtin_interfaces/Time", TIME),
-                ("geometry_msgs/Pose", POSE),
-                ("geometry_msgs/Point", POINT),
-                ("geometry_msgs/Quaternion", QUATERNION),
-            ],
-        ),
-        _ => return None,
-    };
-    let mut text = main.trim_end().to_string();
-    text.push('\n');
-    for (name, body) in deps {
-        text.push_str(&"=".repeat(80));
-        text.push_str("\nMSG: ");
-        text.push_str(name);
-        text.push('\n');
-        text.push_str(body.trim_end());
-        text.push('\n');
+/// What the RViz markers of one landmark show (the ROS layer draws them: mean sphere,
+/// 2σ ellipses of the belief and of each component, last range ring, id text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LandmarkMarkers {
+    pub landmark_id: String,
+    /// Stable index of the landmark (marker ids are derived from it).
+    pub index: i32,
+    /// Moment-matched belief, metres / m².
+    pub belief: GaussianBelief<2>,
+    /// Mixture components (weight, belief).
+    pub components: Vec<(f64, GaussianBelief<2>)>,
+    /// Sensor position and range of the last fused range, metres.
+    pub last_range: Option<(Vector2<f64>, f64)>,
+}
+
+/// `markers` (visualization_msgs/MarkerArray) as plain values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkersMsg {
+    pub header: Header,
+    /// Tracking landmarks only (an initialising one has no estimate to draw).
+    pub landmarks: Vec<LandmarkMarkers>,
+    /// Arrow from the robot to the current goal, metres.
+    pub goal_arrow: Option<(Vector2<f64>, Vector2<f64>)>,
+}
+
+impl LandmarkMarkers {
+    /// The markers of a track.
+    pub fn from_track(id: &str, index: i32, track: &LandmarkTrack) -> Self {
+        let s = &track.summary;
+        Self {
+            landmark_id: id.to_string(),
+            index,
+            belief: s.belief,
+            components: s.components.iter().map(|c| (c.weight, c.belief)).collect(),
+            last_range: track.last_range,
+        }
     }
-    Some(text)
+}
+
+/// `criterion_heatmap` (nav_msgs/OccupancyGrid) as plain values: the planner's criterion
+/// over its candidate grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatmapMsg {
+    pub header: Header,
+    pub grid: CriterionGrid,
 }

@@ -1,0 +1,417 @@
+//! The node core: everything `landmark_flow_node` decides, as plain Rust with an
+//! injected clock. The live node (`src/bin/landmark_flow_node.rs`, an r2r adapter) and
+//! the bag replayer (`crate::replay`, a bag adapter) both feed it [`Input`] events and
+//! publish or record the [`Output`] events it returns, in order; neither has timers,
+//! triggers or publication logic of its own, so "replay equals live" holds by
+//! construction.
+//!
+//! What one call of [`NodeCore::handle`] at clock time `now_s` does:
+//! 1. the clock: the re-plan timer (`goal.replan_period_s`) may fire
+//!    ([`PlanTrigger::Timer`], goal stamped `now_s`) and the diagnostics timer
+//!    (`publish.diagnostics_period_s`) may emit [`Output::Diagnostics`];
+//! 2. the input:
+//!    - odometry: `Localizer::add_odometry`; every waiting range it fused is handled
+//!      as a fused range (below), then [`PlanTrigger::Odometry`] with the odometry's
+//!      stamp;
+//!    - a range (`landmark_flow/RangeMeasurement` or `sensor_msgs/Range`):
+//!      `Localizer::add_range`; when fused: [`Output::Range`], the landmark's pose
+//!      (tracking landmarks only), the belief array, the markers (if enabled), then
+//!      [`PlanTrigger::Fused`]; when rejected: [`Output::Range`] with the reason;
+//!    - reset: the priors are restored, the goal forgotten, the belief array
+//!      published, and [`Output::Reset`] carries the service's answer;
+//!    - tick: nothing more than step 1.
+//!
+//! A new goal yields [`Output::Goal`] and, when heatmaps are published,
+//! [`Output::Heatmap`]; a planning failure [`Output::PlanFailed`]. Every message's
+//! frame is the localizer's (odometry) frame.
+
+use crate::config::ConfigError;
+use crate::estimator::GaussianBelief;
+use crate::goal_scheduler::{GoalScheduler, PlanTrigger};
+use crate::localizer::{LandmarkTrack, Localizer, RangeCalibration, RangeInput, RangeOutcome, Rejection, TrackStatus};
+use crate::msg::{
+    DiagnosticStatusMsg, Header, HeatmapMsg, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg,
+    OdometryMsg, PoseStampedMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, DIAGNOSTIC_OK,
+    DIAGNOSTIC_WARN,
+};
+use crate::node_config::LandmarkFlowNodeConfig;
+use crate::planner::PlannerError;
+use nalgebra::{Point3, Vector2};
+use std::collections::BTreeMap;
+
+/// Name of the node's diagnostic status.
+pub const DIAGNOSTICS_NAME: &str = "landmark_flow_node: inputs";
+
+/// An event the core handles.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// `nav_msgs/Odometry` (on `odom`).
+    Odometry(OdometryMsg),
+    /// `landmark_flow/RangeMeasurement` on `topic`.
+    RangeMeasurement { topic: String, msg: RangeMeasurementMsg },
+    /// `sensor_msgs/Range` on `topic` (landmark id in `header.frame_id`).
+    Range { topic: String, msg: RangeMsg },
+    /// The clock advanced (only the timers run).
+    Tick,
+    /// `~/reset`: restore the priors.
+    Reset,
+}
+
+/// A fused range's sensor position and the resulting belief.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedUpdate {
+    /// Sensor position in the odometry frame, metres.
+    pub sensor_position: Point3<f64>,
+    /// Moment-matched belief of the landmark after the update.
+    pub belief: GaussianBelief<2>,
+    /// Mixture components of the belief after the update.
+    pub components: usize,
+    pub measurements_fused: u32,
+    pub iterations: usize,
+    pub converged: bool,
+    /// Initialising (the belief is the grid's moments, not an estimate) or tracking.
+    pub status: TrackStatus,
+    /// Range calibration estimate after the update, when estimated.
+    pub calibration: Option<RangeCalibration>,
+}
+
+/// What became of one range (emitted when it was fused or rejected, not while it
+/// waits for odometry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeUpdate {
+    /// The range as received (with its topic).
+    pub input: RangeInput,
+    pub result: Result<FusedUpdate, Rejection>,
+}
+
+/// What triggered a goal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoalTrigger {
+    Fused,
+    Odometry,
+    Timer,
+}
+
+impl GoalTrigger {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GoalTrigger::Fused => "fused",
+            GoalTrigger::Odometry => "odometry",
+            GoalTrigger::Timer => "timer",
+        }
+    }
+}
+
+/// A new goal and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalUpdate {
+    pub trigger: GoalTrigger,
+    pub landmark_id: String,
+    /// Robot position the goal was planned from, metres.
+    pub from_m: Vector2<f64>,
+    /// `goal_pose`.
+    pub msg: PoseStampedMsg,
+}
+
+/// Everything the core wants published or recorded, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// An accepted odometry pose (stamp, s; base position, metres).
+    Odometry { stamp_s: f64, position: Point3<f64> },
+    /// An odometry message the localizer rejected.
+    OdometryRejected(Rejection),
+    /// A range that was fused or rejected.
+    Range(RangeUpdate),
+    /// `landmarks/<id>/pose`.
+    LandmarkPose { landmark_id: String, msg: PoseWithCovarianceStampedMsg },
+    /// `landmark_beliefs`.
+    Beliefs(LandmarkBeliefArrayMsg),
+    /// `markers` (when `publish.markers`).
+    Markers(MarkersMsg),
+    /// `goal_pose`.
+    Goal(GoalUpdate),
+    /// `criterion_heatmap` (when `publish.heatmap`).
+    Heatmap(HeatmapMsg),
+    /// The planner found no goal.
+    PlanFailed { landmark_id: String, error: PlannerError },
+    /// `/diagnostics`.
+    Diagnostics(DiagnosticStatusMsg),
+    /// The reset is done; the `~/reset` service's answer.
+    Reset { message: String },
+}
+
+/// A period on the caller's clock (ROS clock, sim time, or bag time).
+#[derive(Debug, Clone)]
+pub struct PeriodicTimer {
+    period_s: f64,
+    next_s: Option<f64>,
+}
+
+impl PeriodicTimer {
+    pub fn new(period_s: f64) -> Self {
+        Self { period_s, next_s: None }
+    }
+
+    /// True when `now_s` has reached the next firing time; at most once per call. The
+    /// first call starts the timer (first firing one period later). Missed periods are
+    /// not caught up — one firing, then the next one period later (or one period after
+    /// `now_s` when more than a period was missed): a stalled loop or a gap in a bag
+    /// never causes a burst of plans. A clock that jumps back by more than two periods
+    /// (a bag restarted) restarts the timer.
+    pub fn due(&mut self, now_s: f64) -> bool {
+        let p = self.period_s;
+        match self.next_s {
+            Some(next) if now_s >= next => {
+                self.next_s = Some(if now_s < next + p { next + p } else { now_s + p });
+                true
+            }
+            Some(next) if next - now_s <= 2.0 * p => false,
+            _ => {
+                self.next_s = Some(now_s + p);
+                false
+            }
+        }
+    }
+}
+
+/// The tracks the belief outputs carry: those whose belief is publishable (finite,
+/// SPD; initialising ones included, flagged by their state; poses and markers are for
+/// [`LandmarkTrack::is_tracking`] ones only).
+pub fn publishable_tracks(tracks: &BTreeMap<String, LandmarkTrack>) -> impl Iterator<Item = (&String, &LandmarkTrack)> {
+    tracks.iter().filter(|(_, t)| t.summary.belief.is_publishable())
+}
+
+/// Stamp of a track's belief, s: its last fused range's, `None` before the first
+/// (then the publication time is used).
+pub fn belief_stamp_s(track: &LandmarkTrack) -> Option<f64> {
+    (track.measurements_fused > 0).then_some(track.last_stamp_s)
+}
+
+/// Localizer + goal scheduler + timers + diagnostics: the node without ROS.
+#[derive(Debug)]
+pub struct NodeCore {
+    config: LandmarkFlowNodeConfig,
+    localizer: Localizer,
+    goals: GoalScheduler,
+    replan_timer: Option<PeriodicTimer>,
+    diagnostics_timer: PeriodicTimer,
+}
+
+impl NodeCore {
+    /// A core with the node's configuration (validated here).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad parameter.
+    pub fn new(config: &LandmarkFlowNodeConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let localizer = Localizer::new(config.localizer.clone())?;
+        let replan_timer = (config.goal.enabled && config.goal.replan_period_s > 0.0)
+            .then(|| PeriodicTimer::new(config.goal.replan_period_s));
+        Ok(Self {
+            config: config.clone(),
+            goals: GoalScheduler::new(config),
+            localizer,
+            replan_timer,
+            diagnostics_timer: PeriodicTimer::new(config.publish.diagnostics_period_s),
+        })
+    }
+
+    pub fn config(&self) -> &LandmarkFlowNodeConfig {
+        &self.config
+    }
+
+    pub fn localizer(&self) -> &Localizer {
+        &self.localizer
+    }
+
+    pub fn goals(&self) -> &GoalScheduler {
+        &self.goals
+    }
+
+    /// Handles one input at clock time `now_s` (seconds on the node's clock: the ROS
+    /// clock live, bag time in replay); returns what it caused, in publication order
+    /// (see the module doc).
+    pub fn handle(&mut self, now_s: f64, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.advance_clock(now_s, &mut out);
+        match input {
+            Input::Odometry(m) => self.on_odometry(&m, &mut out),
+            Input::RangeMeasurement { topic, msg } => self.on_range(msg.to_range_input(&topic), &mut out),
+            Input::Range { topic, msg } => {
+                let input = msg.to_range_input(&topic, &self.config.localizer.sensor_frame_id);
+                self.on_range(input, &mut out);
+            }
+            Input::Tick => {}
+            Input::Reset => {
+                self.localizer.reset();
+                self.goals.reset();
+                out.push(Output::Beliefs(self.belief_array(Stamp::from_secs(now_s))));
+                let message = format!("restored the priors of {} landmark(s)", self.localizer.tracks().len());
+                out.push(Output::Reset { message });
+            }
+        }
+        out
+    }
+
+    fn advance_clock(&mut self, now_s: f64, out: &mut Vec<Output>) {
+        if self.replan_timer.as_mut().is_some_and(|t| t.due(now_s)) {
+            self.replan(PlanTrigger::Timer, Stamp::from_secs(now_s), out);
+        }
+        if self.diagnostics_timer.due(now_s) {
+            out.push(Output::Diagnostics(self.diagnostics(Stamp::from_secs(now_s))));
+        }
+    }
+
+    fn header(&self, stamp: Stamp) -> Header {
+        Header { stamp, frame_id: self.localizer.frame_id().to_string() }
+    }
+
+    fn on_odometry(&mut self, msg: &OdometryMsg, out: &mut Vec<Output>) {
+        let pose = msg.base_pose();
+        let stamp_s = msg.header.stamp.secs();
+        match self.localizer.add_odometry(stamp_s, &msg.header.frame_id, pose) {
+            Ok(processed) => {
+                out.push(Output::Odometry { stamp_s, position: Point3::from(pose.translation.vector) });
+                for p in processed {
+                    self.after_range(p.input, p.result.map(|_| ()), out);
+                }
+                self.replan(PlanTrigger::Odometry, msg.header.stamp, out);
+            }
+            Err(rejection) => out.push(Output::OdometryRejected(rejection)),
+        }
+    }
+
+    fn on_range(&mut self, input: RangeInput, out: &mut Vec<Output>) {
+        match self.localizer.add_range(&input) {
+            Ok(RangeOutcome::Fused(_)) => self.after_range(input, Ok(()), out),
+            Ok(RangeOutcome::Pending) => {}
+            Err(r) => self.after_range(input, Err(r), out),
+        }
+    }
+
+    /// Records a range's outcome; for a fused one publishes the landmark's pose, the
+    /// belief array and the markers, and offers [`PlanTrigger::Fused`].
+    fn after_range(&mut self, input: RangeInput, result: Result<(), Rejection>, out: &mut Vec<Output>) {
+        let id = input.landmark_id.clone();
+        let track = match result {
+            Err(rejection) => {
+                out.push(Output::Range(RangeUpdate { input, result: Err(rejection) }));
+                return;
+            }
+            Ok(()) => match self.localizer.tracks().get(&id) {
+                Some(track) => track,
+                None => return,
+            },
+        };
+        let sensor_position = track.last_range.map(|(x, _)| Point3::new(x.x, x.y, 0.0)).unwrap_or_else(Point3::origin);
+        let fused = FusedUpdate {
+            sensor_position,
+            belief: track.summary.belief,
+            components: track.summary.components.len(),
+            measurements_fused: track.measurements_fused,
+            iterations: track.last_stats.iterations,
+            converged: track.last_stats.converged,
+            status: track.status(),
+            calibration: track.calibration,
+        };
+        let stamp = Stamp::from_secs(track.last_stamp_s);
+        let pose = track.is_tracking().then(|| PoseWithCovarianceStampedMsg::from_belief(self.header(stamp), &track.summary.belief));
+        out.push(Output::Range(RangeUpdate { input, result: Ok(fused) }));
+        if let Some(msg) = pose {
+            out.push(Output::LandmarkPose { landmark_id: id.clone(), msg });
+        }
+        out.push(Output::Beliefs(self.belief_array(stamp)));
+        if self.config.publish.markers {
+            out.push(Output::Markers(self.markers(stamp)));
+        }
+        self.replan(PlanTrigger::Fused(id), stamp, out);
+    }
+
+    /// The `landmark_beliefs` message: every publishable track, each stamped with its
+    /// last fused range (`stamp` before the first).
+    pub fn belief_array(&self, stamp: Stamp) -> LandmarkBeliefArrayMsg {
+        let beliefs = publishable_tracks(self.localizer.tracks())
+            .map(|(id, t)| {
+                let s = belief_stamp_s(t).map_or(stamp, Stamp::from_secs);
+                LandmarkBeliefMsg::from_track(self.header(s), id, t)
+            })
+            .collect();
+        LandmarkBeliefArrayMsg { header: self.header(stamp), beliefs }
+    }
+
+    /// The markers: every tracking landmark, and the arrow to the current goal.
+    fn markers(&self, stamp: Stamp) -> MarkersMsg {
+        let landmarks = self
+            .localizer
+            .tracks()
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, t))| t.is_tracking())
+            .map(|(k, (id, t))| LandmarkMarkers::from_track(id, k as i32, t))
+            .collect();
+        let goal_arrow = match (self.goals.current_goal(), self.localizer.latest_base_position()) {
+            (Some(goal), Some(x)) => Some((Vector2::new(x.x, x.y), goal)),
+            _ => None,
+        };
+        MarkersMsg { header: self.header(stamp), landmarks, goal_arrow }
+    }
+
+    /// Asks the goal scheduler whether `trigger` calls for a new goal.
+    fn replan(&mut self, trigger: PlanTrigger, stamp: Stamp, out: &mut Vec<Output>) {
+        let kind = match trigger {
+            PlanTrigger::Fused(_) => GoalTrigger::Fused,
+            PlanTrigger::Odometry => GoalTrigger::Odometry,
+            PlanTrigger::Timer => GoalTrigger::Timer,
+        };
+        match self.goals.on_trigger(&trigger, &self.localizer) {
+            None => {}
+            Some(Ok(planned)) => {
+                let header = self.header(stamp);
+                let msg = PoseStampedMsg::goal(header.clone(), &planned.from_m, &planned.goal.position_m);
+                out.push(Output::Goal(GoalUpdate {
+                    trigger: kind,
+                    landmark_id: planned.landmark_id,
+                    from_m: planned.from_m,
+                    msg,
+                }));
+                if let Some(grid) = planned.heatmap {
+                    out.push(Output::Heatmap(HeatmapMsg { header, grid }));
+                }
+            }
+            Some(Err(failure)) => {
+                out.push(Output::PlanFailed { landmark_id: failure.landmark_id, error: failure.error })
+            }
+        }
+    }
+
+    /// The diagnostic status: accepted and rejected counts (by reason), ranges waiting
+    /// for odometry, per-landmark fused count and last update latency. WARN once any
+    /// input was rejected.
+    pub fn diagnostics(&self, stamp: Stamp) -> DiagnosticStatusMsg {
+        let loc = &self.localizer;
+        let kv = |key: String, value: String| (key, value);
+        let rejected: u64 = loc.rejected().values().sum();
+        let mut values = vec![
+            kv("accepted".into(), loc.accepted().to_string()),
+            kv("rejected".into(), rejected.to_string()),
+            kv("waiting_for_odometry".into(), loc.pending().to_string()),
+        ];
+        for (reason, n) in loc.rejected() {
+            values.push(kv(format!("rejected.{reason}"), n.to_string()));
+        }
+        let mut worst_latency: f64 = 0.0;
+        for (id, t) in loc.tracks() {
+            values.push(kv(format!("landmark.{id}.fused"), t.measurements_fused.to_string()));
+            values.push(kv(format!("landmark.{id}.update_latency_s"), format!("{:.6}", t.last_latency_s)));
+            worst_latency = worst_latency.max(t.last_latency_s);
+        }
+        values.push(kv("update_latency_s.max_last".into(), format!("{worst_latency:.6}")));
+        DiagnosticStatusMsg {
+            stamp,
+            level: if rejected > 0 { DIAGNOSTIC_WARN } else { DIAGNOSTIC_OK },
+            name: DIAGNOSTICS_NAME.to_string(),
+            message: format!("{} accepted, {} rejected", loc.accepted(), rejected),
+            values,
+        }
+    }
+}

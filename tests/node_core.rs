@@ -1,0 +1,197 @@
+//! The node core without ROS: timers on an injected clock, publication order, reset,
+//! diagnostics counters, ranges waiting for odometry, and one fused range against an
+//! extended Kalman filter written here.
+
+use landmark_flow::msg::{Header, OdometryMsg, Pose, RangeMeasurementMsg, RangeMsg, Stamp};
+use landmark_flow::node_config::LandmarkFlowNodeConfig;
+use landmark_flow::node_core::{GoalTrigger, Input, NodeCore, Output, PeriodicTimer};
+use nalgebra::{Matrix2, Vector2};
+
+fn odom(t: f64, x: f64, y: f64) -> Input {
+    Input::Odometry(OdometryMsg {
+        header: Header { stamp: Stamp::from_secs(t), frame_id: "odom".into() },
+        child_frame_id: "base_link".into(),
+        pose: Pose { position: [x, y, 0.0], orientation: [0.0, 0.0, 0.0, 1.0] },
+    })
+}
+
+fn range(t: f64, id: &str, z: f64, variance: f64) -> Input {
+    Input::RangeMeasurement {
+        topic: "range".into(),
+        msg: RangeMeasurementMsg {
+            header: Header { stamp: Stamp::from_secs(t), frame_id: "uwb".into() },
+            landmark_id: id.into(),
+            range: z,
+            variance,
+        },
+    }
+}
+
+/// One landmark `a` with prior N((4, 3), diag(4, 1)); goals and timers as given.
+fn config(replan_period_s: f64) -> LandmarkFlowNodeConfig {
+    let mut c = LandmarkFlowNodeConfig::default();
+    c.localizer.priors.ids = vec!["a".into()];
+    c.localizer.priors.means_m = vec![4.0, 3.0];
+    c.localizer.priors.covs_m2 = vec![4.0, 0.0, 0.0, 1.0];
+    c.localizer.estimator.method = landmark_flow::estimator::Method::Ekf;
+    c.goal.replan_period_s = replan_period_s;
+    c.publish.heatmap = false;
+    c.publish.diagnostics_period_s = 1.0;
+    c
+}
+
+fn goals(outputs: &[Output]) -> Vec<GoalTrigger> {
+    outputs.iter().filter_map(|o| if let Output::Goal(g) = o { Some(g.trigger) } else { None }).collect()
+}
+
+#[test]
+fn timer_fires_once_per_period_and_never_in_bursts() {
+    let mut t = PeriodicTimer::new(2.0);
+    assert!(!t.due(100.0), "the first call starts the timer");
+    // Ticks every 0.1 s for 9.95 s: firings at 102, 104, 106, 108 → 4.
+    let fired = (1..=99).filter(|k| t.due(100.0 + 0.1 * *k as f64 + 0.05)).count();
+    assert_eq!(fired, 4);
+    // A 60 s stall (or gap in a bag): one firing, not 30.
+    assert!(t.due(170.0));
+    assert!(!t.due(170.5));
+    assert!(t.due(172.0), "the next one a period after the missed time");
+    // The clock jumps back (bag restarted): restarts, first firing a period later.
+    assert!(!t.due(10.0));
+    assert!(!t.due(11.9));
+    assert!(t.due(12.0));
+}
+
+#[test]
+fn replan_timer_and_diagnostics_run_on_the_injected_clock() {
+    let mut core = NodeCore::new(&config(2.0)).unwrap();
+    let mut timer_goals = 0;
+    let mut diagnostics = 0;
+    // Odometry at 10 Hz for 10 s standing still (the first plan comes from odometry).
+    for k in 0..100 {
+        let t = 50.0 + 0.1 * k as f64;
+        let out = core.handle(t, odom(t, 0.0, 0.0));
+        timer_goals += goals(&out).iter().filter(|g| **g == GoalTrigger::Timer).count();
+        diagnostics += out.iter().filter(|o| matches!(o, Output::Diagnostics(_))).count();
+    }
+    // Clock 50.0 .. 59.9: timer firings at 52, 54, 56, 58; diagnostics at 51 .. 59.
+    assert_eq!(timer_goals, 4);
+    assert_eq!(diagnostics, 9);
+}
+
+#[test]
+fn a_fused_range_publishes_pose_beliefs_markers_then_goal_in_that_order() {
+    let mut c = config(0.0);
+    c.goal.replan_on_update = true;
+    let mut core = NodeCore::new(&c).unwrap();
+    let first = core.handle(1.0, odom(1.0, 0.0, 0.0));
+    assert_eq!(goals(&first), vec![GoalTrigger::Odometry], "first odometry plans: no goal yet");
+    let out = core.handle(1.0, range(1.0, "a", 5.0, 0.25));
+    let kinds: Vec<&str> = out
+        .iter()
+        .map(|o| match o {
+            Output::Range(_) => "range",
+            Output::LandmarkPose { .. } => "pose",
+            Output::Beliefs(_) => "beliefs",
+            Output::Markers(_) => "markers",
+            Output::Goal(_) => "goal",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["range", "pose", "beliefs", "markers", "goal"]);
+    let Output::Goal(g) = &out[4] else { unreachable!() };
+    assert_eq!((g.trigger, g.landmark_id.as_str()), (GoalTrigger::Fused, "a"));
+    assert_eq!(g.msg.header.stamp, Stamp::from_secs(1.0), "stamped with the range");
+}
+
+/// The core's EKF update of the first range equals the EKF written here:
+/// h(y) = ‖y − x‖, H = (μ − x)ᵀ/‖μ − x‖, S = HΣHᵀ + σ², K = ΣHᵀ/S,
+/// μ⁺ = μ + K(z − h(μ)), Σ⁺ = (I − KH)Σ. The published pose and belief carry it.
+#[test]
+fn fused_range_matches_an_independent_ekf_and_is_published_as_such() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(2.0, odom(2.0, 1.0, -1.0));
+    let (z, var) = (4.2, 0.09);
+    let out = core.handle(2.0, range(2.0, "a", z, var));
+    let (mu, sigma, x) = (Vector2::new(4.0, 3.0), Matrix2::new(4.0, 0.0, 0.0, 1.0), Vector2::new(1.0, -1.0));
+    let d = mu - x;
+    let h: nalgebra::RowVector2<f64> = d.transpose() / d.norm();
+    let s = (h * sigma * h.transpose())[(0, 0)] + var;
+    let k: Vector2<f64> = sigma * h.transpose() / s;
+    let mean: Vector2<f64> = mu + k * (z - d.norm());
+    let cov: Matrix2<f64> = (Matrix2::identity() - k * h) * sigma;
+    let pose = out
+        .iter()
+        .find_map(|o| if let Output::LandmarkPose { msg, .. } = o { Some(msg) } else { None })
+        .expect("pose published");
+    assert!((pose.pose.position[0] - mean.x).abs() < 1e-9 && (pose.pose.position[1] - mean.y).abs() < 1e-9);
+    for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        assert!((pose.covariance[i * 6 + j] - cov[(i, j)]).abs() < 1e-9, "Σ[{i}{j}]");
+    }
+    let beliefs = out.iter().find_map(|o| if let Output::Beliefs(b) = o { Some(b) } else { None }).unwrap();
+    assert_eq!(beliefs.beliefs.len(), 1);
+    assert!((beliefs.beliefs[0].covariance[4] - cov[(1, 1)]).abs() < 1e-9);
+}
+
+#[test]
+fn reset_restores_the_configured_prior_and_answers() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    core.handle(1.0, range(1.0, "a", 5.0, 0.25));
+    let out = core.handle(3.0, Input::Reset);
+    let beliefs = out.iter().find_map(|o| if let Output::Beliefs(b) = o { Some(b) } else { None }).unwrap();
+    let a = &beliefs.beliefs[0];
+    assert_eq!((a.mean[0], a.mean[1]), (4.0, 3.0), "the configured prior mean");
+    assert_eq!(a.covariance, [4.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(a.measurements_fused, 0);
+    assert_eq!(beliefs.header.stamp, Stamp::from_secs(3.0), "stamped with the reset time");
+    assert!(out.iter().any(|o| matches!(o, Output::Reset { message } if message.contains("1 landmark"))));
+}
+
+#[test]
+fn diagnostics_count_what_was_sent() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    for (k, z) in [f64::NAN, -1.0, 1e6, f64::INFINITY].into_iter().enumerate() {
+        core.handle(1.0, range(1.0 - 0.01 * k as f64, "a", z, 0.25));
+    }
+    core.handle(1.0, range(1.0, "a", 5.0, 0.25));
+    core.handle(1.5, range(0.5, "a", 5.0, 0.25)); // older than the fused one
+    let d = core.diagnostics(Stamp::from_secs(2.0));
+    let get = |k: &str| d.values.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get("accepted").as_deref(), Some("1"));
+    assert_eq!(get("rejected").as_deref(), Some("5"));
+    assert_eq!(get("rejected.non_finite_range").as_deref(), Some("2"));
+    assert_eq!(get("rejected.negative_range").as_deref(), Some("1"));
+    assert_eq!(get("rejected.beyond_max_range").as_deref(), Some("1"));
+    assert_eq!(get("rejected.stamp_backwards").as_deref(), Some("1"));
+    assert_eq!(get("landmark.a.fused").as_deref(), Some("1"));
+    assert_eq!(d.level, landmark_flow::msg::DIAGNOSTIC_WARN);
+}
+
+/// A `sensor_msgs/Range` that arrives before the odometry of its stamp waits, and is
+/// reported with its own topic once odometry fuses it.
+#[test]
+fn a_waiting_range_keeps_its_topic() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    let raw = Input::Range {
+        topic: "range_raw".into(),
+        msg: RangeMsg {
+            header: Header { stamp: Stamp::from_secs(1.5), frame_id: "a".into() },
+            radiation_type: 2,
+            field_of_view: 0.0,
+            min_range: 0.0,
+            max_range: 100.0,
+            range: 5.0,
+            variance: 0.25,
+        },
+    };
+    let waiting = core.handle(1.5, raw);
+    assert!(!waiting.iter().any(|o| matches!(o, Output::Range(_))), "waits for odometry");
+    assert_eq!(core.localizer().pending(), 1);
+    let out = core.handle(1.6, odom(1.6, 0.0, 0.0));
+    let fused: Vec<_> = out.iter().filter_map(|o| if let Output::Range(u) = o { Some(u) } else { None }).collect();
+    assert_eq!(fused.len(), 1);
+    assert_eq!((fused[0].input.topic.as_str(), fused[0].input.landmark_id.as_str()), ("range_raw", "a"));
+    assert!(fused[0].result.is_ok());
+}
