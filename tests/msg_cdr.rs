@@ -2,7 +2,7 @@
 //! test), following the XCDR1 rules: 4-byte encapsulation header, then each primitive
 //! aligned to its size relative to the end of that header.
 
-use landmark_flow::msg::cdr::{CdrError, CdrReader};
+use landmark_flow::msg::cdr::{CdrError, CdrMessage, CdrReader};
 use landmark_flow::msg::{
     GaussianComponentMsg, Header, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, OdometryMsg, PoseStampedMsg,
     RangeMeasurementMsg, RangeMsg, Stamp,
@@ -30,6 +30,10 @@ impl Bytes {
             b.reverse();
         }
         self.buf.extend(b);
+        self
+    }
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
         self
     }
     fn u32(&mut self, v: u32) -> &mut Self {
@@ -123,6 +127,7 @@ fn every_truncation_is_an_error_naming_the_field_never_a_panic() {
         header: Header { stamp: Stamp { sec: 1, nanosec: 0 }, frame_id: "odom".into() },
         child_frame_id: "base".into(),
         pose: Default::default(),
+        pose_covariance: [0.0; 36],
     }
     .encode();
     for cut in 0..odom.len() {
@@ -169,8 +174,30 @@ fn encoder_layout_matches_hand_built_bytes() {
     assert_eq!(goal.encode().len(), 4 + 24 + 56);
 }
 
+/// `landmark_flow/LandmarkBeliefArray` with two beliefs, built field by field from
+/// msg/LandmarkBeliefArray.msg, msg/LandmarkBelief.msg and msg/GaussianComponent.msg.
+fn belief_array_bytes(big_endian: bool) -> Vec<u8> {
+    let mut b = Bytes::new(big_endian);
+    b.header(3, 1, "odom").u32(2);
+    for (id, n_components) in [("beacon_1", 1u32), ("b", 0)] {
+        b.header(3, 1, "odom").string(id).u8(1).u8(2);
+        for v in [1.0, 2.0, 0.0, 1.0, 0.1, 0.0, 0.1, 2.0, 0.0, 0.0, 0.0, 0.0] {
+            b.f64(v);
+        }
+        b.u32(n_components);
+        for _ in 0..n_components {
+            b.f64(1.0).f64(1.0).f64(2.0).f64(0.0);
+            for _ in 0..9 {
+                b.f64(0.5);
+            }
+        }
+        b.u32(4).u32(1).u32(7).u8(1).f64(1e-5).u8(0).f64(1.0).f64(0.0).f64(0.0).f64(0.0);
+    }
+    b.buf
+}
+
 #[test]
-fn belief_array_round_trips() {
+fn belief_array_matches_hand_built_bytes_both_ways() {
     let belief = LandmarkBeliefMsg {
         header: Header { stamp: Stamp { sec: 3, nanosec: 1 }, frame_id: "odom".into() },
         landmark_id: "beacon_1".into(),
@@ -190,8 +217,13 @@ fn belief_array_round_trips() {
         range_offset_m: 0.0,
         range_offset_variance: 0.0,
     };
-    let msg = LandmarkBeliefArrayMsg { header: belief.header.clone(), beliefs: vec![belief.clone(), belief] };
-    assert_eq!(LandmarkBeliefArrayMsg::decode(&msg.encode()).unwrap(), msg);
+    let second = LandmarkBeliefMsg { landmark_id: "b".into(), components: vec![], ..belief.clone() };
+    let msg = LandmarkBeliefArrayMsg { header: belief.header.clone(), beliefs: vec![belief, second] };
+    for big_endian in [false, true] {
+        assert_eq!(LandmarkBeliefArrayMsg::decode(&belief_array_bytes(big_endian)).unwrap(), msg, "big endian {big_endian}");
+    }
+    let expected: Vec<u8> = belief_array_bytes(false).into_iter().map(|b| if b == 0xAA { 0 } else { b }).collect();
+    assert_eq!(msg.encode(), expected);
 }
 
 #[test]

@@ -12,6 +12,7 @@ fn odom(t: f64, x: f64, y: f64) -> Input {
         header: Header { stamp: Stamp::from_secs(t), frame_id: "odom".into() },
         child_frame_id: "base_link".into(),
         pose: Pose { position: [x, y, 0.0], orientation: [0.0, 0.0, 0.0, 1.0] },
+        pose_covariance: [0.0; 36],
     })
 }
 

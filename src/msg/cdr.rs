@@ -214,3 +214,159 @@ impl CdrWriter {
         self.buf
     }
 }
+
+/// One field order for both directions, so that decoding and encoding cannot drift
+/// apart: a message lists its fields once, in declaration order
+/// ([`CdrMessage::fields`]); [`CdrReader`] fills them, [`CdrWriter`] writes them.
+pub trait CdrFields {
+    fn u8(&mut self, field: &'static str, v: &mut u8) -> Result<(), CdrError>;
+    fn bool(&mut self, field: &'static str, v: &mut bool) -> Result<(), CdrError>;
+    fn u32(&mut self, field: &'static str, v: &mut u32) -> Result<(), CdrError>;
+    fn i32(&mut self, field: &'static str, v: &mut i32) -> Result<(), CdrError>;
+    fn f32(&mut self, field: &'static str, v: &mut f32) -> Result<(), CdrError>;
+    fn f64(&mut self, field: &'static str, v: &mut f64) -> Result<(), CdrError>;
+    /// A fixed-size `float64[N]` array (no count).
+    fn f64s(&mut self, field: &'static str, v: &mut [f64]) -> Result<(), CdrError> {
+        v.iter_mut().try_for_each(|x| self.f64(field, x))
+    }
+    fn string(&mut self, field: &'static str, v: &mut String) -> Result<(), CdrError>;
+    /// A sequence of elements of at least `min_size` bytes each: its `uint32` count,
+    /// then `element` on each of `v` (resized to the count read when decoding).
+    fn sequence<T: Default>(
+        &mut self,
+        field: &'static str,
+        v: &mut Vec<T>,
+        min_size: usize,
+        element: impl FnMut(&mut Self, &mut T) -> Result<(), CdrError>,
+    ) -> Result<(), CdrError>
+    where
+        Self: Sized;
+    /// A trailing `float32` that older distributions do not have: decodes to 0 when
+    /// no bytes remain.
+    fn trailing_f32(&mut self, field: &'static str, v: &mut f32) -> Result<(), CdrError>;
+}
+
+impl CdrFields for CdrReader<'_> {
+    fn u8(&mut self, field: &'static str, v: &mut u8) -> Result<(), CdrError> {
+        *v = CdrReader::u8(self, field)?;
+        Ok(())
+    }
+    fn bool(&mut self, field: &'static str, v: &mut bool) -> Result<(), CdrError> {
+        *v = CdrReader::bool(self, field)?;
+        Ok(())
+    }
+    fn u32(&mut self, field: &'static str, v: &mut u32) -> Result<(), CdrError> {
+        *v = CdrReader::u32(self, field)?;
+        Ok(())
+    }
+    fn i32(&mut self, field: &'static str, v: &mut i32) -> Result<(), CdrError> {
+        *v = CdrReader::i32(self, field)?;
+        Ok(())
+    }
+    fn f32(&mut self, field: &'static str, v: &mut f32) -> Result<(), CdrError> {
+        *v = CdrReader::f32(self, field)?;
+        Ok(())
+    }
+    fn f64(&mut self, field: &'static str, v: &mut f64) -> Result<(), CdrError> {
+        *v = CdrReader::f64(self, field)?;
+        Ok(())
+    }
+    fn string(&mut self, field: &'static str, v: &mut String) -> Result<(), CdrError> {
+        *v = CdrReader::string(self, field)?;
+        Ok(())
+    }
+    fn sequence<T: Default>(
+        &mut self,
+        field: &'static str,
+        v: &mut Vec<T>,
+        min_size: usize,
+        mut element: impl FnMut(&mut Self, &mut T) -> Result<(), CdrError>,
+    ) -> Result<(), CdrError> {
+        let n = self.sequence_len(field, min_size)?;
+        v.clear();
+        v.resize_with(n, T::default);
+        v.iter_mut().try_for_each(|x| element(self, x))
+    }
+    fn trailing_f32(&mut self, field: &'static str, v: &mut f32) -> Result<(), CdrError> {
+        *v = if self.remaining() >= 4 { CdrReader::f32(self, field)? } else { 0.0 };
+        Ok(())
+    }
+}
+
+impl CdrFields for CdrWriter {
+    fn u8(&mut self, _: &'static str, v: &mut u8) -> Result<(), CdrError> {
+        CdrWriter::u8(self, *v);
+        Ok(())
+    }
+    fn bool(&mut self, _: &'static str, v: &mut bool) -> Result<(), CdrError> {
+        CdrWriter::bool(self, *v);
+        Ok(())
+    }
+    fn u32(&mut self, _: &'static str, v: &mut u32) -> Result<(), CdrError> {
+        CdrWriter::u32(self, *v);
+        Ok(())
+    }
+    fn i32(&mut self, _: &'static str, v: &mut i32) -> Result<(), CdrError> {
+        CdrWriter::i32(self, *v);
+        Ok(())
+    }
+    fn f32(&mut self, _: &'static str, v: &mut f32) -> Result<(), CdrError> {
+        CdrWriter::f32(self, *v);
+        Ok(())
+    }
+    fn f64(&mut self, _: &'static str, v: &mut f64) -> Result<(), CdrError> {
+        CdrWriter::f64(self, *v);
+        Ok(())
+    }
+    fn string(&mut self, _: &'static str, v: &mut String) -> Result<(), CdrError> {
+        CdrWriter::string(self, v);
+        Ok(())
+    }
+    fn sequence<T: Default>(
+        &mut self,
+        _: &'static str,
+        v: &mut Vec<T>,
+        _: usize,
+        mut element: impl FnMut(&mut Self, &mut T) -> Result<(), CdrError>,
+    ) -> Result<(), CdrError> {
+        CdrWriter::u32(self, v.len() as u32);
+        v.iter_mut().try_for_each(|x| element(self, x))
+    }
+    fn trailing_f32(&mut self, _: &'static str, v: &mut f32) -> Result<(), CdrError> {
+        CdrWriter::f32(self, *v);
+        Ok(())
+    }
+}
+
+/// A message with a CDR encoding, defined once by [`CdrMessage::fields`].
+pub trait CdrMessage: Default + Clone {
+    /// Visits every field in declaration order (see [`CdrFields`]).
+    ///
+    /// # Errors
+    /// [`CdrError`] naming the field that does not fit (decoding only).
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError>;
+
+    /// Decodes a serialized message (encapsulation header included).
+    ///
+    /// # Errors
+    /// [`CdrError`] naming the field that does not fit.
+    fn decode(data: &[u8]) -> Result<Self, CdrError> {
+        let mut reader = CdrReader::new(data)?;
+        let mut m = Self::default();
+        m.fields(&mut reader)?;
+        Ok(m)
+    }
+
+    /// Little-endian CDR, consuming the message (no copy; what the replayer writes).
+    fn into_cdr(mut self) -> Vec<u8> {
+        let mut w = CdrWriter::new();
+        // Writing has no failure path (every CdrWriter method returns Ok).
+        let _ = self.fields(&mut w);
+        w.into_bytes()
+    }
+
+    /// Little-endian CDR of a copy ([`CdrMessage::into_cdr`]).
+    fn encode(&self) -> Vec<u8> {
+        self.clone().into_cdr()
+    }
+}

@@ -18,7 +18,7 @@ pub mod definitions;
 use crate::estimator::GaussianBelief;
 use crate::localizer::{LandmarkTrack, RangeCalibration, RangeInput, TrackStatus};
 use crate::planner::CriterionGrid;
-use cdr::{CdrError, CdrReader, CdrWriter};
+use cdr::{CdrError, CdrFields, CdrMessage};
 use convert::{
     covariance3_row_major, pose_covariance6_row_major, pose_from_position_quaternion, position3, stamp_from_secs,
     stamp_secs, travel_yaw, yaw_quaternion_xyzw,
@@ -60,18 +60,14 @@ pub struct Header {
     pub frame_id: String,
 }
 
-fn read_header(r: &mut CdrReader) -> Result<Header, CdrError> {
-    let sec = r.i32("header.stamp.sec")?;
-    let nanosec = r.u32("header.stamp.nanosec")?;
-    let frame_id = r.string("header.frame_id")?;
-    Ok(Header { stamp: Stamp { sec, nanosec }, frame_id })
+impl Header {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        f.i32("header.stamp.sec", &mut self.stamp.sec)?;
+        f.u32("header.stamp.nanosec", &mut self.stamp.nanosec)?;
+        f.string("header.frame_id", &mut self.frame_id)
+    }
 }
 
-fn write_header(w: &mut CdrWriter, h: &Header) {
-    w.i32(h.stamp.sec);
-    w.u32(h.stamp.nanosec);
-    w.string(&h.frame_id);
-}
 
 /// A pose: position (x, y, z), metres; orientation quaternion (x, y, z, w).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -80,14 +76,13 @@ pub struct Pose {
     pub orientation: [f64; 4],
 }
 
-fn read_pose(r: &mut CdrReader) -> Result<Pose, CdrError> {
-    Ok(Pose { position: r.f64_array::<3>("pose.position")?, orientation: r.f64_array::<4>("pose.orientation")? })
+impl Pose {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        f.f64s("pose.position", &mut self.position)?;
+        f.f64s("pose.orientation", &mut self.orientation)
+    }
 }
 
-fn write_pose(w: &mut CdrWriter, p: &Pose) {
-    w.f64_slice(&p.position);
-    w.f64_slice(&p.orientation);
-}
 
 /// The fields of `nav_msgs/msg/Odometry` the node uses (the twist is decoded, checked
 /// for length, and dropped).
@@ -96,40 +91,32 @@ pub struct OdometryMsg {
     pub header: Header,
     pub child_frame_id: String,
     pub pose: Pose,
+    /// Row-major 6×6 covariance of the pose over (x, y, z, roll, pitch, yaw); all zero
+    /// when the publisher does not fill it.
+    pub pose_covariance: [f64; 36],
 }
 
-impl OdometryMsg {
-    /// Decodes a CDR `nav_msgs/msg/Odometry`.
-    ///
-    /// # Errors
-    /// [`CdrError`] naming the field that does not fit.
-    pub fn decode(data: &[u8]) -> Result<Self, CdrError> {
-        let mut r = CdrReader::new(data)?;
-        let header = read_header(&mut r)?;
-        let child_frame_id = r.string("child_frame_id")?;
-        let pose = read_pose(&mut r)?;
-        r.f64_array::<36>("pose.covariance")?;
-        r.f64_array::<6>("twist.twist")?;
-        r.f64_array::<36>("twist.covariance")?;
-        Ok(Self { header, child_frame_id, pose })
+impl Default for OdometryMsg {
+    fn default() -> Self {
+        Self { header: Header::default(), child_frame_id: String::new(), pose: Pose::default(), pose_covariance: [0.0; 36] }
     }
+}
 
-    /// CDR encoding (zero twist and covariances); used to write test and benchmark bags.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = CdrWriter::new();
-        write_header(&mut w, &self.header);
-        w.string(&self.child_frame_id);
-        write_pose(&mut w, &self.pose);
-        w.f64_slice(&[0.0; 36]);
-        w.f64_slice(&[0.0; 6]);
-        w.f64_slice(&[0.0; 36]);
-        w.into_bytes()
+impl CdrMessage for OdometryMsg {
+    /// The twist is read (its length checked) and dropped; written as zeros.
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        f.string("child_frame_id", &mut self.child_frame_id)?;
+        self.pose.fields(f)?;
+        f.f64s("pose.covariance", &mut self.pose_covariance)?;
+        f.f64s("twist.twist", &mut [0.0; 6])?;
+        f.f64s("twist.covariance", &mut [0.0; 36])
     }
 }
 
 /// `sensor_msgs/msg/Range` (Jazzy, with `variance`; a Humble message without it
 /// decodes with `variance` 0, "unknown").
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RangeMsg {
     pub header: Header,
     pub radiation_type: u8,
@@ -140,39 +127,21 @@ pub struct RangeMsg {
     pub variance: f32,
 }
 
-impl RangeMsg {
-    /// Decodes a CDR `sensor_msgs/msg/Range`.
-    ///
-    /// # Errors
-    /// [`CdrError`] naming the field that does not fit.
-    pub fn decode(data: &[u8]) -> Result<Self, CdrError> {
-        let mut r = CdrReader::new(data)?;
-        let header = read_header(&mut r)?;
-        let radiation_type = r.u8("radiation_type")?;
-        let field_of_view = r.f32("field_of_view")?;
-        let min_range = r.f32("min_range")?;
-        let max_range = r.f32("max_range")?;
-        let range = r.f32("range")?;
+impl CdrMessage for RangeMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        f.u8("radiation_type", &mut self.radiation_type)?;
+        f.f32("field_of_view", &mut self.field_of_view)?;
+        f.f32("min_range", &mut self.min_range)?;
+        f.f32("max_range", &mut self.max_range)?;
+        f.f32("range", &mut self.range)?;
         // Jazzy added `float32 variance`; older distributions end after `range`.
-        let variance = if r.remaining() >= 4 { r.f32("variance")? } else { 0.0 };
-        Ok(Self { header, radiation_type, field_of_view, min_range, max_range, range, variance })
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = CdrWriter::new();
-        write_header(&mut w, &self.header);
-        w.u8(self.radiation_type);
-        w.f32(self.field_of_view);
-        w.f32(self.min_range);
-        w.f32(self.max_range);
-        w.f32(self.range);
-        w.f32(self.variance);
-        w.into_bytes()
+        f.trailing_f32("variance", &mut self.variance)
     }
 }
 
 /// `landmark_flow/msg/RangeMeasurement`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RangeMeasurementMsg {
     pub header: Header,
     pub landmark_id: String,
@@ -182,27 +151,12 @@ pub struct RangeMeasurementMsg {
     pub variance: f64,
 }
 
-impl RangeMeasurementMsg {
-    /// Decodes a CDR `landmark_flow/msg/RangeMeasurement`.
-    ///
-    /// # Errors
-    /// [`CdrError`] naming the field that does not fit.
-    pub fn decode(data: &[u8]) -> Result<Self, CdrError> {
-        let mut r = CdrReader::new(data)?;
-        let header = read_header(&mut r)?;
-        let landmark_id = r.string("landmark_id")?;
-        let range = r.f64("range")?;
-        let variance = r.f64("variance")?;
-        Ok(Self { header, landmark_id, range, variance })
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = CdrWriter::new();
-        write_header(&mut w, &self.header);
-        w.string(&self.landmark_id);
-        w.f64(self.range);
-        w.f64(self.variance);
-        w.into_bytes()
+impl CdrMessage for RangeMeasurementMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        f.string("landmark_id", &mut self.landmark_id)?;
+        f.f64("range", &mut self.range)?;
+        f.f64("variance", &mut self.variance)
     }
 }
 
@@ -260,29 +214,25 @@ impl PoseWithCovarianceStampedMsg {
         let pose = Pose { position: position3(&belief.mean), orientation: [0.0, 0.0, 0.0, 1.0] };
         Self { header, pose, covariance: pose_covariance6_row_major(&belief.cov) }
     }
+}
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = CdrWriter::new();
-        write_header(&mut w, &self.header);
-        write_pose(&mut w, &self.pose);
-        w.f64_slice(&self.covariance);
-        w.into_bytes()
+impl Default for PoseWithCovarianceStampedMsg {
+    fn default() -> Self {
+        Self { header: Header::default(), pose: Pose::default(), covariance: [0.0; 36] }
     }
+}
 
-    /// # Errors
-    /// [`CdrError`] naming the field that does not fit.
-    pub fn decode(data: &[u8]) -> Result<Self, CdrError> {
-        let mut r = CdrReader::new(data)?;
-        let header = read_header(&mut r)?;
-        let pose = read_pose(&mut r)?;
-        let covariance = r.f64_array::<36>("pose.covariance")?;
-        Ok(Self { header, pose, covariance })
+impl CdrMessage for PoseWithCovarianceStampedMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        self.pose.fields(f)?;
+        f.f64s("pose.covariance", &mut self.covariance)
     }
 }
 
 /// `geometry_msgs/msg/PoseStamped` of a goal: at the goal, facing away from the robot
 /// (the node's `goal_pose`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PoseStampedMsg {
     pub header: Header,
     pub pose: Pose,
@@ -293,17 +243,17 @@ impl PoseStampedMsg {
         let pose = Pose { position: position3(goal), orientation: yaw_quaternion_xyzw(travel_yaw(from, goal)) };
         Self { header, pose }
     }
+}
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = CdrWriter::new();
-        write_header(&mut w, &self.header);
-        write_pose(&mut w, &self.pose);
-        w.into_bytes()
+impl CdrMessage for PoseStampedMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        self.pose.fields(f)
     }
 }
 
 /// One `landmark_flow/msg/GaussianComponent`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GaussianComponentMsg {
     pub weight: f64,
     pub mean: [f64; 3],
@@ -311,7 +261,7 @@ pub struct GaussianComponentMsg {
 }
 
 /// `landmark_flow/msg/LandmarkBelief`, filled as the node fills it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LandmarkBeliefMsg {
     pub header: Header,
     pub landmark_id: String,
@@ -377,101 +327,45 @@ impl LandmarkBeliefMsg {
         }
     }
 
-    fn write(&self, w: &mut CdrWriter) {
-        write_header(w, &self.header);
-        w.string(&self.landmark_id);
-        w.u8(self.state);
-        w.u8(self.dimension);
-        w.f64_slice(&self.mean);
-        w.f64_slice(&self.covariance);
-        w.u32(self.components.len() as u32);
-        for c in &self.components {
-            w.f64(c.weight);
-            w.f64_slice(&c.mean);
-            w.f64_slice(&c.covariance);
-        }
-        w.u32(self.measurements_fused);
-        w.u32(self.measurements_rejected);
-        w.u32(self.iterations);
-        w.bool(self.converged);
-        w.f64(self.update_latency_s);
-        w.bool(self.calibration_estimated);
-        w.f64(self.range_scale);
-        w.f64(self.range_scale_variance);
-        w.f64(self.range_offset_m);
-        w.f64(self.range_offset_variance);
-    }
-
-    fn read(r: &mut CdrReader) -> Result<Self, CdrError> {
-        let header = read_header(r)?;
-        let landmark_id = r.string("landmark_id")?;
-        let state = r.u8("state")?;
-        let dimension = r.u8("dimension")?;
-        let mean = r.f64_array::<3>("mean")?;
-        let covariance = r.f64_array::<9>("covariance")?;
-        let n = r.sequence_len("components", 13 * 8)?;
-        let mut components = Vec::with_capacity(n);
-        for _ in 0..n {
-            components.push(GaussianComponentMsg {
-                weight: r.f64("components.weight")?,
-                mean: r.f64_array::<3>("components.mean")?,
-                covariance: r.f64_array::<9>("components.covariance")?,
-            });
-        }
-        Ok(Self {
-            header,
-            landmark_id,
-            state,
-            dimension,
-            mean,
-            covariance,
-            components,
-            measurements_fused: r.u32("measurements_fused")?,
-            measurements_rejected: r.u32("measurements_rejected")?,
-            iterations: r.u32("iterations")?,
-            converged: r.bool("converged")?,
-            update_latency_s: r.f64("update_latency_s")?,
-            calibration_estimated: r.bool("calibration_estimated")?,
-            range_scale: r.f64("range_scale")?,
-            range_scale_variance: r.f64("range_scale_variance")?,
-            range_offset_m: r.f64("range_offset_m")?,
-            range_offset_variance: r.f64("range_offset_variance")?,
-        })
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        f.string("landmark_id", &mut self.landmark_id)?;
+        f.u8("state", &mut self.state)?;
+        f.u8("dimension", &mut self.dimension)?;
+        f.f64s("mean", &mut self.mean)?;
+        f.f64s("covariance", &mut self.covariance)?;
+        f.sequence("components", &mut self.components, 13 * 8, |f, c| {
+            f.f64("components.weight", &mut c.weight)?;
+            f.f64s("components.mean", &mut c.mean)?;
+            f.f64s("components.covariance", &mut c.covariance)
+        })?;
+        f.u32("measurements_fused", &mut self.measurements_fused)?;
+        f.u32("measurements_rejected", &mut self.measurements_rejected)?;
+        f.u32("iterations", &mut self.iterations)?;
+        f.bool("converged", &mut self.converged)?;
+        f.f64("update_latency_s", &mut self.update_latency_s)?;
+        f.bool("calibration_estimated", &mut self.calibration_estimated)?;
+        f.f64("range_scale", &mut self.range_scale)?;
+        f.f64("range_scale_variance", &mut self.range_scale_variance)?;
+        f.f64("range_offset_m", &mut self.range_offset_m)?;
+        f.f64("range_offset_variance", &mut self.range_offset_variance)
     }
 }
 
 /// `landmark_flow/msg/LandmarkBeliefArray`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LandmarkBeliefArrayMsg {
     pub header: Header,
     pub beliefs: Vec<LandmarkBeliefMsg>,
 }
 
-impl LandmarkBeliefArrayMsg {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = CdrWriter::new();
-        write_header(&mut w, &self.header);
-        w.u32(self.beliefs.len() as u32);
-        for b in &self.beliefs {
-            b.write(&mut w);
-        }
-        w.into_bytes()
-    }
-
-    /// # Errors
-    /// [`CdrError`] naming the field that does not fit.
-    pub fn decode(data: &[u8]) -> Result<Self, CdrError> {
-        let mut r = CdrReader::new(data)?;
-        let header = read_header(&mut r)?;
-        let n = r.sequence_len("beliefs", 100)?;
-        let mut beliefs = Vec::with_capacity(n);
-        for _ in 0..n {
-            beliefs.push(LandmarkBeliefMsg::read(&mut r)?);
-        }
-        Ok(Self { header, beliefs })
+impl CdrMessage for LandmarkBeliefArrayMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        // A belief takes at least 100 bytes (its fixed-size fields).
+        f.sequence("beliefs", &mut self.beliefs, 100, |f, b| b.fields(f))
     }
 }
-
 
 /// `diagnostic_msgs/KeyValue` pairs of one `DiagnosticStatus`, with its level, name and
 /// message (the node wraps it in a `DiagnosticArray` on `/diagnostics`).

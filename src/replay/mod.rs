@@ -32,7 +32,7 @@ pub mod synthetic;
 use crate::config::ConfigError;
 use crate::node_config::LandmarkFlowNodeConfig;
 use bag::{BagContents, BagError, BagMessage};
-use crate::msg::cdr::CdrError;
+use crate::msg::cdr::{CdrError, CdrMessage};
 use crate::msg::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
 use crate::node_core::{Input, NodeCore, Output};
 use output::{num, CsvWriter, OutputError, Rosbag2McapWriter};
@@ -282,13 +282,13 @@ impl Sinks {
             }
             Output::LandmarkPose { landmark_id, msg } => {
                 let topic = format!("/landmarks/{}/pose", topic_safe(&landmark_id));
-                self.bag.write(&topic, type_names::POSE_WITH_COVARIANCE_STAMPED, t_ns, &msg.encode())?;
+                self.bag.write(&topic, type_names::POSE_WITH_COVARIANCE_STAMPED, t_ns, &msg.into_cdr())?;
             }
             Output::Beliefs(msg) => {
-                self.bag.write(BELIEFS_TOPIC, type_names::LANDMARK_BELIEF_ARRAY, t_ns, &msg.encode())?;
+                self.bag.write(BELIEFS_TOPIC, type_names::LANDMARK_BELIEF_ARRAY, t_ns, &msg.into_cdr())?;
             }
             Output::Goal(g) => {
-                self.bag.write(GOAL_TOPIC, type_names::POSE_STAMPED, t_ns, &g.msg.encode())?;
+                self.bag.write(GOAL_TOPIC, type_names::POSE_STAMPED, t_ns, &g.msg.clone().into_cdr())?;
                 *self.goals_by_trigger.entry(g.trigger.name().to_string()).or_insert(0) += 1;
                 let [x, y, _] = g.msg.pose.position;
                 self.builder.goals.push((bag_time_s - self.builder.start_s, x, y));

@@ -6,6 +6,7 @@
 //! Each range is stamped with the stamp of an odometry message (so interpolation is
 //! exact) and recorded 5 ms after it; odometry is recorded 1 ms after its stamp.
 
+use crate::msg::cdr::CdrMessage;
 use crate::msg::{type_names, Header, OdometryMsg, Pose, RangeMeasurementMsg, Stamp};
 use super::output::{io_err, OutputError, Rosbag2McapWriter};
 use nalgebra::Vector2;
@@ -76,6 +77,7 @@ impl SyntheticBag {
                 header: Header { stamp, frame_id: "odom".into() },
                 child_frame_id: "base_link".into(),
                 pose: Pose { position: [x.x, x.y, 0.0], orientation: [0.0, 0.0, (yaw / 2.0).sin(), (yaw / 2.0).cos()] },
+                pose_covariance: [0.0; 36],
             };
             out.push((ns(stamp_s) + 1_000_000, "/odom", type_names::ODOMETRY, odom.encode()));
             if k % every == 0 && !self.landmarks.is_empty() {

@@ -45,7 +45,17 @@ fn pose_out(p: &PoseMsg) -> Pose {
 
 /// `nav_msgs/Odometry` in.
 pub fn odometry_in(m: &Odometry) -> OdometryMsg {
-    OdometryMsg { header: header_in(&m.header), child_frame_id: m.child_frame_id.clone(), pose: pose_in(&m.pose.pose) }
+    let mut pose_covariance = [0.0; 36];
+    // A malformed message may carry fewer than 36 values: the rest stays 0.
+    for (c, v) in pose_covariance.iter_mut().zip(&m.pose.covariance) {
+        *c = *v;
+    }
+    OdometryMsg {
+        header: header_in(&m.header),
+        child_frame_id: m.child_frame_id.clone(),
+        pose: pose_in(&m.pose.pose),
+        pose_covariance,
+    }
 }
 
 /// `landmark_flow/RangeMeasurement` in.
