@@ -256,7 +256,7 @@ def test_no_matching_topic_lists_the_bag_topics(bags, replay, tmp_path):
 
 def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
     """The same messages through the live node (rclpy publishing, reliable QoS) and
-    through the replayer give the same final beliefs.
+    through the replayer give the same final beliefs and the same goal sequence.
 
     Tolerance 1e-9: both run the same localizer code on the same doubles (ranges are
     float32 in sensor_msgs/Range on both paths; stamps travel as sec/nanosec on both),
@@ -267,6 +267,11 @@ def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
     Transport cannot reorder ranges of one landmark (one reliable topic each), and a
     range that arrives before the odometry of its stamp waits for it and is fused with
     the same interpolated pose.
+
+    Goals: re-planned after every fused range of the target (replan_on_update), no
+    timer and a goal tolerance no robot reaches, so every goal follows a fused range and
+    is planned from the pose of that range's odometry (the newest one sent when the
+    range is, on both paths): the sequences must match goal for goal.
     """
     from geometry_msgs.msg import Point, Pose, PoseWithCovariance, Quaternion
     from nav_msgs.msg import Odometry
@@ -283,12 +288,15 @@ def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
     # fused with the previous pose (50 ms old here, inside the default 0.1 s
     # tolerance), so the result does not depend on delivery order across topics.
     params = write_params(tmp_path, "landmark_flow_node",
-                          {**NODE_PARAMS, "localizer": {"odom_tolerance_s": 0.0}})
+                          {**NODE_PARAMS, "localizer": {"odom_tolerance_s": 0.0},
+                           "goal": {"replan_on_update": True, "replan_period_s": 0.0, "goal_tolerance_m": 1e-6}})
     res = replay(d / "bag_mcap", tmp_path / "out", "--params", str(params))
     assert res.returncode == 0, res.stderr
     with AnyReader([tmp_path / "out" / "replay_bag"]) as reader:
         conns = [c for c in reader.connections if c.topic == "/landmark_beliefs"]
         replayed = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)][-1]
+        conns = [c for c in reader.connections if c.topic == "/goal_pose"]
+        replayed_goals = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]
 
     start_node("landmark_flow_node", params_file=params)
     n = peer.node
@@ -296,8 +304,12 @@ def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
     pubs = {"odom": n.create_publisher(Odometry, "odom", qos),
             "range": n.create_publisher(RangeMeasurement, "range", qos),
             "range_raw": n.create_publisher(Range, "range_raw", qos)}
+    from geometry_msgs.msg import PoseStamped
+
     live = []
+    live_goals = []
     n.create_subscription(LandmarkBeliefArray, "landmark_beliefs", live.append, qos)
+    n.create_subscription(PoseStamped, "goal_pose", live_goals.append, qos)
     assert peer.spin_until(lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
                            and n.count_publishers("landmark_beliefs") > 0, timeout_s=20), "node not connected"
 
@@ -333,3 +345,12 @@ def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
         assert l.measurements_fused == r.measurements_fused
         assert math.isclose(l.mean.x, r.mean.x, abs_tol=1e-9) and math.isclose(l.mean.y, r.mean.y, abs_tol=1e-9), lid
         assert np.allclose(np.array(l.covariance), np.array(r.covariance), rtol=0, atol=1e-9), lid
+    assert len(replayed_goals) > 10, "the scenario re-plans"
+    assert peer.spin_until(lambda: len(live_goals) >= len(replayed_goals), timeout_s=10), \
+        f"{len(live_goals)} live goals, {len(replayed_goals)} replayed"
+    assert len(live_goals) == len(replayed_goals)
+    for k, (l, r) in enumerate(zip(live_goals, replayed_goals)):
+        assert (l.header.stamp.sec, l.header.stamp.nanosec) == (r.header.stamp.sec, r.header.stamp.nanosec), k
+        for a, b in [(l.pose.position.x, r.pose.position.x), (l.pose.position.y, r.pose.position.y),
+                     (l.pose.orientation.z, r.pose.orientation.z), (l.pose.orientation.w, r.pose.orientation.w)]:
+            assert math.isclose(a, b, abs_tol=1e-9), (k, a, b)
