@@ -11,7 +11,7 @@ WS := $(CURDIR)/_ws
 ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
-.PHONY: demo test build test-core test-ros-unit test-ros eval bench bench-latency replay eval-plaza1 bench-replay clean
+.PHONY: demo test build test-core test-ros-unit test-ros eval planner-study bench bench-latency replay eval-plaza1 bench-replay clean
 
 ## make demo: build, then run the simulated sensor against scripted odometry and
 ## print what it publishes.
@@ -41,7 +41,13 @@ test-ros: build
 ## Estimator accuracy report on the slides' problem (README table, docs/estimator/).
 eval:
 	scripts/apt_ensure fonts-dejavu-core
-	cargo run --release --no-default-features --bin landmark_flow_eval -- --seeds 200 --out docs/estimator
+	cargo run --release --no-default-features --example estimator_eval -- --seeds 200 --out docs/estimator
+
+## Planner study: the slides' heatmaps, far-field agreement, closed-loop policy comparison
+## (README "The slides' four heatmaps" and "Closed-loop study"; writes docs/planner/).
+planner-study:
+	scripts/apt_ensure fonts-dejavu-core
+	cargo run --release --no-default-features --example planner_study -- --out docs/planner
 
 ## Criterion benchmarks of the core (README numbers).
 bench:
