@@ -13,8 +13,10 @@ export LANDMARK_FLOW_WS := $(WS)
 
 .PHONY: demo test build test-core test-ros-unit test-ros eval planner-study bench bench-latency replay eval-plaza1 bench-replay clean
 
-## make demo: build, then run the simulated sensor against scripted odometry and
-## print what it publishes.
+## make demo: build, then run the closed loop robot -> sensor -> filter -> goal -> robot
+## headless for 40 s (launch/demo.launch.py's DEMO_NODES with config/demo.yaml; README
+## "The demo"); prints error and tr(Sigma), writes out/demo/, fails if the final error is
+## above 0.5 m (scripts/demo.py).
 demo: build
 	$(WITH_ROS) python3 scripts/demo.py
 
