@@ -33,9 +33,10 @@ build:
 test-core:
 	cargo test --release --no-default-features --features bag
 
-## Unit tests of the ROS layer (needs the interfaces installed by `build`).
+## Unit tests of the ROS layer (needs the interfaces installed by `build`), with the
+## features the colcon build gives the nodes (`ros` only).
 test-ros-unit: build
-	$(WITH_ROS) cargo test --release --lib --target-dir $(ROS_TARGET_DIR)
+	$(WITH_ROS) cargo test --release --lib --no-default-features --features ros --target-dir $(ROS_TARGET_DIR)
 
 ## End-to-end tests over real ROS 2 transport with rclpy (tests/ros/).
 test-ros: build
