@@ -11,10 +11,12 @@ WS := $(CURDIR)/_ws
 ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
-.PHONY: demo test build test-core test-ros-unit test-ros eval bench bench-latency replay eval-plaza1 bench-replay clean
+.PHONY: demo test build test-core test-ros-unit test-ros eval planner-study bench bench-latency replay eval-plaza1 bench-replay clean
 
-## make demo: build, then run the simulated sensor against scripted odometry and
-## print what it publishes.
+## make demo: build, then run the closed loop robot -> sensor -> filter -> goal -> robot
+## headless for 40 s (launch/demo.launch.py's DEMO_NODES with config/demo.yaml; README
+## "The demo"); prints error and tr(Sigma), writes out/demo/, fails if the final error is
+## above 0.5 m (scripts/demo.py).
 demo: build
 	$(WITH_ROS) python3 scripts/demo.py
 
@@ -26,13 +28,15 @@ test: test-core build test-ros-unit test-ros
 build:
 	$(WITH_ROS) scripts/colcon_build
 
-## Estimator, planner, models, config: no ROS anywhere (cargo feature `ros` off).
+## Estimator, planner, models, config, the bag replayer: no ROS anywhere (cargo
+## feature `ros` off; `bag` on for tests/replay_*.rs and tests/plaza1.rs).
 test-core:
-	cargo test --release --no-default-features
+	cargo test --release --no-default-features --features bag
 
-## Unit tests of the ROS layer (needs the interfaces installed by `build`).
+## Unit tests of the ROS layer (needs the interfaces installed by `build`), with the
+## features the colcon build gives the nodes (`ros` only).
 test-ros-unit: build
-	$(WITH_ROS) cargo test --release --lib --target-dir $(ROS_TARGET_DIR)
+	$(WITH_ROS) cargo test --release --lib --no-default-features --features ros --target-dir $(ROS_TARGET_DIR)
 
 ## End-to-end tests over real ROS 2 transport with rclpy (tests/ros/).
 test-ros: build
@@ -41,11 +45,17 @@ test-ros: build
 ## Estimator accuracy report on the slides' problem (README table, docs/estimator/).
 eval:
 	scripts/apt_ensure fonts-dejavu-core
-	cargo run --release --no-default-features --bin landmark_flow_eval -- --seeds 200 --out docs/estimator
+	cargo run --release --no-default-features --features plots --example estimator_eval -- --seeds 200 --out docs/estimator
 
-## Criterion benchmarks of the core (README numbers).
+## Planner study: the slides' heatmaps, far-field agreement, closed-loop policy comparison
+## (README "The slides' four heatmaps" and "Closed-loop study"; writes docs/planner/).
+planner-study:
+	scripts/apt_ensure fonts-dejavu-core
+	cargo run --release --no-default-features --features plots --example planner_study -- --out docs/planner
+
+## Criterion benchmarks of the core and the replayer (README numbers).
 bench:
-	cargo bench --no-default-features
+	cargo bench --no-default-features --features bag
 
 ## End-to-end latency (rclpy -> node -> rclpy, 50 Hz) and the node's memory (README numbers).
 bench-latency: build
@@ -55,7 +65,7 @@ bench-latency: build
 ## Offline replay of a rosbag2 (MCAP or sqlite3) through the node's code path.
 replay:
 	scripts/apt_ensure fonts-dejavu-core
-	cargo run --release --no-default-features --bin landmark_flow_replay -- "$(BAG)" --out "$(or $(OUT),out/replay)" \
+	cargo run --release --no-default-features --features bag --bin landmark_flow_replay -- "$(BAG)" --out "$(or $(OUT),out/replay)" \
 	    --params "$(or $(PARAMS),config/landmark_flow_node.yaml)" $(if $(GT),--ground-truth "$(GT)")
 
 ## Plaza1 evaluation (issue 7): both bags with config/plaza.yaml (no beacon positions),
@@ -63,7 +73,7 @@ replay:
 ## docs/replay/plaza1_{gt,dr,gt_uncalibrated}/report.md (the README quotes them).
 PLAZA1 := ../shared/data/plaza1
 eval-plaza1:
-	cargo build --release --no-default-features --bin landmark_flow_replay
+	cargo build --release --no-default-features --features bag --bin landmark_flow_replay
 	sed 's/enabled: true$$/enabled: false/' config/plaza.yaml > target/plaza_uncalibrated.yaml
 	for run in gt:plaza1_gt_mcap:config/plaza.yaml dr:plaza1_dr_mcap:config/plaza.yaml \
 	           gt_uncalibrated:plaza1_gt_mcap:target/plaza_uncalibrated.yaml; do \
@@ -75,7 +85,7 @@ eval-plaza1:
 
 ## Replay throughput on a synthetic hour of 10 Hz ranges (README number).
 bench-replay:
-	cargo bench --no-default-features --bench replay
+	cargo bench --no-default-features --features bag --bench replay
 
 clean:
 	rm -rf $(WS) target

@@ -11,8 +11,9 @@
 //! - time is `f64` seconds in the core; ROS time types are converted at the edge.
 //!
 //! The core (everything but [`ros`]) has no ROS dependency: the node, the bag
-//! replayer, the benches and the tests call the same functions. The `ros` cargo
-//! feature (on by default) adds the r2r/tokio layer used by the executables.
+//! replayer, the benches and the tests call the same functions. Cargo features (all
+//! on by default): `ros` adds the r2r/tokio layer used by the nodes; `bag` the rosbag2
+//! replayer (`replay`: MCAP, SQLite, zstd); `plots` the PNG helpers (`plotting`).
 
 pub mod estimator;
 pub mod config;
@@ -23,8 +24,18 @@ pub mod node_core;
 pub mod node_config;
 pub mod odometry;
 pub mod planner;
+#[cfg(feature = "plots")]
 pub mod plotting;
+#[cfg(feature = "bag")]
 pub mod replay;
+// The ROS layer builds its messages from the replayer's plain message values
+// (src/ros/messages.rs); without `bag`, compile only those and their CDR, which need
+// none of the bag dependencies. Goes away when they move to their own module (issue 11).
+#[cfg(all(feature = "ros", not(feature = "bag")))]
+pub mod replay {
+    pub mod cdr;
+    pub mod messages;
+}
 pub mod sim_robot;
 pub mod sim_sensor;
 pub mod slides;

@@ -1,5 +1,5 @@
-//! What every PNG plot of the crate shares (`landmark_flow_eval`,
-//! `landmark_flow_planner_study`, the replayer's plots): the font, the palette and
+//! What every PNG plot of the crate shares (the examples `estimator_eval` and
+//! `planner_study`, the replayer's plots): the font, the palette and
 //! the legend style.
 //!
 //! Text is drawn with a TTF registered at run time: Debian's fonts-dejavu-core

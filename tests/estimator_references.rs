@@ -125,7 +125,7 @@ fn mixture_keeps_both_lobes_of_the_first_ring() {
     assert!(near_side > 0.1 && far_side > 0.1, "{near_side} / {far_side}");
 }
 
-/// Small version of the accuracy report (the full one is `landmark_flow_eval`).
+/// Small version of the accuracy report (the full one is the `estimator_eval` example, `make eval`).
 #[test]
 fn near_trajectory_mixture_keeps_the_landmark_where_a_single_gaussian_loses_it() {
     let seeds = 24;

@@ -6,17 +6,45 @@
 //! References: the batch least-squares solution over the whole data set with the true
 //! path (a joint fit of the 4 beacons and one range scale: 0.06 m; without a scale:
 //! 3.1 m; scale 1.069), computed independently of this code.
+//!
+//! The data set is not in the repository: it lives beside it, in ../shared/data/plaza1.
+//! Without it each test says so on stderr and passes, unless
+//! `LANDMARK_FLOW_REQUIRE_PLAZA1=1` (set by CI, .ci/run), which makes missing data a
+//! failure.
 
 use landmark_flow::config::node_parameters_from_yaml;
 use landmark_flow::node_config::LandmarkFlowNodeConfig;
 use landmark_flow::replay::report::ReplayReport;
 use landmark_flow::replay::{run, ReplayOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-fn data(bag: &str) -> PathBuf {
+/// Where a bag of the data set is, or `None` (with the reason on stderr) when the data
+/// set is absent and not required.
+///
+/// # Panics
+/// When the bag is absent and `LANDMARK_FLOW_REQUIRE_PLAZA1=1`.
+fn data(bag: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/plaza1").join(bag);
-    assert!(dir.is_dir(), "Plaza1 data missing at {} (the data set sits beside the repository)", dir.display());
-    dir
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let required = std::env::var("LANDMARK_FLOW_REQUIRE_PLAZA1").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{} not found, and LANDMARK_FLOW_REQUIRE_PLAZA1=1 requires it (the Plaza1 data set lives beside the \
+         repository in ../shared/data)",
+        dir.display()
+    );
+    // Straight to stderr: the test harness captures eprintln! of passing tests, and a
+    // skip nobody sees is a silent pass.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipping: {} not found (the Plaza1 data set lives beside the repository in ../shared/data); set \
+         LANDMARK_FLOW_REQUIRE_PLAZA1=1 to make this a failure",
+        dir.display()
+    );
+    None
 }
 
 fn plaza_config() -> LandmarkFlowNodeConfig {
@@ -28,8 +56,10 @@ fn plaza_config() -> LandmarkFlowNodeConfig {
     config
 }
 
-fn replay(bag: &str, calibration: bool, duration_s: Option<f64>) -> ReplayReport {
-    let dir = data(bag);
+/// The report of `bag` replayed with config/plaza.yaml, or `None` when the data set is
+/// absent (see [`data`]).
+fn replay(bag: &str, calibration: bool, duration_s: Option<f64>) -> Option<ReplayReport> {
+    let dir = data(bag)?;
     let out = tempfile_dir(&format!("{bag}-{calibration}-{duration_s:?}"));
     let mut o = ReplayOptions::new(&dir, &out);
     o.config = plaza_config();
@@ -40,7 +70,7 @@ fn replay(bag: &str, calibration: bool, duration_s: Option<f64>) -> ReplayReport
     let outcome = run(&o).unwrap();
     assert!(outcome.bag_error.is_none());
     std::fs::remove_dir_all(&out).ok();
-    outcome.report
+    Some(outcome.report)
 }
 
 fn tempfile_dir(name: &str) -> PathBuf {
@@ -51,7 +81,7 @@ fn tempfile_dir(name: &str) -> PathBuf {
 
 #[test]
 fn ground_truth_odometry_with_calibration_is_near_the_batch_optimum_and_consistent() {
-    let r = replay("plaza1_gt_mcap", true, None);
+    let Some(r) = replay("plaza1_gt_mcap", true, None) else { return };
     assert_eq!(r.landmarks.len(), 4);
     let rmse = r.final_rmse_m.unwrap();
     assert!(rmse <= 0.10, "final RMSE {rmse} m");
@@ -66,7 +96,7 @@ fn ground_truth_odometry_with_calibration_is_near_the_batch_optimum_and_consiste
 
 #[test]
 fn ground_truth_odometry_without_calibration_is_near_the_uncalibrated_batch_optimum() {
-    let r = replay("plaza1_gt_mcap", false, None);
+    let Some(r) = replay("plaza1_gt_mcap", false, None) else { return };
     let rmse = r.final_rmse_m.unwrap();
     assert!(rmse <= 3.3, "final RMSE {rmse} m");
     assert!(r.landmarks.iter().all(|l| l.range_scale.is_none()));
@@ -74,7 +104,7 @@ fn ground_truth_odometry_without_calibration_is_near_the_uncalibrated_batch_opti
 
 #[test]
 fn dead_reckoning_with_calibration() {
-    let r = replay("plaza1_dr_mcap", true, None);
+    let Some(r) = replay("plaza1_dr_mcap", true, None) else { return };
     let rmse = r.final_rmse_m.unwrap();
     assert!(rmse <= 2.5, "final RMSE {rmse} m");
 }
@@ -83,7 +113,7 @@ fn dead_reckoning_with_calibration() {
 /// and, once tracking, within 5 m.
 #[test]
 fn a_ten_minute_slice_initialises_every_beacon() {
-    let r = replay("plaza1_gt_mcap", true, Some(600.0));
+    let Some(r) = replay("plaza1_gt_mcap", true, Some(600.0)) else { return };
     assert!(r.bag_duration_s <= 600.0 + 1e-6);
     assert_eq!(r.landmarks.len(), 4, "{:?}", r.landmarks.iter().map(|l| &l.id).collect::<Vec<_>>());
     for l in &r.landmarks {

@@ -41,7 +41,8 @@ def replay_binary():
     path = shutil.which("landmark_flow_replay")
     if path:
         return path
-    subprocess.run(["cargo", "build", "--release", "--no-default-features", "--bin", "landmark_flow_replay"],
+    subprocess.run(["cargo", "build", "--release", "--no-default-features", "--features", "bag",
+                    "--bin", "landmark_flow_replay"],
                    cwd=REPO, check=True)
     return str(REPO / "target" / "release" / "landmark_flow_replay")
 

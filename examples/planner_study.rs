@@ -11,7 +11,8 @@
 //!    policy with the default mixture estimator and with the particle filter, the planner
 //!    run on the estimator's moment-matched Gaussian (`Summary::belief`).
 //!
-//! Usage: `landmark_flow_planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]`
+//! Usage: `cargo run --release --no-default-features --features plots --example planner_study --
+//! [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]` (`make planner-study`).
 //! Writes CSV and PNG files into DIR (default docs/planner) and prints Markdown tables.
 
 use std::collections::BTreeMap;
@@ -55,7 +56,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-plots" => args.plots = false,
             "-h" | "--help" => {
                 return Err(
-                    "usage: landmark_flow_planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]".into(),
+                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]".into(),
                 )
             }
             other => return Err(format!("unknown argument {other}")),

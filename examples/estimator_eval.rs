@@ -6,7 +6,8 @@
 //! (10, 0)). For every method and noise seed the estimator runs through the 30
 //! measurements; the exact grid posterior is computed at checkpoints.
 //!
-//! Usage: `landmark_flow_eval [--seeds N] [--out DIR] [--threads N] [--no-plots]`
+//! Usage: `cargo run --release --no-default-features --features plots --example estimator_eval --
+//! [--seeds N] [--out DIR] [--threads N] [--no-plots]` (`make eval` runs it for the README).
 //! Writes DIR/summary.csv, DIR/error_vs_k.csv, PNG plots, and prints a Markdown table.
 
 use std::collections::BTreeMap;
@@ -163,7 +164,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = it.next().and_then(|v| v.parse().ok()).ok_or("--threads needs a number")?,
             "--no-plots" => args.plots = false,
             "-h" | "--help" => {
-                return Err("usage: landmark_flow_eval [--seeds N] [--out DIR] [--threads N] [--no-plots]".into())
+                return Err("usage: estimator_eval [--seeds N] [--out DIR] [--threads N] [--no-plots]".into())
             }
             other => return Err(format!("unknown argument {other}")),
         }
