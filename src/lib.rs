@@ -28,14 +28,6 @@ pub mod planner;
 pub mod plotting;
 #[cfg(feature = "bag")]
 pub mod replay;
-// The ROS layer builds its messages from the replayer's plain message values
-// (src/ros/messages.rs); without `bag`, compile only those and their CDR, which need
-// none of the bag dependencies. Goes away when they move to their own module (issue 11).
-#[cfg(all(feature = "ros", not(feature = "bag")))]
-pub mod replay {
-    pub mod cdr;
-    pub mod messages;
-}
 pub mod sim_robot;
 pub mod sim_sensor;
 pub mod slides;
