@@ -160,10 +160,25 @@ pub fn criterion_grid(
     noise_var_m2: f64,
     seed: u64,
 ) -> Result<CriterionGrid, PlannerError> {
-    let belief = check_inputs(config, &current_position, belief, noise_var_m2)?;
-    let grid = CandidateGrid::new(config, &current_position, &belief.mean);
-    let landmark = LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws };
-    evaluate(config, grid, &belief, noise_var_m2, landmark, quantity_of(config.policy), seed)
+    let (belief, grid) = prepare(config, &current_position, belief, noise_var_m2)?;
+    evaluate(config, grid, &belief, noise_var_m2, bayesian(config), quantity_of(config.policy), seed)
+}
+
+/// The Bayesian landmark hypothesis of the node: the landmark drawn from the belief.
+fn bayesian(config: &PlannerConfig) -> LandmarkHypothesis {
+    LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws }
+}
+
+/// The checked inputs and the candidate grid every entry point starts from.
+fn prepare(
+    config: &PlannerConfig,
+    current_position: &Vector2<f64>,
+    belief: &GaussianBelief<2>,
+    noise_var_m2: f64,
+) -> Result<(GaussianBelief<2>, CandidateGrid), PlannerError> {
+    let belief = check_inputs(config, current_position, belief, noise_var_m2)?;
+    let grid = CandidateGrid::new(config, current_position, &belief.mean);
+    Ok((belief, grid))
 }
 
 /// Chooses the next goal with the configured policy, Bayesian variant (the landmark is
@@ -178,8 +193,7 @@ pub fn plan_next_goal(
     noise_var_m2: f64,
     seed: u64,
 ) -> Result<Goal, PlannerError> {
-    let landmark = LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws };
-    plan_next_goal_with_landmark(config, current_position, belief, noise_var_m2, landmark, seed)
+    plan_with_grid(config, current_position, belief, noise_var_m2, bayesian(config), seed).map(|(goal, _)| goal)
 }
 
 /// Chooses the next goal among the valid candidates (reachable within `max_step_m`, in
@@ -220,8 +234,7 @@ pub fn plan_next_goal_with_grid(
     noise_var_m2: f64,
     seed: u64,
 ) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
-    let landmark = LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws };
-    plan_with_grid(config, current_position, belief, noise_var_m2, landmark, seed)
+    plan_with_grid(config, current_position, belief, noise_var_m2, bayesian(config), seed)
 }
 
 fn plan_with_grid(
@@ -232,8 +245,7 @@ fn plan_with_grid(
     landmark: LandmarkHypothesis,
     seed: u64,
 ) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
-    let belief = check_inputs(config, &current_position, belief, noise_var_m2)?;
-    let grid = CandidateGrid::new(config, &current_position, &belief.mean);
+    let (belief, grid) = prepare(config, &current_position, belief, noise_var_m2)?;
     let valid = grid.valid_indices();
     if valid.is_empty() {
         return Err(no_candidate(config, &current_position, &grid));
