@@ -21,6 +21,7 @@ use nalgebra::{Matrix2, Vector2};
 
 use super::belief::GaussianBelief;
 use super::error::EstimatorError;
+use crate::config::ConfigError;
 use super::model::{NoiseShape, ScalarNoise};
 
 /// Log-density window (nats below the maximum) of the cells that are kept.
@@ -68,7 +69,7 @@ impl InitialisationGrid {
     /// `calibration` (use [`CalibrationPrior::EXACT`] for calibrated ranges).
     ///
     /// # Errors
-    /// `InvalidConfig` for a non-finite centre, radius or cell, or more than 4096 cells
+    /// `Config` for a non-finite centre, radius or cell, or more than 4096 cells
     /// per axis; shape errors from [`ScalarNoise::new`].
     pub fn new(
         centre: Vector2<f64>,
@@ -77,11 +78,7 @@ impl InitialisationGrid {
         shape: NoiseShape,
         calibration: CalibrationPrior,
     ) -> Result<Self, EstimatorError> {
-        let bad = |parameter: &'static str, value: f64, allowed: &'static str| EstimatorError::InvalidConfig {
-            parameter,
-            value: value.to_string(),
-            allowed,
-        };
+        let bad = |parameter: &str, value: f64, allowed: &str| EstimatorError::from(ConfigError::invalid(parameter, value, allowed));
         if !centre.iter().all(|v| v.is_finite()) {
             return Err(EstimatorError::InvalidSensorPosition(centre.as_slice().to_vec()));
         }

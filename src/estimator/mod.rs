@@ -30,6 +30,7 @@ pub mod model;
 pub mod particle;
 pub mod reference;
 
+use crate::config::ConfigError;
 use nalgebra::SVector;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -153,10 +154,10 @@ impl<const D: usize> Estimator<D> {
     /// [`Estimator::update_calibrated`]).
     ///
     /// # Errors
-    /// `InvalidConfig` from [`EstimatorConfig::validate`], or for D ∉ {2, 3, 4}.
+    /// `Config` from [`EstimatorConfig::validate`], or for D ∉ {2, 3, 4}.
     pub fn new(config: EstimatorConfig) -> Result<Self, EstimatorError> {
         if !(2..=4).contains(&D) {
-            return Err(EstimatorError::InvalidConfig { parameter: "dimension", value: D.to_string(), allowed: "2, 3 or 4" });
+            return Err(ConfigError::invalid("dimension", D, "2, 3 or 4").into());
         }
         config.validate()?;
         let cubature = cubature::gauss_hermite_nodes::<D>(config.flow.cubature_points_per_axis);
@@ -194,7 +195,7 @@ impl<const D: usize> Estimator<D> {
     /// Input errors (`InvalidRange`, `InvalidNoiseVariance`, `InvalidSensorPosition`),
     /// `StateMismatch` for a state of another method, and update failures; on error the
     /// caller keeps its previous state. A returned state always has a publishable summary.
-    /// `InvalidConfig` for D = 4 (a calibrated state: use [`Estimator::update_calibrated`]).
+    /// `Config` for D = 4 (a calibrated state: use [`Estimator::update_calibrated`]).
     pub fn update(
         &self,
         state: &State<D>,
@@ -203,11 +204,7 @@ impl<const D: usize> Estimator<D> {
         noise_var_m2: f64,
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
         if D == 4 {
-            return Err(EstimatorError::InvalidConfig {
-                parameter: "dimension",
-                value: "4".into(),
-                allowed: "2 or 3 for plain ranges (update_calibrated for the calibrated state)",
-            });
+            return Err(ConfigError::invalid("dimension", D, "2 or 3 for plain ranges (update_calibrated for the calibrated state)").into());
         }
         let model = RangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
         self.update_with_model(state, &model)

@@ -1,7 +1,7 @@
 //! The localiser's parameters (`localizer.*` of the node config) and their checks.
 
-use crate::config::{check_positive, check_range, ConfigError};
-use crate::estimator::{CalibrationPrior, EstimatorConfig, EstimatorError, GaussianBelief};
+use crate::config::{check_integer, check_positive, check_range, ConfigError};
+use crate::estimator::{CalibrationPrior, EstimatorConfig, GaussianBelief, Method};
 use nalgebra::{Matrix2, Vector2, Vector3};
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +94,8 @@ impl Default for CalibrationConfig {
 }
 
 impl CalibrationConfig {
-    /// The prior as the estimator takes it ([`CalibrationPrior::EXACT`] when off).
+    /// The prior as the estimator takes it ([`CalibrationPrior::EXACT`] when off); as a
+    /// Gaussian over (s, b): [`CalibrationPrior::belief`].
     pub fn prior(&self) -> CalibrationPrior {
         if self.enabled {
             CalibrationPrior {
@@ -238,25 +239,51 @@ impl LocalizerConfig {
         check_range("initialisation.region_radius_m", init.region_radius_m, 1e-3, 1e5)?;
         check_range("initialisation.cell_m", init.cell_m, init.region_radius_m / 2000.0, init.region_radius_m)?;
         check_range("initialisation.max_std_m", init.max_std_m, init.cell_m, 1e5)?;
-        check_range("initialisation.min_ranges", f64::from(init.min_ranges), 1.0, 1e6)?;
+        check_integer("initialisation.min_ranges", init.min_ranges, 1, 1_000_000)?;
         let cal = &self.calibration;
         check_range("calibration.scale_prior", cal.scale_prior, 0.1, 10.0)?;
         check_range("calibration.scale_std", cal.scale_std, 1e-6, 1.0)?;
         check_range("calibration.offset_prior_m", cal.offset_prior_m, -1e3, 1e3)?;
         check_range("calibration.offset_std_m", cal.offset_std_m, 1e-6, 1e3)?;
         let relin = &self.relinearisation;
-        check_range("relinearisation.every_ranges", f64::from(relin.every_ranges), 0.0, 1e6)?;
-        check_range("relinearisation.max_ranges", f64::from(relin.max_ranges), 1.0, 1e5)?;
+        check_integer("relinearisation.every_ranges", relin.every_ranges, 0, 1_000_000)?;
+        check_integer("relinearisation.max_ranges", relin.max_ranges, 1, 100_000)?;
         self.default_prior_belief()?;
         self.configured_priors()?;
-        self.estimator.validate().map_err(|e| match e {
-            EstimatorError::InvalidConfig { parameter, value, allowed } => ConfigError::Invalid {
-                parameter: format!("estimator.{parameter}"),
-                value,
-                allowed: allowed.to_string(),
-            },
-            other => ConfigError::Parse(other.to_string()),
-        })
+        self.estimator.validate().map_err(|e| e.prefixed("estimator"))?;
+        self.check_combinations()
+    }
+
+    /// Rules across parameters (each error names the parameter it rejects and the
+    /// other one with its value).
+    fn check_combinations(&self) -> Result<(), ConfigError> {
+        let relin = &self.relinearisation;
+        // A window folds at max_ranges, so a longer period would never re-solve.
+        if relin.every_ranges > relin.max_ranges {
+            return Err(ConfigError::invalid(
+                "relinearisation.every_ranges",
+                relin.every_ranges,
+                &format!("0 or <= relinearisation.max_ranges ({})", relin.max_ranges),
+            ));
+        }
+        // Re-solving needs a Gaussian (or mixture) belief: particles would silently
+        // never be relinearised.
+        if relin.every_ranges > 0 && self.estimator.method == Method::Particle {
+            return Err(ConfigError::invalid(
+                "relinearisation.every_ranges",
+                relin.every_ranges,
+                "0 with estimator.method = particle (re-solving needs a Gaussian belief)",
+            ));
+        }
+        // A range may precede the buffered odometry by at most the buffer's length.
+        if self.odom_tolerance_s > self.odom_buffer_s {
+            return Err(ConfigError::invalid(
+                "odom_tolerance_s",
+                self.odom_tolerance_s,
+                &format!("<= odom_buffer_s ({})", self.odom_buffer_s),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn default_prior_belief(&self) -> Result<GaussianBelief<2>, ConfigError> {

@@ -73,6 +73,15 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use track::{replace_calibration_prior, summarise};
 
+/// An estimator that cannot be built from a validated config: its config error, or
+/// the message of another failure.
+fn estimator_config_error(e: EstimatorError) -> ConfigError {
+    match e {
+        EstimatorError::Config(c) => c.prefixed("estimator"),
+        other => ConfigError::Parse(other.to_string()),
+    }
+}
+
 /// Per-landmark beliefs plus the odometry buffer and the rejection counters.
 #[derive(Debug)]
 pub struct Localizer {
@@ -96,8 +105,8 @@ impl Localizer {
     /// The config's validation error.
     pub fn new(config: LocalizerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let estimator = Estimator::new(config.estimator).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        let calibrated_estimator = Estimator::new(config.estimator).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
+        let calibrated_estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
         let priors: BTreeMap<_, _> = config.configured_priors()?.into_iter().collect();
         let mut me = Self {
             default_prior: config.default_prior_belief()?,
@@ -546,6 +555,19 @@ mod tests {
             ("priors.covs_m2", Box::new(|c| c.priors.covs_m2[0] = -1.0)),
             ("priors.ids", Box::new(|c| c.priors.ids[0].clear())),
             ("estimator.flow.samples", Box::new(|c| c.estimator.flow.samples = 0)),
+            // Rules across parameters.
+            ("relinearisation.every_ranges", Box::new(|c| {
+                c.relinearisation.every_ranges = 10;
+                c.relinearisation.max_ranges = 5;
+            })),
+            ("relinearisation.every_ranges", Box::new(|c| {
+                c.relinearisation.every_ranges = 3;
+                c.estimator.method = crate::estimator::Method::Particle;
+            })),
+            ("odom_tolerance_s", Box::new(|c| {
+                c.odom_buffer_s = 1.0;
+                c.odom_tolerance_s = 2.0;
+            })),
         ];
         for (name, mutate) in cases {
             let mut c = config();
