@@ -18,6 +18,7 @@
 //! d(s) = ‖x − s‖ (m). No ROS type appears here; time, where needed, is f64 seconds.
 
 pub mod belief;
+pub mod calibration;
 pub mod config;
 pub mod cubature;
 pub mod error;
@@ -40,6 +41,10 @@ pub use config::{EstimatorConfig, FlowConfig, Method, MixtureConfig, ParticleCon
 pub use cubature::StandardNode;
 pub use error::EstimatorError;
 pub use flow::FlowStats;
+pub use calibration::{
+    calibration_marginal, condition_position, joint_prior, pool_calibration, position_marginal,
+    replace_calibration_prior,
+};
 pub use initialisation::{CalibrationPrior, InitialisationGrid};
 pub use mixture::{GaussianMixture, MixtureComponent};
 pub use model::{CalibratedRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
@@ -246,6 +251,21 @@ impl<const D: usize> Estimator<D> {
         anchor: &GaussianBelief<D>,
         models: &[M],
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
+        self.refine_concat(state, anchor, models, &[])
+    }
+
+    /// [`Estimator::refine`] for the measurements `earlier` followed by `newest`, so a
+    /// caller can re-solve for a window plus one new range without copying the window.
+    ///
+    /// # Errors
+    /// As [`Estimator::refine`].
+    pub fn refine_concat<M: MeasurementModel<D>>(
+        &self,
+        state: &State<D>,
+        anchor: &GaussianBelief<D>,
+        earlier: &[M],
+        newest: &[M],
+    ) -> Result<(State<D>, UpdateStats), EstimatorError> {
         let start = match &state.belief {
             Belief::Gaussian(g) => *g,
             Belief::Mixture(m) => m.moment_matched(),
@@ -256,7 +276,7 @@ impl<const D: usize> Estimator<D> {
         let (belief, s) = flow::natural_flow_from(
             anchor,
             &start,
-            &flow::MeasurementBatch(models),
+            &flow::MeasurementBatch(earlier, newest),
             &self.refine_cubature,
             &self.config.natural_settings(),
         )?;
@@ -267,7 +287,7 @@ impl<const D: usize> Estimator<D> {
         let stats = UpdateStats {
             iterations: s.iterations,
             converged: s.converged,
-            evaluations: s.evaluations * models.len(),
+            evaluations: s.evaluations * (earlier.len() + newest.len()),
             components: 1,
             log_evidence: s.elbo,
         };

@@ -1,6 +1,7 @@
 //! A range as received, the checks it must pass (see the module doc of
 //! [`crate::localizer`]), why it can be rejected, and what became of it.
 
+use super::config::LocalizerConfig;
 use crate::estimator::{MeasurementModel, MixtureComponent, Summary, UpdateStats};
 use crate::odometry::{OdometryRejection, PoseLookupError};
 use nalgebra::Point3;
@@ -113,6 +114,34 @@ pub fn innovation_gate<const D: usize, M: MeasurementModel<D>>(summary: &Summary
             (model.measurement() - h).abs() / s.sqrt()
         })
         .fold(f64::INFINITY, f64::min)
+}
+
+/// Checks 1–4 of the module doc of [`crate::localizer`], those that need only the
+/// message and the config: a positive finite stamp; a finite range in
+/// [0, `max_range_m`]; a finite variance ≥ 0; the expected frame (when set).
+///
+/// # Errors
+/// The first failing check's [`Rejection`].
+pub(crate) fn check_message(m: &RangeInput, config: &LocalizerConfig) -> Result<(), Rejection> {
+    if !(m.stamp_s.is_finite() && m.stamp_s > 0.0) {
+        return Err(Rejection::BadStamp(m.stamp_s));
+    }
+    if !m.range_m.is_finite() {
+        return Err(Rejection::NonFiniteRange(m.range_m));
+    }
+    if m.range_m < 0.0 {
+        return Err(Rejection::NegativeRange(m.range_m));
+    }
+    if m.range_m > config.max_range_m {
+        return Err(Rejection::BeyondMaxRange { range_m: m.range_m, max_m: config.max_range_m });
+    }
+    if !(m.variance_m2.is_finite() && m.variance_m2 >= 0.0) {
+        return Err(Rejection::BadVariance(m.variance_m2));
+    }
+    if !config.sensor_frame_id.is_empty() && m.frame_id != config.sensor_frame_id {
+        return Err(Rejection::WrongFrame { got: m.frame_id.clone(), expected: config.sensor_frame_id.clone() });
+    }
+    Ok(())
 }
 
 /// [`Rejection::InnovationGate`] when `gate` = k > 0 and the measurement is more than k

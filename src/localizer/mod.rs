@@ -60,18 +60,19 @@ pub use config::{
     UnknownLandmarkPolicy,
 };
 pub use input::{innovation_gate, Fused, Processed, RangeInput, RangeOutcome, Rejection, MAX_PENDING_RANGES};
-pub use track::{pool_calibration, LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackStatus};
+pub use track::{LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackStatus};
 
 use crate::config::ConfigError;
 use crate::estimator::{
-    CalibratedRangeModel, Estimator, EstimatorError, GaussianBelief, InitialisationGrid, RangeModel, UpdateStats,
+    joint_prior, pool_calibration, replace_calibration_prior, CalibratedRangeModel, Estimator, EstimatorError,
+    GaussianBelief, InitialisationGrid, RangeModel, UpdateStats,
 };
 use crate::odometry::{OdometryBuffer, PoseLookupError};
-use input::check_gate;
-use nalgebra::{Isometry3, Matrix2, Matrix4, Point3, Vector2, Vector4};
+use input::{check_gate, check_message};
+use nalgebra::{Isometry3, Point3, Vector2};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use track::{replace_calibration_prior, summarise};
+use track::{summarise, TrackStep};
 
 /// An estimator that cannot be built from a validated config: its config error, or
 /// the message of another failure.
@@ -154,17 +155,8 @@ impl Localizer {
             return Ok(TrackState::Position(self.estimator.initial_state(prior)?, RangeWindow::new(prior)));
         }
         let cavity = self.calibration_prior();
-        let prior = self.with_calibration_prior(&prior);
+        let prior = joint_prior(&prior, &cavity);
         Ok(TrackState::Calibrated(self.calibrated_estimator.initial_state(prior)?, RangeWindow::new(prior), cavity))
-    }
-
-    /// N(position) × N(s₀, σ_s²) × N(b₀, σ_b²) over θ = (y₁, y₂, s, b).
-    fn with_calibration_prior(&self, position: &GaussianBelief<2>) -> GaussianBelief<4> {
-        let cal = self.calibration_prior();
-        let mut cov = Matrix4::zeros();
-        cov.fixed_view_mut::<2, 2>(0, 0).copy_from(&position.cov);
-        cov.fixed_view_mut::<2, 2>(2, 2).copy_from(&cal.cov);
-        GaussianBelief { mean: Vector4::new(position.mean.x, position.mean.y, cal.mean.x, cal.mean.y), cov }
     }
 
     /// The tracking state of a unimodal grid: the flow's Gaussian solved for the
@@ -175,30 +167,30 @@ impl Localizer {
     fn start_tracking(&self, grid: &InitialisationGrid) -> Result<TrackState, EstimatorError> {
         let shape = self.config.estimator.noise_shape;
         let measured = grid.measurements();
-        Ok(match self.tracking_state(grid.moments())? {
-            TrackState::Position(state, fallback) => {
-                let anchor = grid.prior_moments();
-                let ranges = measured
-                    .iter()
-                    .map(|&(x, z, var)| RangeModel::new(x, z, var, shape))
-                    .collect::<Result<Vec<_>, _>>()?;
-                match self.estimator.refine(&state, &anchor, &ranges) {
-                    Ok((refined, _)) => TrackState::Position(refined, RangeWindow { anchor, ranges }),
-                    Err(_) => TrackState::Position(state, fallback),
-                }
-            }
-            TrackState::Calibrated(state, fallback, cavity) => {
-                let anchor = self.with_calibration_prior(&grid.prior_moments());
-                let ranges = measured
-                    .iter()
-                    .map(|&(x, z, var)| CalibratedRangeModel::new(x, z, var, shape))
-                    .collect::<Result<Vec<_>, _>>()?;
-                match self.calibrated_estimator.refine(&state, &anchor, &ranges) {
-                    Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges }, cavity),
-                    Err(_) => TrackState::Calibrated(state, fallback, cavity),
-                }
-            }
-            initialising @ TrackState::Initialising(_) => initialising,
+        let moments = grid.moments();
+        if !self.config.calibration.enabled {
+            let state = self.estimator.initial_state(moments)?;
+            let anchor = grid.prior_moments();
+            let ranges = measured
+                .iter()
+                .map(|&(x, z, var)| RangeModel::new(x, z, var, shape))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(match self.estimator.refine(&state, &anchor, &ranges) {
+                Ok((refined, _)) => TrackState::Position(refined, RangeWindow { anchor, ranges }),
+                Err(_) => TrackState::Position(state, RangeWindow::new(moments)),
+            });
+        }
+        let cavity = self.calibration_prior();
+        let prior = joint_prior(&moments, &cavity);
+        let state = self.calibrated_estimator.initial_state(prior)?;
+        let anchor = joint_prior(&grid.prior_moments(), &cavity);
+        let ranges = measured
+            .iter()
+            .map(|&(x, z, var)| CalibratedRangeModel::new(x, z, var, shape))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match self.calibrated_estimator.refine(&state, &anchor, &ranges) {
+            Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges }, cavity),
+            Err(_) => TrackState::Calibrated(state, RangeWindow::new(prior), cavity),
         })
     }
 
@@ -306,27 +298,7 @@ impl Localizer {
     }
 
     fn try_add_range(&mut self, m: &RangeInput) -> Result<RangeOutcome, Rejection> {
-        if !(m.stamp_s.is_finite() && m.stamp_s > 0.0) {
-            return Err(Rejection::BadStamp(m.stamp_s));
-        }
-        if !m.range_m.is_finite() {
-            return Err(Rejection::NonFiniteRange(m.range_m));
-        }
-        if m.range_m < 0.0 {
-            return Err(Rejection::NegativeRange(m.range_m));
-        }
-        if m.range_m > self.config.max_range_m {
-            return Err(Rejection::BeyondMaxRange { range_m: m.range_m, max_m: self.config.max_range_m });
-        }
-        if !(m.variance_m2.is_finite() && m.variance_m2 >= 0.0) {
-            return Err(Rejection::BadVariance(m.variance_m2));
-        }
-        if !self.config.sensor_frame_id.is_empty() && m.frame_id != self.config.sensor_frame_id {
-            return Err(Rejection::WrongFrame {
-                got: m.frame_id.clone(),
-                expected: self.config.sensor_frame_id.clone(),
-            });
-        }
+        check_message(m, &self.config)?;
         if !self.tracks.contains_key(&m.landmark_id) {
             if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject || m.landmark_id.is_empty() {
                 return Err(Rejection::UnknownLandmark(m.landmark_id.clone()));
@@ -371,13 +343,43 @@ impl Localizer {
             let track = self.new_track(TrackState::Initialising(Box::new(grid))).map_err(estimator_error)?;
             self.tracks.insert(m.landmark_id.clone(), track);
         }
-        let track = &self.tracks[&m.landmark_id];
+        let (step, stats) = self.step(&m.landmark_id, x, m.range_m, variance)?;
+        let (summary, calibration) =
+            step.summarise(self.sensor_calibration.as_ref()).map_err(estimator_error)?;
+        if !summary.belief.is_publishable() {
+            return Err(Rejection::Estimator("the updated belief is not finite and SPD".into()));
+        }
+        let latency_s = start.elapsed().as_secs_f64();
+        let calibrated = step.is_calibrated();
+        let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
+        track.state.commit(step);
+        track.summary = summary;
+        track.calibration = calibration;
+        track.measurements_fused += 1;
+        track.last_stamp_s = m.stamp_s;
+        track.last_latency_s = latency_s;
+        track.last_stats = stats;
+        track.last_range = Some((x, m.range_m));
+        if calibrated {
+            self.refresh_sensor_calibration();
+        }
+        Ok(RangeOutcome::Fused(Fused { sensor_position: sensor, stats, latency_s }))
+    }
+
+    /// The next state of landmark `id` after the range `range_m` from `x` with noise
+    /// variance `variance`: computed from a reference to the track, which is left as
+    /// it is (a rejection changes nothing; [`TrackState::commit`] applies the step).
+    ///
+    /// # Errors
+    /// [`Rejection::InnovationGate`], or [`Rejection::Estimator`] when the update fails.
+    fn step(&self, id: &str, x: Vector2<f64>, range_m: f64, variance: f64) -> Result<(TrackStep, UpdateStats), Rejection> {
+        let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
         let gate = self.config.innovation_gate_sigma;
         let shape = self.config.estimator.noise_shape;
-        let (state, stats) = match &track.state {
+        let relinearisation = &self.config.relinearisation;
+        Ok(match &self.tracks[id].state {
             TrackState::Initialising(grid) => {
-                let mut grid = grid.clone();
-                grid.add_range(x, m.range_m, variance).map_err(estimator_error)?;
+                let grid = grid.with_range(x, range_m, variance).map_err(estimator_error)?;
                 let init = &self.config.initialisation;
                 let stats = UpdateStats {
                     iterations: 1,
@@ -387,65 +389,43 @@ impl Localizer {
                     log_evidence: f64::NEG_INFINITY,
                 };
                 if grid.ranges() >= init.min_ranges && grid.largest_std_m() <= init.max_std_m {
-                    (self.start_tracking(&grid).map_err(estimator_error)?, stats)
+                    (TrackStep::Start(self.start_tracking(&grid).map_err(estimator_error)?), stats)
                 } else {
-                    (TrackState::Initialising(grid), stats)
+                    (TrackStep::Grid(Box::new(grid)), stats)
                 }
             }
             TrackState::Position(state, window) => {
-                let model = RangeModel::new(x, m.range_m, variance, shape).map_err(estimator_error)?;
+                let model = RangeModel::new(x, range_m, variance, shape).map_err(estimator_error)?;
                 check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
                 let (next, stats) = self.estimator.update_with_model(state, &model).map_err(estimator_error)?;
-                let mut window = window.clone();
-                let (next, _) = window.push(&self.estimator, next, model, &self.config.relinearisation, None);
-                (TrackState::Position(next, window), stats)
+                let (next, change, _) = window.advance(&self.estimator, next, model, relinearisation, None);
+                (TrackStep::Position(next, change), stats)
             }
             TrackState::Calibrated(state, window, cavity) => {
-                let model = CalibratedRangeModel::new(x, m.range_m, variance, shape).map_err(estimator_error)?;
+                let model = CalibratedRangeModel::new(x, range_m, variance, shape).map_err(estimator_error)?;
                 check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
                 let (next, stats) = self.calibrated_estimator.update_with_model(state, &model).map_err(estimator_error)?;
-                let mut window = window.clone();
                 // A re-solve takes in what the other landmarks now know about (s, b).
-                let new_cavity = if window.refine_due(&self.config.relinearisation) {
-                    self.cavity(&m.landmark_id)
-                } else {
-                    None
-                };
-                let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&window.anchor, cavity, &c));
-                let (next, refined) =
-                    window.push(&self.calibrated_estimator, next, model, &self.config.relinearisation, new_anchor);
+                let new_cavity = if window.refine_due(relinearisation) { self.cavity(id) } else { None };
+                let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&window.anchor, cavity, &c).ok());
+                let (next, change, refined) =
+                    window.advance(&self.calibrated_estimator, next, model, relinearisation, new_anchor);
                 let cavity = match (refined, new_anchor, new_cavity) {
                     (true, Some(_), Some(c)) => c,
                     _ => *cavity,
                 };
-                (TrackState::Calibrated(next, window, cavity), stats)
+                (TrackStep::Calibrated(next, change, cavity), stats)
             }
-        };
-        let (summary, calibration) = summarise(&state, self.sensor_calibration.as_ref()).map_err(estimator_error)?;
-        if !summary.belief.is_publishable() {
-            return Err(Rejection::Estimator("the updated belief is not finite and SPD".into()));
-        }
-        let latency_s = start.elapsed().as_secs_f64();
-        let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
-        track.state = state;
-        track.summary = summary;
-        track.calibration = calibration;
-        track.measurements_fused += 1;
-        track.last_stamp_s = m.stamp_s;
-        track.last_latency_s = latency_s;
-        track.last_stats = stats;
-        track.last_range = Some((x, m.range_m));
-        let calibrated = matches!(track.state, TrackState::Calibrated(..));
-        if calibrated {
-            self.refresh_sensor_calibration();
-        }
-        Ok(RangeOutcome::Fused(Fused { sensor_position: sensor, stats, latency_s }))
+        })
     }
 
     /// Pools the calibration of every calibrated landmark ([`pool_calibration`]) and
     /// re-summarises them with it (a landmark whose summary would not be publishable
     /// keeps its previous one).
     fn refresh_sensor_calibration(&mut self) {
+        if !self.config.calibration.enabled {
+            return;
+        }
         let Some(pooled) = self.pooled_calibration(None) else { return };
         self.sensor_calibration = Some(pooled);
         for track in self.tracks.values_mut() {
@@ -470,7 +450,7 @@ impl Localizer {
                 _ => None,
             })
             .collect();
-        pool_calibration(&self.calibration_prior(), &landmarks)
+        pool_calibration(&self.calibration_prior(), &landmarks).ok()
     }
 
     /// What the other landmarks know about (s, b): the cavity of landmark `id`.
@@ -478,13 +458,9 @@ impl Localizer {
         self.pooled_calibration(Some(id))
     }
 
-    /// N((s₀, b₀), diag(σ_s², σ_b²)).
+    /// N((s₀, b₀), diag(σ_s², σ_b²)) ([`CalibrationConfig::prior`]); calibration on.
     fn calibration_prior(&self) -> GaussianBelief<2> {
-        let c = &self.config.calibration;
-        GaussianBelief {
-            mean: Vector2::new(c.scale_prior, c.offset_prior_m),
-            cov: Matrix2::new(c.scale_std * c.scale_std, 0.0, 0.0, c.offset_std_m * c.offset_std_m),
-        }
+        self.config.calibration.prior().belief()
     }
 
     /// The sensor's range calibration pooled over the landmarks (mean (s, b),

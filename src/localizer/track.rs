@@ -4,10 +4,10 @@
 
 use super::config::RelinearisationConfig;
 use crate::estimator::{
-    CalibratedRangeModel, Estimator, EstimatorError, GaussianBelief, InitialisationGrid, MeasurementModel,
-    MixtureComponent, RangeModel, State, Summary, UpdateStats,
+    calibration_marginal, condition_position, CalibratedRangeModel, Estimator, EstimatorError, GaussianBelief,
+    InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
 };
-use nalgebra::{Matrix2, Vector2};
+use nalgebra::Vector2;
 
 /// Where a landmark's estimate is in its life (published as `LandmarkBelief.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,69 @@ pub enum TrackState {
     Position(State<2>, RangeWindow<2, RangeModel<2>>),
     /// Position and range calibration θ = (y₁, y₂, s, b), and the belief over (s, b)
     /// from the other landmarks (the "cavity") that its anchor includes.
+    ///
+    /// A joint state with more than the landmark (e.g. a robot-pose error appended to
+    /// θ) would be one more variant here, with its model and the block offsets of
+    /// [`crate::estimator::calibration`].
     Calibrated(State<4>, RangeWindow<4, CalibratedRangeModel>, GaussianBelief<2>),
+}
+
+/// A track's next state, computed from a reference to the current one (nothing of it
+/// is copied: a new grid is a new buffer of the surviving cells, a window only gets
+/// the new range on [`TrackState::commit`]), so a rejected range leaves the track
+/// untouched at no cost.
+#[derive(Debug)]
+pub(crate) enum TrackStep {
+    /// The grid with one more range.
+    Grid(Box<InitialisationGrid>),
+    /// The grid became unimodal: a new tracking state.
+    Start(TrackState),
+    /// The position state after one range.
+    Position(State<2>, WindowStep<2, RangeModel<2>>),
+    /// The calibrated state after one range, and its cavity.
+    Calibrated(State<4>, WindowStep<4, CalibratedRangeModel>, GaussianBelief<2>),
+}
+
+impl TrackStep {
+    /// Position summary and calibration of the state this step leads to (as
+    /// [`summarise`] of the committed state).
+    pub(crate) fn summarise(
+        &self,
+        sensor: Option<&GaussianBelief<2>>,
+    ) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+        match self {
+            TrackStep::Grid(grid) => Ok((grid_summary(grid), None)),
+            TrackStep::Start(state) => summarise(state, sensor),
+            TrackStep::Position(state, _) => Ok((state.summary()?, None)),
+            TrackStep::Calibrated(state, ..) => calibrated_summary(state, sensor),
+        }
+    }
+
+    /// Whether the state it leads to is calibrated (the sensor's pooled calibration
+    /// changes).
+    pub(crate) fn is_calibrated(&self) -> bool {
+        matches!(self, TrackStep::Calibrated(..) | TrackStep::Start(TrackState::Calibrated(..)))
+    }
+}
+
+impl TrackState {
+    /// Moves `step`, computed by the localiser from this state, in.
+    pub(crate) fn commit(&mut self, step: TrackStep) {
+        match (self, step) {
+            (this, TrackStep::Grid(grid)) => *this = TrackState::Initialising(grid),
+            (this, TrackStep::Start(state)) => *this = state,
+            (TrackState::Position(state, window), TrackStep::Position(next, change)) => {
+                *state = next;
+                window.commit(change);
+            }
+            (TrackState::Calibrated(state, window, cavity), TrackStep::Calibrated(next, change, next_cavity)) => {
+                *state = next;
+                window.commit(change);
+                *cavity = next_cavity;
+            }
+            _ => unreachable!("a track step is committed to the kind of state it was computed from"),
+        }
+    }
 }
 
 /// The ranges fused since `anchor`, kept for relinearisation ([`Estimator::refine`]).
@@ -38,49 +100,78 @@ pub struct RangeWindow<const D: usize, M> {
     pub ranges: Vec<M>,
 }
 
-impl<const D: usize, M: MeasurementModel<D> + Clone> RangeWindow<D, M> {
+/// What one range does to a [`RangeWindow`] ([`RangeWindow::advance`]).
+#[derive(Debug)]
+pub(crate) struct WindowStep<const D: usize, M> {
+    /// The range, appended on commit.
+    model: M,
+    /// The window's new anchor (after a re-solve with a new anchor, or a fold).
+    anchor: Option<GaussianBelief<D>>,
+    /// The window is full: it starts empty from `anchor`.
+    fold: bool,
+}
+
+impl<const D: usize, M: MeasurementModel<D>> RangeWindow<D, M> {
     pub(crate) fn new(anchor: GaussianBelief<D>) -> Self {
         Self { anchor, ranges: Vec::new() }
     }
 
-    /// Whether the next [`RangeWindow::push`] re-solves.
+    /// Whether the next [`RangeWindow::advance`] re-solves.
     pub(crate) fn refine_due(&self, config: &RelinearisationConfig) -> bool {
         config.every_ranges > 0 && (self.ranges.len() + 1) % config.every_ranges as usize == 0
     }
 
-    /// Adds the range `model` that produced `state`; every `every_ranges` ranges
-    /// re-solves `state` for anchor × all ranges of the window, with `new_anchor`
-    /// replacing the anchor when given (a belief with more than one component is left
-    /// to the mixture); a full window (`max_ranges`) becomes the anchor of the next. A
-    /// failed re-solve keeps the sequential state and the anchor. Returns the state and
-    /// whether it was re-solved.
-    pub(crate) fn push(
-        &mut self,
+    /// The range `model` that produced `state`, added to the window: every
+    /// `every_ranges` ranges re-solves `state` for anchor × all ranges of the window
+    /// and `model`, with `new_anchor` replacing the anchor when given (a belief with
+    /// more than one component is left to the mixture); a full window (`max_ranges`)
+    /// becomes the anchor of the next. A failed re-solve keeps the sequential state
+    /// and the anchor. Returns the state, the change to commit to the window
+    /// ([`RangeWindow::commit`]) and whether the state was re-solved. The window itself
+    /// is only read.
+    pub(crate) fn advance(
+        &self,
         estimator: &Estimator<D>,
         state: State<D>,
         model: M,
         config: &RelinearisationConfig,
         new_anchor: Option<GaussianBelief<D>>,
-    ) -> (State<D>, bool) {
+    ) -> (State<D>, WindowStep<D, M>, bool) {
         let due = self.refine_due(config);
-        self.ranges.push(model);
         let mut state = state;
+        let mut anchor = None;
         let mut refined = false;
         if due && state.summary().is_ok_and(|s| s.components.len() <= 1) {
-            let anchor = new_anchor.unwrap_or(self.anchor);
-            if let Ok((solved, _)) = estimator.refine(&state, &anchor, &self.ranges) {
+            let candidate = new_anchor.unwrap_or(self.anchor);
+            if let Ok((solved, _)) =
+                estimator.refine_concat(&state, &candidate, &self.ranges, std::slice::from_ref(&model))
+            {
                 state = solved;
-                self.anchor = anchor;
+                anchor = Some(candidate);
                 refined = true;
             }
         }
-        if self.ranges.len() >= config.max_ranges as usize {
+        let mut fold = false;
+        if self.ranges.len() + 1 >= config.max_ranges as usize {
             if let Ok(summary) = state.summary() {
-                self.anchor = summary.belief;
-                self.ranges.clear();
+                anchor = Some(summary.belief);
+                fold = true;
             }
         }
-        (state, refined)
+        (state, WindowStep { model, anchor, fold }, refined)
+    }
+
+    /// Applies what [`RangeWindow::advance`] computed: pushes the range (or, for a
+    /// full window, starts over) and moves the anchor.
+    pub(crate) fn commit(&mut self, step: WindowStep<D, M>) {
+        if let Some(anchor) = step.anchor {
+            self.anchor = anchor;
+        }
+        if step.fold {
+            self.ranges.clear();
+        } else {
+            self.ranges.push(step.model);
+        }
     }
 }
 
@@ -132,122 +223,52 @@ impl LandmarkTrack {
     }
 }
 
-/// The (y₁, y₂) marginal of a Gaussian over θ = (y₁, y₂, s, b).
-fn position_marginal(b: &GaussianBelief<4>) -> GaussianBelief<2> {
-    GaussianBelief { mean: b.mean.fixed_rows::<2>(0).into(), cov: b.cov.fixed_view::<2, 2>(0, 0).into() }
-}
-
-/// The (s, b) marginal of a Gaussian over θ = (y₁, y₂, s, b).
-fn calibration_marginal(b: &GaussianBelief<4>) -> GaussianBelief<2> {
-    GaussianBelief { mean: b.mean.fixed_rows::<2>(2).into(), cov: b.cov.fixed_view::<2, 2>(2, 2).into() }
-}
-
-/// The sensor's calibration c = (s, b) from every landmark's own posterior.
-///
-/// Landmark i's belief N(θᵢ) over (yᵢ, c) is its own ranges Zᵢ times a belief qᵢ(c)
-/// (its "cavity": the prior p(c), or what the other landmarks knew of c when it was
-/// last re-solved); the landmarks are independent given c, so its message about c is
-/// p(c | θᵢ's data)/qᵢ(c) and p(c | Z) ∝ p(c) Πᵢ N(c; θᵢ)/qᵢ(c) (expectation
-/// propagation's fixed point; exact for linear-Gaussian models). In information form,
-/// with Λᵢ, ηᵢ = Λᵢ mᵢ of the (s, b) marginal of landmark i and Λ_qᵢ, η_qᵢ of its
-/// cavity: Λ = Λ₀ + Σᵢ (Λᵢ − Λ_qᵢ), η = η₀ + Σᵢ (ηᵢ − η_qᵢ) (each message's
-/// precision clipped to be PSD).
-pub fn pool_calibration(
-    prior: &GaussianBelief<2>,
-    landmarks: &[(GaussianBelief<4>, GaussianBelief<2>)],
-) -> Option<GaussianBelief<2>> {
-    let prior_precision = prior.cov.try_inverse()?;
-    let (mut precision, mut info) = (prior_precision, prior_precision * prior.mean);
-    for (b, cavity) in landmarks {
-        let c = calibration_marginal(b);
-        let lambda = c.cov.try_inverse()?;
-        let cavity_precision = cavity.cov.try_inverse()?;
-        let gain = crate::estimator::belief::symmetric_eigen(&(lambda - cavity_precision));
-        let clipped = gain.1 * Matrix2::from_diagonal(&gain.0.map(|v| v.max(0.0))) * gain.1.transpose();
-        precision += clipped;
-        info += lambda * c.mean - cavity_precision * cavity.mean;
+/// The grid's moments as a one-component summary.
+fn grid_summary(grid: &InitialisationGrid) -> Summary<2> {
+    let belief = grid.moments();
+    Summary {
+        belief,
+        components: vec![MixtureComponent { weight: 1.0, belief }],
+        updates: u64::from(grid.ranges()),
+        last_update: UpdateStats::default(),
     }
-    let cov = precision.try_inverse()?;
-    let pooled = GaussianBelief { mean: cov * info, cov: (cov + cov.transpose()) * 0.5 };
-    pooled.is_publishable().then_some(pooled)
 }
 
-/// `anchor` over θ = (y, c) with its belief `old` about c swapped for `new`:
-/// anchor × N(c; new)/N(c; old) in information form (`None` if that is not SPD).
-pub(crate) fn replace_calibration_prior(
-    anchor: &GaussianBelief<4>,
-    old: &GaussianBelief<2>,
-    new: &GaussianBelief<2>,
-) -> Option<GaussianBelief<4>> {
-    let mut precision = anchor.cov.try_inverse()?;
-    let mut info = precision * anchor.mean;
-    let (old_p, new_p) = (old.cov.try_inverse()?, new.cov.try_inverse()?);
-    let dp = new_p - old_p;
-    let di = new_p * new.mean - old_p * old.mean;
-    let mut block = precision.fixed_view_mut::<2, 2>(2, 2);
-    block += dp;
-    let mut tail = info.fixed_rows_mut::<2>(2);
-    tail += di;
-    let cov = precision.try_inverse()?;
-    let out = GaussianBelief { mean: cov * info, cov: (cov + cov.transpose()) * 0.5 };
-    out.is_publishable().then_some(out)
-}
-
-/// The position of a Gaussian over θ = (y, c) once c's belief N(m, P) replaces its own:
-/// y | c is N(μ_y + K(c − μ_c), Σ_yy − KΣ_cy) with K = Σ_yc Σ_cc⁻¹, so
-/// y ~ N(μ_y + K(m − μ_c), Σ_yy − KΣ_cy + KPKᵀ).
-fn condition_position(b: &GaussianBelief<4>, calibration: &GaussianBelief<2>) -> Option<GaussianBelief<2>> {
-    let own = calibration_marginal(b);
-    let pos = position_marginal(b);
-    let cross: Matrix2<f64> = b.cov.fixed_view::<2, 2>(0, 2).into();
-    let k = cross * own.cov.try_inverse()?;
-    let cov = pos.cov - k * cross.transpose() + k * calibration.cov * k.transpose();
-    let out = GaussianBelief { mean: pos.mean + k * (calibration.mean - own.mean), cov: (cov + cov.transpose()) * 0.5 };
-    out.is_publishable().then_some(out)
+/// Position summary and calibration of a calibrated state: every component's position
+/// conditioned on the sensor's pooled calibration `sensor` when given, else on the
+/// state's own (s, b) marginal ([`condition_position`]).
+fn calibrated_summary(
+    state: &State<4>,
+    sensor: Option<&GaussianBelief<2>>,
+) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+    let full = state.summary()?;
+    let calibration = *sensor.unwrap_or(&calibration_marginal(&full.belief));
+    let summary = Summary {
+        belief: condition_position(&full.belief, &calibration)?,
+        components: full
+            .components
+            .iter()
+            .map(|c| Ok(MixtureComponent { weight: c.weight, belief: condition_position(&c.belief, &calibration)? }))
+            .collect::<Result<_, EstimatorError>>()?,
+        updates: full.updates,
+        last_update: full.last_update,
+    };
+    let (m, c) = (calibration.mean, calibration.cov);
+    let calibration =
+        RangeCalibration { scale: m[0], scale_variance: c[(0, 0)], offset_m: m[1], offset_variance_m2: c[(1, 1)] };
+    Ok((summary, Some(calibration)))
 }
 
 /// Position summary and calibration of a track's state; a calibrated state's position
 /// is conditioned on the sensor's pooled calibration `sensor` when given
-/// ([`pool_calibration`], [`condition_position`]).
+/// ([`crate::estimator::pool_calibration`], [`condition_position`]).
 pub(crate) fn summarise(
     state: &TrackState,
     sensor: Option<&GaussianBelief<2>>,
 ) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
-    Ok(match state {
-        TrackState::Initialising(grid) => {
-            let belief = grid.moments();
-            let summary = Summary {
-                belief,
-                components: vec![MixtureComponent { weight: 1.0, belief }],
-                updates: u64::from(grid.ranges()),
-                last_update: UpdateStats::default(),
-            };
-            (summary, None)
-        }
-        TrackState::Position(s, _) => (s.summary()?, None),
-        TrackState::Calibrated(s, ..) => {
-            let full = s.summary()?;
-            let calibration = *sensor.unwrap_or(&calibration_marginal(&full.belief));
-            let position = |b: &GaussianBelief<4>| {
-                condition_position(b, &calibration).ok_or_else(|| EstimatorError::NotPositiveDefinite {
-                    quantity: "calibration-conditioned position covariance",
-                    value: crate::estimator::error::fmt_matrix(&b.cov),
-                })
-            };
-            let summary = Summary {
-                belief: position(&full.belief)?,
-                components: full
-                    .components
-                    .iter()
-                    .map(|c| Ok(MixtureComponent { weight: c.weight, belief: position(&c.belief)? }))
-                    .collect::<Result<_, EstimatorError>>()?,
-                updates: full.updates,
-                last_update: full.last_update,
-            };
-            let (m, c) = (calibration.mean, calibration.cov);
-            let calibration =
-                RangeCalibration { scale: m[0], scale_variance: c[(0, 0)], offset_m: m[1], offset_variance_m2: c[(1, 1)] };
-            (summary, Some(calibration))
-        }
-    })
+    match state {
+        TrackState::Initialising(grid) => Ok((grid_summary(grid), None)),
+        TrackState::Position(s, _) => Ok((s.summary()?, None)),
+        TrackState::Calibrated(s, ..) => calibrated_summary(s, sensor),
+    }
 }
