@@ -156,7 +156,7 @@ impl<const D: usize> Estimator<D> {
     /// Validates the config and precomputes the Gauss–Hermite rule. D = 2 or 3 is a
     /// landmark position; D = 4 is a planar position with the range calibration
     /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] (updated by
-    /// [`Estimator::update_calibrated`]).
+    /// [`Estimator::update_with_model`]).
     ///
     /// # Errors
     /// `Config` from [`EstimatorConfig::validate`], or for D ∉ {2, 3, 4}.
@@ -200,7 +200,8 @@ impl<const D: usize> Estimator<D> {
     /// Input errors (`InvalidRange`, `InvalidNoiseVariance`, `InvalidSensorPosition`),
     /// `StateMismatch` for a state of another method, and update failures; on error the
     /// caller keeps its previous state. A returned state always has a publishable summary.
-    /// `Config` for D = 4 (a calibrated state: use [`Estimator::update_calibrated`]).
+    /// `Config` for D = 4 (a calibrated state: use [`Estimator::update_with_model`] with a
+    /// [`CalibratedRangeModel`]).
     pub fn update(
         &self,
         state: &State<D>,
@@ -209,29 +210,9 @@ impl<const D: usize> Estimator<D> {
         noise_var_m2: f64,
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
         if D == 4 {
-            return Err(ConfigError::invalid("dimension", D, "2 or 3 for plain ranges (update_calibrated for the calibrated state)").into());
+            return Err(ConfigError::invalid("dimension", D, "2 or 3 for plain ranges (update_with_model with a CalibratedRangeModel for the calibrated state)").into());
         }
         let model = RangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
-        self.update_with_model(state, &model)
-    }
-
-    /// Absorbs one range under unknown calibration, z = s·‖y − x‖ + b + w
-    /// ([`CalibratedRangeModel`]), into the state θ = (y₁, y₂, s, b). Same contract as
-    /// [`Estimator::update`].
-    ///
-    /// # Errors
-    /// As [`Estimator::update`].
-    pub fn update_calibrated(
-        &self,
-        state: &State<D>,
-        sensor_position: nalgebra::Vector2<f64>,
-        range_m: f64,
-        noise_var_m2: f64,
-    ) -> Result<(State<D>, UpdateStats), EstimatorError>
-    where
-        CalibratedRangeModel: MeasurementModel<D>,
-    {
-        let model = CalibratedRangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
         self.update_with_model(state, &model)
     }
 
