@@ -209,10 +209,14 @@ pub struct MeasurementBatch<'a, M>(pub &'a [M], pub &'a [M]);
 
 impl<const D: usize, M: MeasurementModel<D>> LogLikelihood<D> for MeasurementBatch<'_, M> {
     fn log_likelihood_and_gradient(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
-        self.0.iter().chain(self.1).fold((0.0, SVector::zeros()), |(l, g), m| {
+        // Two plain slice folds, not `chain`: with a chained iterator the model's
+        // likelihood was no longer inlined (Plaza1 replay 40 % slower).
+        let add = |(l, g): (f64, SVector<f64, D>), m: &M| {
             let (lk, gk) = m.log_likelihood_gradient(s);
             (l + lk, g + gk)
-        })
+        };
+        let first = self.0.iter().fold((0.0, SVector::zeros()), add);
+        self.1.iter().fold(first, add)
     }
 }
 
