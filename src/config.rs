@@ -10,7 +10,10 @@
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
-/// A configuration error, naming the parameter that is wrong.
+/// A configuration error, naming the parameter that is wrong: the one error type of
+/// every config struct's `validate()` (node, localizer, estimator, planner, simulators).
+/// A rule across parameters names the parameter it rejects and, in `allowed`, the
+/// other one with its value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     /// A value outside its allowed range.
@@ -34,6 +37,59 @@ impl ConfigError {
             value: format!("{value:?}"),
             allowed: allowed.to_string(),
         }
+    }
+}
+
+impl ConfigError {
+    /// The same error with `section.` in front of the parameter name: a section's
+    /// `validate()` names parameters relative to the section.
+    pub fn prefixed(self, section: &str) -> Self {
+        match self {
+            ConfigError::Invalid { parameter, value, allowed } => {
+                ConfigError::Invalid { parameter: format!("{section}.{parameter}"), value, allowed }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Checks that `value` is finite and `ok(value)`; `allowed` says what `ok` accepts
+/// (the error reads "must be finite and {allowed}").
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `parameter` otherwise.
+pub fn check_f64(parameter: &str, value: f64, ok: impl Fn(f64) -> bool, allowed: &str) -> Result<(), ConfigError> {
+    if value.is_finite() && ok(value) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(parameter, value, &format!("finite and {allowed}")))
+    }
+}
+
+/// Checks that `value` is finite.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `parameter` otherwise.
+pub fn check_finite(parameter: &str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(parameter, value, "finite"))
+    }
+}
+
+/// Checks that the integer `value` is within `[min, max]` (inclusive).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `parameter` otherwise.
+pub fn check_integer<T>(parameter: &str, value: T, min: T, max: T) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + std::fmt::Debug,
+{
+    if value >= min && value <= max {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(parameter, value, &format!("in [{min}, {max}]")))
     }
 }
 
@@ -206,5 +262,13 @@ mod tests {
         assert!(check_range("p", f64::NAN, 0.0, 1.0).is_err());
         assert!(check_positive("rate_hz", 0.0).is_err());
         assert!(check_positive("rate_hz", 2.0).is_ok());
+        assert_eq!(
+            check_integer("depth", 0, 1, 10).unwrap_err().to_string(),
+            "parameter `depth` = 0 is invalid: must be in [1, 10]"
+        );
+        assert_eq!(
+            check_f64("x", 0.0, |v| v > 0.0, "> 0").unwrap_err().prefixed("a").to_string(),
+            "parameter `a.x` = 0.0 is invalid: must be finite and > 0"
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! with one `validate()`, so every rule is tested without ROS. The bag replayer reads
 //! the same section of the same file, so live and replay run with one configuration.
 
-use crate::config::{check_positive, check_range, ConfigError};
-use crate::localizer::LocalizerConfig;
-use crate::planner::{PlannerConfig, PlannerError};
+use crate::config::{check_integer, check_positive, check_range, ConfigError};
+use crate::localizer::{LocalizerConfig, UnknownLandmarkPolicy};
+use crate::planner::PlannerConfig;
 use serde::{Deserialize, Serialize};
 
 /// When the next goal is chosen.
@@ -82,41 +82,37 @@ pub struct LandmarkFlowNodeConfig {
     pub inputs: InputConfig,
 }
 
-fn planner_error(e: PlannerError) -> ConfigError {
-    match e {
-        PlannerError::InvalidConfig { parameter, value, allowed } => ConfigError::Invalid {
-            parameter: format!("planner.{parameter}"),
-            value,
-            allowed: allowed.to_string(),
-        },
-        other => ConfigError::Parse(other.to_string()),
-    }
-}
-
-fn prefixed(e: ConfigError, prefix: &str) -> ConfigError {
-    match e {
-        ConfigError::Invalid { parameter, value, allowed } => ConfigError::Invalid {
-            parameter: format!("{prefix}.{parameter}"),
-            value,
-            allowed,
-        },
-        other => other,
-    }
-}
-
 impl LandmarkFlowNodeConfig {
-    /// Checks every parameter.
+    /// Checks every parameter, each section's and the rules across sections: the one
+    /// validation run at start-up by the node and the replayer. Pure (no I/O).
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad parameter with its full dotted name.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.localizer.validate().map_err(|e| prefixed(e, "localizer"))?;
-        self.planner.validate().map_err(planner_error)?;
+        self.localizer.validate().map_err(|e| e.prefixed("localizer"))?;
+        self.planner.validate().map_err(|e| e.prefixed("planner"))?;
         check_positive("goal.goal_tolerance_m", self.goal.goal_tolerance_m)?;
         check_range("goal.replan_period_s", self.goal.replan_period_s, 0.0, 3600.0)?;
         check_range("publish.diagnostics_period_s", self.publish.diagnostics_period_s, 0.01, 3600.0)?;
-        if !(1..=10_000).contains(&self.inputs.depth) {
-            return Err(ConfigError::invalid("inputs.depth", self.inputs.depth, "in [1, 10000]"));
+        check_integer("inputs.depth", self.inputs.depth, 1, 10_000)?;
+        self.check_combinations()
+    }
+
+    /// Rules across sections.
+    fn check_combinations(&self) -> Result<(), ConfigError> {
+        // A target that can never have a belief would leave the planner idle for good.
+        let target = &self.goal.target_landmark;
+        let loc = &self.localizer;
+        if self.goal.enabled
+            && !target.is_empty()
+            && loc.unknown_landmarks == UnknownLandmarkPolicy::Reject
+            && !loc.priors.ids.contains(target)
+        {
+            return Err(ConfigError::invalid(
+                "goal.target_landmark",
+                target,
+                "\"\" or one of localizer.priors.ids when localizer.unknown_landmarks = reject",
+            ));
         }
         Ok(())
     }
@@ -144,5 +140,48 @@ mod tests {
         let mut c = LandmarkFlowNodeConfig::default();
         c.goal.goal_tolerance_m = f64::NAN;
         assert!(c.validate().unwrap_err().to_string().contains("`goal.goal_tolerance_m`"));
+    }
+
+    #[test]
+    fn the_format_of_a_rejection_is_stable() {
+        let mut c = LandmarkFlowNodeConfig::default();
+        c.localizer.max_range_m = 0.0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "parameter `localizer.max_range_m` = 0.0 is invalid: must be finite and > 0"
+        );
+    }
+
+    /// Rules across sections, each naming the parameter it rejects and the other one.
+    #[test]
+    fn a_target_that_can_never_be_tracked_is_refused() {
+        let mut c = LandmarkFlowNodeConfig::default();
+        c.localizer.unknown_landmarks = UnknownLandmarkPolicy::Reject;
+        c.goal.target_landmark = "beacon".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`goal.target_landmark`") && e.contains("localizer.unknown_landmarks = reject"), "{e}");
+        c.localizer.priors.ids = vec!["beacon".into()];
+        c.localizer.priors.means_m = vec![0.0, 0.0];
+        c.localizer.priors.covs_m2 = vec![1.0, 0.0, 0.0, 1.0];
+        c.validate().unwrap();
+        c.localizer.priors = Default::default();
+        c.localizer.unknown_landmarks = UnknownLandmarkPolicy::Initialise;
+        c.validate().unwrap();
+        c.localizer.unknown_landmarks = UnknownLandmarkPolicy::Reject;
+        c.goal.enabled = false;
+        c.validate().unwrap();
+    }
+
+    /// Regression: `ukf` with calibration passed validation and then panicked on the
+    /// first range; the UKF now handles the 4-D calibrated state, so it is valid.
+    #[test]
+    fn every_method_with_calibration_is_valid() {
+        use crate::estimator::Method;
+        for method in [Method::Plain, Method::Natural, Method::Mixture, Method::Ekf, Method::Ukf, Method::Particle] {
+            let mut c = LandmarkFlowNodeConfig::default();
+            c.localizer.estimator.method = method;
+            c.localizer.calibration.enabled = true;
+            c.validate().unwrap();
+        }
     }
 }

@@ -97,11 +97,6 @@ impl OdometryBuffer {
         self.poses.back().map(|p| p.0)
     }
 
-    /// Forgets every pose.
-    pub fn clear(&mut self) {
-        self.poses.clear();
-    }
-
     /// The pose at `stamp_s`: interpolated between the bracketing poses (exactly the
     /// newest pose at its own stamp), or the oldest pose when `stamp_s` is before it by
     /// at most the tolerance.

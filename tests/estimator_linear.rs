@@ -74,6 +74,28 @@ fn kalman_baselines_equal_kalman_posterior_for_linear_model() {
     assert_close(&ukf_update(&prior, &model).unwrap(), &mean, &cov, 1e-12);
 }
 
+/// The calibrated state is 4-D: the UKF needs 2·4 sigma points (regression: it had
+/// room for 6 and panicked on the first calibrated range).
+#[test]
+fn ukf_equals_kalman_posterior_in_4d() {
+    let a = SMatrix::<f64, 4, 4>::new(
+        1.0, 0.2, 0.0, -0.1, //
+        0.0, 1.3, 0.3, 0.0, //
+        0.1, 0.0, 0.2, 0.05, //
+        0.0, -0.2, 0.0, 0.9,
+    );
+    let prior = GaussianBelief::new(SVector::<f64, 4>::new(1.0, -2.0, 1.05, 0.2), a * a.transpose()).unwrap();
+    let model = LinearModel {
+        direction: SVector::<f64, 4>::new(0.6, -0.8, 5.0, 1.0),
+        offset: 0.1,
+        value: 3.0,
+        noise: ScalarNoise::new(NoiseShape::Gaussian, 0.25).unwrap(),
+    };
+    let (mean, cov) = kalman(&prior, &model);
+    assert_close(&ukf_update(&prior, &model).unwrap(), &mean, &cov, 1e-12);
+    assert_close(&ekf_update(&prior, &model).unwrap(), &mean, &cov, 1e-12);
+}
+
 #[test]
 fn estimator_api_with_linear_model_reaches_kalman_for_every_flow_method() {
     let (prior, model) = linear2();

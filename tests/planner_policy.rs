@@ -3,6 +3,7 @@
 //! positions and beliefs, checked against a brute-force scan of the candidate grid);
 //! config parsing and validation; named errors; determinism; grid/goal consistency.
 
+use landmark_flow::config::ConfigError;
 use landmark_flow::estimator::GaussianBelief;
 use landmark_flow::planner::{
     criterion_grid, plan_next_goal, CandidateStatus, CriterionConfig, GoalPolicy, PlannerConfig, PlannerError,
@@ -127,8 +128,8 @@ fn each_config_rejection_names_the_parameter() {
         let mut c = PlannerConfig::default();
         mutate(&mut c);
         match c.validate() {
-            Err(PlannerError::InvalidConfig { parameter, .. }) => assert_eq!(parameter, name),
-            other => panic!("{name}: expected InvalidConfig, got {other:?}"),
+            Err(ConfigError::Invalid { parameter, .. }) => assert_eq!(parameter, name),
+            other => panic!("{name}: expected ConfigError::Invalid, got {other:?}"),
         }
     }
     PlannerConfig::default().validate().unwrap();

@@ -83,15 +83,6 @@ impl<const D: usize> GaussianBelief<D> {
         Ok(log_density_with(&chol, &self.mean, s))
     }
 
-    /// Differential entropy ½ ln det(2πe Σ), nats.
-    ///
-    /// # Errors
-    /// `NotPositiveDefinite` when Σ has no Cholesky factor.
-    pub fn entropy(&self) -> Result<f64, EstimatorError> {
-        let chol = self.cholesky()?;
-        Ok(0.5 * (D as f64) * (1.0 + (2.0 * std::f64::consts::PI).ln()) + 0.5 * ln_det(&chol))
-    }
-
     /// KL(self ‖ other) = ½[tr(Σ₁⁻¹Σ₀) + (μ₁−μ₀)ᵀΣ₁⁻¹(μ₁−μ₀) − D + ln det Σ₁ − ln det Σ₀], nats.
     ///
     /// # Errors

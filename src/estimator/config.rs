@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::EstimatorError;
+use crate::config::{check_f64, check_integer, ConfigError};
 use super::flow::{NaturalFlowSettings, PlainFlowSettings};
 use super::mixture::MixtureSettings;
 use super::model::NoiseShape;
@@ -141,55 +141,40 @@ pub struct EstimatorConfig {
     pub seed: u64,
 }
 
-fn bad(parameter: &'static str, value: impl ToString, allowed: &'static str) -> EstimatorError {
-    EstimatorError::InvalidConfig { parameter, value: value.to_string(), allowed }
-}
-
-fn check_usize(parameter: &'static str, v: usize, lo: usize, hi: usize, allowed: &'static str) -> Result<(), EstimatorError> {
-    if v < lo || v > hi {
-        Err(bad(parameter, v, allowed))
-    } else {
-        Ok(())
-    }
-}
-
-fn check_f64(parameter: &'static str, v: f64, ok: impl Fn(f64) -> bool, allowed: &'static str) -> Result<(), EstimatorError> {
-    if v.is_finite() && ok(v) {
-        Ok(())
-    } else {
-        Err(bad(parameter, v, allowed))
-    }
-}
-
 impl EstimatorConfig {
-    /// Checks every parameter against its allowed range.
+    /// Checks every parameter against its allowed range (names relative to the
+    /// estimator section, e.g. `flow.samples`).
     ///
     /// # Errors
-    /// `InvalidConfig` naming the first offending parameter, its value and the range.
-    pub fn validate(&self) -> Result<(), EstimatorError> {
+    /// [`ConfigError::Invalid`] naming the first offending parameter, its value and the range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.flow;
-        check_usize("flow.samples", f.samples, 2, 1_000_000, "2..=1000000")?;
-        check_usize("flow.steps", f.steps, 1, 100_000, "1..=100000")?;
-        check_f64("flow.step_size", f.step_size, |v| v > 0.0 && v <= 10.0, "(0, 10]")?;
-        check_f64("flow.damping", f.damping, |v| v > 0.0 && v <= 1.0, "(0, 1]")?;
-        check_f64("flow.tolerance", f.tolerance, |v| v > 0.0 && v < 1.0, "(0, 1)")?;
-        check_usize("flow.cubature_points_per_axis", f.cubature_points_per_axis, 2, 20, "2..=20")?;
+        check_integer("flow.samples", f.samples, 2, 1_000_000)?;
+        check_integer("flow.steps", f.steps, 1, 100_000)?;
+        check_f64("flow.step_size", f.step_size, |v| v > 0.0 && v <= 10.0, "in (0, 10]")?;
+        check_f64("flow.damping", f.damping, |v| v > 0.0 && v <= 1.0, "in (0, 1]")?;
+        check_f64("flow.tolerance", f.tolerance, |v| v > 0.0 && v < 1.0, "in (0, 1)")?;
+        check_integer("flow.cubature_points_per_axis", f.cubature_points_per_axis, 2, 20)?;
         let m = &self.mixture;
-        check_usize("mixture.max_components", m.max_components, 1, 64, "1..=64")?;
+        check_integer("mixture.max_components", m.max_components, 1, 64)?;
         if m.split_budget < m.max_components || m.split_budget > 256 {
-            return Err(bad("mixture.split_budget", m.split_budget, "mixture.max_components..=256"));
+            return Err(ConfigError::invalid(
+                "mixture.split_budget",
+                m.split_budget,
+                &format!("in [mixture.max_components ({}), 256]", m.max_components),
+            ));
         }
-        check_f64("mixture.split_threshold", m.split_threshold, |v| v > 0.0, "(0, inf)")?;
-        check_f64("mixture.prune_weight", m.prune_weight, |v| (0.0..0.5).contains(&v), "[0, 0.5)")?;
-        check_f64("mixture.merge_threshold", m.merge_threshold, |v| (0.0..=10.0).contains(&v), "[0, 10]")?;
+        check_f64("mixture.split_threshold", m.split_threshold, |v| v > 0.0, "> 0")?;
+        check_f64("mixture.prune_weight", m.prune_weight, |v| (0.0..0.5).contains(&v), "in [0, 0.5)")?;
+        check_f64("mixture.merge_threshold", m.merge_threshold, |v| (0.0..=10.0).contains(&v), "in [0, 10]")?;
         let p = &self.particle;
-        check_usize("particle.count", p.count, 10, 10_000_000, "10..=10000000")?;
-        check_f64("particle.resample_threshold", p.resample_threshold, |v| v > 0.0 && v <= 1.0, "(0, 1]")?;
-        check_f64("particle.roughening", p.roughening, |v| v > 0.0 && v < 1.0, "(0, 1)")?;
+        check_integer("particle.count", p.count, 10, 10_000_000)?;
+        check_f64("particle.resample_threshold", p.resample_threshold, |v| v > 0.0 && v <= 1.0, "in (0, 1]")?;
+        check_f64("particle.roughening", p.roughening, |v| v > 0.0 && v < 1.0, "in (0, 1)")?;
         match self.noise_shape {
-            NoiseShape::StudentT { dof } => check_f64("noise_shape.dof", dof, |v| v > 0.0, "(0, inf)")?,
+            NoiseShape::StudentT { dof } => check_f64("noise_shape.dof", dof, |v| v > 0.0, "> 0")?,
             NoiseShape::Huber { threshold_sigma } => {
-                check_f64("noise_shape.threshold_sigma", threshold_sigma, |v| v > 0.0, "(0, inf)")?
+                check_f64("noise_shape.threshold_sigma", threshold_sigma, |v| v > 0.0, "> 0")?
             }
             NoiseShape::Gaussian => {}
         }
@@ -282,8 +267,8 @@ mod tests {
             let mut c = EstimatorConfig::default();
             mutate(&mut c);
             match c.validate() {
-                Err(EstimatorError::InvalidConfig { parameter, .. }) => assert_eq!(parameter, name),
-                other => panic!("{name}: expected InvalidConfig, got {other:?}"),
+                Err(ConfigError::Invalid { parameter, .. }) => assert_eq!(parameter, name),
+                other => panic!("{name}: expected ConfigError::Invalid, got {other:?}"),
             }
         }
     }

@@ -30,16 +30,10 @@ pub enum EstimatorError {
         /// Its value, formatted.
         value: String,
     },
-    /// A configuration parameter outside its allowed range.
-    #[error("parameter {parameter} = {value} is invalid: allowed {allowed}")]
-    InvalidConfig {
-        /// Dotted parameter name, e.g. `flow.samples`.
-        parameter: &'static str,
-        /// The rejected value, formatted.
-        value: String,
-        /// The allowed range or set, in words.
-        allowed: &'static str,
-    },
+    /// A configuration parameter (or a setting passed as an argument) outside its
+    /// allowed range.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// An estimator state of a kind that the estimator's method cannot update.
     #[error("state holds a {state} belief but the estimator method is {method}")]
     StateMismatch {

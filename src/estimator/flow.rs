@@ -201,16 +201,22 @@ impl<const D: usize, M: MeasurementModel<D>> LogLikelihood<D> for M {
     }
 }
 
-/// Independent measurements z₁..z_K of one state: ln p = Σₖ ln p(zₖ|s).
+/// Independent measurements z₁..z_K of one state: ln p = Σₖ ln p(zₖ|s), the
+/// measurements of the first slice followed by those of the second (two slices so a
+/// window plus one new measurement need not be copied into one).
 #[derive(Clone, Copy, Debug)]
-pub struct MeasurementBatch<'a, M>(pub &'a [M]);
+pub struct MeasurementBatch<'a, M>(pub &'a [M], pub &'a [M]);
 
 impl<const D: usize, M: MeasurementModel<D>> LogLikelihood<D> for MeasurementBatch<'_, M> {
     fn log_likelihood_and_gradient(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
-        self.0.iter().fold((0.0, SVector::zeros()), |(l, g), m| {
+        // Two plain slice folds, not `chain`: with a chained iterator the model's
+        // likelihood was no longer inlined (Plaza1 replay 40 % slower).
+        let add = |(l, g): (f64, SVector<f64, D>), m: &M| {
             let (lk, gk) = m.log_likelihood_gradient(s);
             (l + lk, g + gk)
-        })
+        };
+        let first = self.0.iter().fold((0.0, SVector::zeros()), add);
+        self.1.iter().fold(first, add)
     }
 }
 

@@ -21,6 +21,7 @@ use nalgebra::{Matrix2, Vector2};
 
 use super::belief::GaussianBelief;
 use super::error::EstimatorError;
+use crate::config::ConfigError;
 use super::model::{NoiseShape, ScalarNoise};
 
 /// Log-density window (nats below the maximum) of the cells that are kept.
@@ -68,7 +69,7 @@ impl InitialisationGrid {
     /// `calibration` (use [`CalibrationPrior::EXACT`] for calibrated ranges).
     ///
     /// # Errors
-    /// `InvalidConfig` for a non-finite centre, radius or cell, or more than 4096 cells
+    /// `Config` for a non-finite centre, radius or cell, or more than 4096 cells
     /// per axis; shape errors from [`ScalarNoise::new`].
     pub fn new(
         centre: Vector2<f64>,
@@ -77,11 +78,7 @@ impl InitialisationGrid {
         shape: NoiseShape,
         calibration: CalibrationPrior,
     ) -> Result<Self, EstimatorError> {
-        let bad = |parameter: &'static str, value: f64, allowed: &'static str| EstimatorError::InvalidConfig {
-            parameter,
-            value: value.to_string(),
-            allowed,
-        };
+        let bad = |parameter: &str, value: f64, allowed: &str| EstimatorError::from(ConfigError::invalid(parameter, value, allowed));
         if !centre.iter().all(|v| v.is_finite()) {
             return Err(EstimatorError::InvalidSensorPosition(centre.as_slice().to_vec()));
         }
@@ -133,8 +130,20 @@ impl InitialisationGrid {
     /// the moments. On error the grid is unchanged.
     ///
     /// # Errors
-    /// `InvalidSensorPosition`, `InvalidRange`, `InvalidNoiseVariance` for bad inputs.
+    /// As [`InitialisationGrid::with_range`].
     pub fn add_range(&mut self, sensor: Vector2<f64>, range_m: f64, noise_var_m2: f64) -> Result<(), EstimatorError> {
+        *self = self.with_range(sensor, range_m, noise_var_m2)?;
+        Ok(())
+    }
+
+    /// This grid with one more range ([`InitialisationGrid::add_range`]), built from a
+    /// reference: the likelihood-weighted surviving cells go into a new buffer, so the
+    /// caller keeps this grid untouched and need not copy it.
+    ///
+    /// # Errors
+    /// `InvalidSensorPosition`, `InvalidRange`, `InvalidNoiseVariance` for bad inputs;
+    /// `NonFinite` when no cell has a finite log-density.
+    pub fn with_range(&self, sensor: Vector2<f64>, range_m: f64, noise_var_m2: f64) -> Result<Self, EstimatorError> {
         if !sensor.iter().all(|v| v.is_finite()) {
             return Err(EstimatorError::InvalidSensorPosition(sensor.as_slice().to_vec()));
         }
@@ -144,20 +153,37 @@ impl InitialisationGrid {
         if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
             return Err(EstimatorError::InvalidNoiseVariance(noise_var_m2));
         }
-        let updated: Vec<(u32, f64)> = self
+        let mut active: Vec<(u32, f64)> = self
             .active
             .iter()
             .map(|&(k, l)| (k, l + self.log_likelihood(&self.centre_of(k), &sensor, range_m, noise_var_m2)))
             .collect();
-        let max = updated.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
+        let max = active.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
         if !max.is_finite() {
             return Err(EstimatorError::NonFinite { quantity: "initialisation grid log-density", value: max.to_string() });
         }
         // Renormalise so the maximum is 0 (no drift towards −∞ over many ranges).
-        self.active = updated.into_iter().filter(|c| c.1 > max - ACTIVE_WINDOW_NATS).map(|(k, l)| (k, l - max)).collect();
-        self.measurements.push((sensor, range_m, noise_var_m2));
-        self.update_moments();
-        Ok(())
+        active.retain(|c| c.1 > max - ACTIVE_WINDOW_NATS);
+        for c in &mut active {
+            c.1 -= max;
+        }
+        let mut measurements = Vec::with_capacity(self.measurements.len() + 1);
+        measurements.extend_from_slice(&self.measurements);
+        measurements.push((sensor, range_m, noise_var_m2));
+        let mut next = Self {
+            origin: self.origin,
+            cell_m: self.cell_m,
+            cells_per_axis: self.cells_per_axis,
+            active,
+            unit_noise: self.unit_noise,
+            calibration: self.calibration,
+            centre: self.centre,
+            radius_m: self.radius_m,
+            measurements,
+            moments: self.moments,
+        };
+        next.update_moments();
+        Ok(next)
     }
 
     fn update_moments(&mut self) {

@@ -4,6 +4,7 @@
 use nalgebra::{SMatrix, SVector};
 
 use super::belief::{symmetrise, GaussianBelief};
+use crate::config::ConfigError;
 use super::error::EstimatorError;
 use super::model::MeasurementModel;
 
@@ -33,17 +34,25 @@ pub fn ekf_update<const D: usize, M: MeasurementModel<D>>(
     checked(GaussianBelief { mean, cov })
 }
 
+/// Largest state dimension of [`ukf_update`] (the sigma points live on the stack).
+pub const UKF_MAX_DIMENSION: usize = 4;
+
 /// Unscented Kalman filter update with 2D+1 sigma points μ, μ ± √(D+κ) Lᵢ (Σ = LLᵀ),
-/// κ = 3 − D (D ≤ 3, so every weight is ≥ 0 and Σ' stays SPD):
+/// κ = max(3 − D, 0) (so every weight is ≥ 0 and Σ' stays SPD; D = 4, the calibrated
+/// state, has κ = 0 and no weight on μ):
 /// ẑ = Σ Wᵢ h(χᵢ), S = Σ Wᵢ(h(χᵢ) − ẑ)² + R, C = Σ Wᵢ(χᵢ − μ)(h(χᵢ) − ẑ),
 /// μ' = μ + C(z − ẑ)/S, Σ' = Σ − CCᵀ/S.
 ///
 /// # Errors
-/// `NotPositiveDefinite` when the prior or the result is not SPD.
+/// `NotPositiveDefinite` when the prior or the result is not SPD; `Config` naming
+/// `dimension` for D > [`UKF_MAX_DIMENSION`].
 pub fn ukf_update<const D: usize, M: MeasurementModel<D>>(
     prior: &GaussianBelief<D>,
     model: &M,
 ) -> Result<GaussianBelief<D>, EstimatorError> {
+    if D > UKF_MAX_DIMENSION {
+        return Err(EstimatorError::Config(ConfigError::invalid("dimension", D, "at most 4 for the UKF")));
+    }
     let l = prior.cholesky()?.l();
     let kappa = (3.0 - D as f64).max(0.0);
     let scale = (D as f64 + kappa).sqrt();
@@ -51,7 +60,7 @@ pub fn ukf_update<const D: usize, M: MeasurementModel<D>>(
     let wi = 0.5 / (D as f64 + kappa);
     let h0 = model.predict(&prior.mean).0;
     let mut z_pred = w0 * h0;
-    let mut points = [(SVector::<f64, D>::zeros(), 0.0); 6];
+    let mut points = [(SVector::<f64, D>::zeros(), 0.0); 2 * UKF_MAX_DIMENSION];
     for i in 0..D {
         for (k, sign) in [1.0, -1.0].into_iter().enumerate() {
             let offset = l.column(i) * (sign * scale);

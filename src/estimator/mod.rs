@@ -18,6 +18,7 @@
 //! d(s) = ‖x − s‖ (m). No ROS type appears here; time, where needed, is f64 seconds.
 
 pub mod belief;
+pub mod calibration;
 pub mod config;
 pub mod cubature;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod model;
 pub mod particle;
 pub mod reference;
 
+use crate::config::ConfigError;
 use nalgebra::SVector;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -39,6 +41,10 @@ pub use config::{EstimatorConfig, FlowConfig, Method, MixtureConfig, ParticleCon
 pub use cubature::StandardNode;
 pub use error::EstimatorError;
 pub use flow::FlowStats;
+pub use calibration::{
+    calibration_marginal, condition_position, joint_prior, pool_calibration, position_marginal,
+    replace_calibration_prior,
+};
 pub use initialisation::{CalibrationPrior, InitialisationGrid};
 pub use mixture::{GaussianMixture, MixtureComponent};
 pub use model::{CalibratedRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
@@ -150,13 +156,13 @@ impl<const D: usize> Estimator<D> {
     /// Validates the config and precomputes the Gauss–Hermite rule. D = 2 or 3 is a
     /// landmark position; D = 4 is a planar position with the range calibration
     /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] (updated by
-    /// [`Estimator::update_calibrated`]).
+    /// [`Estimator::update_with_model`]).
     ///
     /// # Errors
-    /// `InvalidConfig` from [`EstimatorConfig::validate`], or for D ∉ {2, 3, 4}.
+    /// `Config` from [`EstimatorConfig::validate`], or for D ∉ {2, 3, 4}.
     pub fn new(config: EstimatorConfig) -> Result<Self, EstimatorError> {
         if !(2..=4).contains(&D) {
-            return Err(EstimatorError::InvalidConfig { parameter: "dimension", value: D.to_string(), allowed: "2, 3 or 4" });
+            return Err(ConfigError::invalid("dimension", D, "2, 3 or 4").into());
         }
         config.validate()?;
         let cubature = cubature::gauss_hermite_nodes::<D>(config.flow.cubature_points_per_axis);
@@ -194,7 +200,8 @@ impl<const D: usize> Estimator<D> {
     /// Input errors (`InvalidRange`, `InvalidNoiseVariance`, `InvalidSensorPosition`),
     /// `StateMismatch` for a state of another method, and update failures; on error the
     /// caller keeps its previous state. A returned state always has a publishable summary.
-    /// `InvalidConfig` for D = 4 (a calibrated state: use [`Estimator::update_calibrated`]).
+    /// `Config` for D = 4 (a calibrated state: use [`Estimator::update_with_model`] with a
+    /// [`CalibratedRangeModel`]).
     pub fn update(
         &self,
         state: &State<D>,
@@ -203,33 +210,9 @@ impl<const D: usize> Estimator<D> {
         noise_var_m2: f64,
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
         if D == 4 {
-            return Err(EstimatorError::InvalidConfig {
-                parameter: "dimension",
-                value: "4".into(),
-                allowed: "2 or 3 for plain ranges (update_calibrated for the calibrated state)",
-            });
+            return Err(ConfigError::invalid("dimension", D, "2 or 3 for plain ranges (update_with_model with a CalibratedRangeModel for the calibrated state)").into());
         }
         let model = RangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
-        self.update_with_model(state, &model)
-    }
-
-    /// Absorbs one range under unknown calibration, z = s·‖y − x‖ + b + w
-    /// ([`CalibratedRangeModel`]), into the state θ = (y₁, y₂, s, b). Same contract as
-    /// [`Estimator::update`].
-    ///
-    /// # Errors
-    /// As [`Estimator::update`].
-    pub fn update_calibrated(
-        &self,
-        state: &State<D>,
-        sensor_position: nalgebra::Vector2<f64>,
-        range_m: f64,
-        noise_var_m2: f64,
-    ) -> Result<(State<D>, UpdateStats), EstimatorError>
-    where
-        CalibratedRangeModel: MeasurementModel<D>,
-    {
-        let model = CalibratedRangeModel::new(sensor_position, range_m, noise_var_m2, self.config.noise_shape)?;
         self.update_with_model(state, &model)
     }
 
@@ -249,6 +232,21 @@ impl<const D: usize> Estimator<D> {
         anchor: &GaussianBelief<D>,
         models: &[M],
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
+        self.refine_concat(state, anchor, models, &[])
+    }
+
+    /// [`Estimator::refine`] for the measurements `earlier` followed by `newest`, so a
+    /// caller can re-solve for a window plus one new range without copying the window.
+    ///
+    /// # Errors
+    /// As [`Estimator::refine`].
+    pub fn refine_concat<M: MeasurementModel<D>>(
+        &self,
+        state: &State<D>,
+        anchor: &GaussianBelief<D>,
+        earlier: &[M],
+        newest: &[M],
+    ) -> Result<(State<D>, UpdateStats), EstimatorError> {
         let start = match &state.belief {
             Belief::Gaussian(g) => *g,
             Belief::Mixture(m) => m.moment_matched(),
@@ -259,7 +257,7 @@ impl<const D: usize> Estimator<D> {
         let (belief, s) = flow::natural_flow_from(
             anchor,
             &start,
-            &flow::MeasurementBatch(models),
+            &flow::MeasurementBatch(earlier, newest),
             &self.refine_cubature,
             &self.config.natural_settings(),
         )?;
@@ -270,7 +268,7 @@ impl<const D: usize> Estimator<D> {
         let stats = UpdateStats {
             iterations: s.iterations,
             converged: s.converged,
-            evaluations: s.evaluations * models.len(),
+            evaluations: s.evaluations * (earlier.len() + newest.len()),
             components: 1,
             log_evidence: s.elbo,
         };

@@ -9,6 +9,7 @@ use nalgebra::{SMatrix, SVector};
 use serde::{Deserialize, Serialize};
 
 use super::error::EstimatorError;
+use crate::config::ConfigError;
 
 /// Distances below this (metres) are treated as "sensor on the landmark": ∇h is set to
 /// the symmetric subgradient 0 and ∇²h uses this floor instead of d, so nothing is NaN.
@@ -52,7 +53,7 @@ impl ScalarNoise {
     /// Builds the noise density after checking σ² and the shape parameter.
     ///
     /// # Errors
-    /// `InvalidNoiseVariance` for σ² not finite or ≤ 0; `InvalidConfig` for a bad shape
+    /// `InvalidNoiseVariance` for σ² not finite or ≤ 0; `Config` for a bad shape
     /// parameter.
     pub fn new(shape: NoiseShape, var: f64) -> Result<Self, EstimatorError> {
         if !(var.is_finite() && var > 0.0) {
@@ -60,18 +61,10 @@ impl ScalarNoise {
         }
         match shape {
             NoiseShape::StudentT { dof } if !(dof.is_finite() && dof > 0.0) => {
-                return Err(EstimatorError::InvalidConfig {
-                    parameter: "noise_shape.dof",
-                    value: dof.to_string(),
-                    allowed: "finite and > 0",
-                })
+                return Err(ConfigError::invalid("noise_shape.dof", dof, "finite and > 0").into())
             }
             NoiseShape::Huber { threshold_sigma } if !(threshold_sigma.is_finite() && threshold_sigma > 0.0) => {
-                return Err(EstimatorError::InvalidConfig {
-                    parameter: "noise_shape.threshold_sigma",
-                    value: threshold_sigma.to_string(),
-                    allowed: "finite and > 0",
-                })
+                return Err(ConfigError::invalid("noise_shape.threshold_sigma", threshold_sigma, "finite and > 0").into())
             }
             _ => {}
         }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::PlannerError;
+use crate::config::{check_f64, check_finite, check_integer, ConfigError};
 
 /// How the next goal is chosen among the candidates ([`super::candidates`]).
 ///
@@ -140,46 +140,33 @@ impl Default for PlannerConfig {
 /// Largest candidate-grid half-width in cells (grid ≤ 401 × 401).
 pub const MAX_GRID_HALF_CELLS: usize = 200;
 
-fn bad(parameter: &'static str, value: impl ToString, allowed: &'static str) -> PlannerError {
-    PlannerError::InvalidConfig { parameter, value: value.to_string(), allowed }
-}
-
-fn check_f64(parameter: &'static str, v: f64, ok: impl Fn(f64) -> bool, allowed: &'static str) -> Result<(), PlannerError> {
-    if v.is_finite() && ok(v) {
-        Ok(())
-    } else {
-        Err(bad(parameter, v, allowed))
-    }
-}
-
 impl PlannerConfig {
-    /// Checks every parameter against its allowed range.
+    /// Checks every parameter against its allowed range (names relative to the
+    /// planner section, e.g. `max_step_m`).
     ///
     /// # Errors
-    /// `InvalidConfig` naming the first offending parameter, its value and the range.
-    pub fn validate(&self) -> Result<(), PlannerError> {
-        check_f64("max_step_m", self.max_step_m, |v| v > 0.0 && v <= 1000.0, "(0, 1000]")?;
-        check_f64("resolution_m", self.resolution_m, |v| v > 0.0, "(0, max_step_m]")?;
-        if self.resolution_m > self.max_step_m {
-            return Err(bad("resolution_m", self.resolution_m, "(0, max_step_m]"));
-        }
+    /// [`ConfigError::Invalid`] naming the first offending parameter, its value and the range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_f64("max_step_m", self.max_step_m, |v| v > 0.0 && v <= 1000.0, "in (0, 1000]")?;
+        let step = self.max_step_m;
+        check_f64("resolution_m", self.resolution_m, |v| v > 0.0 && v <= step, &format!("in (0, max_step_m ({step})]"))?;
         if self.max_step_m / self.resolution_m > MAX_GRID_HALF_CELLS as f64 {
-            return Err(bad("resolution_m", self.resolution_m, ">= max_step_m / 200"));
+            return Err(ConfigError::invalid(
+                "resolution_m",
+                self.resolution_m,
+                &format!(">= max_step_m / {MAX_GRID_HALF_CELLS} ({})", step / MAX_GRID_HALF_CELLS as f64),
+            ));
         }
-        check_f64("min_landmark_distance_m", self.min_landmark_distance_m, |v| v >= 0.0, "[0, inf)")?;
+        check_f64("min_landmark_distance_m", self.min_landmark_distance_m, |v| v >= 0.0, ">= 0")?;
         let w = &self.workspace;
-        check_f64("workspace.min_x_m", w.min_x_m, |_| true, "finite")?;
-        check_f64("workspace.min_y_m", w.min_y_m, |_| true, "finite")?;
-        check_f64("workspace.max_x_m", w.max_x_m, |v| v > w.min_x_m, "finite and > workspace.min_x_m")?;
-        check_f64("workspace.max_y_m", w.max_y_m, |v| v > w.min_y_m, "finite and > workspace.min_y_m")?;
-        check_f64("straight_line_heading_rad", self.straight_line_heading_rad, |_| true, "finite")?;
+        check_finite("workspace.min_x_m", w.min_x_m)?;
+        check_finite("workspace.min_y_m", w.min_y_m)?;
+        check_f64("workspace.max_x_m", w.max_x_m, |v| v > w.min_x_m, &format!("> workspace.min_x_m ({})", w.min_x_m))?;
+        check_f64("workspace.max_y_m", w.max_y_m, |v| v > w.min_y_m, &format!("> workspace.min_y_m ({})", w.min_y_m))?;
+        check_finite("straight_line_heading_rad", self.straight_line_heading_rad)?;
         let c = &self.criterion;
-        if !(2..=65_536).contains(&c.belief_samples) {
-            return Err(bad("criterion.belief_samples", c.belief_samples, "2..=65536"));
-        }
-        if !(1..=65_536).contains(&c.landmark_draws) {
-            return Err(bad("criterion.landmark_draws", c.landmark_draws, "1..=65536"));
-        }
+        check_integer("criterion.belief_samples", c.belief_samples, 2, 65_536)?;
+        check_integer("criterion.landmark_draws", c.landmark_draws, 1, 65_536)?;
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use super::error::PlannerError;
+use crate::config::ConfigError;
 use super::normal::expected_max_abs_affine;
 use crate::estimator::belief::symmetric_eigen;
 use crate::estimator::model::RANGE_DISTANCE_FLOOR_M;
@@ -99,7 +100,7 @@ impl SigmaDotEvaluator {
     /// # Errors
     /// `InvalidBelief` for a belief that is not publishable, `InvalidNoiseVariance` for σ²
     /// not finite or ≤ 0, `InvalidPosition` for a non-finite known landmark,
-    /// `InvalidConfig` for zero samples or draws.
+    /// `Config` for zero samples or draws.
     pub fn new<R: Rng>(
         belief: &GaussianBelief<2>,
         noise_var_m2: f64,
@@ -112,11 +113,7 @@ impl SigmaDotEvaluator {
             return Err(PlannerError::InvalidNoiseVariance(noise_var_m2));
         }
         if belief_samples == 0 {
-            return Err(PlannerError::InvalidConfig {
-                parameter: "criterion.belief_samples",
-                value: "0".into(),
-                allowed: ">= 1",
-            });
+            return Err(ConfigError::invalid("criterion.belief_samples", 0, ">= 1").into());
         }
         let l = belief.cholesky()?.l();
         let l_inv_t = l
@@ -157,11 +154,7 @@ impl SigmaDotEvaluator {
             }
             LandmarkHypothesis::FromBelief { draws } => {
                 if draws == 0 {
-                    return Err(PlannerError::InvalidConfig {
-                        parameter: "criterion.landmark_draws",
-                        value: "0".into(),
-                        allowed: ">= 1",
-                    });
+                    return Err(ConfigError::invalid("criterion.landmark_draws", 0, ">= 1").into());
                 }
                 (0..draws)
                     .map(|_| belief.mean + l * Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal)))

@@ -7,16 +7,10 @@ use crate::estimator::EstimatorError;
 /// Everything the planner can reject or fail at.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum PlannerError {
-    /// A configuration parameter outside its allowed range.
-    #[error("parameter {parameter} = {value} is invalid: allowed {allowed}")]
-    InvalidConfig {
-        /// Dotted parameter name, e.g. `criterion.belief_samples`.
-        parameter: &'static str,
-        /// The rejected value, formatted.
-        value: String,
-        /// The allowed range or set, in words.
-        allowed: &'static str,
-    },
+    /// A configuration parameter (or a setting passed as an argument) outside its
+    /// allowed range.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A position (robot, landmark hypothesis) with a non-finite coordinate, metres.
     #[error("{quantity} must be finite, got {value:?}")]
     InvalidPosition {

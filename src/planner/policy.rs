@@ -151,7 +151,7 @@ fn quantity_of(policy: GoalPolicy) -> CriterionQuantity {
 /// by `seed`, so the grid is the one [`plan_next_goal`] chooses from with the same seed.
 ///
 /// # Errors
-/// `InvalidConfig`, `InvalidPosition`, `InvalidNoiseVariance`, `InvalidBelief` for bad
+/// `Config`, `InvalidPosition`, `InvalidNoiseVariance`, `InvalidBelief` for bad
 /// inputs. (An all-invalid grid is not an error here: every value is then NaN.)
 pub fn criterion_grid(
     config: &PlannerConfig,
@@ -207,7 +207,7 @@ pub fn plan_next_goal(
 /// Ties go to the first candidate in row-major order. Deterministic given `seed`.
 ///
 /// # Errors
-/// `InvalidConfig` (from [`PlannerConfig::validate`]), `InvalidPosition` for a non-finite
+/// `Config` (from [`PlannerConfig::validate`]), `InvalidPosition` for a non-finite
 /// position, `InvalidNoiseVariance` for σ² not finite or ≤ 0, `InvalidBelief` for a belief
 /// that is not finite and SPD, `NoValidCandidate` when every candidate is rejected.
 pub fn plan_next_goal_with_landmark(

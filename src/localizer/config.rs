@@ -1,0 +1,336 @@
+//! The localiser's parameters (`localizer.*` of the node config) and their checks.
+
+use crate::config::{check_integer, check_positive, check_range, ConfigError};
+use crate::estimator::{CalibrationPrior, EstimatorConfig, GaussianBelief, Method};
+use nalgebra::{Matrix2, Vector2, Vector3};
+use serde::{Deserialize, Serialize};
+
+/// What to do with a range to a landmark id that has no configured prior.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownLandmarkPolicy {
+    /// Start it from `default_prior`.
+    #[default]
+    DefaultPrior,
+    /// Start it from its first ranges ([`InitialisationGrid`], see the module doc).
+    Initialise,
+    /// Reject its ranges (reason `unknown_landmark`).
+    Reject,
+}
+
+/// A Gaussian prior over a landmark's position in the odometry frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorConfig {
+    /// Mean (x, y), metres.
+    pub mean_m: Vec<f64>,
+    /// Covariance, row-major 2×2, m².
+    pub cov_m2: Vec<f64>,
+}
+
+impl Default for PriorConfig {
+    fn default() -> Self {
+        Self {
+            mean_m: vec![0.0, 0.0],
+            cov_m2: vec![100.0, 0.0, 0.0, 100.0],
+        }
+    }
+}
+
+/// Per-landmark priors as parallel flat arrays (what ROS parameters can hold).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorsConfig {
+    /// Landmark ids.
+    pub ids: Vec<String>,
+    /// Means, metres: x, y per id.
+    pub means_m: Vec<f64>,
+    /// Covariances, m²: row-major 2×2 (4 numbers) per id.
+    pub covs_m2: Vec<f64>,
+}
+
+/// How a landmark without a prior is started (`unknown_landmarks: initialise`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InitialisationConfig {
+    /// The landmark is within this distance of the sensor position of its first
+    /// range, metres (the grid's extent).
+    pub region_radius_m: f64,
+    /// Grid cell side, metres.
+    pub cell_m: f64,
+    /// Tracking starts when the grid posterior's largest standard deviation is at
+    /// most this, metres...
+    pub max_std_m: f64,
+    /// ...and at least this many ranges were used.
+    pub min_ranges: u32,
+}
+
+impl Default for InitialisationConfig {
+    fn default() -> Self {
+        Self { region_radius_m: 100.0, cell_m: 0.5, max_std_m: 2.0, min_ranges: 5 }
+    }
+}
+
+/// Online range calibration z = s·d + b + w (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalibrationConfig {
+    /// Estimate the sensor's (s, b) (module doc); off: s = 1, b = 0 exactly.
+    pub enabled: bool,
+    /// Prior mean of the range scale s, dimensionless.
+    pub scale_prior: f64,
+    /// Prior standard deviation of s, dimensionless.
+    pub scale_std: f64,
+    /// Prior mean of the range offset b, metres.
+    pub offset_prior_m: f64,
+    /// Prior standard deviation of b, metres.
+    pub offset_std_m: f64,
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self { enabled: false, scale_prior: 1.0, scale_std: 0.1, offset_prior_m: 0.0, offset_std_m: 1.0 }
+    }
+}
+
+impl CalibrationConfig {
+    /// The prior as the estimator takes it ([`CalibrationPrior::EXACT`] when off); as a
+    /// Gaussian over (s, b): [`CalibrationPrior::belief`].
+    pub fn prior(&self) -> CalibrationPrior {
+        if self.enabled {
+            CalibrationPrior {
+                scale: self.scale_prior,
+                scale_std: self.scale_std,
+                offset_m: self.offset_prior_m,
+                offset_std_m: self.offset_std_m,
+            }
+        } else {
+            CalibrationPrior::EXACT
+        }
+    }
+}
+
+/// Periodic relinearisation of a tracking landmark ([`Estimator::refine`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelinearisationConfig {
+    /// Re-solve every this many fused ranges (0 = never: purely sequential).
+    pub every_ranges: u32,
+    /// Ranges kept per landmark; a full window is folded into the belief (its anchor).
+    pub max_ranges: u32,
+}
+
+impl Default for RelinearisationConfig {
+    fn default() -> Self {
+        Self { every_ranges: 0, max_ranges: 1000 }
+    }
+}
+
+/// Configuration of the localiser (the node's estimation parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalizerConfig {
+    /// Expected `header.frame_id` of odometry; "" accepts any.
+    pub odom_frame_id: String,
+    /// Expected `header.frame_id` of ranges; "" accepts any.
+    pub sensor_frame_id: String,
+    /// Sensor position in the robot base frame (x, y, z), metres.
+    pub sensor_offset_m: Vec<f64>,
+    /// Range noise σ used when a measurement's variance is 0, metres.
+    pub default_noise_std_m: f64,
+    /// Ranges above this are rejected, metres.
+    pub max_range_m: f64,
+    /// Odometry history kept for interpolation, seconds.
+    pub odom_buffer_s: f64,
+    /// How far before the oldest buffered odometry a range stamp may be, seconds.
+    pub odom_tolerance_s: f64,
+    /// A range stamped up to this much after the newest odometry waits for it, seconds.
+    pub odom_wait_s: f64,
+    /// Reject a range more than this many predicted standard deviations from every
+    /// belief component (0 = no gate).
+    pub innovation_gate_sigma: f64,
+    /// Ranges to ids without a prior: `default_prior`, `initialise` or `reject`.
+    pub unknown_landmarks: UnknownLandmarkPolicy,
+    /// How `initialise` starts a landmark.
+    pub initialisation: InitialisationConfig,
+    /// Online range scale/offset estimation.
+    pub calibration: CalibrationConfig,
+    /// Periodic relinearisation of tracking landmarks.
+    pub relinearisation: RelinearisationConfig,
+    /// Prior for ids not in `priors`.
+    pub default_prior: PriorConfig,
+    /// Per-landmark priors.
+    pub priors: PriorsConfig,
+    /// The estimator and its settings.
+    pub estimator: EstimatorConfig,
+}
+
+impl Default for LocalizerConfig {
+    fn default() -> Self {
+        Self {
+            odom_frame_id: String::new(),
+            sensor_frame_id: String::new(),
+            sensor_offset_m: vec![0.0, 0.0, 0.0],
+            default_noise_std_m: 0.5,
+            max_range_m: 200.0,
+            odom_buffer_s: 10.0,
+            odom_tolerance_s: 0.1,
+            odom_wait_s: 1.0,
+            innovation_gate_sigma: 0.0,
+            unknown_landmarks: UnknownLandmarkPolicy::DefaultPrior,
+            initialisation: InitialisationConfig::default(),
+            calibration: CalibrationConfig::default(),
+            relinearisation: RelinearisationConfig::default(),
+            default_prior: PriorConfig::default(),
+            priors: PriorsConfig::default(),
+            estimator: EstimatorConfig::default(),
+        }
+    }
+}
+
+fn prior_belief(parameter: &str, mean: &[f64], cov: &[f64]) -> Result<GaussianBelief<2>, ConfigError> {
+    if mean.len() != 2 || mean.iter().any(|v| !v.is_finite()) {
+        return Err(ConfigError::invalid(
+            &format!("{parameter} mean"),
+            mean,
+            "two finite numbers (x, y) in metres",
+        ));
+    }
+    let symmetric = cov.len() == 4 && (cov[1] - cov[2]).abs() <= 1e-9 * (cov[0].abs() + cov[3].abs());
+    let belief = if symmetric {
+        GaussianBelief::new(
+            Vector2::new(mean[0], mean[1]),
+            Matrix2::new(cov[0], cov[1], cov[2], cov[3]),
+        )
+        .ok()
+        .filter(|b| b.is_publishable())
+    } else {
+        None
+    };
+    belief.ok_or_else(|| {
+        ConfigError::invalid(
+            &format!("{parameter} covariance"),
+            cov,
+            "a symmetric positive-definite 2x2 matrix, row-major, m^2",
+        )
+    })
+}
+
+impl LocalizerConfig {
+    /// Checks every parameter, including the estimator's.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first parameter out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.sensor_offset_m.len() != 3 || self.sensor_offset_m.iter().any(|v| !v.is_finite()) {
+            return Err(ConfigError::invalid(
+                "sensor_offset_m",
+                &self.sensor_offset_m,
+                "three finite numbers [x, y, z] in metres",
+            ));
+        }
+        check_range("default_noise_std_m", self.default_noise_std_m, 1e-6, 1e3)?;
+        check_positive("max_range_m", self.max_range_m)?;
+        check_range("odom_buffer_s", self.odom_buffer_s, 0.1, 3600.0)?;
+        check_range("odom_tolerance_s", self.odom_tolerance_s, 0.0, 10.0)?;
+        check_range("odom_wait_s", self.odom_wait_s, 0.0, 60.0)?;
+        check_range("innovation_gate_sigma", self.innovation_gate_sigma, 0.0, 1e3)?;
+        let init = &self.initialisation;
+        check_range("initialisation.region_radius_m", init.region_radius_m, 1e-3, 1e5)?;
+        check_range("initialisation.cell_m", init.cell_m, init.region_radius_m / 2000.0, init.region_radius_m)?;
+        check_range("initialisation.max_std_m", init.max_std_m, init.cell_m, 1e5)?;
+        check_integer("initialisation.min_ranges", init.min_ranges, 1, 1_000_000)?;
+        let cal = &self.calibration;
+        check_range("calibration.scale_prior", cal.scale_prior, 0.1, 10.0)?;
+        check_range("calibration.scale_std", cal.scale_std, 1e-6, 1.0)?;
+        check_range("calibration.offset_prior_m", cal.offset_prior_m, -1e3, 1e3)?;
+        check_range("calibration.offset_std_m", cal.offset_std_m, 1e-6, 1e3)?;
+        let relin = &self.relinearisation;
+        check_integer("relinearisation.every_ranges", relin.every_ranges, 0, 1_000_000)?;
+        check_integer("relinearisation.max_ranges", relin.max_ranges, 1, 100_000)?;
+        self.default_prior_belief()?;
+        self.configured_priors()?;
+        self.estimator.validate().map_err(|e| e.prefixed("estimator"))?;
+        self.check_combinations()
+    }
+
+    /// Rules across parameters (each error names the parameter it rejects and the
+    /// other one with its value).
+    fn check_combinations(&self) -> Result<(), ConfigError> {
+        let relin = &self.relinearisation;
+        // A window folds at max_ranges, so a longer period would never re-solve.
+        if relin.every_ranges > relin.max_ranges {
+            return Err(ConfigError::invalid(
+                "relinearisation.every_ranges",
+                relin.every_ranges,
+                &format!("0 or <= relinearisation.max_ranges ({})", relin.max_ranges),
+            ));
+        }
+        // Re-solving needs a Gaussian (or mixture) belief: particles would silently
+        // never be relinearised.
+        if relin.every_ranges > 0 && self.estimator.method == Method::Particle {
+            return Err(ConfigError::invalid(
+                "relinearisation.every_ranges",
+                relin.every_ranges,
+                "0 with estimator.method = particle (re-solving needs a Gaussian belief)",
+            ));
+        }
+        // A range may precede the buffered odometry by at most the buffer's length.
+        if self.odom_tolerance_s > self.odom_buffer_s {
+            return Err(ConfigError::invalid(
+                "odom_tolerance_s",
+                self.odom_tolerance_s,
+                &format!("<= odom_buffer_s ({})", self.odom_buffer_s),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn default_prior_belief(&self) -> Result<GaussianBelief<2>, ConfigError> {
+        prior_belief("default_prior", &self.default_prior.mean_m, &self.default_prior.cov_m2)
+            .map_err(|e| rename(e, "default_prior mean", "default_prior.mean_m"))
+            .map_err(|e| rename(e, "default_prior covariance", "default_prior.cov_m2"))
+    }
+
+    /// The configured per-landmark priors.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `priors.*` when the arrays do not match.
+    pub fn configured_priors(&self) -> Result<Vec<(String, GaussianBelief<2>)>, ConfigError> {
+        let p = &self.priors;
+        let n = p.ids.len();
+        if p.means_m.len() != 2 * n {
+            return Err(ConfigError::invalid("priors.means_m", &p.means_m, &format!("2 numbers per id ({})", 2 * n)));
+        }
+        if p.covs_m2.len() != 4 * n {
+            return Err(ConfigError::invalid("priors.covs_m2", &p.covs_m2, &format!("4 numbers per id ({})", 4 * n)));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::with_capacity(n);
+        for (k, id) in p.ids.iter().enumerate() {
+            if id.is_empty() || !seen.insert(id.clone()) {
+                return Err(ConfigError::invalid("priors.ids", id, "non-empty, unique ids"));
+            }
+            let b = prior_belief(id, &p.means_m[2 * k..2 * k + 2], &p.covs_m2[4 * k..4 * k + 4])
+                .map_err(|e| rename(e, &format!("{id} mean"), "priors.means_m"))
+                .map_err(|e| rename(e, &format!("{id} covariance"), "priors.covs_m2"))?;
+            out.push((id.clone(), b));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn sensor_offset(&self) -> Vector3<f64> {
+        Vector3::new(self.sensor_offset_m[0], self.sensor_offset_m[1], self.sensor_offset_m[2])
+    }
+}
+
+fn rename(e: ConfigError, from: &str, to: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid { parameter, value, allowed } if parameter == from => ConfigError::Invalid {
+            parameter: to.to_string(),
+            value,
+            allowed,
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,740 @@
+//! The landmark localiser: one path from raw inputs (odometry poses, range
+//! measurements) to per-landmark beliefs, shared by the ROS node and the bag replayer
+//! so that "replay equals live" holds by construction.
+//!
+//! A range is accepted only if every check passes, in this order (the first failing
+//! check is its [`Rejection`] reason, counted per reason):
+//! 1. the stamp is a positive finite time;
+//! 2. the range is finite, ≥ 0 and ≤ `max_range_m`;
+//! 3. the variance is finite and ≥ 0 (0 means `default_noise_std_m²`);
+//! 4. the frame is `sensor_frame_id` (when that is set);
+//! 5. the landmark is known, or `unknown_landmarks` is `default_prior` or `initialise`;
+//! 6. the stamp is not older than the last range fused for that landmark;
+//! 7. odometry covers the stamp (see [`OdometryBuffer::pose_at`]);
+//! 8. with `innovation_gate_sigma` = k > 0 and the landmark tracking: the range is
+//!    within k predicted standard deviations of at least one component of the belief
+//!    (see [`innovation_gate`]);
+//! 9. the estimator update succeeds and its result is publishable (finite, SPD).
+//!
+//! Nothing is lost to transport order, and no range is fused with a stale pose: a
+//! range that arrives before the odometry covering its stamp (no odometry yet, or
+//! stamped after the newest odometry by at most `odom_wait_s`) waits in a bounded
+//! queue and is fused, in arrival order, when odometry catches up
+//! ([`Localizer::add_odometry`] returns those results). So live (ranges and odometry
+//! on separate topics, in any order) and replay (bag order) fuse the same way.
+//!
+//! The sensor position is the interpolated base pose ⊕ `sensor_offset_m`; the
+//! estimate is planar (x, y): ranges are taken as horizontal distances.
+//!
+//! **Landmarks without a prior** (`unknown_landmarks: initialise`) start
+//! [`TrackStatus::Initialising`]: an [`InitialisationGrid`] (uniform over the disc of
+//! `initialisation.region_radius_m` around the sensor position of the first range)
+//! multiplies in every range until the grid posterior is unimodal, that is at least
+//! `initialisation.min_ranges` ranges and a largest standard deviation
+//! √λ_max(Σ) ≤ `initialisation.max_std_m` (two modes D apart have √λ_max ≥ D/2). The
+//! flow's Gaussian is then solved, from the grid's moments, for the disc prior
+//! (moment-matched) × all the grid's ranges, and the track is
+//! [`TrackStatus::Tracking`]. Until then its published mean/covariance are the grid's
+//! moments, flagged as initialising, and no pose is published for it.
+//!
+//! **Range calibration** (`calibration.enabled`): z = s·‖y − x‖ + b + w
+//! ([`CalibratedRangeModel`]) with one (s, b) per sensor. Each landmark's flow runs in
+//! 4-D over θ = (y₁, y₂, s, b), so landmarks stay independent small flows; their (s, b)
+//! beliefs are pooled into the sensor's ([`pool_calibration`], expectation
+//! propagation: each re-solve takes the other landmarks' (s, b) as its prior), and each
+//! published position is conditioned on the pooled (s, b). Per sensor rather than per
+//! landmark: scale comes from the radio's clock and propagation model, shared by every
+//! beacon it ranges to, and per-landmark offsets would absorb odometry drift (Plaza1
+//! dead reckoning: 3.7 m batch optimum per landmark, 2.4 m pooled).
+//!
+//! **Relinearisation** (`relinearisation.every_ranges`): each tracking landmark keeps
+//! its ranges since an anchor belief ([`RangeWindow`]) and is periodically re-solved
+//! for all of them ([`Estimator::refine`]).
+
+mod config;
+mod input;
+mod track;
+
+pub use config::{
+    CalibrationConfig, InitialisationConfig, LocalizerConfig, PriorConfig, PriorsConfig, RelinearisationConfig,
+    UnknownLandmarkPolicy,
+};
+pub use input::{innovation_gate, Fused, Processed, RangeInput, RangeOutcome, Rejection, MAX_PENDING_RANGES};
+pub use track::{LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackStatus};
+
+use crate::config::ConfigError;
+use crate::estimator::{
+    joint_prior, pool_calibration, replace_calibration_prior, CalibratedRangeModel, Estimator, EstimatorError,
+    GaussianBelief, InitialisationGrid, RangeModel, UpdateStats,
+};
+use crate::odometry::{OdometryBuffer, PoseLookupError};
+use input::{check_gate, check_message};
+use nalgebra::{Isometry3, Point3, Vector2};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use track::{summarise, TrackStep};
+
+/// An estimator that cannot be built from a validated config: its config error, or
+/// the message of another failure.
+fn estimator_config_error(e: EstimatorError) -> ConfigError {
+    match e {
+        EstimatorError::Config(c) => c.prefixed("estimator"),
+        other => ConfigError::Parse(other.to_string()),
+    }
+}
+
+/// Per-landmark beliefs plus the odometry buffer and the rejection counters.
+#[derive(Debug)]
+pub struct Localizer {
+    config: LocalizerConfig,
+    estimator: Estimator<2>,
+    calibrated_estimator: Estimator<4>,
+    /// The pooled (s, b) belief, once a calibrated landmark exists.
+    sensor_calibration: Option<GaussianBelief<2>>,
+    default_prior: GaussianBelief<2>,
+    priors: BTreeMap<String, GaussianBelief<2>>,
+    odometry: OdometryBuffer,
+    tracks: BTreeMap<String, LandmarkTrack>,
+    accepted: u64,
+    rejected: BTreeMap<&'static str, u64>,
+    odom_frame_id: String,
+    pending: std::collections::VecDeque<RangeInput>,
+}
+
+impl Localizer {
+    /// # Errors
+    /// The config's validation error.
+    pub fn new(config: LocalizerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
+        let calibrated_estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
+        let priors: BTreeMap<_, _> = config.configured_priors()?.into_iter().collect();
+        let mut me = Self {
+            default_prior: config.default_prior_belief()?,
+            odometry: OdometryBuffer::new(config.odom_buffer_s, config.odom_tolerance_s),
+            odom_frame_id: config.odom_frame_id.clone(),
+            estimator,
+            calibrated_estimator,
+            sensor_calibration: None,
+            priors,
+            config,
+            tracks: BTreeMap::new(),
+            accepted: 0,
+            rejected: BTreeMap::new(),
+            pending: std::collections::VecDeque::new(),
+        };
+        me.reset();
+        Ok(me)
+    }
+
+    pub fn config(&self) -> &LocalizerConfig {
+        &self.config
+    }
+
+    /// Restores every configured landmark to its prior, forgets landmarks started
+    /// from the default prior, and zeroes the counters. Odometry is kept.
+    pub fn reset(&mut self) {
+        self.tracks.clear();
+        let priors: Vec<_> = self.priors.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (id, prior) in priors {
+            if let Ok(track) = self.tracking_state(prior).and_then(|state| self.new_track(state)) {
+                self.tracks.insert(id, track);
+            }
+        }
+        self.sensor_calibration = None;
+        self.refresh_sensor_calibration();
+        self.accepted = 0;
+        self.rejected.clear();
+        self.pending.clear();
+    }
+
+    /// A tracking state from a position prior: the prior itself, or, with calibration
+    /// on, the prior × N(s₀, σ_s²) × N(b₀, σ_b²) over θ = (y₁, y₂, s, b).
+    fn tracking_state(&self, prior: GaussianBelief<2>) -> Result<TrackState, EstimatorError> {
+        if !self.config.calibration.enabled {
+            return Ok(TrackState::Position(self.estimator.initial_state(prior)?, RangeWindow::new(prior)));
+        }
+        let cavity = self.calibration_prior();
+        let prior = joint_prior(&prior, &cavity);
+        Ok(TrackState::Calibrated(self.calibrated_estimator.initial_state(prior)?, RangeWindow::new(prior), cavity))
+    }
+
+    /// The tracking state of a unimodal grid: the flow's Gaussian solved for the
+    /// posterior of the grid's prior (the disc, moment-matched: a weak Gaussian prior)
+    /// × every range the grid used, started at the grid's moments ([`Estimator::refine`]);
+    /// those ranges stay in the relinearisation window. If that fails, the grid's
+    /// moments themselves become the prior.
+    fn start_tracking(&self, grid: &InitialisationGrid) -> Result<TrackState, EstimatorError> {
+        let shape = self.config.estimator.noise_shape;
+        let measured = grid.measurements();
+        let moments = grid.moments();
+        if !self.config.calibration.enabled {
+            let state = self.estimator.initial_state(moments)?;
+            let anchor = grid.prior_moments();
+            let ranges = measured
+                .iter()
+                .map(|&(x, z, var)| RangeModel::new(x, z, var, shape))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(match self.estimator.refine(&state, &anchor, &ranges) {
+                Ok((refined, _)) => TrackState::Position(refined, RangeWindow { anchor, ranges }),
+                Err(_) => TrackState::Position(state, RangeWindow::new(moments)),
+            });
+        }
+        let cavity = self.calibration_prior();
+        let prior = joint_prior(&moments, &cavity);
+        let state = self.calibrated_estimator.initial_state(prior)?;
+        let anchor = joint_prior(&grid.prior_moments(), &cavity);
+        let ranges = measured
+            .iter()
+            .map(|&(x, z, var)| CalibratedRangeModel::new(x, z, var, shape))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match self.calibrated_estimator.refine(&state, &anchor, &ranges) {
+            Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges }, cavity),
+            Err(_) => TrackState::Calibrated(state, RangeWindow::new(prior), cavity),
+        })
+    }
+
+    fn new_track(&self, state: TrackState) -> Result<LandmarkTrack, EstimatorError> {
+        let (summary, calibration) = summarise(&state, self.sensor_calibration.as_ref())?;
+        Ok(LandmarkTrack {
+            summary,
+            calibration,
+            state,
+            measurements_fused: 0,
+            measurements_rejected: 0,
+            last_stamp_s: 0.0,
+            last_latency_s: 0.0,
+            last_stats: UpdateStats::default(),
+            last_range: None,
+        })
+    }
+
+    /// The frame the beliefs are expressed in: `odom_frame_id`, or the first
+    /// odometry's frame when that is empty.
+    pub fn frame_id(&self) -> &str {
+        &self.odom_frame_id
+    }
+
+    /// Adds an odometry pose (base in odometry frame) stamped `stamp_s`, then fuses the
+    /// waiting ranges it covers and returns what became of them.
+    ///
+    /// # Errors
+    /// [`Rejection`] (counted) for a wrong frame, a bad or backwards stamp, a
+    /// non-finite pose.
+    pub fn add_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<Vec<Processed>, Rejection> {
+        self.push_odometry(stamp_s, frame_id, pose)?;
+        let mut processed = Vec::new();
+        // The same lookup decides "covered" here and in try_add_range, so a drained
+        // range can never be queued again.
+        while let Some(front) = self.pending.front() {
+            if matches!(
+                self.odometry.pose_at(front.stamp_s),
+                Err(PoseLookupError::Empty | PoseLookupError::TooNew { .. })
+            ) {
+                break;
+            }
+            let input = self.pending.pop_front().expect("front exists");
+            let result = match self.add_range(&input) {
+                Ok(RangeOutcome::Fused(f)) => Ok(f),
+                Ok(RangeOutcome::Pending) => unreachable!("odometry covers the stamp"),
+                Err(r) => Err(r),
+            };
+            processed.push(Processed { input, result });
+        }
+        Ok(processed)
+    }
+
+    fn push_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<(), Rejection> {
+        let result = if !self.config.odom_frame_id.is_empty() && frame_id != self.config.odom_frame_id {
+            Err(Rejection::WrongFrame {
+                got: frame_id.to_string(),
+                expected: self.config.odom_frame_id.clone(),
+            })
+        } else {
+            self.odometry.push(stamp_s, pose).map_err(Rejection::Odometry)
+        };
+        match &result {
+            Ok(()) if self.odom_frame_id.is_empty() => self.odom_frame_id = frame_id.to_string(),
+            Err(r) => *self.rejected.entry(r.reason()).or_insert(0) += 1,
+            _ => {}
+        }
+        result
+    }
+
+    /// The robot base position at the newest odometry, metres.
+    pub fn latest_base_position(&self) -> Option<Point3<f64>> {
+        let t = self.odometry.newest_stamp()?;
+        self.odometry.pose_at(t).ok().map(|p| Point3::from(p.translation.vector))
+    }
+
+    /// Checks a range and fuses it into its landmark's belief, or queues it until
+    /// odometry covers its stamp.
+    ///
+    /// # Errors
+    /// [`Rejection`] (counted, the belief unchanged) when any check of the module doc
+    /// fails.
+    pub fn add_range(&mut self, m: &RangeInput) -> Result<RangeOutcome, Rejection> {
+        let result = self.try_add_range(m);
+        match &result {
+            Ok(RangeOutcome::Pending) => {
+                self.pending.push_back(m.clone());
+                if self.pending.len() > MAX_PENDING_RANGES {
+                    let dropped = self.pending.pop_front().expect("not empty");
+                    *self.rejected.entry(Rejection::PendingOverflow.reason()).or_insert(0) += 1;
+                    if let Some(t) = self.tracks.get_mut(&dropped.landmark_id) {
+                        t.measurements_rejected += 1;
+                    }
+                }
+            }
+            Ok(RangeOutcome::Fused(_)) => self.accepted += 1,
+            Err(r) => {
+                *self.rejected.entry(r.reason()).or_insert(0) += 1;
+                if let Some(t) = self.tracks.get_mut(&m.landmark_id) {
+                    t.measurements_rejected += 1;
+                }
+            }
+        }
+        result
+    }
+
+    fn try_add_range(&mut self, m: &RangeInput) -> Result<RangeOutcome, Rejection> {
+        check_message(m, &self.config)?;
+        if !self.tracks.contains_key(&m.landmark_id) {
+            if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject || m.landmark_id.is_empty() {
+                return Err(Rejection::UnknownLandmark(m.landmark_id.clone()));
+            }
+            if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior {
+                let track = self
+                    .tracking_state(self.default_prior)
+                    .and_then(|state| self.new_track(state))
+                    .map_err(|e| Rejection::Estimator(e.to_string()))?;
+                self.tracks.insert(m.landmark_id.clone(), track);
+            }
+        }
+        let last_s = self.tracks.get(&m.landmark_id).map_or(0.0, |t| t.last_stamp_s);
+        if m.stamp_s < last_s {
+            return Err(Rejection::StampBackwards { stamp_s: m.stamp_s, last_s });
+        }
+        let pose = match self.odometry.pose_at(m.stamp_s) {
+            Ok(pose) => pose,
+            // Waits for odometry (ranges queued before it keep their order).
+            Err(PoseLookupError::Empty) => return Ok(RangeOutcome::Pending),
+            Err(PoseLookupError::TooNew { by_s, .. }) if by_s <= self.config.odom_wait_s => {
+                return Ok(RangeOutcome::Pending)
+            }
+            Err(e) => return Err(Rejection::NoPose(e)),
+        };
+        let sensor = pose * Point3::from(self.config.sensor_offset());
+        let variance = if m.variance_m2 > 0.0 { m.variance_m2 } else { self.config.default_noise_std_m.powi(2) };
+        let x = Vector2::new(sensor.x, sensor.y);
+        let start = Instant::now();
+        let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
+        if !self.tracks.contains_key(&m.landmark_id) {
+            // `initialise`: the grid is centred on the sensor position of the first range.
+            let init = &self.config.initialisation;
+            let grid = InitialisationGrid::new(
+                x,
+                init.region_radius_m,
+                init.cell_m,
+                self.config.estimator.noise_shape,
+                self.config.calibration.prior(),
+            )
+            .map_err(estimator_error)?;
+            let track = self.new_track(TrackState::Initialising(Box::new(grid))).map_err(estimator_error)?;
+            self.tracks.insert(m.landmark_id.clone(), track);
+        }
+        let (step, stats) = self.step(&m.landmark_id, x, m.range_m, variance)?;
+        let (summary, calibration) =
+            step.summarise(self.sensor_calibration.as_ref()).map_err(estimator_error)?;
+        if !summary.belief.is_publishable() {
+            return Err(Rejection::Estimator("the updated belief is not finite and SPD".into()));
+        }
+        let latency_s = start.elapsed().as_secs_f64();
+        let calibrated = step.is_calibrated();
+        let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
+        track.state.commit(step);
+        track.summary = summary;
+        track.calibration = calibration;
+        track.measurements_fused += 1;
+        track.last_stamp_s = m.stamp_s;
+        track.last_latency_s = latency_s;
+        track.last_stats = stats;
+        track.last_range = Some((x, m.range_m));
+        if calibrated {
+            self.refresh_sensor_calibration();
+        }
+        Ok(RangeOutcome::Fused(Fused { sensor_position: sensor, stats, latency_s }))
+    }
+
+    /// The next state of landmark `id` after the range `range_m` from `x` with noise
+    /// variance `variance`: computed from a reference to the track, which is left as
+    /// it is (a rejection changes nothing; [`TrackState::commit`] applies the step).
+    ///
+    /// # Errors
+    /// [`Rejection::InnovationGate`], or [`Rejection::Estimator`] when the update fails.
+    fn step(&self, id: &str, x: Vector2<f64>, range_m: f64, variance: f64) -> Result<(TrackStep, UpdateStats), Rejection> {
+        let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
+        let gate = self.config.innovation_gate_sigma;
+        let shape = self.config.estimator.noise_shape;
+        let relinearisation = &self.config.relinearisation;
+        Ok(match &self.tracks[id].state {
+            TrackState::Initialising(grid) => {
+                let grid = grid.with_range(x, range_m, variance).map_err(estimator_error)?;
+                let init = &self.config.initialisation;
+                let stats = UpdateStats {
+                    iterations: 1,
+                    converged: true,
+                    evaluations: grid.active_cells(),
+                    components: 0,
+                    log_evidence: f64::NEG_INFINITY,
+                };
+                if grid.ranges() >= init.min_ranges && grid.largest_std_m() <= init.max_std_m {
+                    (TrackStep::Start(self.start_tracking(&grid).map_err(estimator_error)?), stats)
+                } else {
+                    (TrackStep::Grid(Box::new(grid)), stats)
+                }
+            }
+            TrackState::Position(state, window) => {
+                let model = RangeModel::new(x, range_m, variance, shape).map_err(estimator_error)?;
+                check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
+                let (next, stats) = self.estimator.update_with_model(state, &model).map_err(estimator_error)?;
+                let (next, change, _) = window.advance(&self.estimator, next, model, relinearisation, None);
+                (TrackStep::Position(next, change), stats)
+            }
+            TrackState::Calibrated(state, window, cavity) => {
+                let model = CalibratedRangeModel::new(x, range_m, variance, shape).map_err(estimator_error)?;
+                check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
+                let (next, stats) = self.calibrated_estimator.update_with_model(state, &model).map_err(estimator_error)?;
+                // A re-solve takes in what the other landmarks now know about (s, b).
+                let new_cavity = if window.refine_due(relinearisation) { self.cavity(id) } else { None };
+                let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&window.anchor, cavity, &c).ok());
+                let (next, change, refined) =
+                    window.advance(&self.calibrated_estimator, next, model, relinearisation, new_anchor);
+                let cavity = match (refined, new_anchor, new_cavity) {
+                    (true, Some(_), Some(c)) => c,
+                    _ => *cavity,
+                };
+                (TrackStep::Calibrated(next, change, cavity), stats)
+            }
+        })
+    }
+
+    /// Pools the calibration of every calibrated landmark ([`pool_calibration`]) and
+    /// re-summarises them with it (a landmark whose summary would not be publishable
+    /// keeps its previous one).
+    fn refresh_sensor_calibration(&mut self) {
+        if !self.config.calibration.enabled {
+            return;
+        }
+        let Some(pooled) = self.pooled_calibration(None) else { return };
+        self.sensor_calibration = Some(pooled);
+        for track in self.tracks.values_mut() {
+            if let TrackState::Calibrated(..) = track.state {
+                if let Ok((summary, calibration)) = summarise(&track.state, Some(&pooled)) {
+                    track.summary = summary;
+                    track.calibration = calibration;
+                }
+            }
+        }
+    }
+
+    /// The (s, b) belief from the prior and every calibrated landmark except `except`
+    /// ([`pool_calibration`]).
+    fn pooled_calibration(&self, except: Option<&str>) -> Option<GaussianBelief<2>> {
+        let landmarks: Vec<(GaussianBelief<4>, GaussianBelief<2>)> = self
+            .tracks
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != except)
+            .filter_map(|(_, t)| match &t.state {
+                TrackState::Calibrated(s, _, cavity) => s.summary().ok().map(|s| (s.belief, *cavity)),
+                _ => None,
+            })
+            .collect();
+        pool_calibration(&self.calibration_prior(), &landmarks).ok()
+    }
+
+    /// What the other landmarks know about (s, b): the cavity of landmark `id`.
+    fn cavity(&self, id: &str) -> Option<GaussianBelief<2>> {
+        self.pooled_calibration(Some(id))
+    }
+
+    /// N((s₀, b₀), diag(σ_s², σ_b²)) ([`CalibrationConfig::prior`]); calibration on.
+    fn calibration_prior(&self) -> GaussianBelief<2> {
+        self.config.calibration.prior().belief()
+    }
+
+    /// The sensor's range calibration pooled over the landmarks (mean (s, b),
+    /// covariance), once a calibrated landmark is tracking.
+    pub fn sensor_calibration(&self) -> Option<&GaussianBelief<2>> {
+        self.sensor_calibration.as_ref()
+    }
+
+    /// Landmarks by id.
+    pub fn tracks(&self) -> &BTreeMap<String, LandmarkTrack> {
+        &self.tracks
+    }
+
+    /// Ranges waiting for odometry.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Ranges fused since start or reset.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Rejected inputs by reason since start or reset.
+    pub fn rejected(&self) -> &BTreeMap<&'static str, u64> {
+        &self.rejected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimator::Method;
+    use nalgebra::{Matrix2, Translation3, UnitQuaternion};
+
+    fn config() -> LocalizerConfig {
+        let mut c = LocalizerConfig {
+            odom_frame_id: "odom".into(),
+            priors: PriorsConfig {
+                ids: vec!["a".into()],
+                means_m: vec![1.0, 1.0],
+                covs_m2: vec![5.5, -1.5, -1.5, 5.5],
+            },
+            ..Default::default()
+        };
+        c.estimator.method = Method::Ekf;
+        c
+    }
+
+    fn at(x: f64, y: f64) -> Isometry3<f64> {
+        Isometry3::from_parts(Translation3::new(x, y, 0.0), UnitQuaternion::identity())
+    }
+
+    fn range(t: f64, id: &str, r: f64) -> RangeInput {
+        RangeInput { topic: "range".into(), stamp_s: t, frame_id: "s".into(), landmark_id: id.into(), range_m: r, variance_m2: 2.0 }
+    }
+
+    #[test]
+    fn each_bad_parameter_is_named() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut LocalizerConfig)>)> = vec![
+            ("sensor_offset_m", Box::new(|c| c.sensor_offset_m = vec![1.0])),
+            ("default_noise_std_m", Box::new(|c| c.default_noise_std_m = 0.0)),
+            ("max_range_m", Box::new(|c| c.max_range_m = -1.0)),
+            ("odom_tolerance_s", Box::new(|c| c.odom_tolerance_s = f64::NAN)),
+            ("default_prior.cov_m2", Box::new(|c| c.default_prior.cov_m2 = vec![1.0, 2.0, 2.0, 1.0])),
+            ("default_prior.mean_m", Box::new(|c| c.default_prior.mean_m = vec![1.0])),
+            ("priors.means_m", Box::new(|c| c.priors.means_m.push(1.0))),
+            ("priors.covs_m2", Box::new(|c| c.priors.covs_m2[0] = -1.0)),
+            ("priors.ids", Box::new(|c| c.priors.ids[0].clear())),
+            ("estimator.flow.samples", Box::new(|c| c.estimator.flow.samples = 0)),
+            // Rules across parameters.
+            ("relinearisation.every_ranges", Box::new(|c| {
+                c.relinearisation.every_ranges = 10;
+                c.relinearisation.max_ranges = 5;
+            })),
+            ("relinearisation.every_ranges", Box::new(|c| {
+                c.relinearisation.every_ranges = 3;
+                c.estimator.method = crate::estimator::Method::Particle;
+            })),
+            ("odom_tolerance_s", Box::new(|c| {
+                c.odom_buffer_s = 1.0;
+                c.odom_tolerance_s = 2.0;
+            })),
+        ];
+        for (name, mutate) in cases {
+            let mut c = config();
+            mutate(&mut c);
+            match c.validate() {
+                Err(ConfigError::Invalid { parameter, .. }) => assert_eq!(parameter, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    /// With the EKF the first update has a closed form; the localiser must feed it
+    /// the interpolated sensor position (offset rotated by the heading).
+    #[test]
+    fn fuses_with_the_interpolated_sensor_position() {
+        let mut c = config();
+        c.sensor_offset_m = vec![1.0, 0.0, 0.0];
+        let mut loc = Localizer::new(c).unwrap();
+        let yaw = |a: f64| Isometry3::from_parts(Translation3::new(0.0, 0.0, 0.0), UnitQuaternion::from_euler_angles(0.0, 0.0, a));
+        loc.add_odometry(1.0, "odom", yaw(0.0)).unwrap();
+        loc.add_odometry(2.0, "odom", yaw(std::f64::consts::PI)).unwrap();
+        // Halfway: heading π/2, so the sensor is at (0, 1).
+        let RangeOutcome::Fused(fused) = loc.add_range(&range(1.5, "a", 3.0)).unwrap() else {
+            panic!("odometry covers the stamp: the range must be fused at once")
+        };
+        assert!((fused.sensor_position - Point3::new(0.0, 1.0, 0.0)).norm() < 1e-9);
+        // Independent EKF: h(μ) = ‖μ − x‖, H = (μ − x)ᵀ/‖μ − x‖.
+        let mu: Vector2<f64> = Vector2::new(1.0, 1.0);
+        let p: Matrix2<f64> = Matrix2::new(5.5, -1.5, -1.5, 5.5);
+        let x: Vector2<f64> = Vector2::new(0.0, 1.0);
+        let d = (mu - x).norm();
+        let h = (mu - x).transpose() / d;
+        let s = (h * p * h.transpose())[(0, 0)] + 2.0;
+        let k = p * h.transpose() / s;
+        let mean = mu + k * (3.0 - d);
+        let got = loc.tracks()["a"].summary.belief.mean;
+        assert!((got - mean).norm() < 1e-9, "{got} vs {mean}");
+    }
+
+    #[test]
+    fn every_rejection_is_counted_and_leaves_the_belief_alone() {
+        let mut c = config();
+        c.sensor_frame_id = "s".into();
+        c.unknown_landmarks = UnknownLandmarkPolicy::Reject;
+        c.max_range_m = 50.0;
+        let mut loc = Localizer::new(c).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.add_odometry(2.0, "odom", at(1.0, 0.0)).unwrap();
+        assert_eq!(loc.add_odometry(1.5, "odom", at(0.0, 0.0)).unwrap_err().reason(), "odom_stamp_backwards");
+        assert_eq!(loc.add_odometry(3.0, "map", at(0.0, 0.0)).unwrap_err().reason(), "wrong_frame");
+        assert_eq!(loc.add_odometry(3.0, "odom", at(f64::NAN, 0.0)).unwrap_err().reason(), "odom_non_finite");
+        let before = loc.tracks()["a"].summary.belief;
+        let bad = [
+            (RangeInput { stamp_s: 0.0, ..range(0.0, "a", 3.0) }, "bad_stamp"),
+            (range(1.5, "a", f64::NAN), "non_finite_range"),
+            (range(1.5, "a", f64::INFINITY), "non_finite_range"),
+            (range(1.5, "a", -1.0), "negative_range"),
+            (range(1.5, "a", 60.0), "beyond_max_range"),
+            (RangeInput { variance_m2: -1.0, ..range(1.5, "a", 3.0) }, "bad_variance"),
+            (RangeInput { variance_m2: f64::NAN, ..range(1.5, "a", 3.0) }, "bad_variance"),
+            (RangeInput { frame_id: "x".into(), ..range(1.5, "a", 3.0) }, "wrong_frame"),
+            (range(1.5, "zz", 3.0), "unknown_landmark"),
+            (range(0.5, "a", 3.0), "older_than_odometry"),
+            (range(3.5, "a", 3.0), "newer_than_odometry"),
+        ];
+        for (m, reason) in &bad {
+            assert_eq!(loc.add_range(m).unwrap_err().reason(), *reason, "{m:?}");
+        }
+        assert_eq!(loc.tracks()["a"].summary.belief, before);
+        loc.add_range(&range(1.8, "a", 3.0)).unwrap();
+        assert_eq!(loc.add_range(&range(1.7, "a", 3.0)).unwrap_err().reason(), "stamp_backwards");
+        assert_eq!(loc.accepted(), 1);
+        let total: u64 = loc.rejected().values().sum();
+        assert_eq!(total, bad.len() as u64 + 3 + 1);
+        assert_eq!(loc.tracks()["a"].measurements_fused, 1);
+    }
+
+    /// A range that arrives before the odometry of its stamp is not lost: it waits and
+    /// is fused, in order, when that odometry comes; one too far ahead is rejected.
+    #[test]
+    fn ranges_wait_for_the_odometry_that_covers_them() {
+        let mut loc = Localizer::new(config()).unwrap();
+        assert_eq!(loc.add_range(&range(1.0, "a", 3.0)), Ok(RangeOutcome::Pending));
+        assert_eq!(loc.add_range(&range(1.4, "a", 3.1)), Ok(RangeOutcome::Pending));
+        assert_eq!(loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap().len(), 1);
+        assert_eq!(loc.pending(), 1);
+        assert_eq!(loc.tracks()["a"].measurements_fused, 1);
+        let done = loc.add_odometry(1.5, "odom", at(1.0, 0.0)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].input.range_m, 3.1);
+        assert!(done[0].result.is_ok());
+        assert_eq!(loc.pending(), 0);
+        assert_eq!(loc.accepted(), 2);
+        // 1.5 s past the newest odometry (odom_wait_s = 1): rejected at once.
+        assert_eq!(loc.add_range(&range(3.0, "a", 3.0)).unwrap_err().reason(), "newer_than_odometry");
+    }
+
+    /// Regression: with `newest + tolerance` and `stamp − newest` rounding differently,
+    /// a drained range was queued again and `add_odometry` never returned.
+    #[test]
+    fn a_range_at_the_tolerance_edge_is_drained_once() {
+        let mut loc = Localizer::new(config()).unwrap();
+        let (newest, stamp) = (1001.0222715811004, 1001.1222715811004);
+        assert!(stamp <= newest + 0.1 && stamp - newest > 0.1, "the rounding edge case");
+        loc.add_odometry(1000.5, "odom", at(0.0, 0.0)).unwrap();
+        assert_eq!(loc.add_range(&range(stamp, "a", 3.0)), Ok(RangeOutcome::Pending));
+        loc.add_odometry(newest, "odom", at(0.0, 0.0)).unwrap();
+        assert_eq!(loc.pending(), 1, "just outside the tolerance: still waiting");
+        assert_eq!(loc.add_odometry(1001.2, "odom", at(0.0, 0.0)).unwrap().len(), 1);
+        assert_eq!(loc.pending(), 0);
+    }
+
+    /// Gate against a hand-computed predicted variance: prior N((1, 1), Σ₀), sensor at
+    /// the origin, h = (1, 1)/√2, hᵀΣ₀h = (5.5 − 1.5·2 + 5.5)/2 = 4, S = 4 + 2 = 6.
+    #[test]
+    fn innovation_gate_rejects_far_ranges_only_when_enabled() {
+        let r_hat = 2f64.sqrt();
+        let z_far = r_hat + 5.0 * 6f64.sqrt(); // 5 predicted sigmas
+        for (gate, expect_reject) in [(0.0, false), (4.0, true), (6.0, false)] {
+            let mut c = config();
+            c.innovation_gate_sigma = gate;
+            let mut loc = Localizer::new(c).unwrap();
+            loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+            let before = loc.tracks()["a"].summary.belief;
+            let got = loc.add_range(&range(1.0, "a", z_far));
+            if expect_reject {
+                let r = got.unwrap_err();
+                assert_eq!(r.reason(), "innovation_gate");
+                assert!(matches!(r, Rejection::InnovationGate { sigmas, .. } if (sigmas - 5.0).abs() < 1e-9));
+                assert_eq!(loc.tracks()["a"].summary.belief, before);
+            } else {
+                assert!(got.is_ok(), "gate {gate}: {got:?}");
+            }
+        }
+    }
+
+    /// No prior: initialising (no estimate) until ranges from three places make the
+    /// grid unimodal, then tracking near the truth; exact ranges from a circle around it.
+    #[test]
+    fn a_landmark_without_prior_initialises_from_its_ranges() {
+        let mut c = config();
+        c.unknown_landmarks = UnknownLandmarkPolicy::Initialise;
+        c.initialisation = InitialisationConfig { region_radius_m: 30.0, cell_m: 0.25, max_std_m: 1.0, min_ranges: 3 };
+        c.estimator.method = crate::estimator::Method::Natural;
+        let mut loc = Localizer::new(c).unwrap();
+        let truth = Vector2::new(3.0, -4.0);
+        let path: Vec<Vector2<f64>> =
+            (0..40).map(|k| Vector2::new(12.0 * (k as f64 * 0.15).cos(), 12.0 * (k as f64 * 0.15).sin())).collect();
+        let mut first_tracking = None;
+        for (k, x) in path.iter().enumerate() {
+            let t = 1.0 + k as f64;
+            loc.add_odometry(t, "odom", at(x.x, x.y)).unwrap();
+            loc.add_range(&RangeInput { variance_m2: 0.01, ..range(t, "new", (truth - x).norm()) }).unwrap();
+            let track = &loc.tracks()["new"];
+            if k == 0 {
+                assert_eq!(track.status(), TrackStatus::Initialising, "one range is a ring");
+                assert!(!track.is_tracking());
+            }
+            if track.is_tracking() && first_tracking.is_none() {
+                first_tracking = Some(k);
+            }
+        }
+        let k = first_tracking.expect("never started tracking");
+        assert!(k >= 2, "needs min_ranges: {k}");
+        let b = loc.tracks()["new"].summary.belief;
+        assert!((b.mean - truth).norm() < 0.05, "{}", b.mean);
+        assert!(loc.tracks()["new"].calibration.is_none());
+    }
+
+    #[test]
+    fn waiting_ranges_are_bounded() {
+        let mut loc = Localizer::new(config()).unwrap();
+        for k in 0..MAX_PENDING_RANGES + 5 {
+            loc.add_range(&range(1.0 + k as f64 * 1e-4, "a", 3.0)).unwrap();
+        }
+        assert_eq!(loc.pending(), MAX_PENDING_RANGES);
+        assert_eq!(loc.rejected()["odometry_wait_overflow"], 5);
+    }
+
+    #[test]
+    fn unknown_ids_start_from_the_default_prior_and_reset_restores_priors() {
+        let mut loc = Localizer::new(config()).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.add_range(&range(1.0, "new", 5.0)).unwrap();
+        loc.add_range(&range(1.0, "a", 2.0)).unwrap();
+        assert_eq!(loc.tracks().len(), 2);
+        loc.reset();
+        assert_eq!(loc.tracks().len(), 1);
+        let a = &loc.tracks()["a"];
+        assert_eq!(a.summary.belief.mean, Vector2::new(1.0, 1.0));
+        assert_eq!(a.measurements_fused, 0);
+        assert_eq!(loc.accepted(), 0);
+    }
+}

@@ -1,0 +1,274 @@
+//! What the localiser knows about one landmark: its estimator state (grid, position,
+//! or position with range calibration), the relinearisation window, and the published
+//! summary.
+
+use super::config::RelinearisationConfig;
+use crate::estimator::{
+    calibration_marginal, condition_position, CalibratedRangeModel, Estimator, EstimatorError, GaussianBelief,
+    InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
+};
+use nalgebra::Vector2;
+
+/// Where a landmark's estimate is in its life (published as `LandmarkBelief.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackStatus {
+    /// Started without a prior and not yet unimodal: the moments are not an estimate.
+    Initialising,
+    /// The belief is the estimate.
+    Tracking,
+}
+
+/// A landmark's estimator state.
+#[derive(Debug, Clone)]
+pub enum TrackState {
+    /// The grid posterior of a landmark started without a prior.
+    Initialising(Box<InitialisationGrid>),
+    /// Position (x, y), calibration off.
+    Position(State<2>, RangeWindow<2, RangeModel<2>>),
+    /// Position and range calibration θ = (y₁, y₂, s, b), and the belief over (s, b)
+    /// from the other landmarks (the "cavity") that its anchor includes.
+    ///
+    /// A joint state with more than the landmark (e.g. a robot-pose error appended to
+    /// θ) would be one more variant here, with its model and the block offsets of
+    /// [`crate::estimator::calibration`].
+    Calibrated(State<4>, RangeWindow<4, CalibratedRangeModel>, GaussianBelief<2>),
+}
+
+/// A track's next state, computed from a reference to the current one (nothing of it
+/// is copied: a new grid is a new buffer of the surviving cells, a window only gets
+/// the new range on [`TrackState::commit`]), so a rejected range leaves the track
+/// untouched at no cost.
+#[derive(Debug)]
+pub(crate) enum TrackStep {
+    /// The grid with one more range.
+    Grid(Box<InitialisationGrid>),
+    /// The grid became unimodal: a new tracking state.
+    Start(TrackState),
+    /// The position state after one range.
+    Position(State<2>, WindowStep<2, RangeModel<2>>),
+    /// The calibrated state after one range, and its cavity.
+    Calibrated(State<4>, WindowStep<4, CalibratedRangeModel>, GaussianBelief<2>),
+}
+
+impl TrackStep {
+    /// Position summary and calibration of the state this step leads to (as
+    /// [`summarise`] of the committed state).
+    pub(crate) fn summarise(
+        &self,
+        sensor: Option<&GaussianBelief<2>>,
+    ) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+        match self {
+            TrackStep::Grid(grid) => Ok((grid_summary(grid), None)),
+            TrackStep::Start(state) => summarise(state, sensor),
+            TrackStep::Position(state, _) => Ok((state.summary()?, None)),
+            TrackStep::Calibrated(state, ..) => calibrated_summary(state, sensor),
+        }
+    }
+
+    /// Whether the state it leads to is calibrated (the sensor's pooled calibration
+    /// changes).
+    pub(crate) fn is_calibrated(&self) -> bool {
+        matches!(self, TrackStep::Calibrated(..) | TrackStep::Start(TrackState::Calibrated(..)))
+    }
+}
+
+impl TrackState {
+    /// Moves `step`, computed by the localiser from this state, in.
+    pub(crate) fn commit(&mut self, step: TrackStep) {
+        match (self, step) {
+            (this, TrackStep::Grid(grid)) => *this = TrackState::Initialising(grid),
+            (this, TrackStep::Start(state)) => *this = state,
+            (TrackState::Position(state, window), TrackStep::Position(next, change)) => {
+                *state = next;
+                window.commit(change);
+            }
+            (TrackState::Calibrated(state, window, cavity), TrackStep::Calibrated(next, change, next_cavity)) => {
+                *state = next;
+                window.commit(change);
+                *cavity = next_cavity;
+            }
+            _ => unreachable!("a track step is committed to the kind of state it was computed from"),
+        }
+    }
+}
+
+/// The ranges fused since `anchor`, kept for relinearisation ([`Estimator::refine`]).
+#[derive(Debug, Clone)]
+pub struct RangeWindow<const D: usize, M> {
+    /// The belief before the first range of the window.
+    pub anchor: GaussianBelief<D>,
+    pub ranges: Vec<M>,
+}
+
+/// What one range does to a [`RangeWindow`] ([`RangeWindow::advance`]).
+#[derive(Debug)]
+pub(crate) struct WindowStep<const D: usize, M> {
+    /// The range, appended on commit.
+    model: M,
+    /// The window's new anchor (after a re-solve with a new anchor, or a fold).
+    anchor: Option<GaussianBelief<D>>,
+    /// The window is full: it starts empty from `anchor`.
+    fold: bool,
+}
+
+impl<const D: usize, M: MeasurementModel<D>> RangeWindow<D, M> {
+    pub(crate) fn new(anchor: GaussianBelief<D>) -> Self {
+        Self { anchor, ranges: Vec::new() }
+    }
+
+    /// Whether the next [`RangeWindow::advance`] re-solves.
+    pub(crate) fn refine_due(&self, config: &RelinearisationConfig) -> bool {
+        config.every_ranges > 0 && (self.ranges.len() + 1) % config.every_ranges as usize == 0
+    }
+
+    /// The range `model` that produced `state`, added to the window: every
+    /// `every_ranges` ranges re-solves `state` for anchor × all ranges of the window
+    /// and `model`, with `new_anchor` replacing the anchor when given (a belief with
+    /// more than one component is left to the mixture); a full window (`max_ranges`)
+    /// becomes the anchor of the next. A failed re-solve keeps the sequential state
+    /// and the anchor. Returns the state, the change to commit to the window
+    /// ([`RangeWindow::commit`]) and whether the state was re-solved. The window itself
+    /// is only read.
+    pub(crate) fn advance(
+        &self,
+        estimator: &Estimator<D>,
+        state: State<D>,
+        model: M,
+        config: &RelinearisationConfig,
+        new_anchor: Option<GaussianBelief<D>>,
+    ) -> (State<D>, WindowStep<D, M>, bool) {
+        let due = self.refine_due(config);
+        let mut state = state;
+        let mut anchor = None;
+        let mut refined = false;
+        if due && state.summary().is_ok_and(|s| s.components.len() <= 1) {
+            let candidate = new_anchor.unwrap_or(self.anchor);
+            if let Ok((solved, _)) =
+                estimator.refine_concat(&state, &candidate, &self.ranges, std::slice::from_ref(&model))
+            {
+                state = solved;
+                anchor = Some(candidate);
+                refined = true;
+            }
+        }
+        let mut fold = false;
+        if self.ranges.len() + 1 >= config.max_ranges as usize {
+            if let Ok(summary) = state.summary() {
+                anchor = Some(summary.belief);
+                fold = true;
+            }
+        }
+        (state, WindowStep { model, anchor, fold }, refined)
+    }
+
+    /// Applies what [`RangeWindow::advance`] computed: pushes the range (or, for a
+    /// full window, starts over) and moves the anchor.
+    pub(crate) fn commit(&mut self, step: WindowStep<D, M>) {
+        if let Some(anchor) = step.anchor {
+            self.anchor = anchor;
+        }
+        if step.fold {
+            self.ranges.clear();
+        } else {
+            self.ranges.push(step.model);
+        }
+    }
+}
+
+/// Estimated range calibration z = s·d + b + w: marginal means and variances.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RangeCalibration {
+    /// s, dimensionless.
+    pub scale: f64,
+    /// Var(s).
+    pub scale_variance: f64,
+    /// b, metres.
+    pub offset_m: f64,
+    /// Var(b), m².
+    pub offset_variance_m2: f64,
+}
+
+/// Everything known about one landmark.
+#[derive(Debug, Clone)]
+pub struct LandmarkTrack {
+    pub state: TrackState,
+    /// Position belief: the (x, y) marginal of `state` (moment-matched Gaussian,
+    /// components, health); the grid's moments while initialising.
+    pub summary: Summary<2>,
+    /// The range calibration estimate, when calibration is on and the track is tracking.
+    pub calibration: Option<RangeCalibration>,
+    pub measurements_fused: u32,
+    pub measurements_rejected: u32,
+    /// Stamp of the last fused range, s (0 before the first).
+    pub last_stamp_s: f64,
+    /// Wall-clock time of the last update, s.
+    pub last_latency_s: f64,
+    pub last_stats: UpdateStats,
+    /// Sensor position (x, y) and range of the last fused measurement.
+    pub last_range: Option<(Vector2<f64>, f64)>,
+}
+
+impl LandmarkTrack {
+    /// Initialising or tracking.
+    pub fn status(&self) -> TrackStatus {
+        match self.state {
+            TrackState::Initialising(_) => TrackStatus::Initialising,
+            _ => TrackStatus::Tracking,
+        }
+    }
+
+    /// The belief is an estimate (not initialising) and publishable.
+    pub fn is_tracking(&self) -> bool {
+        self.status() == TrackStatus::Tracking && self.summary.belief.is_publishable()
+    }
+}
+
+/// The grid's moments as a one-component summary.
+fn grid_summary(grid: &InitialisationGrid) -> Summary<2> {
+    let belief = grid.moments();
+    Summary {
+        belief,
+        components: vec![MixtureComponent { weight: 1.0, belief }],
+        updates: u64::from(grid.ranges()),
+        last_update: UpdateStats::default(),
+    }
+}
+
+/// Position summary and calibration of a calibrated state: every component's position
+/// conditioned on the sensor's pooled calibration `sensor` when given, else on the
+/// state's own (s, b) marginal ([`condition_position`]).
+fn calibrated_summary(
+    state: &State<4>,
+    sensor: Option<&GaussianBelief<2>>,
+) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+    let full = state.summary()?;
+    let calibration = *sensor.unwrap_or(&calibration_marginal(&full.belief));
+    let summary = Summary {
+        belief: condition_position(&full.belief, &calibration)?,
+        components: full
+            .components
+            .iter()
+            .map(|c| Ok(MixtureComponent { weight: c.weight, belief: condition_position(&c.belief, &calibration)? }))
+            .collect::<Result<_, EstimatorError>>()?,
+        updates: full.updates,
+        last_update: full.last_update,
+    };
+    let (m, c) = (calibration.mean, calibration.cov);
+    let calibration =
+        RangeCalibration { scale: m[0], scale_variance: c[(0, 0)], offset_m: m[1], offset_variance_m2: c[(1, 1)] };
+    Ok((summary, Some(calibration)))
+}
+
+/// Position summary and calibration of a track's state; a calibrated state's position
+/// is conditioned on the sensor's pooled calibration `sensor` when given
+/// ([`crate::estimator::pool_calibration`], [`condition_position`]).
+pub(crate) fn summarise(
+    state: &TrackState,
+    sensor: Option<&GaussianBelief<2>>,
+) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+    match state {
+        TrackState::Initialising(grid) => Ok((grid_summary(grid), None)),
+        TrackState::Position(s, _) => Ok((s.summary()?, None)),
+        TrackState::Calibrated(s, ..) => calibrated_summary(s, sensor),
+    }
+}
