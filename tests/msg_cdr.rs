@@ -19,7 +19,7 @@ impl Bytes {
         Self { big_endian, buf: if big_endian { vec![0, 0, 0, 0] } else { vec![0, 1, 0, 0] } }
     }
     fn pad_to(&mut self, n: usize) -> &mut Self {
-        while (self.buf.len() - 4) % n != 0 {
+        while !(self.buf.len() - 4).is_multiple_of(n) {
             self.buf.push(0xAA); // padding content must not matter
         }
         self
@@ -228,7 +228,7 @@ fn belief_array_matches_hand_built_bytes_both_ways() {
 
 #[test]
 fn stamps_convert_like_the_node() {
-    for s in [0.0, 1.5, 3856.857346058, 1_700_000_000.123456789] {
+    for s in [0.0, 1.5, 3856.857346058, 1_700_000_000.123_456_7] {
         let t = Stamp::from_secs(s);
         assert!(t.nanosec < 1_000_000_000);
         assert!((t.secs() - s).abs() <= 1e-9 * s.max(1.0), "{s}");

@@ -211,7 +211,7 @@ fn reduce<const D: usize>(mut components: Vec<MixtureComponent<D>>, settings: &M
                 if let Some((cost, merged)) = merge_cost(&[components[i], components[j]]) {
                     let per_weight = cost / merged.weight;
                     let key = if components.len() > settings.max_components { cost } else { per_weight };
-                    if best.as_ref().map_or(true, |b| key < b.0) {
+                    if best.as_ref().is_none_or(|b| key < b.0) {
                         best = Some((key, i, j, merged));
                     }
                 }

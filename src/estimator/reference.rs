@@ -157,7 +157,7 @@ pub fn kl_optimal_gaussian<const D: usize, M: MeasurementModel<D>>(
             x = x2;
             v = v2;
         }
-        if best.as_ref().map_or(true, |b| v < b.1) {
+        if best.as_ref().is_none_or(|b| v < b.1) {
             best = Some((x, v));
         }
     }

@@ -118,7 +118,7 @@ impl<const D: usize, M: MeasurementModel<D>> RangeWindow<D, M> {
 
     /// Whether the next [`RangeWindow::advance`] re-solves.
     pub(crate) fn refine_due(&self, config: &RelinearisationConfig) -> bool {
-        config.every_ranges > 0 && (self.ranges.len() + 1) % config.every_ranges as usize == 0
+        config.every_ranges > 0 && (self.ranges.len() + 1).is_multiple_of(config.every_ranges as usize)
     }
 
     /// The range `model` that produced `state`, added to the window: every
