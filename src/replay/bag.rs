@@ -147,13 +147,6 @@ pub struct ReadSummary {
     pub largest_group: usize,
 }
 
-/// Why [`Bag::for_each_message`] stopped before the end.
-#[derive(Debug)]
-pub enum Stop<E> {
-    /// The callback returned an error.
-    Callback(E),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Storage {
     Mcap,
@@ -212,7 +205,7 @@ impl Bag {
         &self,
         wanted: &dyn Fn(&TopicInfo) -> bool,
         mut f: impl FnMut(BagMessage) -> Result<(), E>,
-    ) -> Result<ReadSummary, Stop<E>> {
+    ) -> Result<ReadSummary, E> {
         let wanted: Vec<bool> = self.topics.iter().map(wanted).collect();
         let mut window = Window::default();
         let mut error = None;
@@ -224,7 +217,7 @@ impl Bag {
             // Whatever the file ended with, what it read is delivered first.
             let flushed = window.flush(&mut f);
             match (read, flushed) {
-                (Err(Fault::Callback(e)), _) | (_, Err(e)) => return Err(Stop::Callback(e)),
+                (Err(Fault::Callback(e)), _) | (_, Err(e)) => return Err(e),
                 (Err(Fault::Bag(e)), Ok(())) => {
                     error = Some(e);
                     break;
@@ -251,7 +244,7 @@ impl Bag {
                 out.push(m);
                 Ok::<(), std::convert::Infallible>(())
             })
-            .unwrap_or_else(|Stop::Callback(never)| match never {});
+            .unwrap_or_else(|never| match never {});
         (out, summary)
     }
 }

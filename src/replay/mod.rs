@@ -31,7 +31,7 @@ pub mod synthetic;
 
 use crate::config::ConfigError;
 use crate::node_config::LandmarkFlowNodeConfig;
-use bag::{Bag, BagError, BagMessage, Stop};
+use bag::{Bag, BagError, BagMessage};
 use crate::msg::cdr::{CdrError, CdrMessage};
 use crate::msg::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
 use crate::node_core::{Input, NodeCore, Output};
@@ -419,8 +419,8 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
             summary.error
         }
         // A slice does not read past its end, so damage beyond it is not seen.
-        Err(Stop::Callback(Halt::SliceEnd)) => None,
-        Err(Stop::Callback(Halt::Output(e))) => return Err(e.into()),
+        Err(Halt::SliceEnd) => None,
+        Err(Halt::Output(e)) => return Err(e.into()),
     };
     let start_s = start_s.unwrap_or(0.0);
     let end_s = end_s.unwrap_or(start_s);

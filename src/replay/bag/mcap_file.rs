@@ -3,7 +3,7 @@
 
 use super::{io_error, topic_index, BagError, BagMessage, Fault, MessageOrigin, TopicInfo, Window, MAX_RECORD_BYTES, MCAP_MAGIC, TOP_LEVEL_GROUP};
 use mcap::records::{op, Record};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,7 @@ struct Scanner {
     pos: u64,
     body: Vec<u8>,
     schemas: HashMap<u16, String>,
-    channels: HashMap<u16, ()>,
+    channels: HashSet<u16>,
     ordinal: u64,
     /// Top-level message records since the last group end.
     loose: usize,
@@ -51,7 +51,7 @@ impl Scanner {
             pos: 8,
             body: Vec::new(),
             schemas: HashMap::new(),
-            channels: HashMap::new(),
+            channels: HashSet::new(),
             ordinal: 0,
             loose: 0,
         })
@@ -173,10 +173,10 @@ impl Scanner {
             Record::Channel(c) => {
                 let type_name = self.schemas.get(&c.schema_id).map(String::as_str).unwrap_or_default();
                 sink.channel(c.id, &c.topic, type_name, &c.message_encoding);
-                self.channels.insert(c.id, ());
+                self.channels.insert(c.id);
             }
             Record::Message { header, data } => {
-                if !self.channels.contains_key(&header.channel_id) {
+                if !self.channels.contains(&header.channel_id) {
                     return Err(format!("message on channel id {} that no channel record declared", header.channel_id));
                 }
                 let origin = MessageOrigin { file: self.file, position, ordinal: self.ordinal };
