@@ -135,7 +135,8 @@ pub struct ReadSummary {
     pub error: Option<BagError>,
     /// Messages delivered.
     pub messages: u64,
-    /// The last delivered message's bag time, ns.
+    /// The latest bag time delivered, ns (the last message's, as nothing is late in a
+    /// well-ordered bag).
     pub last_log_time_ns: Option<u64>,
     /// Messages delivered out of bag-time order because they were older than the
     /// reorder window allows (see the module doc); 0 for a well-ordered bag.

@@ -340,6 +340,9 @@ fn summary_topics(scanner: &mut Scanner) -> Option<Vec<(String, String, String, 
     let mut pos = summary_start;
     let mut body = Vec::new();
     while pos < summary_end {
+        if summary_end - pos < 9 {
+            return None;
+        }
         let mut head = [0u8; 9];
         reader.read_exact(&mut head).ok()?;
         let len = u64::from_le_bytes(head[1..9].try_into().ok()?);
