@@ -71,12 +71,14 @@ fn truncated_mcap_names_file_and_offset_and_keeps_what_came_before() {
     assert!(!rows.is_empty() && (rows.len() as u64) < short_bag().range_count() as u64);
     assert_eq!(outcome.report.bag_error.as_deref(), Some(text.as_str()));
     // The output bag is complete and readable.
-    let out = read_bag(&dir.join("out/replay_bag"), &|_| true).unwrap();
+    let (_, out) = read_bag(&dir.join("out/replay_bag")).unwrap().collect_messages(&|_| true);
     assert!(out.error.is_none());
     // No cut anywhere makes the reader panic.
     for cut in (0..bytes.len()).step_by(97).chain([8, 9, 17, bytes.len() - 1]) {
         std::fs::write(&file, &bytes[..cut]).unwrap();
-        let _ = read_bag(&file, &|_| true);
+        if let Ok(bag) = read_bag(&file) {
+            let _ = bag.collect_messages(&|_| true);
+        }
     }
 }
 
@@ -92,7 +94,7 @@ fn corrupt_chunk_is_reported_with_its_offset() {
         *b ^= 0x5A;
     }
     std::fs::write(&file, &bytes).unwrap();
-    let contents = read_bag(&dir.join("bag"), &|_| true).unwrap();
+    let (_, contents) = read_bag(&dir.join("bag")).unwrap().collect_messages(&|_| true);
     let err = contents.error.expect("corruption is detected");
     assert!(matches!(&err, BagError::CorruptMcap { offset, record, .. } if *offset == chunk as u64 && record == "chunk"), "{err}");
 }
@@ -134,8 +136,8 @@ fn not_a_bag() {
     let dir = temp_dir("garbage");
     let path = dir.join("noise.bin");
     std::fs::write(&path, b"this is not a bag at all").unwrap();
-    assert!(matches!(read_bag(&path, &|_| true).unwrap_err(), BagError::NotABag { .. }));
-    assert!(matches!(read_bag(&dir.join("missing"), &|_| true).unwrap_err(), BagError::Io { .. }));
+    assert!(matches!(read_bag(&path).unwrap_err(), BagError::NotABag { .. }));
+    assert!(matches!(read_bag(&dir.join("missing")).unwrap_err(), BagError::Io { .. }));
     std::fs::write(dir.join("metadata.yaml"), "rosbag2_bagfile_information:\n  storage_identifier: foo\n").unwrap();
-    assert!(matches!(read_bag(&dir, &|_| true).unwrap_err(), BagError::UnsupportedStorage { .. }));
+    assert!(matches!(read_bag(&dir).unwrap_err(), BagError::UnsupportedStorage { .. }));
 }

@@ -1,20 +1,61 @@
 //! Reading rosbag2 bags: a directory with `metadata.yaml` and MCAP or sqlite3 (`.db3`)
-//! storage files, or a single `.mcap` / `.db3` file.
+//! storage files, or a single `.mcap` / `.db3` file, as a stream: memory is bounded
+//! by the largest record (at most [`MAX_RECORD_BYTES`]) and a window of two chunks'
+//! messages, never by the bag's length.
 //!
-//! Messages of the wanted topics are collected with their bag time (the recorder's
-//! receive time, `log_time` in MCAP, `timestamp` in sqlite3, nanoseconds) and sorted by
-//! it (stable: ties keep file order), which is the order `ros2 bag play` publishes
-//! them in. Reading stops at the first damaged record; what was read before it is
-//! kept and the error, naming the file and the byte offset (MCAP) or row (sqlite3), is
-//! returned alongside it ([`BagContents::error`]).
+//! [`read_bag`] opens a bag and lists its topics (from the MCAP summary, the sqlite3
+//! `topics` table, or a first pass over the records that keeps no message data);
+//! [`Bag::for_each_message`] then hands the messages of the wanted topics to a
+//! callback one at a time with their bag time (the recorder's receive time,
+//! `log_time` in MCAP, `timestamp` in sqlite3, nanoseconds).
+//!
+//! # Order
+//! The files of a multi-file bag are read one after the other, in the order
+//! `metadata.yaml` lists them (rosbag2 splits a recording in time, so each file's
+//! messages follow the previous file's). Within a file:
+//! - sqlite3: exactly by `(timestamp, id)`, i.e. bag time with ties in file order
+//!   (`ORDER BY timestamp, id`; with rosbag2's `timestamp_idx` index this is an index
+//!   walk, without it SQLite sorts on disk). If that query fails before its first row
+//!   (damage found while sorting), the rows before the damage are read in id order
+//!   through the MCAP window below, with groups of [`SQLITE_FALLBACK_GROUP`] rows.
+//! - MCAP: messages are grouped (one group per chunk; consecutive messages outside
+//!   chunks form groups of up to [`TOP_LEVEL_GROUP`]). When group `g` has been read,
+//!   the window (what is left of group `g − 1` plus group `g`) is sorted stably by
+//!   bag time and every message at or before the latest bag time of the groups
+//!   before `g` is released. So the output is exactly the stable sort by bag time
+//!   (ties in file order) — what the whole-file reader produced and what
+//!   `ros2 bag play` publishes — whenever no message is older than a message two or
+//!   more groups before it; disorder inside a chunk and between adjacent chunks
+//!   (rosbag2 writes chunks in receive order, messages can straddle a chunk boundary)
+//!   is always corrected. A message older than that is still delivered, late, and
+//!   counted in [`ReadSummary::late_messages`].
+//!
+//! # Damage
+//! Reading stops at the first damaged record; everything before it is delivered and
+//! the error, naming the file and the byte offset (MCAP) or row (sqlite3), is
+//! returned in [`ReadSummary::error`]. A length field read from the file never
+//! drives an allocation beyond [`MAX_RECORD_BYTES`]: a record or chunk claiming more
+//! is reported as corrupt at its offset.
 
-use mcap::records::{op, Record};
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+mod mcap_file;
+mod sqlite_file;
 
 /// The MCAP magic bytes that open and close a file.
 pub const MCAP_MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// The largest MCAP record body read into memory, and the largest chunk
+/// decompressed (its declared `uncompressed_size`, also the cap on salvaging a cut
+/// chunk): 256 MiB. rosbag2 writes chunks of about 1 MiB; a larger length field is
+/// taken as corruption rather than allocated.
+pub const MAX_RECORD_BYTES: u64 = 256 << 20;
+/// Consecutive MCAP message records outside chunks are reordered in groups of this
+/// many (the window of an unchunked file).
+pub const TOP_LEVEL_GROUP: usize = 1024;
+/// Rows per reorder group when a damaged sqlite3 file is read in id order.
+pub const SQLITE_FALLBACK_GROUP: usize = 1024;
 
 /// Why a bag could not be read (completely).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,18 +84,21 @@ pub struct TopicInfo {
     pub type_name: String,
     /// Serialization (`cdr` for ROS 2).
     pub encoding: String,
-    /// Messages read from the bag on this topic.
+    /// Messages on this topic: from the MCAP summary's statistics when the file has
+    /// them, else counted by the listing pass (up to any damage, like the messages
+    /// that can be read).
     pub message_count: u64,
 }
 
 /// Where a message came from, for error messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageOrigin {
-    /// Index into [`BagContents::files`].
+    /// Index into [`Bag::files`].
     pub file: usize,
     /// Byte offset of the top-level MCAP record (message or chunk), or the sqlite3 row id.
     pub position: u64,
-    /// Ordinal of the message in its file, from 0.
+    /// Ordinal of the message in its file, from 0 (MCAP: among all its messages in
+    /// file order; sqlite3: among the rows read, in reading order).
     pub ordinal: u64,
 }
 
@@ -63,38 +107,45 @@ pub struct MessageOrigin {
 pub struct BagMessage {
     /// Bag (receive) time, nanoseconds.
     pub log_time_ns: u64,
-    /// Index into [`BagContents::topics`].
+    /// Index into [`Bag::topics`].
     pub topic: usize,
     /// The CDR bytes.
     pub data: Vec<u8>,
     pub origin: MessageOrigin,
 }
 
-/// What was read from a bag.
+/// An opened bag: its files and topics; the messages are read by
+/// [`Bag::for_each_message`].
 #[derive(Debug, Clone, Default)]
-pub struct BagContents {
+pub struct Bag {
     /// The storage files, in reading order.
     pub files: Vec<PathBuf>,
     pub topics: Vec<TopicInfo>,
-    /// Messages of the wanted topics, sorted by bag time.
-    pub messages: Vec<BagMessage>,
-    /// The error that stopped reading early, if any: `messages` holds what came before.
-    pub error: Option<BagError>,
+    /// Damage met while listing the topics (a file without an MCAP summary is listed
+    /// by a first pass over its records): the topics and counts are those before it.
+    /// Reading the messages meets the same damage and reports it again.
+    pub listing_error: Option<BagError>,
+    storages: Vec<Storage>,
 }
 
-impl BagContents {
-    fn topic_index(&mut self, name: &str, type_name: &str, encoding: &str) -> usize {
-        if let Some(i) = self.topics.iter().position(|t| t.name == name) {
-            return i;
-        }
-        self.topics.push(TopicInfo {
-            name: name.to_string(),
-            type_name: type_name.to_string(),
-            encoding: encoding.to_string(),
-            message_count: 0,
-        });
-        self.topics.len() - 1
-    }
+/// How a pass over the messages ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadSummary {
+    /// The damage that stopped reading, if any: every message before it was delivered.
+    pub error: Option<BagError>,
+    /// Messages delivered.
+    pub messages: u64,
+    /// The latest bag time delivered, ns (the last message's, as nothing is late in a
+    /// well-ordered bag).
+    pub last_log_time_ns: Option<u64>,
+    /// Messages delivered out of bag-time order because they were older than the
+    /// reorder window allows (see the module doc); 0 for a well-ordered bag.
+    pub late_messages: u64,
+    /// Bounded-memory evidence: the most wanted messages the reader held at once, and
+    /// the most wanted messages in one group (chunk). The window never holds more
+    /// than two groups, so `peak_buffered ≤ 2 × largest_group`.
+    pub peak_buffered: usize,
+    pub largest_group: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,28 +158,173 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> BagError {
     BagError::Io { path: path.to_path_buf(), detail: e.to_string() }
 }
 
-/// Reads a bag (directory or single file), keeping the messages of topics for which
-/// `wanted(topic_name)` is true.
+/// The index of topic `name` in `topics`, adding it if new.
+fn topic_index(topics: &mut Vec<TopicInfo>, name: &str, type_name: &str, encoding: &str) -> usize {
+    if let Some(i) = topics.iter().position(|t| t.name == name) {
+        return i;
+    }
+    topics.push(TopicInfo { name: name.to_string(), type_name: type_name.to_string(), encoding: encoding.to_string(), message_count: 0 });
+    topics.len() - 1
+}
+
+/// Opens a bag (directory or single file) and lists its topics, without reading
+/// message data into memory.
 ///
 /// # Errors
 /// [`BagError`] when the bag cannot be opened at all (missing, not a bag, bad
-/// metadata, unsupported storage). Damage found while reading is not an `Err`: it is
-/// returned in [`BagContents::error`] with the messages read before it.
-pub fn read_bag(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<BagContents, BagError> {
+/// metadata, unsupported storage). Damage found while listing is not an `Err`: see
+/// [`Bag::listing_error`].
+pub fn read_bag(path: &Path) -> Result<Bag, BagError> {
     let files = storage_files(path)?;
-    let mut contents = BagContents { files: files.iter().map(|(p, _)| p.clone()).collect(), ..Default::default() };
-    for (index, (file, storage)) in files.iter().enumerate() {
-        let result = match storage {
-            Storage::Mcap => read_mcap(file, index, wanted, &mut contents),
-            Storage::Sqlite3 => read_sqlite(file, index, wanted, &mut contents),
+    let mut bag = Bag {
+        files: files.iter().map(|(p, _)| p.clone()).collect(),
+        storages: files.iter().map(|(_, s)| *s).collect(),
+        ..Default::default()
+    };
+    for (file, storage) in &files {
+        let listed = match storage {
+            Storage::Mcap => mcap_file::list_topics(file, &mut bag.topics),
+            Storage::Sqlite3 => sqlite_file::list_topics(file, &mut bag.topics),
         };
-        if let Err(e) = result {
-            contents.error = Some(e);
+        if let Err(e) = listed {
+            bag.listing_error = Some(e);
             break;
         }
     }
-    contents.messages.sort_by_key(|m| m.log_time_ns);
-    Ok(contents)
+    Ok(bag)
+}
+
+impl Bag {
+    /// Hands every message of the topics for which `wanted` is true to `f`, one at a
+    /// time, in the order described in the module doc, holding at most a window of
+    /// two chunks' messages.
+    ///
+    /// # Errors
+    /// The first error `f` returns (reading stops there). Damage in the bag is not an
+    /// `Err`: it ends the pass and is returned in [`ReadSummary::error`].
+    pub fn for_each_message<E>(
+        &self,
+        wanted: &dyn Fn(&TopicInfo) -> bool,
+        mut f: impl FnMut(BagMessage) -> Result<(), E>,
+    ) -> Result<ReadSummary, E> {
+        let wanted: Vec<bool> = self.topics.iter().map(wanted).collect();
+        let mut window = Window::default();
+        let mut error = None;
+        for (index, (file, storage)) in self.files.iter().zip(&self.storages).enumerate() {
+            let read = match storage {
+                Storage::Mcap => mcap_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f),
+                Storage::Sqlite3 => sqlite_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f),
+            };
+            // Whatever the file ended with, what it read is delivered first.
+            let flushed = window.flush(&mut f);
+            match (read, flushed) {
+                (Err(Fault::Callback(e)), _) | (_, Err(e)) => return Err(e),
+                (Err(Fault::Bag(e)), Ok(())) => {
+                    error = Some(e);
+                    break;
+                }
+                (Ok(()), Ok(())) => {}
+            }
+        }
+        Ok(ReadSummary {
+            error,
+            messages: window.delivered,
+            last_log_time_ns: window.last_out,
+            late_messages: window.late,
+            peak_buffered: window.peak,
+            largest_group: window.largest_group,
+        })
+    }
+
+    /// Every message of the wanted topics in a `Vec`, with the damage that stopped
+    /// reading: for tests and small bags only (memory grows with the bag).
+    pub fn collect_messages(&self, wanted: &dyn Fn(&TopicInfo) -> bool) -> (Vec<BagMessage>, ReadSummary) {
+        let mut out = Vec::new();
+        let summary = self
+            .for_each_message(wanted, |m| {
+                out.push(m);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        (out, summary)
+    }
+}
+
+/// What ended reading a file early.
+enum Fault<E> {
+    Bag(BagError),
+    Callback(E),
+}
+
+impl<E> From<BagError> for Fault<E> {
+    fn from(e: BagError) -> Self {
+        Fault::Bag(e)
+    }
+}
+
+/// The reorder window (see the module doc): the wanted messages of the current
+/// group, and what is left of the groups before it, sorted by bag time.
+#[derive(Default)]
+struct Window {
+    /// Sorted by bag time, ties in file order.
+    held: Vec<BagMessage>,
+    /// The group being read, in file order.
+    group: Vec<BagMessage>,
+    /// The latest bag time of the groups before the current one.
+    released_up_to: Option<u64>,
+    last_out: Option<u64>,
+    delivered: u64,
+    late: u64,
+    peak: usize,
+    largest_group: usize,
+}
+
+impl Window {
+    fn push(&mut self, m: BagMessage) {
+        self.group.push(m);
+    }
+
+    /// Ends the current group: merges it into the window and delivers what the
+    /// groups after it cannot precede.
+    fn end_group<E>(&mut self, f: &mut impl FnMut(BagMessage) -> Result<(), E>) -> Result<(), E> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        self.largest_group = self.largest_group.max(self.group.len());
+        let group_latest = self.group.iter().map(|m| m.log_time_ns).max();
+        self.held.append(&mut self.group);
+        // Stable: `held` was in order and before the group in the file.
+        self.held.sort_by_key(|m| m.log_time_ns);
+        self.peak = self.peak.max(self.held.len());
+        let release = match self.released_up_to {
+            Some(t) => self.held.partition_point(|m| m.log_time_ns <= t),
+            None => 0,
+        };
+        self.released_up_to = self.released_up_to.max(group_latest);
+        let rest = self.held.split_off(release);
+        let out = std::mem::replace(&mut self.held, rest);
+        self.deliver(out, f)
+    }
+
+    /// Delivers everything (end of file or damage).
+    fn flush<E>(&mut self, f: &mut impl FnMut(BagMessage) -> Result<(), E>) -> Result<(), E> {
+        self.end_group(f)?;
+        let out = std::mem::take(&mut self.held);
+        self.deliver(out, f)
+    }
+
+    fn deliver<E>(&mut self, out: Vec<BagMessage>, f: &mut impl FnMut(BagMessage) -> Result<(), E>) -> Result<(), E> {
+        for m in out {
+            if self.last_out.is_some_and(|t| m.log_time_ns < t) {
+                self.late += 1;
+            } else {
+                self.last_out = Some(m.log_time_ns);
+            }
+            self.delivered += 1;
+            f(m)?;
+        }
+        Ok(())
+    }
 }
 
 fn sniff(path: &Path) -> Result<Storage, BagError> {
@@ -214,268 +410,3 @@ fn storage_files(path: &Path) -> Result<Vec<(PathBuf, Storage)>, BagError> {
     Ok(relative.into_iter().map(|r| (path.join(r), storage)).collect())
 }
 
-/// Reads the data section of an MCAP file record by record (top-level records and
-/// the records inside chunks), stopping at the data-end record or footer.
-fn read_mcap(path: &Path, file: usize, wanted: &dyn Fn(&str) -> bool, out: &mut BagContents) -> Result<(), BagError> {
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    if bytes.len() < 8 || &bytes[..8] != MCAP_MAGIC {
-        return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no MCAP magic at the start".into() });
-    }
-    let truncated = |offset: usize, detail: String| BagError::Truncated { path: path.to_path_buf(), offset: offset as u64, detail };
-    let mut schemas: HashMap<u16, String> = HashMap::new();
-    let mut channels: HashMap<u16, usize> = HashMap::new();
-    let mut ordinal = 0u64;
-    let mut pos = 8usize;
-    loop {
-        let available = bytes.len() - pos;
-        if available == 0 {
-            return Err(truncated(pos, "the file ends before the data-end record and the footer".into()));
-        }
-        if available < 9 {
-            return Err(truncated(pos, format!("a record header needs 9 bytes, {available} remain")));
-        }
-        let opcode = bytes[pos];
-        let mut len_bytes = [0u8; 8];
-        len_bytes.copy_from_slice(&bytes[pos + 1..pos + 9]);
-        let len = u64::from_le_bytes(len_bytes);
-        let body_start = pos + 9;
-        if len > (bytes.len() - body_start) as u64 {
-            let mut detail = format!("{} record of {len} bytes, only {} remain", record_name(opcode), bytes.len() - body_start);
-            if opcode == op::CHUNK {
-                // Keep the complete records at the start of the cut chunk.
-                let before = out.messages.len();
-                for (inner_op, inner) in partial_chunk_records(&bytes[body_start..]) {
-                    let Ok(record) = mcap::parse_record(inner_op, &inner) else { break };
-                    let handled =
-                        on_mcap_record(record, file, pos as u64, &mut ordinal, &mut schemas, &mut channels, wanted, out);
-                    if handled.is_err() {
-                        break;
-                    }
-                }
-                detail.push_str(&format!("; {} messages recovered from the cut chunk", out.messages.len() - before));
-            }
-            return Err(truncated(pos, detail));
-        }
-        let body = &bytes[body_start..body_start + len as usize];
-        let corrupt = |detail: String| BagError::CorruptMcap {
-            path: path.to_path_buf(),
-            offset: pos as u64,
-            record: record_name(opcode).to_string(),
-            detail,
-        };
-        match opcode {
-            op::DATA_END | op::FOOTER => return Ok(()),
-            op::SCHEMA | op::CHANNEL | op::MESSAGE | op::CHUNK => {
-                // The mcap crate is not expected to panic on bad input; if it ever
-                // does, the damage is reported like any other.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), String> {
-                    let record = mcap::parse_record(opcode, body).map_err(|e| e.to_string())?;
-                    let mut handle = |record: Record| {
-                        on_mcap_record(record, file, pos as u64, &mut ordinal, &mut schemas, &mut channels, wanted, out)
-                    };
-                    match record {
-                        Record::Chunk { header, data } => {
-                            let reader = mcap::read::ChunkReader::new(header, &data).map_err(|e| e.to_string())?;
-                            for inner in reader {
-                                handle(inner.map_err(|e| e.to_string())?)?;
-                            }
-                            Ok(())
-                        }
-                        other => handle(other),
-                    }
-                }));
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(detail)) => return Err(corrupt(detail)),
-                    Err(_) => return Err(corrupt("the MCAP decoder failed on this record".into())),
-                }
-            }
-            _ => {}
-        }
-        pos = body_start + len as usize;
-    }
-}
-
-/// The complete records at the start of a chunk record cut short: the chunk header,
-/// then its (uncompressed or zstd) records data as far as it goes.
-fn partial_chunk_records(body: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let u64_at = |at: usize| body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let u32_at = |at: usize| body.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-    // message_start_time, message_end_time, uncompressed_size (3 × u64), crc (u32),
-    // compression (u32 length + bytes), compressed_size (u64), records.
-    let Some(uncompressed_size) = u64_at(16) else { return Vec::new() };
-    let Some(name_len) = u32_at(28) else { return Vec::new() };
-    let name_end = 32 + name_len as usize;
-    let Some(compression) = body.get(32..name_end) else { return Vec::new() };
-    let Some(data) = body.get(name_end + 8..) else { return Vec::new() };
-    let records: Vec<u8> = match compression {
-        b"" => data.to_vec(),
-        b"zstd" => {
-            use std::io::Read;
-            let Ok(mut decoder) = zstd::stream::read::Decoder::new(data) else { return Vec::new() };
-            let mut out = Vec::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            while (out.len() as u64) < uncompressed_size {
-                match decoder.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => out.extend_from_slice(&buf[..n]),
-                }
-            }
-            out
-        }
-        _ => return Vec::new(),
-    };
-    let mut found = Vec::new();
-    let mut pos = 0usize;
-    while pos + 9 <= records.len() {
-        let len = u64::from_le_bytes(records[pos + 1..pos + 9].try_into().expect("8 bytes"));
-        if len > (records.len() - pos - 9) as u64 {
-            break;
-        }
-        found.push((records[pos], records[pos + 9..pos + 9 + len as usize].to_vec()));
-        pos += 9 + len as usize;
-    }
-    found
-}
-
-fn record_name(opcode: u8) -> &'static str {
-    match opcode {
-        op::HEADER => "header",
-        op::FOOTER => "footer",
-        op::SCHEMA => "schema",
-        op::CHANNEL => "channel",
-        op::MESSAGE => "message",
-        op::CHUNK => "chunk",
-        op::MESSAGE_INDEX => "message index",
-        op::CHUNK_INDEX => "chunk index",
-        op::ATTACHMENT => "attachment",
-        op::STATISTICS => "statistics",
-        op::METADATA => "metadata",
-        op::DATA_END => "data end",
-        _ => "unknown",
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn on_mcap_record(
-    record: Record,
-    file: usize,
-    position: u64,
-    ordinal: &mut u64,
-    schemas: &mut HashMap<u16, String>,
-    channels: &mut HashMap<u16, usize>,
-    wanted: &dyn Fn(&str) -> bool,
-    out: &mut BagContents,
-) -> Result<(), String> {
-    match record {
-        Record::Schema { header, .. } => {
-            schemas.insert(header.id, header.name);
-        }
-        Record::Channel(c) => {
-            let type_name = schemas.get(&c.schema_id).cloned().unwrap_or_default();
-            let index = out.topic_index(&c.topic, &type_name, &c.message_encoding);
-            channels.insert(c.id, index);
-        }
-        Record::Message { header, data } => {
-            let topic = *channels
-                .get(&header.channel_id)
-                .ok_or_else(|| format!("message on channel id {} that no channel record declared", header.channel_id))?;
-            out.topics[topic].message_count += 1;
-            if wanted(&out.topics[topic].name) {
-                out.messages.push(BagMessage {
-                    log_time_ns: header.log_time,
-                    topic,
-                    data: data.into_owned(),
-                    origin: MessageOrigin { file, position, ordinal: *ordinal },
-                });
-            }
-            *ordinal += 1;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// `file:` URI of a path for SQLite, with the characters URIs reserve escaped.
-fn sqlite_uri(path: &Path) -> String {
-    let mut uri = String::from("file:");
-    for b in path.to_string_lossy().bytes() {
-        match b {
-            b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
-            _ => uri.push(b as char),
-        }
-    }
-    uri.push_str("?immutable=1");
-    uri
-}
-
-/// Reads a rosbag2 sqlite3 file: `topics(id, name, type, serialization_format)` and
-/// `messages(id, topic_id, timestamp, data)`, rows in id order (a plain table scan,
-/// so the rows before a damaged page are still delivered).
-fn read_sqlite(path: &Path, file: usize, wanted: &dyn Fn(&str) -> bool, out: &mut BagContents) -> Result<(), BagError> {
-    use rusqlite::OpenFlags;
-    let mut head = [0u8; 16];
-    {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-        let n = f.read(&mut head).map_err(|e| io_error(path, e))?;
-        if n < 16 || &head != SQLITE_MAGIC {
-            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no SQLite header".into() });
-        }
-    }
-    let sqlite_err = |after_row: &str, e: rusqlite::Error| BagError::Sqlite {
-        path: path.to_path_buf(),
-        after_row: after_row.to_string(),
-        detail: e.to_string(),
-    };
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = rusqlite::Connection::open_with_flags(sqlite_uri(path), flags).map_err(|e| sqlite_err("(none: cannot open)", e))?;
-    let mut topic_of_id: BTreeMap<i64, usize> = BTreeMap::new();
-    {
-        let mut stmt = conn
-            .prepare("SELECT id, name, type, serialization_format FROM topics")
-            .map_err(|e| sqlite_err("(none: reading the topics table)", e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))
-            .map_err(|e| sqlite_err("(none: reading the topics table)", e))?;
-        for row in rows {
-            let (id, name, type_name, encoding) = row.map_err(|e| sqlite_err("(none: reading the topics table)", e))?;
-            let index = out.topic_index(&name, &type_name, &encoding);
-            topic_of_id.insert(id, index);
-        }
-    }
-    let mut stmt = conn
-        .prepare("SELECT id, topic_id, timestamp, data FROM messages ORDER BY id")
-        .map_err(|e| sqlite_err("(none: reading the messages table)", e))?;
-    let mut rows = stmt.query([]).map_err(|e| sqlite_err("(none)", e))?;
-    let mut last_row = String::from("(none)");
-    let mut ordinal = 0u64;
-    loop {
-        let row = match rows.next() {
-            Ok(Some(row)) => row,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(sqlite_err(&last_row, e)),
-        };
-        let read = (|| -> rusqlite::Result<(i64, i64, i64)> { Ok((row.get(0)?, row.get(1)?, row.get(2)?)) })();
-        let (id, topic_id, timestamp) = read.map_err(|e| sqlite_err(&last_row, e))?;
-        let Some(&topic) = topic_of_id.get(&topic_id) else {
-            return Err(BagError::Sqlite {
-                path: path.to_path_buf(),
-                after_row: last_row,
-                detail: format!("row {id} refers to topic id {topic_id}, which the topics table does not have"),
-            });
-        };
-        out.topics[topic].message_count += 1;
-        if wanted(&out.topics[topic].name) {
-            let data: Vec<u8> = row.get(3).map_err(|e| sqlite_err(&last_row, e))?;
-            out.messages.push(BagMessage {
-                log_time_ns: timestamp.max(0) as u64,
-                topic,
-                data,
-                origin: MessageOrigin { file, position: id as u64, ordinal },
-            });
-        }
-        ordinal += 1;
-        last_row = id.to_string();
-    }
-}

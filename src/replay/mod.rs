@@ -4,8 +4,8 @@
 //! conversions), as fast as it can, in bag-time order, deterministically.
 //!
 //! - [`bag`] reads rosbag2 directories (MCAP or sqlite3 storage) and single `.mcap`
-//!   / `.db3` files; damage stops reading with an error naming file and offset/row,
-//!   keeping what came before.
+//!   / `.db3` files as a stream, in bounded memory whatever the bag's length; damage
+//!   stops reading with an error naming file and offset/row, keeping what came before.
 //! - [`crate::msg`] decodes `nav_msgs/Odometry`, `sensor_msgs/Range`,
 //!   `landmark_flow/RangeMeasurement` and encodes the outputs.
 //! - [`crate::node_core::NodeCore`] handles each message as the live node does, with
@@ -31,7 +31,7 @@ pub mod synthetic;
 
 use crate::config::ConfigError;
 use crate::node_config::LandmarkFlowNodeConfig;
-use bag::{BagContents, BagError, BagMessage};
+use bag::{Bag, BagError, BagMessage};
 use crate::msg::cdr::{CdrError, CdrMessage};
 use crate::msg::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
 use crate::node_core::{Input, NodeCore, Output};
@@ -149,7 +149,7 @@ fn decode(kind: Kind, topic: &str, data: &[u8]) -> Result<Input, CdrError> {
 
 /// Checks the wanted topics against the bag's: each wanted topic present must have a
 /// type the replayer decodes; at least one odometry and one range topic must be there.
-fn topic_kinds(contents: &BagContents, options: &ReplayOptions) -> Result<Vec<Option<Kind>>, ReplayError> {
+fn topic_kinds(contents: &Bag, options: &ReplayOptions) -> Result<Vec<Option<Kind>>, ReplayError> {
     let odom: Vec<String> = options.odom_topics.iter().map(|t| absolute_topic(t)).collect();
     let ranges: Vec<String> = options.range_topics.iter().map(|t| absolute_topic(t)).collect();
     let mut kinds = Vec::with_capacity(contents.topics.len());
@@ -205,7 +205,7 @@ fn wrong_type(options: &ReplayOptions, t: &bag::TopicInfo, expected: String) -> 
     }
 }
 
-fn describe_origin(contents: &BagContents, m: &BagMessage) -> String {
+fn describe_origin(contents: &Bag, m: &BagMessage) -> String {
     let file = contents.files.get(m.origin.file).map(|p| p.display().to_string()).unwrap_or_default();
     let position = if file.ends_with(".db3") {
         format!("row {}", m.origin.position)
@@ -333,22 +333,21 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let read_start = Instant::now();
     let wanted: Vec<String> =
         options.odom_topics.iter().chain(&options.range_topics).map(|t| absolute_topic(t)).collect();
-    let contents = bag::read_bag(&options.bag, &|name: &str| wanted.iter().any(|w| w == name))?;
-    let kinds = match topic_kinds(&contents, options) {
+    let bag = bag::read_bag(&options.bag)?;
+    let kinds = match topic_kinds(&bag, options) {
         Ok(k) => k,
-        // Damage before any topic could be read is the better explanation.
-        Err(ReplayError::NoMatchingTopic { .. }) if contents.error.is_some() && contents.messages.is_empty() => {
-            return Err(ReplayError::Bag(contents.error.clone().expect("checked")))
+        // Damage before any wanted message could be read is the better explanation.
+        Err(ReplayError::NoMatchingTopic { .. })
+            if bag.listing_error.is_some()
+                && bag.topics.iter().filter(|t| wanted.contains(&t.name)).all(|t| t.message_count == 0) =>
+        {
+            return Err(ReplayError::Bag(bag.listing_error.clone().expect("checked")))
         }
         Err(e) => return Err(e),
     };
     let read_s = read_start.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&options.out_dir).map_err(|e| output::io_err(&options.out_dir, e))?;
-    let start_s = contents.messages.first().map(|m| m.log_time_ns as f64 * 1e-9).unwrap_or(0.0);
-    let slice_end_s = options.duration_s.map_or(f64::INFINITY, |d| start_s + d);
-    let in_slice = |m: &&BagMessage| m.log_time_ns as f64 * 1e-9 <= slice_end_s;
-    let end_s = contents.messages.iter().filter(in_slice).last().map(|m| m.log_time_ns as f64 * 1e-9).unwrap_or(start_s);
     let process_start = Instant::now();
     let mut sinks = Sinks {
         bag: Rosbag2McapWriter::create(&options.out_dir.join("replay_bag"))?,
@@ -357,7 +356,8 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
             &options.out_dir.join("goals.csv"),
             &["bag_time_s", "stamp_s", "trigger", "landmark_id", "from_x_m", "from_y_m", "goal_x_m", "goal_y_m"],
         )?,
-        builder: ReportBuilder::new(truth.clone(), start_s),
+        // Its start is set at the first message.
+        builder: ReportBuilder::new(truth.clone(), 0.0),
         goals_by_trigger: BTreeMap::new(),
         plan_failures: 0,
         odometry_messages: 0,
@@ -365,27 +365,65 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     };
     let mut undecodable: BTreeMap<String, u64> = BTreeMap::new();
     let mut warnings = Vec::new();
-    for m in contents.messages.iter().take_while(|m| in_slice(m)) {
-        let Some(kind) = kinds[m.topic] else { continue };
-        let topic = &contents.topics[m.topic].name;
+    // The bag's start (first message) and the last message replayed, s: the messages
+    // stream by, so they are noted as they pass.
+    let mut start_s: Option<f64> = None;
+    let mut end_s: Option<f64> = None;
+    /// Why the replay stops reading before the end of the bag.
+    enum Halt {
+        /// The first message after the slice (`--duration`); the rest is not read.
+        SliceEnd,
+        Output(OutputError),
+    }
+    let read = bag.for_each_message(&|t| wanted.contains(&t.name), |m: BagMessage| {
+        let t_s = m.log_time_ns as f64 * 1e-9;
+        let start = *start_s.get_or_insert_with(|| {
+            sinks.builder.start_s = t_s;
+            t_s
+        });
+        if t_s > options.duration_s.map_or(f64::INFINITY, |d| start + d) {
+            return Err(Halt::SliceEnd);
+        }
+        end_s = Some(t_s);
+        let Some(kind) = kinds[m.topic] else { return Ok(()) };
+        let topic = &bag.topics[m.topic].name;
         let input = match decode(kind, topic, &m.data) {
             Ok(input) => input,
             Err(e) => {
                 *undecodable.entry(topic.clone()).or_insert(0) += 1;
                 if warnings.len() < MAX_WARNINGS {
-                    warnings.push(format!("{}: on {topic}: undecodable CDR, skipped: {e}", describe_origin(&contents, m)));
+                    warnings.push(format!("{}: on {topic}: undecodable CDR, skipped: {e}", describe_origin(&bag, &m)));
                 }
-                continue;
+                return Ok(());
             }
         };
         match kind {
             Kind::Odometry => sinks.odometry_messages += 1,
             _ => sinks.range_messages += 1,
         }
-        for output in core.handle(m.log_time_ns as f64 * 1e-9, input) {
-            sinks.on_output(output, m.log_time_ns)?;
+        for output in core.handle(t_s, input) {
+            sinks.on_output(output, m.log_time_ns).map_err(Halt::Output)?;
         }
-    }
+        Ok(())
+    });
+    let bag_error = match read {
+        Ok(summary) => {
+            if summary.late_messages > 0 {
+                warnings.push(format!(
+                    "{}: {} messages were older than the reader's reorder window allows (older than a message two \
+                     or more chunks before it) and were replayed late, out of bag-time order",
+                    options.bag.display(),
+                    summary.late_messages
+                ));
+            }
+            summary.error
+        }
+        // A slice does not read past its end, so damage beyond it is not seen.
+        Err(Halt::SliceEnd) => None,
+        Err(Halt::Output(e)) => return Err(e.into()),
+    };
+    let start_s = start_s.unwrap_or(0.0);
+    let end_s = end_s.unwrap_or(start_s);
     let Sinks { bag: out_bag, updates, goals, builder, goals_by_trigger, plan_failures, odometry_messages, range_messages } =
         sinks;
     out_bag.finish()?;
@@ -427,7 +465,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
             ranges_per_s: range_messages as f64 / process_s.max(1e-9),
             realtime_factor: duration_s / process_s.max(1e-9),
         },
-        bag_error: contents.error.as_ref().map(|e| e.to_string()),
+        bag_error: bag_error.as_ref().map(|e| e.to_string()),
     };
     report.write(&options.out_dir)?;
     let mut files: Vec<PathBuf> = ["replay_bag", "updates.csv", "goals.csv", "report.md", "report.yaml"]
@@ -437,5 +475,5 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     if options.plots {
         files.extend(plots::write_plots(&options.out_dir, &builder)?);
     }
-    Ok(ReplayOutcome { report, bag_error: contents.error, warnings, files })
+    Ok(ReplayOutcome { report, bag_error, warnings, files })
 }

@@ -269,9 +269,11 @@ impl LandmarkReport {
 /// Throughput of the replay.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Throughput {
-    /// Reading the bag, s (wall clock).
+    /// Opening the bag and listing its topics, s (wall clock). The messages are read
+    /// as they are processed: that time is in `process_s`.
     pub read_s: f64,
-    /// Decoding, estimation, planning and writing the outputs, s (wall clock).
+    /// Reading and decoding the messages, estimation, planning and writing the
+    /// outputs, s (wall clock).
     pub process_s: f64,
     /// Range messages processed per second of `process_s`.
     pub ranges_per_s: f64,
@@ -334,7 +336,7 @@ impl ReplayReport {
             self.plan_failures
         ));
         md.push_str(&format!(
-            "- throughput: {:.0} ranges/s, {:.0}× real time (processing {:.3} s, reading {:.3} s)\n",
+            "- throughput: {:.0} ranges/s, {:.0}× real time (reading and processing {:.3} s, opening {:.3} s)\n",
             self.throughput.ranges_per_s, self.throughput.realtime_factor, self.throughput.process_s, self.throughput.read_s
         ));
         if let Some(e) = &self.bag_error {

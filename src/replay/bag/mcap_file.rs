@@ -1,0 +1,427 @@
+//! MCAP storage files, read record by record from a buffered file: a record body
+//! (at most [`MAX_RECORD_BYTES`]) and one decompressed chunk at a time.
+
+use super::{io_error, topic_index, BagError, BagMessage, Fault, MessageOrigin, TopicInfo, Window, MAX_RECORD_BYTES, MCAP_MAGIC, TOP_LEVEL_GROUP};
+use mcap::records::{op, Record};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Footer record (opcode, length, summary_start, summary_offset_start, crc) + magic.
+const FOOTER_BYTES: u64 = 1 + 8 + 20 + 8;
+
+/// What a pass over the records does with them.
+trait Sink {
+    fn channel(&mut self, id: u16, topic: &str, type_name: &str, encoding: &str);
+    fn message(&mut self, channel: u16, log_time_ns: u64, data: &[u8], origin: MessageOrigin);
+    /// The end of a group (chunk); `false` stops the pass.
+    fn end_group(&mut self) -> bool;
+}
+
+/// One MCAP file being read from the start of its data section.
+struct Scanner {
+    path: PathBuf,
+    file: usize,
+    reader: BufReader<std::fs::File>,
+    len: u64,
+    /// Offset of the next record.
+    pos: u64,
+    body: Vec<u8>,
+    schemas: HashMap<u16, String>,
+    channels: HashSet<u16>,
+    ordinal: u64,
+    /// Top-level message records since the last group end.
+    loose: usize,
+}
+
+impl Scanner {
+    fn open(path: &Path, file: usize) -> Result<Self, BagError> {
+        let f = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+        let len = f.metadata().map_err(|e| io_error(path, e))?.len();
+        let mut reader = BufReader::with_capacity(256 * 1024, f);
+        let mut magic = [0u8; 8];
+        if len < 8 || reader.read_exact(&mut magic).is_err() || &magic != MCAP_MAGIC {
+            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no MCAP magic at the start".into() });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            reader,
+            len,
+            pos: 8,
+            body: Vec::new(),
+            schemas: HashMap::new(),
+            channels: HashSet::new(),
+            ordinal: 0,
+            loose: 0,
+        })
+    }
+
+    fn truncated(&self, offset: u64, detail: String) -> BagError {
+        BagError::Truncated { path: self.path.clone(), offset, detail }
+    }
+
+    fn corrupt(&self, offset: u64, opcode: u8, detail: String) -> BagError {
+        BagError::CorruptMcap { path: self.path.clone(), offset, record: record_name(opcode).to_string(), detail }
+    }
+
+    fn read_err(&self, e: std::io::Error) -> BagError {
+        io_error(&self.path, e)
+    }
+
+    /// Reads the data section up to the data-end record or footer, or until the sink
+    /// stops it.
+    fn run(&mut self, sink: &mut dyn Sink) -> Result<(), BagError> {
+        loop {
+            let pos = self.pos;
+            let available = self.len - pos;
+            if available == 0 {
+                return Err(self.truncated(pos, "the file ends before the data-end record and the footer".into()));
+            }
+            if available < 9 {
+                return Err(self.truncated(pos, format!("a record header needs 9 bytes, {available} remain")));
+            }
+            let mut head = [0u8; 9];
+            self.reader.read_exact(&mut head).map_err(|e| self.read_err(e))?;
+            let opcode = head[0];
+            let len = u64::from_le_bytes(head[1..9].try_into().expect("8 bytes"));
+            let body_start = pos + 9;
+            let remaining = self.len - body_start;
+            if len > remaining {
+                let mut detail = format!("{} record of {len} bytes, only {remaining} remain", record_name(opcode));
+                if opcode == op::CHUNK {
+                    detail.push_str(&self.salvage_cut_chunk(pos, remaining, sink));
+                }
+                return Err(self.truncated(pos, detail));
+            }
+            self.pos = body_start + len;
+            match opcode {
+                op::DATA_END | op::FOOTER => {
+                    return Ok(());
+                }
+                op::SCHEMA | op::CHANNEL | op::MESSAGE | op::CHUNK => {
+                    if len > MAX_RECORD_BYTES {
+                        return Err(self.corrupt(pos, opcode, format!("claims {len} bytes, more than the {MAX_RECORD_BYTES} this reader accepts")));
+                    }
+                    let mut body = std::mem::take(&mut self.body);
+                    body.resize(len as usize, 0);
+                    self.reader.read_exact(&mut body).map_err(|e| self.read_err(e))?;
+                    // The mcap crate is not expected to panic on bad input; if it ever
+                    // does, the damage is reported like any other.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(opcode, &body, pos, sink)));
+                    self.body = body;
+                    match result {
+                        Ok(Ok(true)) => {}
+                        Ok(Ok(false)) => return Ok(()),
+                        Ok(Err(detail)) => return Err(self.corrupt(pos, opcode, detail)),
+                        Err(_) => return Err(self.corrupt(pos, opcode, "the MCAP decoder failed on this record".into())),
+                    }
+                }
+                // Skipped without reading (attachments, indexes, metadata, ...).
+                _ => {
+                    self.reader.seek_relative(len as i64).map_err(|e| self.read_err(e))?;
+                }
+            }
+        }
+    }
+
+    /// One top-level record; `Ok(false)` when the sink stops.
+    fn handle(&mut self, opcode: u8, body: &[u8], position: u64, sink: &mut dyn Sink) -> Result<bool, String> {
+        let record = mcap::parse_record(opcode, body).map_err(|e| e.to_string())?;
+        match record {
+            Record::Chunk { header, data } => {
+                if self.loose > 0 && !self.end_group(sink) {
+                    return Ok(false);
+                }
+                if header.uncompressed_size > MAX_RECORD_BYTES {
+                    return Err(format!(
+                        "chunk claims {} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts",
+                        header.uncompressed_size
+                    ));
+                }
+                let reader = mcap::read::ChunkReader::new(header, &data).map_err(|e| e.to_string())?;
+                for inner in reader {
+                    self.inner(inner.map_err(|e| e.to_string())?, position, sink)?;
+                }
+                Ok(self.end_group(sink))
+            }
+            other => {
+                let message = matches!(other, Record::Message { .. });
+                self.inner(other, position, sink)?;
+                if message {
+                    self.loose += 1;
+                    if self.loose >= TOP_LEVEL_GROUP {
+                        return Ok(self.end_group(sink));
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn end_group(&mut self, sink: &mut dyn Sink) -> bool {
+        self.loose = 0;
+        sink.end_group()
+    }
+
+    /// A schema, channel or message record (top-level or inside a chunk at `position`).
+    fn inner(&mut self, record: Record, position: u64, sink: &mut dyn Sink) -> Result<(), String> {
+        match record {
+            Record::Schema { header, .. } => {
+                self.schemas.insert(header.id, header.name);
+            }
+            Record::Channel(c) => {
+                let type_name = self.schemas.get(&c.schema_id).map(String::as_str).unwrap_or_default();
+                sink.channel(c.id, &c.topic, type_name, &c.message_encoding);
+                self.channels.insert(c.id);
+            }
+            Record::Message { header, data } => {
+                if !self.channels.contains(&header.channel_id) {
+                    return Err(format!("message on channel id {} that no channel record declared", header.channel_id));
+                }
+                let origin = MessageOrigin { file: self.file, position, ordinal: self.ordinal };
+                sink.message(header.channel_id, header.log_time, &data, origin);
+                self.ordinal += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Hands the complete records at the start of a chunk cut by the end of the file
+    /// to the sink; returns what to add to the error's detail.
+    fn salvage_cut_chunk(&mut self, position: u64, remaining: u64, sink: &mut dyn Sink) -> String {
+        if remaining > MAX_RECORD_BYTES {
+            return format!("; the cut chunk's {remaining} bytes are more than the {MAX_RECORD_BYTES} this reader salvages");
+        }
+        let mut body = vec![0u8; remaining as usize];
+        if self.reader.read_exact(&mut body).is_err() {
+            return String::new();
+        }
+        let records = match partial_chunk_records(&body) {
+            Ok(records) => records,
+            Err(detail) => return format!("; nothing recovered from the cut chunk: {detail}"),
+        };
+        if self.loose > 0 {
+            self.end_group(sink);
+        }
+        let mut recovered = 0u64;
+        for (op, inner) in records {
+            let Ok(record) = mcap::parse_record(op, &inner) else { break };
+            let message = matches!(record, Record::Message { .. });
+            if self.inner(record, position, sink).is_err() {
+                break;
+            }
+            recovered += u64::from(message);
+        }
+        self.end_group(sink);
+        format!("; {recovered} messages recovered from the cut chunk")
+    }
+}
+
+/// The complete records at the start of a chunk record cut short: the chunk header,
+/// then its (uncompressed or zstd) records data as far as it goes, decompressing no
+/// more than the chunk's declared uncompressed size, itself at most
+/// [`MAX_RECORD_BYTES`].
+fn partial_chunk_records(body: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, String> {
+    let u64_at = |at: usize| body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let u32_at = |at: usize| body.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let header_cut = || "the chunk header is cut".to_string();
+    // message_start_time, message_end_time, uncompressed_size (3 × u64), crc (u32),
+    // compression (u32 length + bytes), compressed_size (u64), records.
+    let uncompressed_size = u64_at(16).ok_or_else(header_cut)?;
+    if uncompressed_size > MAX_RECORD_BYTES {
+        return Err(format!("it claims {uncompressed_size} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts"));
+    }
+    let name_len = u32_at(28).ok_or_else(header_cut)?;
+    let name_end = 32usize.checked_add(name_len as usize).ok_or_else(header_cut)?;
+    let compression = body.get(32..name_end).ok_or_else(header_cut)?;
+    let data = body.get(name_end + 8..).ok_or_else(header_cut)?;
+    let limit = uncompressed_size as usize;
+    let records: Vec<u8> = match compression {
+        b"" => data[..data.len().min(limit)].to_vec(),
+        b"zstd" => {
+            let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            // Errors end the salvage: what was decompressed before them is kept.
+            let _ = decoder.take(limit as u64).read_to_end(&mut out);
+            out
+        }
+        other => return Err(format!("compression `{}` cannot be salvaged", String::from_utf8_lossy(other))),
+    };
+    let mut found = Vec::new();
+    let mut pos = 0usize;
+    while pos + 9 <= records.len() {
+        let len = u64::from_le_bytes(records[pos + 1..pos + 9].try_into().expect("8 bytes"));
+        if len > (records.len() - pos - 9) as u64 {
+            break;
+        }
+        found.push((records[pos], records[pos + 9..pos + 9 + len as usize].to_vec()));
+        pos += 9 + len as usize;
+    }
+    Ok(found)
+}
+
+fn record_name(opcode: u8) -> &'static str {
+    match opcode {
+        op::HEADER => "header",
+        op::FOOTER => "footer",
+        op::SCHEMA => "schema",
+        op::CHANNEL => "channel",
+        op::MESSAGE => "message",
+        op::CHUNK => "chunk",
+        op::MESSAGE_INDEX => "message index",
+        op::CHUNK_INDEX => "chunk index",
+        op::ATTACHMENT => "attachment",
+        op::STATISTICS => "statistics",
+        op::METADATA => "metadata",
+        op::DATA_END => "data end",
+        _ => "unknown",
+    }
+}
+
+/// Adds the file's topics (and message counts) to `topics`: from the summary section
+/// when the file has one with statistics, else by a pass over the records that keeps
+/// no message data.
+pub(super) fn list_topics(path: &Path, topics: &mut Vec<TopicInfo>) -> Result<(), BagError> {
+    let mut scanner = Scanner::open(path, 0)?;
+    if let Some(listed) = summary_topics(&mut scanner) {
+        for (name, type_name, encoding, count) in listed {
+            let i = topic_index(topics, &name, &type_name, &encoding);
+            topics[i].message_count += count;
+        }
+        return Ok(());
+    }
+    scanner.reader.seek(SeekFrom::Start(8)).map_err(|e| scanner.read_err(e))?;
+    scanner.pos = 8;
+    struct Listing<'a> {
+        topics: &'a mut Vec<TopicInfo>,
+        channels: HashMap<u16, usize>,
+    }
+    impl Sink for Listing<'_> {
+        fn channel(&mut self, id: u16, topic: &str, type_name: &str, encoding: &str) {
+            self.channels.insert(id, topic_index(self.topics, topic, type_name, encoding));
+        }
+        fn message(&mut self, channel: u16, _: u64, _: &[u8], _: MessageOrigin) {
+            if let Some(&i) = self.channels.get(&channel) {
+                self.topics[i].message_count += 1;
+            }
+        }
+        fn end_group(&mut self) -> bool {
+            true
+        }
+    }
+    scanner.run(&mut Listing { topics, channels: HashMap::new() })
+}
+
+/// The topics of the summary section as (name, type, encoding, message count) in
+/// channel id order, or `None` when the file has no usable summary with statistics.
+fn summary_topics(scanner: &mut Scanner) -> Option<Vec<(String, String, String, u64)>> {
+    let len = scanner.len;
+    if len < 8 + FOOTER_BYTES {
+        return None;
+    }
+    let reader = &mut scanner.reader;
+    let mut footer = [0u8; FOOTER_BYTES as usize];
+    reader.seek(SeekFrom::Start(len - FOOTER_BYTES)).ok()?;
+    reader.read_exact(&mut footer).ok()?;
+    if footer[0] != op::FOOTER || &footer[29..] != MCAP_MAGIC || u64::from_le_bytes(footer[1..9].try_into().ok()?) != 20 {
+        return None;
+    }
+    let summary_start = u64::from_le_bytes(footer[9..17].try_into().ok()?);
+    let summary_end = len - FOOTER_BYTES;
+    if summary_start < 8 || summary_start >= summary_end {
+        return None;
+    }
+    reader.seek(SeekFrom::Start(summary_start)).ok()?;
+    let mut schemas: HashMap<u16, String> = HashMap::new();
+    let mut channels = Vec::new();
+    let mut stats = None;
+    let mut pos = summary_start;
+    let mut body = Vec::new();
+    while pos < summary_end {
+        if summary_end - pos < 9 {
+            return None;
+        }
+        let mut head = [0u8; 9];
+        reader.read_exact(&mut head).ok()?;
+        let len = u64::from_le_bytes(head[1..9].try_into().ok()?);
+        if len > summary_end - pos - 9 || len > MAX_RECORD_BYTES {
+            return None;
+        }
+        pos += 9 + len;
+        if !matches!(head[0], op::SCHEMA | op::CHANNEL | op::STATISTICS) {
+            reader.seek_relative(len as i64).ok()?;
+            continue;
+        }
+        body.resize(len as usize, 0);
+        reader.read_exact(&mut body).ok()?;
+        match mcap::parse_record(head[0], &body).ok()? {
+            Record::Schema { header, .. } => {
+                schemas.insert(header.id, header.name);
+            }
+            Record::Channel(c) => channels.push(c),
+            Record::Statistics(s) => stats = Some(s),
+            _ => {}
+        }
+    }
+    let stats = stats?;
+    channels.sort_by_key(|c| c.id);
+    Some(
+        channels
+            .into_iter()
+            .map(|c| {
+                let type_name = schemas.get(&c.schema_id).cloned().unwrap_or_default();
+                let count = stats.channel_message_counts.get(&c.id).copied().unwrap_or(0);
+                (c.topic, type_name, c.message_encoding, count)
+            })
+            .collect(),
+    )
+}
+
+/// Reads the messages of the wanted topics (indices into `topics`) through `window`.
+pub(super) fn read_messages<E>(
+    path: &Path,
+    file: usize,
+    topics: &[TopicInfo],
+    wanted: &[bool],
+    window: &mut Window,
+    f: &mut impl FnMut(BagMessage) -> Result<(), E>,
+) -> Result<(), Fault<E>> {
+    struct Reading<'a, E, F> {
+        topics: &'a [TopicInfo],
+        wanted: &'a [bool],
+        /// Channel id → topic index, `None` when not wanted.
+        channels: HashMap<u16, Option<usize>>,
+        window: &'a mut Window,
+        f: &'a mut F,
+        stopped: Option<E>,
+    }
+    impl<E, F: FnMut(BagMessage) -> Result<(), E>> Sink for Reading<'_, E, F> {
+        fn channel(&mut self, id: u16, topic: &str, _: &str, _: &str) {
+            let index = self.topics.iter().position(|t| t.name == topic).filter(|&i| self.wanted[i]);
+            self.channels.insert(id, index);
+        }
+        fn message(&mut self, channel: u16, log_time_ns: u64, data: &[u8], origin: MessageOrigin) {
+            if let Some(Some(topic)) = self.channels.get(&channel) {
+                self.window.push(BagMessage { log_time_ns, topic: *topic, data: data.to_vec(), origin });
+            }
+        }
+        fn end_group(&mut self) -> bool {
+            match self.window.end_group(self.f) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.stopped = Some(e);
+                    false
+                }
+            }
+        }
+    }
+    let mut scanner = Scanner::open(path, file)?;
+    let mut sink = Reading { topics, wanted, channels: HashMap::new(), window, f, stopped: None };
+    let result = scanner.run(&mut sink);
+    if let Some(e) = sink.stopped {
+        return Err(Fault::Callback(e));
+    }
+    result.map_err(Fault::Bag)
+}
