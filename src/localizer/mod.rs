@@ -52,6 +52,7 @@
 //! for all of them ([`Estimator::refine`]).
 
 mod config;
+pub mod drift;
 mod input;
 mod track;
 
