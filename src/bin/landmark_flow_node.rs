@@ -24,7 +24,7 @@ use landmark_flow::ros::messages::{
     diagnostics_out, heatmap_out, landmark_belief_array_out, markers_out, odometry_in, pose_stamped_out,
     pose_with_covariance_out, range_in, range_measurement_in,
 };
-use landmark_flow::ros::{exit_with_error, load_parameters, output_qos, ros_now_secs, NodeError, Throttle};
+use landmark_flow::ros::{exit_with_error, load_parameters, output_qos, ros_now_secs, shutdown_signal, NodeError, Throttle};
 use r2r::diagnostic_msgs::msg::DiagnosticArray;
 use r2r::geometry_msgs::msg::{PoseStamped, PoseWithCovarianceStamped};
 use r2r::landmark_flow::msg::{LandmarkBeliefArray, RangeMeasurement};
@@ -34,6 +34,8 @@ use r2r::std_srvs::srv::Trigger;
 use r2r::visualization_msgs::msg::MarkerArray;
 use r2r::{Publisher, QosProfile};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const NODE: &str = "landmark_flow_node";
@@ -89,6 +91,14 @@ fn run() -> Result<(), NodeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
         .map_err(|e| NodeError::Other(e.to_string()))?;
     runtime.spawn(param_handler);
+    // SIGINT/SIGTERM end the loop; returning drops the node (gone from the graph at
+    // once) and the process exits 0.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_on_signal = stop.clone();
+    runtime.spawn(async move {
+        shutdown_signal().await;
+        stop_on_signal.store(true, Ordering::Relaxed);
+    });
 
     let qos = input_qos(&config);
     let mut ranges = node.subscribe::<RangeMeasurement>("range", qos.clone())?;
@@ -114,7 +124,7 @@ fn run() -> Result<(), NodeError> {
         core.localizer().tracks().len(),
         config.planner.policy.name()
     );
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         node.spin_once(Duration::from_millis(5));
         let now_s = ros_now_secs(&clock);
         while let Some(Some(m)) = odometry.next().now_or_never() {
@@ -143,6 +153,8 @@ fn run() -> Result<(), NodeError> {
         }
         publishers.publish(&mut node, core.handle(now_s, Input::Tick));
     }
+    r2r::log_info!(&publishers.logger, "shutting down");
+    Ok(())
 }
 
 impl Publishers {

@@ -11,6 +11,8 @@ use r2r::{ParameterValue, QosProfile};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_yaml::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Errors of the ROS layer (start-up and conversion).
@@ -161,20 +163,63 @@ impl Throttle {
     }
 }
 
-/// Runs `node.spin_once` forever on its own thread; the node's subscriptions, timers
-/// and services are streams and futures served by the tokio tasks. (For nodes whose
-/// inputs are light; `landmark_flow_node` spins in its own loop, see there.)
-pub fn spawn_spin_thread(mut node: r2r::Node) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("ros_spin".into())
-        .spawn(move || loop {
-            node.spin_once(Duration::from_millis(5));
-        })
-        .expect("cannot start the ROS spin thread")
+/// Resolves when the process is asked to stop: SIGINT (Ctrl-C, `ros2 launch`'s first
+/// escalation) or SIGTERM. Listening replaces the default "die on the signal", so the
+/// caller can shut down cleanly (exit 0, node destroyed, gone from the graph at once).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
-/// `main` of a tokio-based node: runs `run` on a current-thread runtime; an error
-/// (start-up or later) is printed naming the node and exits with status 2.
+/// The thread that spins a node ([`spawn_spin_thread`]); dropping it stops the thread
+/// and destroys the node.
+#[derive(Debug)]
+pub struct SpinThread {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SpinThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Runs `node.spin_once` on its own thread until the returned [`SpinThread`] is
+/// dropped; the node's subscriptions, timers and services are streams and futures
+/// served by the tokio tasks. (For nodes whose inputs are light; `landmark_flow_node`
+/// spins in its own loop, see there.)
+pub fn spawn_spin_thread(mut node: r2r::Node) -> SpinThread {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_thread = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("ros_spin".into())
+        .spawn(move || {
+            while !stop_thread.load(Ordering::Relaxed) {
+                node.spin_once(Duration::from_millis(5));
+            }
+        })
+        .expect("cannot start the ROS spin thread");
+    SpinThread { stop, handle: Some(handle) }
+}
+
+/// `main` of a tokio-based node: runs `run` on a current-thread runtime until it ends
+/// or SIGINT/SIGTERM arrives ([`shutdown_signal`]: then `run` is dropped, which
+/// destroys the node, and the process exits 0); an error (start-up or later) is printed
+/// naming the node and exits with status 2.
 pub fn run_async_node<F>(node_name: &str, run: impl FnOnce() -> F)
 where
     F: std::future::Future<Output = Result<(), NodeError>>,
@@ -183,7 +228,13 @@ where
         .enable_all()
         .build()
         .unwrap_or_else(|e| exit_with_error(node_name, &e));
-    if let Err(e) = runtime.block_on(run()) {
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = run() => r,
+            _ = shutdown_signal() => Ok(()),
+        }
+    });
+    if let Err(e) = result {
         exit_with_error(node_name, &e);
     }
 }
