@@ -39,7 +39,9 @@ use crate::planner::PlannerError;
 use nalgebra::{Point3, Vector2};
 use std::collections::BTreeMap;
 
-/// Name of the node's diagnostic status.
+/// Name of the node's diagnostic status when the adapter gives none
+/// ([`NodeCore::with_diagnostics_name`]: the live node uses its fully qualified name,
+/// so two namespaced nodes publish distinct statuses on `/diagnostics`).
 pub const DIAGNOSTICS_NAME: &str = "landmark_flow_node: inputs";
 
 /// An event the core handles.
@@ -195,6 +197,10 @@ pub struct NodeCore {
     goals: GoalScheduler,
     replan_timer: Option<PeriodicTimer>,
     diagnostics_timer: PeriodicTimer,
+    diagnostics_name: String,
+    /// Total rejections at the last diagnostics publication (the level reflects the
+    /// period since, not the lifetime count).
+    rejected_at_last_diagnostics: u64,
 }
 
 impl NodeCore {
@@ -213,7 +219,15 @@ impl NodeCore {
             localizer,
             replan_timer,
             diagnostics_timer: PeriodicTimer::new(config.publish.diagnostics_period_s),
+            diagnostics_name: DIAGNOSTICS_NAME.to_string(),
+            rejected_at_last_diagnostics: 0,
         })
+    }
+
+    /// The diagnostic status's name (e.g. `/robot1/landmark_flow_node: inputs`).
+    pub fn with_diagnostics_name(mut self, name: &str) -> Self {
+        self.diagnostics_name = name.to_string();
+        self
     }
 
     pub fn config(&self) -> &LandmarkFlowNodeConfig {
@@ -258,7 +272,9 @@ impl NodeCore {
             self.replan(PlanTrigger::Timer, Stamp::from_secs(now_s), out);
         }
         if self.diagnostics_timer.due(now_s) {
-            out.push(Output::Diagnostics(self.diagnostics(Stamp::from_secs(now_s))));
+            let status = self.diagnostics(Stamp::from_secs(now_s));
+            self.rejected_at_last_diagnostics = self.localizer.rejected().values().sum();
+            out.push(Output::Diagnostics(status));
         }
     }
 
@@ -384,9 +400,10 @@ impl NodeCore {
         }
     }
 
-    /// The diagnostic status: accepted and rejected counts (by reason), ranges waiting
-    /// for odometry, per-landmark fused count and last update latency. WARN once any
-    /// input was rejected.
+    /// The diagnostic status: accepted and rejected counts (by reason, since start),
+    /// ranges waiting for odometry, per-landmark fused count and last update latency.
+    /// WARN when an input was rejected since the last published status (one bad message
+    /// at start-up does not leave it at WARN for ever), OK otherwise.
     pub fn diagnostics(&self, stamp: Stamp) -> DiagnosticStatusMsg {
         let loc = &self.localizer;
         let kv = |key: String, value: String| (key, value);
@@ -406,11 +423,12 @@ impl NodeCore {
             worst_latency = worst_latency.max(t.last_latency_s);
         }
         values.push(kv("update_latency_s.max_last".into(), format!("{worst_latency:.6}")));
+        let recent = rejected - self.rejected_at_last_diagnostics;
         DiagnosticStatusMsg {
             stamp,
-            level: if rejected > 0 { DIAGNOSTIC_WARN } else { DIAGNOSTIC_OK },
-            name: DIAGNOSTICS_NAME.to_string(),
-            message: format!("{} accepted, {} rejected", loc.accepted(), rejected),
+            level: if recent > 0 { DIAGNOSTIC_WARN } else { DIAGNOSTIC_OK },
+            name: self.diagnostics_name.clone(),
+            message: format!("{} accepted, {} rejected ({recent} since the last status)", loc.accepted(), rejected),
             values,
         }
     }

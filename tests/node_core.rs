@@ -167,6 +167,24 @@ fn diagnostics_count_what_was_sent() {
     assert_eq!(get("rejected.stamp_backwards").as_deref(), Some("1"));
     assert_eq!(get("landmark.a.fused").as_deref(), Some("1"));
     assert_eq!(d.level, landmark_flow::msg::DIAGNOSTIC_WARN);
+    // The level is about the last period: the next status, with no new rejection, is OK.
+    let first = core.handle(3.0, Input::Tick);
+    let second = core.handle(4.5, Input::Tick);
+    let levels: Vec<u8> = first
+        .iter()
+        .chain(&second)
+        .filter_map(|o| if let Output::Diagnostics(d) = o { Some(d.level) } else { None })
+        .collect();
+    assert_eq!(levels, [landmark_flow::msg::DIAGNOSTIC_WARN, landmark_flow::msg::DIAGNOSTIC_OK]);
+}
+
+#[test]
+fn diagnostics_carry_the_adapters_name() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap().with_diagnostics_name("/robot1/landmark_flow_node: inputs");
+    core.handle(1.0, Input::Tick);
+    let out = core.handle(2.5, Input::Tick);
+    let d = out.iter().find_map(|o| if let Output::Diagnostics(d) = o { Some(d) } else { None }).unwrap();
+    assert_eq!(d.name, "/robot1/landmark_flow_node: inputs");
 }
 
 /// A `sensor_msgs/Range` that arrives before the odometry of its stamp waits, and is

@@ -84,7 +84,7 @@ fn run() -> Result<(), NodeError> {
     let mut node = r2r::Node::create(ctx, NODE, "")?;
     let logger = node.logger().to_string();
     let config: LandmarkFlowNodeConfig = load_parameters(&node)?;
-    let mut core = NodeCore::new(&config)?;
+    let mut core = NodeCore::new(&config)?.with_diagnostics_name(&format!("{}: inputs", node.fully_qualified_name()?));
 
     // The parameter handler (ros2 param services, use_sim_time) runs on its own thread.
     let (param_handler, _events) = node.make_parameter_handler()?;
