@@ -1,6 +1,7 @@
 """Closed-loop demo: a simulated robot, a simulated range sensor and landmark_flow_node.
 
     ros2 launch landmark_flow demo.launch.py [namespace:=<ns>] [use_rviz:=true] [config:=<file>]
+                                             [use_sim_time:=true]
 
 sim_robot drives toward goal_pose; sim_range_sensor ranges the true landmark from the
 robot's true pose (ground_truth/odom); landmark_flow_node fuses the ranges with the
@@ -31,13 +32,14 @@ def generate_launch_description():
     share = get_package_share_directory("landmark_flow")
     namespace = LaunchConfiguration("namespace")
     config = LaunchConfiguration("config")
+    use_sim_time = {"use_sim_time": LaunchConfiguration("use_sim_time")}
     nodes = [
         Node(
             package="landmark_flow",
             executable=executable,
             name=name,
             namespace=namespace,
-            parameters=[config],
+            parameters=[config, use_sim_time],
             remappings=remappings,
             output="screen",
         )
@@ -49,6 +51,7 @@ def generate_launch_description():
         name="rviz2",
         namespace=namespace,
         arguments=["-d", os.path.join(share, "rviz", RVIZ_CONFIG)],
+        parameters=[use_sim_time],
         condition=IfCondition(LaunchConfiguration("use_rviz")),
     )
     return LaunchDescription([
@@ -57,6 +60,11 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "config", default_value=os.path.join(share, "config", DEFAULT_CONFIG),
             description="parameters file for all demo nodes"),
-        *nodes,
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false",
+            description="run every node on /clock (e.g. `ros2 bag play --clock`)"),
+        # RViz first: an optional action that fails (rviz2 not installed) then fails
+        # before any node is started, instead of leaving them running as orphans.
         rviz,
+        *nodes,
     ])

@@ -85,6 +85,57 @@ def test_launch_file_names_installed_executables_and_configs(launch_file):
             assert (PREFIX / "share" / "landmark_flow" / "config" / const.value).is_file(), const.value
 
 
+def _exec_depends():
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "package.xml").getroot()
+    return {e.text for tag in ("exec_depend", "depend") for e in root.iter(tag)}
+
+
+@pytest.mark.parametrize("launch_file", launch_files(), ids=lambda p: p.name)
+def test_launch_file_dependencies_are_exec_depends(launch_file):
+    """Every package a launch file imports or starts is an exec_depend (or depend) of
+    package.xml, so rosdep installs it on a user's machine."""
+    tree = ast.parse(launch_file.read_text())
+    needed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            needed.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            needed.update(a.name.split(".")[0] for a in node.names)
+    needed -= {"os", "sys", "pathlib"}
+    needed |= {ast.literal_eval(kw["package"]) for kw in _node_actions(tree)} - {"landmark_flow"}
+    missing = needed - _exec_depends()
+    assert not missing, f"{launch_file.name} needs {sorted(missing)} in package.xml"
+
+
+@pytest.mark.parametrize("launch_file", launch_files(), ids=lambda p: p.name)
+def test_launch_files_take_use_sim_time_and_start_optional_actions_first(launch_file):
+    """`use_sim_time:=true` reaches every node (the `ros2 bag play --clock` workflow), and
+    conditional actions (RViz) come before the package's nodes in the launch
+    description: if one fails, launch stops before it has started anything that could
+    be left running."""
+    tree = ast.parse(launch_file.read_text())
+    declared = {ast.literal_eval(c.args[0]) for c in ast.walk(tree)
+                if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
+    assert "use_sim_time" in declared
+    for kw in _node_actions(tree):
+        assert "use_sim_time" in ast.unparse(kw["parameters"]), ast.unparse(kw["parameters"])
+    assigned = {t.id: a.value for a in ast.walk(tree) if isinstance(a, ast.Assign)
+                for t in a.targets if isinstance(t, ast.Name)}
+
+    def is_conditional(element):
+        value = assigned.get(element.id) if isinstance(element, ast.Name) else element
+        return isinstance(value, ast.Call) and any(k.arg == "condition" for k in value.keywords)
+
+    description = next(c for c in ast.walk(tree)
+                       if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "LaunchDescription")
+    actions = [e for e in description.args[0].elts
+               if not (isinstance(e, ast.Call) and getattr(e.func, "id", None) == "DeclareLaunchArgument")]
+    kinds = [is_conditional(e) for e in actions]
+    assert kinds == sorted(kinds, reverse=True), [ast.unparse(e) for e in actions]
+
+
 def test_demo_launch_nodes_are_installed_and_configured():
     """make demo starts DEMO_NODES of demo.launch.py with DEFAULT_CONFIG: every node is
     an installed executable with a section in that file (whose keys the Rust test
