@@ -21,9 +21,16 @@ PUBLISHED = {"markers", "criterion_heatmap", "goal_pose", "landmark_beliefs", "o
 
 
 def test_executables_are_where_ros2_run_looks():
-    for exe in EXECUTABLES:
+    for exe in EXECUTABLES + ["landmark_flow_replay"]:
         path = PREFIX / "lib" / "landmark_flow" / exe
         assert path.is_file() and os.access(path, os.X_OK), path
+
+
+def test_only_the_product_is_installed():
+    """The nodes and the bag replayer, nothing else (research programs live in
+    examples/ and are not installed next to the nodes)."""
+    installed = {p.name for p in (PREFIX / "lib" / "landmark_flow").iterdir() if p.is_file()}
+    assert installed == set(EXECUTABLES) | {"landmark_flow_replay"}, installed
 
 
 def test_share_has_package_xml_launch_and_config():
