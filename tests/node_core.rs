@@ -214,3 +214,19 @@ fn a_waiting_range_keeps_its_topic() {
     assert_eq!((fused[0].input.topic.as_str(), fused[0].input.landmark_id.as_str()), ("range_raw", "a"));
     assert!(fused[0].result.is_ok());
 }
+
+/// One odometry message stamped at the end of time makes every later one "backwards";
+/// `~/reset` recovers: afterwards valid odometry is accepted and ranges fused again.
+#[test]
+fn reset_recovers_from_a_far_future_odometry_stamp() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    core.handle(1.1, odom(f64::from(i32::MAX), 0.0, 0.0));
+    let wedged = core.handle(1.2, odom(1.2, 0.0, 0.0));
+    assert!(wedged.iter().any(|o| matches!(o, Output::OdometryRejected(r) if r.reason() == "odom_stamp_backwards")));
+    core.handle(2.0, Input::Reset);
+    let after = core.handle(2.1, odom(2.1, 1.0, -1.0));
+    assert!(after.iter().any(|o| matches!(o, Output::Odometry { .. })), "odometry accepted after the reset");
+    let out = core.handle(2.1, range(2.1, "a", 4.2, 0.09));
+    assert!(out.iter().any(|o| matches!(o, Output::Range(u) if u.result.is_ok())), "ranges fused after the reset");
+}

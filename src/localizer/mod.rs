@@ -133,7 +133,9 @@ impl Localizer {
     }
 
     /// Restores every configured landmark to its prior, forgets landmarks started
-    /// from the default prior, and zeroes the counters. Odometry is kept.
+    /// from the default prior, zeroes the counters, and forgets odometry and the ranges
+    /// waiting for it (so a bad odometry message, e.g. stamped far in the future, can
+    /// never keep the localizer from accepting odometry after a reset).
     pub fn reset(&mut self) {
         self.tracks.clear();
         let priors: Vec<_> = self.priors.iter().map(|(k, v)| (k.clone(), *v)).collect();
@@ -147,6 +149,7 @@ impl Localizer {
         self.accepted = 0;
         self.rejected.clear();
         self.pending.clear();
+        self.odometry = OdometryBuffer::new(self.config.odom_buffer_s, self.config.odom_tolerance_s);
     }
 
     /// A tracking state from a position prior: the prior itself, or, with calibration

@@ -13,7 +13,11 @@ pub fn stamp_secs(sec: i32, nanosec: u32) -> f64 {
 /// Seconds → `builtin_interfaces/Time` (sec, nanosec), rounded to the nanosecond;
 /// `nanosec` is always in `0..1e9` (negative times count down from `sec`).
 pub fn stamp_from_secs(s: f64) -> (i32, u32) {
-    let total_ns = (s * 1e9).round() as i64;
+    // Saturates at the ends of `builtin_interfaces/Time` (a stamp never wraps around to
+    // a negative `sec`); NaN gives 0.
+    const MAX_NS: i64 = i32::MAX as i64 * 1_000_000_000 + 999_999_999;
+    const MIN_NS: i64 = i32::MIN as i64 * 1_000_000_000;
+    let total_ns = ((s * 1e9).round() as i64).clamp(MIN_NS, MAX_NS);
     (total_ns.div_euclid(1_000_000_000) as i32, total_ns.rem_euclid(1_000_000_000) as u32)
 }
 
@@ -121,6 +125,11 @@ mod tests {
             assert!(nanosec < 1_000_000_000);
         }
         assert_eq!(stamp_from_secs(-0.25), (-1, 750_000_000));
+        // The largest stamp a message can carry (issue 12: it wrapped to a negative sec).
+        let max = stamp_secs(i32::MAX, 999_999_999);
+        assert_eq!(stamp_from_secs(max), (i32::MAX, 999_999_999));
+        assert_eq!(stamp_from_secs(max + 1e6), (i32::MAX, 999_999_999));
+        assert_eq!(stamp_from_secs(-1e12), (i32::MIN, 0));
     }
 
     #[test]
