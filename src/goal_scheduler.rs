@@ -171,7 +171,7 @@ mod tests {
         loc.add_odometry(2.0, "odom", Isometry3::from_parts(Translation3::new(goal.x, goal.y, 0.0), UnitQuaternion::identity()))
             .unwrap();
         assert!(s.on_trigger(&PlanTrigger::Odometry, &loc).is_some(), "goal reached");
-        let r = RangeInput { topic: "range".into(), stamp_s: 2.0, frame_id: String::new(), landmark_id: "b".into(), range_m: 5.0, variance_m2: 0.0 };
+        let r = RangeInput { topic: "range".into(), stamp_s: 2.0, frame_id: String::new(), landmark_id: "b".into(), range_m: 5.0, variance_m2: 0.0, sensor_limits_m: None };
         loc.add_range(&r).unwrap();
         assert!(s.on_trigger(&PlanTrigger::Fused("b".into()), &loc).is_some());
         assert_eq!(s.on_trigger(&PlanTrigger::Fused("a".into()), &loc), None, "not the target");

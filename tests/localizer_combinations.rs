@@ -117,6 +117,7 @@ proptest! {
                     landmark_id: id.into(),
                     range_m,
                     variance_m2: s.variance_m2,
+                    sensor_limits_m: None,
                 };
                 // A rejection (e.g. a failed update) is allowed; a panic or an
                 // unpublishable belief is not.

@@ -230,3 +230,54 @@ fn reset_recovers_from_a_far_future_odometry_stamp() {
     let out = core.handle(2.1, range(2.1, "a", 4.2, 0.09));
     assert!(out.iter().any(|o| matches!(o, Output::Range(u) if u.result.is_ok())), "ranges fused after the reset");
 }
+
+fn raw_range(t: f64, id: &str, z: f32, min_range: f32, max_range: f32) -> Input {
+    Input::Range {
+        topic: "range_raw".into(),
+        msg: RangeMsg {
+            header: Header { stamp: Stamp::from_secs(t), frame_id: id.into() },
+            radiation_type: 2,
+            field_of_view: 0.0,
+            min_range,
+            max_range,
+            range: z,
+            variance: 0.25,
+        },
+    }
+}
+
+fn rejection(out: &[Output]) -> Option<&'static str> {
+    out.iter().find_map(|o| match o {
+        Output::Range(u) => u.result.as_ref().err().map(|r| r.reason()),
+        _ => None,
+    })
+}
+
+/// sensor_msgs/Range: "values < range_min or > range_max should be discarded"; limits
+/// that are not an interval are refused; both 0 means the publisher did not fill them.
+#[test]
+fn sensor_msgs_range_limits_are_honoured() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    core.handle(1.5, odom(1.5, 0.0, 0.0));
+    assert_eq!(rejection(&core.handle(1.0, raw_range(1.0, "a", 5.0, 0.2, 4.0))), Some("outside_sensor_limits"));
+    assert_eq!(rejection(&core.handle(1.0, raw_range(1.0, "a", 0.1, 0.2, 40.0))), Some("outside_sensor_limits"));
+    assert_eq!(rejection(&core.handle(1.0, raw_range(1.0, "a", 5.0, 10.0, 4.0))), Some("bad_sensor_limits"));
+    assert_eq!(rejection(&core.handle(1.0, raw_range(1.0, "a", 5.0, 0.0, f32::NAN))), Some("bad_sensor_limits"));
+    let inside = core.handle(1.1, raw_range(1.1, "a", 5.0, 0.2, 40.0));
+    assert!(inside.iter().any(|o| matches!(o, Output::Range(u) if u.result.is_ok())));
+    let unfilled = core.handle(1.2, raw_range(1.2, "a", 5.0, 0.0, 0.0));
+    assert!(unfilled.iter().any(|o| matches!(o, Output::Range(u) if u.result.is_ok())));
+}
+
+/// The same range (landmark, stamp, value) twice is fused once; the same stamp with
+/// another value (a second measurement at that instant) is fused.
+#[test]
+fn an_exact_duplicate_is_not_fused_twice() {
+    let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    assert_eq!(rejection(&core.handle(1.0, range(1.0, "a", 5.0, 0.25))), None);
+    assert_eq!(rejection(&core.handle(1.0, range(1.0, "a", 5.0, 0.25))), Some("duplicate"));
+    assert_eq!(rejection(&core.handle(1.0, range(1.0, "a", 5.1, 0.25))), None);
+    assert_eq!(core.localizer().tracks()["a"].measurements_fused, 2);
+}

@@ -21,6 +21,10 @@ pub struct RangeInput {
     pub range_m: f64,
     /// Noise variance, m² (0 = configured default).
     pub variance_m2: f64,
+    /// The sensor's own valid interval [min, max], metres, when the message carries one
+    /// (`sensor_msgs/Range`: a range outside it "should be discarded"); `None` for
+    /// `landmark_flow/RangeMeasurement`, or when both are 0 (not filled in).
+    pub sensor_limits_m: Option<(f64, f64)>,
 }
 
 /// Why an input was not used. [`Rejection::reason`] is the counter name.
@@ -34,6 +38,10 @@ pub enum Rejection {
     NegativeRange(f64),
     #[error("range {range_m} m exceeds max_range_m = {max_m} m")]
     BeyondMaxRange { range_m: f64, max_m: f64 },
+    #[error("the message's sensor limits [{min_m}, {max_m}] m are not a finite interval")]
+    BadSensorLimits { min_m: f64, max_m: f64 },
+    #[error("range {range_m} m is outside the sensor's own limits [{min_m}, {max_m}] m")]
+    OutsideSensorLimits { range_m: f64, min_m: f64, max_m: f64 },
     #[error("variance {0} m^2 is negative or not finite")]
     BadVariance(f64),
     #[error("frame `{got}` is not the expected `{expected}`")]
@@ -42,6 +50,8 @@ pub enum Rejection {
     UnknownLandmark(String),
     #[error("stamp {stamp_s:.3} s is older than the last fused range of this landmark ({last_s:.3} s)")]
     StampBackwards { stamp_s: f64, last_s: f64 },
+    #[error("range {range_m} m at {stamp_s:.3} s repeats the last fused range of this landmark")]
+    Duplicate { stamp_s: f64, range_m: f64 },
     #[error("no odometry for the range stamp: {0}")]
     NoPose(PoseLookupError),
     #[error("odometry rejected: {0}")]
@@ -81,10 +91,13 @@ impl Rejection {
             Rejection::NonFiniteRange(_) => "non_finite_range",
             Rejection::NegativeRange(_) => "negative_range",
             Rejection::BeyondMaxRange { .. } => "beyond_max_range",
+            Rejection::BadSensorLimits { .. } => "bad_sensor_limits",
+            Rejection::OutsideSensorLimits { .. } => "outside_sensor_limits",
             Rejection::BadVariance(_) => "bad_variance",
             Rejection::WrongFrame { .. } => "wrong_frame",
             Rejection::UnknownLandmark(_) => "unknown_landmark",
             Rejection::StampBackwards { .. } => "stamp_backwards",
+            Rejection::Duplicate { .. } => "duplicate",
             Rejection::NoPose(PoseLookupError::Empty) => "no_odometry",
             Rejection::NoPose(PoseLookupError::TooOld { .. }) => "older_than_odometry",
             Rejection::NoPose(PoseLookupError::TooNew { .. }) => "newer_than_odometry",
@@ -137,6 +150,14 @@ pub(crate) fn check_message(m: &RangeInput, config: &LocalizerConfig) -> Result<
     }
     if m.range_m > config.max_range_m {
         return Err(Rejection::BeyondMaxRange { range_m: m.range_m, max_m: config.max_range_m });
+    }
+    if let Some((min_m, max_m)) = m.sensor_limits_m {
+        if !(min_m.is_finite() && max_m.is_finite() && min_m <= max_m) {
+            return Err(Rejection::BadSensorLimits { min_m, max_m });
+        }
+        if m.range_m < min_m || m.range_m > max_m {
+            return Err(Rejection::OutsideSensorLimits { range_m: m.range_m, min_m, max_m });
+        }
     }
     if !(m.variance_m2.is_finite() && m.variance_m2 >= 0.0) {
         return Err(Rejection::BadVariance(m.variance_m2));

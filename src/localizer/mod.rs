@@ -5,11 +5,13 @@
 //! A range is accepted only if every check passes, in this order (the first failing
 //! check is its [`Rejection`] reason, counted per reason):
 //! 1. the stamp is a positive finite time;
-//! 2. the range is finite, ≥ 0 and ≤ `max_range_m`;
+//! 2. the range is finite, ≥ 0 and ≤ `max_range_m`, and within the message's own sensor
+//!    limits when it carries them (`sensor_msgs/Range`);
 //! 3. the variance is finite and ≥ 0 (0 means `default_noise_std_m²`);
 //! 4. the frame is `sensor_frame_id` (when that is set);
 //! 5. the landmark is known, or `unknown_landmarks` is `default_prior` or `initialise`;
-//! 6. the stamp is not older than the last range fused for that landmark;
+//! 6. the stamp is not older than the last range fused for that landmark, and the range
+//!    is not an exact repeat of it (same stamp and value);
 //! 7. odometry covers the stamp (see [`OdometryBuffer::pose_at`]);
 //! 8. with `innovation_gate_sigma` = k > 0 and the landmark tracking: the range is
 //!    within k predicted standard deviations of at least one component of the belief
@@ -319,6 +321,14 @@ impl Localizer {
         if m.stamp_s < last_s {
             return Err(Rejection::StampBackwards { stamp_s: m.stamp_s, last_s });
         }
+        // The same message again (a republished or twice-recorded range) carries no new
+        // information; fusing it would count the measurement twice.
+        let repeats_last = |t: &LandmarkTrack| {
+            t.measurements_fused > 0 && m.stamp_s == t.last_stamp_s && t.last_range.is_some_and(|(_, r)| r == m.range_m)
+        };
+        if self.tracks.get(&m.landmark_id).is_some_and(repeats_last) {
+            return Err(Rejection::Duplicate { stamp_s: m.stamp_s, range_m: m.range_m });
+        }
         let pose = match self.odometry.pose_at(m.stamp_s) {
             Ok(pose) => pose,
             // Waits for odometry (ranges queued before it keep their order).
@@ -519,7 +529,15 @@ mod tests {
     }
 
     fn range(t: f64, id: &str, r: f64) -> RangeInput {
-        RangeInput { topic: "range".into(), stamp_s: t, frame_id: "s".into(), landmark_id: id.into(), range_m: r, variance_m2: 2.0 }
+        RangeInput {
+            topic: "range".into(),
+            stamp_s: t,
+            frame_id: "s".into(),
+            landmark_id: id.into(),
+            range_m: r,
+            variance_m2: 2.0,
+            sensor_limits_m: None,
+        }
     }
 
     #[test]

@@ -182,6 +182,9 @@ impl RangeMsg {
             landmark_id: self.header.frame_id.clone(),
             range_m: self.range as f64,
             variance_m2: self.variance as f64,
+            // Both 0: not filled in by the publisher.
+            sensor_limits_m: (self.min_range != 0.0 || self.max_range != 0.0)
+                .then_some((self.min_range as f64, self.max_range as f64)),
         }
     }
 }
@@ -196,6 +199,7 @@ impl RangeMeasurementMsg {
             landmark_id: self.landmark_id.clone(),
             range_m: self.range,
             variance_m2: self.variance,
+            sensor_limits_m: None,
         }
     }
 }
