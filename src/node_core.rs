@@ -31,7 +31,7 @@ use crate::goal_scheduler::{GoalScheduler, PlanTrigger};
 use crate::localizer::{LandmarkTrack, Localizer, RangeCalibration, RangeInput, RangeOutcome, Rejection, TrackStatus};
 use crate::msg::{
     DiagnosticStatusMsg, Header, HeatmapMsg, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg,
-    OdometryMsg, PoseStampedMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, DIAGNOSTIC_OK,
+    OdometryCorrectionMsg, OdometryMsg, PoseStampedMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, DIAGNOSTIC_OK,
     DIAGNOSTIC_WARN,
 };
 use crate::node_config::LandmarkFlowNodeConfig;
@@ -134,6 +134,12 @@ pub enum Output {
     Goal(GoalUpdate),
     /// `criterion_heatmap` (when `publish.heatmap`).
     Heatmap(HeatmapMsg),
+    /// `odometry_correction` and `/tf` (`map_frame_id → odom`), after each accepted
+    /// odometry with `odometry: drifting`.
+    OdometryCorrection(OdometryCorrectionMsg),
+    /// `robot_pose`: the base pose in the map frame with its covariance, after each
+    /// accepted odometry with `odometry: drifting`.
+    RobotPose(PoseWithCovarianceStampedMsg),
     /// The planner found no goal.
     PlanFailed { landmark_id: String, error: PlannerError },
     /// `/diagnostics`.

@@ -1,6 +1,7 @@
 //! The localiser's parameters (`localizer.*` of the node config) and their checks.
 
 use crate::config::{check_integer, check_positive, check_range, ConfigError};
+use super::drift::OdometryErrorConfig;
 use crate::estimator::{CalibrationPrior, EstimatorConfig, GaussianBelief, Method};
 use nalgebra::{Matrix2, Vector2, Vector3};
 use serde::{Deserialize, Serialize};
@@ -110,6 +111,22 @@ impl CalibrationConfig {
     }
 }
 
+/// How the odometry's pose is treated (`localizer.odometry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OdometryMode {
+    /// The odometry pose is the truth (a robot localised by a good stack, or ground
+    /// truth): landmarks live in the odometry frame. A filled
+    /// `nav_msgs/Odometry.pose.covariance` still inflates each range's noise by the
+    /// sensor position's uncertainty along the line of sight.
+    #[default]
+    Exact,
+    /// The odometry drifts: its error (the odom→map correction and the gyro bias) is
+    /// estimated jointly with the landmarks (range-only SLAM, [`super::slam`]);
+    /// landmarks live in `map_frame_id`.
+    Drifting,
+}
+
 /// Periodic relinearisation of a tracking landmark ([`Estimator::refine`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +180,14 @@ pub struct LocalizerConfig {
     pub priors: PriorsConfig,
     /// The estimator and its settings.
     pub estimator: EstimatorConfig,
+    /// `exact` or `drifting` ([`OdometryMode`]).
+    pub odometry: OdometryMode,
+    /// The odometry error model of `odometry: drifting` (per metre, per radian, gyro
+    /// bias; each value documented in [`OdometryErrorConfig`]).
+    pub odometry_error: OdometryErrorConfig,
+    /// Frame of the landmarks and the corrected robot pose with `odometry: drifting`
+    /// (REP-105 `map`; the node publishes `map_frame_id → odom` on `/tf`).
+    pub map_frame_id: String,
 }
 
 impl Default for LocalizerConfig {
@@ -184,6 +209,9 @@ impl Default for LocalizerConfig {
             default_prior: PriorConfig::default(),
             priors: PriorsConfig::default(),
             estimator: EstimatorConfig::default(),
+            odometry: OdometryMode::Exact,
+            odometry_error: OdometryErrorConfig::default(),
+            map_frame_id: "map".into(),
         }
     }
 }

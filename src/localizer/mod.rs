@@ -59,7 +59,7 @@ mod input;
 mod track;
 
 pub use config::{
-    CalibrationConfig, InitialisationConfig, LocalizerConfig, PriorConfig, PriorsConfig, RelinearisationConfig,
+    CalibrationConfig, InitialisationConfig, LocalizerConfig, OdometryMode, PriorConfig, PriorsConfig, RelinearisationConfig,
     UnknownLandmarkPolicy,
 };
 pub use input::{innovation_gate, Fused, Processed, RangeInput, RangeOutcome, Rejection, MAX_PENDING_RANGES};

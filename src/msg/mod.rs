@@ -356,6 +356,30 @@ impl LandmarkBeliefMsg {
     }
 }
 
+/// `landmark_flow/msg/OdometryCorrection`: the estimated odom→map correction of drifting
+/// odometry (REP-105 `map → odom`: a point p in the odometry frame is at
+/// R(yaw)·p + (x, y) in the map frame) and the gyro bias, with their uncertainty.
+/// The ROS layer also publishes the correction as a `geometry_msgs/TransformStamped`
+/// on `/tf`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OdometryCorrectionMsg {
+    /// Stamp of the odometry it applies to; `frame_id` the map frame.
+    pub header: Header,
+    /// The odometry frame.
+    pub child_frame_id: String,
+    /// Translation of the correction, metres.
+    pub x_m: f64,
+    pub y_m: f64,
+    /// Rotation of the correction, rad.
+    pub yaw_rad: f64,
+    /// Row-major 3×3 covariance over (x m, y m, yaw rad).
+    pub covariance: [f64; 9],
+    /// Estimated gyro bias (heading rate the odometry adds), rad/s.
+    pub gyro_bias_rad_per_s: f64,
+    /// Its variance, (rad/s)².
+    pub gyro_bias_variance: f64,
+}
+
 /// `landmark_flow/msg/LandmarkBeliefArray`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LandmarkBeliefArrayMsg {
