@@ -23,11 +23,14 @@
 //!
 //! A new goal yields [`Output::Goal`] and, when heatmaps are published,
 //! [`Output::Heatmap`]; a planning failure [`Output::PlanFailed`]. Every message's
-//! frame is the localizer's (odometry) frame.
+//! frame is the localizer's: the odometry frame, or with `odometry: drifting` the map
+//! frame, where each accepted odometry also yields [`Output::OdometryCorrection`]
+//! (map → odom) and [`Output::RobotPose`] (after the ranges it released).
 
 use crate::config::ConfigError;
 use crate::estimator::GaussianBelief;
 use crate::goal_scheduler::{GoalScheduler, PlanTrigger};
+use crate::localizer::drift::planar_pose_covariance;
 use crate::localizer::{LandmarkTrack, Localizer, RangeCalibration, RangeInput, RangeOutcome, Rejection, TrackStatus};
 use crate::msg::{
     DiagnosticStatusMsg, Header, HeatmapMsg, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg,
@@ -291,11 +294,38 @@ impl NodeCore {
     fn on_odometry(&mut self, msg: &OdometryMsg, out: &mut Vec<Output>) {
         let pose = msg.base_pose();
         let stamp_s = msg.header.stamp.secs();
-        match self.localizer.add_odometry(stamp_s, &msg.header.frame_id, pose) {
+        let cov = planar_pose_covariance(&msg.pose_covariance);
+        match self.localizer.add_odometry_with_covariance(stamp_s, &msg.header.frame_id, pose, cov) {
             Ok(processed) => {
                 out.push(Output::Odometry { stamp_s, position: Point3::from(pose.translation.vector) });
                 for p in processed {
                     self.after_range(p.input, p.result.map(|_| ()), out);
+                }
+                if let Some((stamp_s, drift, robot)) = self.localizer.map_correction() {
+                    let stamp = Stamp::from_secs(stamp_s);
+                    let e = drift.correction();
+                    let mut covariance = [0.0; 9];
+                    for r in 0..3 {
+                        for c in 0..3 {
+                            covariance[3 * r + c] = drift.cov()[(r, c)];
+                        }
+                    }
+                    out.push(Output::OdometryCorrection(OdometryCorrectionMsg {
+                        header: self.header(stamp),
+                        child_frame_id: self.localizer.odom_frame_id().to_string(),
+                        x_m: e.translation.x,
+                        y_m: e.translation.y,
+                        yaw_rad: e.rotation.angle(),
+                        covariance,
+                        gyro_bias_rad_per_s: drift.gyro_bias_rad_per_s(),
+                        gyro_bias_variance: drift.cov()[(3, 3)],
+                    }));
+                    out.push(Output::RobotPose(PoseWithCovarianceStampedMsg::from_planar_pose(
+                        self.header(stamp),
+                        &robot.pose,
+                        msg.pose.position[2],
+                        &robot.cov,
+                    )));
                 }
                 self.replan(PlanTrigger::Odometry, msg.header.stamp, out);
             }

@@ -47,7 +47,7 @@ pub use calibration::{
 };
 pub use initialisation::{CalibrationPrior, InitialisationGrid};
 pub use mixture::{GaussianMixture, MixtureComponent};
-pub use model::{CalibratedRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
+pub use model::{CalibratedRangeModel, JointRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
 pub use particle::ParticleSet;
 
 /// Health of one update.
@@ -156,18 +156,51 @@ impl<const D: usize> Estimator<D> {
     /// Validates the config and precomputes the Gauss–Hermite rule. D = 2 or 3 is a
     /// landmark position; D = 4 is a planar position with the range calibration
     /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] (updated by
-    /// [`Estimator::update_with_model`]).
+    /// [`Estimator::update_with_model`]); D = 5 to 7 are the marginals a range touches
+    /// in the joint state of drifting odometry (odometry correction, landmark, range
+    /// calibration: `crate::localizer::slam`). Above D = 4 the product rules are
+    /// not built (pᴰ nodes): [`Estimator::refine`] is refused and the flows use
+    /// `flow.samples` Monte Carlo nodes whether or not `flow.cubature` is set.
     ///
     /// # Errors
-    /// `Config` from [`EstimatorConfig::validate`], or for D ∉ {2, 3, 4}.
+    /// `Config` from [`EstimatorConfig::validate`], and for D ∉ 2..=7.
     pub fn new(config: EstimatorConfig) -> Result<Self, EstimatorError> {
-        if !(2..=4).contains(&D) {
-            return Err(ConfigError::invalid("dimension", D, "2, 3 or 4").into());
+        if !(2..=7).contains(&D) {
+            return Err(ConfigError::invalid("dimension", D, "2 to 7").into());
         }
         config.validate()?;
-        let cubature = cubature::gauss_hermite_nodes::<D>(config.flow.cubature_points_per_axis);
-        let refine_cubature = cubature::gauss_hermite_nodes::<D>(3);
+        let product_rule = |points: usize| if D <= 4 { cubature::gauss_hermite_nodes::<D>(points) } else { Vec::new() };
+        let cubature = product_rule(config.flow.cubature_points_per_axis);
+        let refine_cubature = product_rule(3);
         Ok(Self { config, cubature, refine_cubature })
+    }
+
+    /// Absorbs one measurement into a Gaussian belief, as [`Estimator::update_with_model`]
+    /// of a state with `updates` measurements so far (which seeds the random numbers)
+    /// and a single-Gaussian method; a mixture method runs the natural flow. For beliefs
+    /// kept outside a [`State`] (the marginals of a joint state).
+    ///
+    /// # Errors
+    /// As [`Estimator::update_with_model`]; `StateMismatch` for the particle method.
+    pub fn update_gaussian<M: MeasurementModel<D>>(
+        &self,
+        prior: &GaussianBelief<D>,
+        updates: u64,
+        model: &M,
+    ) -> Result<(GaussianBelief<D>, UpdateStats), EstimatorError> {
+        let natural;
+        let gaussian = if self.config.method == Method::Mixture {
+            natural = Self { config: EstimatorConfig { method: Method::Natural, ..self.config }, ..self.clone() };
+            &natural
+        } else {
+            self
+        };
+        let state = State { belief: Belief::Gaussian(*prior), updates, last: UpdateStats::default() };
+        let (next, stats) = gaussian.update_with_model(&state, model)?;
+        match next.belief {
+            Belief::Gaussian(g) => Ok((g, stats)),
+            _ => Err(EstimatorError::StateMismatch { state: next.kind(), method: "update_gaussian" }),
+        }
     }
 
     /// The configuration.
@@ -247,6 +280,9 @@ impl<const D: usize> Estimator<D> {
         earlier: &[M],
         newest: &[M],
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
+        if D > 4 {
+            return Err(ConfigError::invalid("dimension", D, "at most 4 for refine").into());
+        }
         let start = match &state.belief {
             Belief::Gaussian(g) => *g,
             Belief::Mixture(m) => m.moment_matched(),
@@ -291,7 +327,7 @@ impl<const D: usize> Estimator<D> {
         let mismatch = || EstimatorError::StateMismatch { state: state.kind(), method: method.name() };
         let mut rng = StdRng::seed_from_u64(mix_seed(self.config.seed, state.updates));
         let sampled;
-        let nodes: &[StandardNode<D>] = if self.config.flow.cubature {
+        let nodes: &[StandardNode<D>] = if self.config.flow.cubature && !self.cubature.is_empty() {
             &self.cubature
         } else {
             sampled = cubature::antithetic_normal_nodes::<D, _>(self.config.flow.samples, &mut rng);

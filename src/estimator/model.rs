@@ -283,6 +283,102 @@ impl MeasurementModel<4> for CalibratedRangeModel {
     }
 }
 
+/// A range in the joint state of drifting odometry, over the marginal it touches:
+/// θ = (e_x, e_y, e_yaw, y₁, y₂) (K = 5) or θ = (e_x, e_y, e_yaw, y₁, y₂, s, b) (K = 7,
+/// with range calibration): the odom→map correction E = (e_t, e_yaw) (m, m, rad), the
+/// landmark y in the map frame (m), and the calibration (s, b). The sensor is at p in
+/// the odometry frame (m), so at m = e_t + R(e_yaw)·p in the map frame, and
+/// z = s·‖y − m‖ + b + w (s = 1, b = 0 for K = 5).
+///
+/// With r = y − m, d = ‖r‖, u = r/d and w = J·R(e_yaw)·p (J the quarter turn):
+/// ∂d/∂(e_t, e_yaw, y) = (−u, −uᵀw, u), and ∇²d = Jᵣᵀ(I − uuᵀ)Jᵣ/d + (uᵀR(e_yaw)p)·e₃e₃ᵀ
+/// with Jᵣ = [−I, −w, I] (since ∂²r/∂e_yaw² = R(e_yaw)p). With calibration ∇h = (s∇d, d, 1)
+/// and ∇²h = [[s∇²d, ∇d], [∇dᵀ, 0]] over (…, s), zero in b.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JointRangeModel<const K: usize> {
+    /// p, sensor position in the odometry frame, metres.
+    pub sensor_odom_position: SVector<f64, 2>,
+    /// z, measured range, metres.
+    pub range_m: f64,
+    /// Noise density (σ² in m²).
+    pub noise: ScalarNoise,
+}
+
+impl<const K: usize> JointRangeModel<K> {
+    /// Checks and builds the model (same checks as [`RangeModel::new`]); K is 5 or 7.
+    ///
+    /// # Errors
+    /// As [`RangeModel::new`]; `Config` naming `dimension` for K ∉ {5, 7}.
+    pub fn new(
+        sensor_odom_position: SVector<f64, 2>,
+        range_m: f64,
+        noise_var_m2: f64,
+        shape: NoiseShape,
+    ) -> Result<Self, EstimatorError> {
+        if K != 5 && K != 7 {
+            return Err(crate::config::ConfigError::invalid("dimension", K, "5 or 7 (joint range marginal)").into());
+        }
+        let RangeModel { sensor_position, range_m, noise } = RangeModel::new(sensor_odom_position, range_m, noise_var_m2, shape)?;
+        Ok(Self { sensor_odom_position: sensor_position, range_m, noise })
+    }
+
+    /// (d, ∇d over (e_x, e_y, e_yaw, y₁, y₂), R(e_yaw)p, u, w).
+    #[inline]
+    fn geometry(&self, theta: &SVector<f64, K>) -> (f64, SVector<f64, 5>, SVector<f64, 2>, SVector<f64, 2>, SVector<f64, 2>) {
+        let (sin, cos) = theta[2].sin_cos();
+        let p = &self.sensor_odom_position;
+        let rp = SVector::<f64, 2>::new(cos * p.x - sin * p.y, sin * p.x + cos * p.y);
+        let w = SVector::<f64, 2>::new(-rp.y, rp.x);
+        let r = SVector::<f64, 2>::new(theta[3] - theta[0] - rp.x, theta[4] - theta[1] - rp.y);
+        let d = r.norm();
+        let u = if d < RANGE_DISTANCE_FLOOR_M { SVector::zeros() } else { r / d };
+        (d, SVector::<f64, 5>::new(-u.x, -u.y, -u.dot(&w), u.x, u.y), rp, u, w)
+    }
+}
+
+impl<const K: usize> MeasurementModel<K> for JointRangeModel<K> {
+    fn measurement(&self) -> f64 {
+        self.range_m
+    }
+    fn noise(&self) -> ScalarNoise {
+        self.noise
+    }
+    #[inline]
+    fn predict(&self, theta: &SVector<f64, K>) -> (f64, SVector<f64, K>) {
+        let (d, grad_d, ..) = self.geometry(theta);
+        let mut grad = SVector::<f64, K>::zeros();
+        if K == 7 {
+            let s = theta[5];
+            grad.fixed_rows_mut::<5>(0).copy_from(&(grad_d * s));
+            grad[5] = d;
+            grad[6] = 1.0;
+            (s * d + theta[6], grad)
+        } else {
+            grad.fixed_rows_mut::<5>(0).copy_from(&grad_d);
+            (d, grad)
+        }
+    }
+    #[inline]
+    fn predict_hessian(&self, theta: &SVector<f64, K>) -> SMatrix<f64, K, K> {
+        let (d, grad_d, rp, u, w) = self.geometry(theta);
+        // Jᵣ = ∂r/∂(e_x, e_y, e_yaw, y₁, y₂) = [−I, −w, I].
+        let jr = SMatrix::<f64, 2, 5>::new(-1.0, 0.0, -w.x, 1.0, 0.0, 0.0, -1.0, -w.y, 0.0, 1.0);
+        let projector = (SMatrix::<f64, 2, 2>::identity() - u * u.transpose()) / d.max(RANGE_DISTANCE_FLOOR_M);
+        let mut hd = jr.transpose() * projector * jr;
+        hd[(2, 2)] += u.dot(&rp);
+        let mut h = SMatrix::<f64, K, K>::zeros();
+        if K == 7 {
+            let s = theta[5];
+            h.fixed_view_mut::<5, 5>(0, 0).copy_from(&(hd * s));
+            h.fixed_view_mut::<5, 1>(0, 5).copy_from(&grad_d);
+            h.fixed_view_mut::<1, 5>(5, 0).copy_from(&grad_d.transpose());
+        } else {
+            h.fixed_view_mut::<5, 5>(0, 0).copy_from(&hd);
+        }
+        h
+    }
+}
+
 /// Linear measurement z = aᵀ s + b + w, for tests against the Kalman filter.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LinearModel<const D: usize> {
@@ -387,6 +483,16 @@ mod tests {
         let cal = CalibratedRangeModel::new(Vector2::new(0.3, -0.2), 4.0, 0.7, NoiseShape::Gaussian).unwrap();
         let y = Vector2::new(2.0, 1.5);
         assert_eq!(cal.log_likelihood(&Vector4::new(y.x, y.y, 1.0, 0.0)), plain.log_likelihood(&y));
+    }
+
+    #[test]
+    fn joint_range_derivatives_match_finite_differences() {
+        let p = SVector::<f64, 2>::new(1.5, -0.7);
+        let five = JointRangeModel::<5>::new(p, 4.0, 0.3, NoiseShape::Gaussian).unwrap();
+        finite_difference_check(&five, SVector::<f64, 5>::new(0.3, -0.2, 0.4, 3.0, 2.0));
+        let seven = JointRangeModel::<7>::new(p, 4.0, 0.3, NoiseShape::Gaussian).unwrap();
+        finite_difference_check(&seven, SVector::<f64, 7>::new(0.3, -0.2, -0.9, -2.0, 4.0, 1.1, 0.4));
+        assert!(JointRangeModel::<4>::new(p, 4.0, 0.3, NoiseShape::Gaussian).is_err());
     }
 
     #[test]

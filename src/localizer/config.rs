@@ -279,6 +279,7 @@ impl LocalizerConfig {
         self.default_prior_belief()?;
         self.configured_priors()?;
         self.estimator.validate().map_err(|e| e.prefixed("estimator"))?;
+        self.odometry_error.validate().map_err(|e| e.prefixed("odometry_error"))?;
         self.check_combinations()
     }
 
@@ -302,6 +303,30 @@ impl LocalizerConfig {
                 relin.every_ranges,
                 "0 with estimator.method = particle (re-solving needs a Gaussian belief)",
             ));
+        }
+        if self.odometry == OdometryMode::Drifting {
+            // The joint state is one Gaussian updated through 5- to 7-dimensional marginals.
+            if matches!(self.estimator.method, Method::Particle | Method::Ukf) {
+                return Err(ConfigError::invalid(
+                    "estimator.method",
+                    self.estimator.method.name(),
+                    "natural, plain, ekf or mixture with odometry: drifting (the joint state is one Gaussian; mixture runs the natural flow there)",
+                ));
+            }
+            if relin.every_ranges > 0 {
+                return Err(ConfigError::invalid(
+                    "relinearisation.every_ranges",
+                    relin.every_ranges,
+                    "0 with odometry: drifting (the joint state is not re-solved from a window)",
+                ));
+            }
+            if self.map_frame_id.is_empty() || self.map_frame_id == self.odom_frame_id {
+                return Err(ConfigError::invalid(
+                    "map_frame_id",
+                    &self.map_frame_id,
+                    "a frame name other than odom_frame_id with odometry: drifting",
+                ));
+            }
         }
         // A range may precede the buffered odometry by at most the buffer's length.
         if self.odom_tolerance_s > self.odom_buffer_s {

@@ -56,6 +56,7 @@
 mod config;
 pub mod drift;
 mod input;
+pub mod slam;
 mod track;
 
 pub use config::{
@@ -68,14 +69,16 @@ pub use track::{LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackS
 use crate::config::ConfigError;
 use crate::estimator::{
     joint_prior, pool_calibration, replace_calibration_prior, CalibratedRangeModel, Estimator, EstimatorError,
-    GaussianBelief, InitialisationGrid, RangeModel, UpdateStats,
+    GaussianBelief, InitialisationGrid, JointRangeModel, MixtureComponent, RangeModel, Summary, UpdateStats,
 };
+use drift::{map_pose, planar_pose, MapPose, OdometryErrorModel};
+use slam::{psd_part, JointState};
 use crate::odometry::{OdometryBuffer, PoseLookupError};
 use input::{check_gate, check_message};
-use nalgebra::{Isometry3, Point3, Vector2};
+use nalgebra::{Isometry3, Matrix2x3, Matrix3, Point3, Vector2};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use track::{summarise, TrackStep};
+use track::{gaussian_summary, summarise, TrackStep};
 
 /// An estimator that cannot be built from a validated config: its config error, or
 /// the message of another failure.
@@ -102,6 +105,22 @@ pub struct Localizer {
     rejected: BTreeMap<&'static str, u64>,
     odom_frame_id: String,
     pending: std::collections::VecDeque<RangeInput>,
+    /// The planar (x, y, yaw) pose covariance of the newest odometry message, when it
+    /// was filled.
+    odometry_cov: Option<Matrix3<f64>>,
+    /// `odometry: drifting`: the error model and the joint state (module doc of
+    /// [`slam`]), with the estimators of the range marginals (K = 5, or 7 with
+    /// calibration).
+    drifting: Option<Drifting>,
+}
+
+/// What `odometry: drifting` adds to the localizer.
+#[derive(Debug)]
+struct Drifting {
+    model: OdometryErrorModel,
+    state: JointState,
+    estimator5: Estimator<5>,
+    estimator7: Estimator<7>,
 }
 
 impl Localizer {
@@ -112,7 +131,22 @@ impl Localizer {
         let estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
         let calibrated_estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
         let priors: BTreeMap<_, _> = config.configured_priors()?.into_iter().collect();
+        let drifting = match config.odometry {
+            OdometryMode::Exact => None,
+            OdometryMode::Drifting => {
+                let model = OdometryErrorModel::new(config.odometry_error.clone()).map_err(|e| e.prefixed("odometry_error"))?;
+                let state = JointState::new(&model, None);
+                Some(Drifting {
+                    model,
+                    state,
+                    estimator5: Estimator::new(config.estimator).map_err(estimator_config_error)?,
+                    estimator7: Estimator::new(config.estimator).map_err(estimator_config_error)?,
+                })
+            }
+        };
         let mut me = Self {
+            odometry_cov: None,
+            drifting,
             default_prior: config.default_prior_belief()?,
             odometry: OdometryBuffer::new(config.odom_buffer_s, config.odom_tolerance_s),
             odom_frame_id: config.odom_frame_id.clone(),
@@ -139,15 +173,22 @@ impl Localizer {
     /// waiting for it (so a bad odometry message, e.g. stamped far in the future, can
     /// never keep the localizer from accepting odometry after a reset).
     pub fn reset(&mut self) {
+        if let Some(d) = &mut self.drifting {
+            let calibration = self.config.calibration.enabled.then(|| self.config.calibration.prior().belief());
+            d.state = JointState::new(&d.model, calibration.as_ref());
+        }
+        self.sensor_calibration = None;
         self.tracks.clear();
         let priors: Vec<_> = self.priors.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (id, prior) in priors {
-            if let Ok(track) = self.tracking_state(prior).and_then(|state| self.new_track(state)) {
+            if self.drifting.is_some() {
+                self.insert_joint_track(&id, &prior);
+            } else if let Ok(track) = self.tracking_state(prior).and_then(|state| self.new_track(state)) {
                 self.tracks.insert(id, track);
             }
         }
-        self.sensor_calibration = None;
         self.refresh_sensor_calibration();
+        self.odometry_cov = None;
         self.accepted = 0;
         self.rejected.clear();
         self.pending.clear();
@@ -202,23 +243,65 @@ impl Localizer {
 
     fn new_track(&self, state: TrackState) -> Result<LandmarkTrack, EstimatorError> {
         let (summary, calibration) = summarise(&state, self.sensor_calibration.as_ref())?;
-        Ok(LandmarkTrack {
-            summary,
-            calibration,
-            state,
-            measurements_fused: 0,
-            measurements_rejected: 0,
-            last_stamp_s: 0.0,
-            last_latency_s: 0.0,
-            last_stats: UpdateStats::default(),
-            last_range: None,
-        })
+        Ok(LandmarkTrack::new(state, summary, calibration))
     }
 
-    /// The frame the beliefs are expressed in: `odom_frame_id`, or the first
-    /// odometry's frame when that is empty.
+    /// Adds landmark `id` to the joint state of drifting odometry with `belief` (map
+    /// frame), and its track.
+    fn insert_joint_track(&mut self, id: &str, belief: &GaussianBelief<2>) {
+        let Some(d) = &mut self.drifting else { return };
+        d.state.insert_landmark(id, belief);
+        let summary = gaussian_summary(*belief, UpdateStats { converged: true, ..UpdateStats::default() });
+        self.tracks.insert(id.to_string(), LandmarkTrack::new(TrackState::Joint, summary, None));
+        self.refresh_joint_summaries();
+    }
+
+    /// Copies each joint-state landmark's marginal and the calibration marginal into
+    /// the tracks (a range moves every correlated landmark).
+    fn refresh_joint_summaries(&mut self) {
+        let Some(d) = &self.drifting else { return };
+        self.sensor_calibration = d.state.calibration();
+        let calibration = self.sensor_calibration.as_ref().map(RangeCalibration::from_belief);
+        for (id, track) in self.tracks.iter_mut() {
+            if let (TrackState::Joint, Some(belief)) = (&track.state, d.state.landmark(id)) {
+                track.summary.belief = belief;
+                track.summary.components = vec![MixtureComponent { weight: 1.0, belief }];
+                track.calibration = calibration;
+            }
+        }
+    }
+
+    /// The frame the beliefs are expressed in: `map_frame_id` with `odometry:
+    /// drifting`; else `odom_frame_id`, or the first odometry's frame when that is
+    /// empty.
     pub fn frame_id(&self) -> &str {
+        if self.drifting.is_some() {
+            &self.config.map_frame_id
+        } else {
+            &self.odom_frame_id
+        }
+    }
+
+    /// The odometry frame (`odom_frame_id`, or the first odometry's frame when that is
+    /// empty).
+    pub fn odom_frame_id(&self) -> &str {
         &self.odom_frame_id
+    }
+
+    /// `odometry: drifting`: the joint state (module doc of [`slam`]).
+    pub fn joint_state(&self) -> Option<&JointState> {
+        self.drifting.as_ref().map(|d| &d.state)
+    }
+
+    /// `odometry: drifting`, after the first odometry: the stamp of the newest
+    /// odometry (s), the odom→map correction and gyro bias there, and the base pose in
+    /// the map frame with its covariance ([`map_pose`]).
+    pub fn map_correction(&self) -> Option<(f64, drift::DriftState, MapPose)> {
+        let d = self.drifting.as_ref()?;
+        let stamp_s = d.state.last_odometry_stamp_s()?;
+        let odom_pose = planar_pose(&self.odometry.pose_at(stamp_s).ok()?);
+        let drift = d.state.drift();
+        Some((stamp_s, drift, map_pose(&drift, &odom_pose)))
     }
 
     /// Adds an odometry pose (base in odometry frame) stamped `stamp_s`, then fuses the
@@ -228,7 +311,38 @@ impl Localizer {
     /// [`Rejection`] (counted) for a wrong frame, a bad or backwards stamp, a
     /// non-finite pose.
     pub fn add_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<Vec<Processed>, Rejection> {
+        self.add_odometry_with_covariance(stamp_s, frame_id, pose, None)
+    }
+
+    /// [`Localizer::add_odometry`] with the message's planar pose covariance over
+    /// (x, y, yaw) when it was filled ([`drift::planar_pose_covariance`]). `exact`
+    /// inflates each range's noise by the sensor position's variance along the line
+    /// of sight; `drifting` takes the covariance's growth over a step, when it grows,
+    /// as that step's noise in place of `odometry_error`'s translation and heading
+    /// noise (a driver that publishes a constant covariance says nothing about a step).
+    ///
+    /// # Errors
+    /// As [`Localizer::add_odometry`].
+    pub fn add_odometry_with_covariance(
+        &mut self,
+        stamp_s: f64,
+        frame_id: &str,
+        pose: Isometry3<f64>,
+        pose_cov: Option<Matrix3<f64>>,
+    ) -> Result<Vec<Processed>, Rejection> {
         self.push_odometry(stamp_s, frame_id, pose)?;
+        if let Some(d) = &mut self.drifting {
+            let growth = match (self.odometry_cov, pose_cov) {
+                (Some(before), Some(now)) => Some(psd_part(&(now - before))).filter(|g| g.amax() > 0.0),
+                _ => None,
+            };
+            if let Err(e) = d.state.propagate(&d.model, stamp_s, &planar_pose(&pose), growth.as_ref()) {
+                let r = Rejection::Estimator(format!("odometry error model: {e}"));
+                *self.rejected.entry(r.reason()).or_insert(0) += 1;
+                return Err(r);
+            }
+        }
+        self.odometry_cov = pose_cov;
         let mut processed = Vec::new();
         // The same lookup decides "covered" here and in try_add_range, so a drained
         // range can never be queued again.
@@ -267,10 +381,18 @@ impl Localizer {
         result
     }
 
-    /// The robot base position at the newest odometry, metres.
+    /// The robot base position at the newest odometry, metres, in the beliefs' frame
+    /// ([`Localizer::frame_id`]: the map frame's mean with `odometry: drifting`).
     pub fn latest_base_position(&self) -> Option<Point3<f64>> {
         let t = self.odometry.newest_stamp()?;
-        self.odometry.pose_at(t).ok().map(|p| Point3::from(p.translation.vector))
+        let p = Point3::from(self.odometry.pose_at(t).ok()?.translation.vector);
+        Some(match &self.drifting {
+            Some(d) => {
+                let (m, _) = d.state.map_position(&Vector2::new(p.x, p.y));
+                Point3::new(m.x, m.y, p.z)
+            }
+            None => p,
+        })
     }
 
     /// Checks a range and fuses it into its landmark's belief, or queues it until
@@ -309,7 +431,10 @@ impl Localizer {
             if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject || m.landmark_id.is_empty() {
                 return Err(Rejection::UnknownLandmark(m.landmark_id.clone()));
             }
-            if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior {
+            if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior && self.drifting.is_some() {
+                let prior = self.default_prior;
+                self.insert_joint_track(&m.landmark_id, &prior);
+            } else if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior {
                 let track = self
                     .tracking_state(self.default_prior)
                     .and_then(|state| self.new_track(state))
@@ -340,7 +465,13 @@ impl Localizer {
         };
         let sensor = pose * Point3::from(self.config.sensor_offset());
         let variance = if m.variance_m2 > 0.0 { m.variance_m2 } else { self.config.default_noise_std_m.powi(2) };
-        let x = Vector2::new(sensor.x, sensor.y);
+        let odom_xy = Vector2::new(sensor.x, sensor.y);
+        // The sensor in the beliefs' frame, and its position covariance there: from the
+        // joint state (drifting), or from a filled odometry covariance (exact).
+        let (x, position_cov) = match &self.drifting {
+            Some(d) => d.state.map_position(&odom_xy),
+            None => (odom_xy, self.exact_sensor_cov(&pose, &odom_xy)),
+        };
         let start = Instant::now();
         let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
         if !self.tracks.contains_key(&m.landmark_id) {
@@ -357,7 +488,16 @@ impl Localizer {
             let track = self.new_track(TrackState::Initialising(Box::new(grid))).map_err(estimator_error)?;
             self.tracks.insert(m.landmark_id.clone(), track);
         }
-        let (step, stats) = self.step(&m.landmark_id, x, m.range_m, variance)?;
+        // A belief that does not carry the sensor's position uncertainty gets it as range
+        // noise: along the line of sight to a Gaussian belief, its largest variance for
+        // a grid (whose ranges come from anywhere around it).
+        let variance = variance
+            + match &self.tracks[&m.landmark_id].state {
+                TrackState::Joint => 0.0,
+                TrackState::Initialising(_) => largest_eigenvalue(&position_cov),
+                _ => variance_along(&position_cov, &(self.tracks[&m.landmark_id].summary.belief.mean - x)),
+            };
+        let (step, stats) = self.step(&m.landmark_id, x, odom_xy, m.range_m, variance)?;
         let (summary, calibration) =
             step.summarise(self.sensor_calibration.as_ref()).map_err(estimator_error)?;
         if !summary.belief.is_publishable() {
@@ -366,7 +506,22 @@ impl Localizer {
         let latency_s = start.elapsed().as_secs_f64();
         let calibrated = step.is_calibrated();
         let track = self.tracks.get_mut(&m.landmark_id).expect("inserted above");
-        track.state.commit(step);
+        let joint = match (step, &mut self.drifting) {
+            (TrackStep::Joint(change), Some(d)) => {
+                d.state.commit(*change);
+                true
+            }
+            // A grid became unimodal: the landmark joins the joint state.
+            (TrackStep::Start(_), Some(d)) => {
+                d.state.insert_landmark(&m.landmark_id, &summary.belief);
+                track.state = TrackState::Joint;
+                true
+            }
+            (step, _) => {
+                track.state.commit(step);
+                false
+            }
+        };
         track.summary = summary;
         track.calibration = calibration;
         track.measurements_fused += 1;
@@ -374,10 +529,24 @@ impl Localizer {
         track.last_latency_s = latency_s;
         track.last_stats = stats;
         track.last_range = Some((x, m.range_m));
-        if calibrated {
+        if joint {
+            self.refresh_joint_summaries();
+        } else if calibrated {
             self.refresh_sensor_calibration();
         }
-        Ok(RangeOutcome::Fused(Fused { sensor_position: sensor, stats, latency_s }))
+        let sensor_position = Point3::new(x.x, x.y, sensor.z);
+        Ok(RangeOutcome::Fused(Fused { sensor_position, stats, latency_s }))
+    }
+
+    /// `exact`: the covariance of the sensor position implied by the newest odometry's
+    /// filled pose covariance Σ over (x, y, yaw): J Σ Jᵀ, J = [I, J·(x_s − x_base)]
+    /// (the mount offset's lever arm); zero when the covariance is not filled.
+    fn exact_sensor_cov(&self, pose: &Isometry3<f64>, sensor: &Vector2<f64>) -> nalgebra::Matrix2<f64> {
+        let Some(cov) = self.odometry_cov else { return nalgebra::Matrix2::zeros() };
+        let arm = sensor - Vector2::new(pose.translation.x, pose.translation.y);
+        let jac = Matrix2x3::new(1.0, 0.0, -arm.y, 0.0, 1.0, arm.x);
+        let c = jac * cov * jac.transpose();
+        (c + c.transpose()) * 0.5
     }
 
     /// The next state of landmark `id` after the range `range_m` from `x` with noise
@@ -386,7 +555,14 @@ impl Localizer {
     ///
     /// # Errors
     /// [`Rejection::InnovationGate`], or [`Rejection::Estimator`] when the update fails.
-    fn step(&self, id: &str, x: Vector2<f64>, range_m: f64, variance: f64) -> Result<(TrackStep, UpdateStats), Rejection> {
+    fn step(
+        &self,
+        id: &str,
+        x: Vector2<f64>,
+        odom_xy: Vector2<f64>,
+        range_m: f64,
+        variance: f64,
+    ) -> Result<(TrackStep, UpdateStats), Rejection> {
         let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
         let gate = self.config.innovation_gate_sigma;
         let shape = self.config.estimator.noise_shape;
@@ -430,6 +606,21 @@ impl Localizer {
                 };
                 (TrackStep::Calibrated(next, change, cavity), stats)
             }
+            TrackState::Joint => {
+                let d = self.drifting.as_ref().expect("joint tracks exist only with odometry: drifting");
+                let (change, stats) = if self.config.calibration.enabled {
+                    let model = JointRangeModel::<7>::new(odom_xy, range_m, variance, shape).map_err(estimator_error)?;
+                    let marginal = d.state.touched_marginal::<7>(id).map_err(estimator_error)?;
+                    check_gate(gate, &marginal_summary(marginal), &model)?;
+                    d.state.step(id, &d.estimator7, &model).map_err(estimator_error)?
+                } else {
+                    let model = JointRangeModel::<5>::new(odom_xy, range_m, variance, shape).map_err(estimator_error)?;
+                    let marginal = d.state.touched_marginal::<5>(id).map_err(estimator_error)?;
+                    check_gate(gate, &marginal_summary(marginal), &model)?;
+                    d.state.step(id, &d.estimator5, &model).map_err(estimator_error)?
+                };
+                (TrackStep::Joint(Box::new(change)), stats)
+            }
         })
     }
 
@@ -437,6 +628,9 @@ impl Localizer {
     /// re-summarises them with it (a landmark whose summary would not be publishable
     /// keeps its previous one).
     fn refresh_sensor_calibration(&mut self) {
+        if self.drifting.is_some() {
+            return self.refresh_joint_summaries();
+        }
         if !self.config.calibration.enabled {
             return;
         }
@@ -501,6 +695,28 @@ impl Localizer {
     /// Rejected inputs by reason since start or reset.
     pub fn rejected(&self) -> &BTreeMap<&'static str, u64> {
         &self.rejected
+    }
+}
+
+/// A Gaussian as a summary without components (for the innovation gate).
+fn marginal_summary<const K: usize>(belief: GaussianBelief<K>) -> Summary<K> {
+    Summary { belief, components: Vec::new(), updates: 0, last_update: UpdateStats::default() }
+}
+
+/// λ_max of a 2×2 covariance.
+fn largest_eigenvalue(c: &nalgebra::Matrix2<f64>) -> f64 {
+    let (a, b, d) = (c[(0, 0)], c[(0, 1)], c[(1, 1)]);
+    0.5 * (a + d) + (0.25 * (a - d).powi(2) + b * b).sqrt()
+}
+
+/// uᵀ C u for the unit vector u along `direction` (λ_max when it is zero).
+fn variance_along(c: &nalgebra::Matrix2<f64>, direction: &Vector2<f64>) -> f64 {
+    let n = direction.norm();
+    if n > 0.0 && n.is_finite() {
+        let u = direction / n;
+        (u.transpose() * c * u)[(0, 0)]
+    } else {
+        largest_eigenvalue(c)
     }
 }
 

@@ -3,6 +3,7 @@
 //! summary.
 
 use super::config::RelinearisationConfig;
+use super::slam::JointStep;
 use crate::estimator::{
     calibration_marginal, condition_position, CalibratedRangeModel, Estimator, EstimatorError, GaussianBelief,
     InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
@@ -32,6 +33,9 @@ pub enum TrackState {
     /// θ) would be one more variant here, with its model and the block offsets of
     /// [`crate::estimator::calibration`].
     Calibrated(State<4>, RangeWindow<4, CalibratedRangeModel>, GaussianBelief<2>),
+    /// A landmark of the joint state of drifting odometry ([`super::slam::JointState`]
+    /// holds its belief, correlated with the odometry error and the other landmarks).
+    Joint,
 }
 
 /// A track's next state, computed from a reference to the current one (nothing of it
@@ -48,6 +52,8 @@ pub(crate) enum TrackStep {
     Position(State<2>, WindowStep<2, RangeModel<2>>),
     /// The calibrated state after one range, and its cavity.
     Calibrated(State<4>, WindowStep<4, CalibratedRangeModel>, GaussianBelief<2>),
+    /// The joint state's change (committed by the localizer, which owns that state).
+    Joint(Box<JointStep>),
 }
 
 impl TrackStep {
@@ -62,6 +68,7 @@ impl TrackStep {
             TrackStep::Start(state) => summarise(state, sensor),
             TrackStep::Position(state, _) => Ok((state.summary()?, None)),
             TrackStep::Calibrated(state, ..) => calibrated_summary(state, sensor),
+            TrackStep::Joint(step) => Ok((gaussian_summary(step.landmark, step.stats), None)),
         }
     }
 
@@ -86,6 +93,9 @@ impl TrackState {
                 *state = next;
                 window.commit(change);
                 *cavity = next_cavity;
+            }
+            (TrackState::Joint, TrackStep::Joint(_)) => {
+                unreachable!("a joint step is committed to the localizer's joint state")
             }
             _ => unreachable!("a track step is committed to the kind of state it was computed from"),
         }
@@ -188,6 +198,13 @@ pub struct RangeCalibration {
     pub offset_variance_m2: f64,
 }
 
+impl RangeCalibration {
+    /// Marginal means and variances of a Gaussian over (s, b).
+    pub fn from_belief(b: &GaussianBelief<2>) -> Self {
+        Self { scale: b.mean[0], scale_variance: b.cov[(0, 0)], offset_m: b.mean[1], offset_variance_m2: b.cov[(1, 1)] }
+    }
+}
+
 /// Everything known about one landmark.
 #[derive(Debug, Clone)]
 pub struct LandmarkTrack {
@@ -209,6 +226,21 @@ pub struct LandmarkTrack {
 }
 
 impl LandmarkTrack {
+    /// A track with no range fused yet.
+    pub(crate) fn new(state: TrackState, summary: Summary<2>, calibration: Option<RangeCalibration>) -> Self {
+        Self {
+            summary,
+            calibration,
+            state,
+            measurements_fused: 0,
+            measurements_rejected: 0,
+            last_stamp_s: 0.0,
+            last_latency_s: 0.0,
+            last_stats: UpdateStats::default(),
+            last_range: None,
+        }
+    }
+
     /// Initialising or tracking.
     pub fn status(&self) -> TrackStatus {
         match self.state {
@@ -221,6 +253,11 @@ impl LandmarkTrack {
     pub fn is_tracking(&self) -> bool {
         self.status() == TrackStatus::Tracking && self.summary.belief.is_publishable()
     }
+}
+
+/// A single Gaussian as a summary (a joint-state landmark's marginal).
+pub(crate) fn gaussian_summary(belief: GaussianBelief<2>, last_update: UpdateStats) -> Summary<2> {
+    Summary { belief, components: vec![MixtureComponent { weight: 1.0, belief }], updates: 0, last_update }
 }
 
 /// The grid's moments as a one-component summary.
@@ -253,10 +290,7 @@ fn calibrated_summary(
         updates: full.updates,
         last_update: full.last_update,
     };
-    let (m, c) = (calibration.mean, calibration.cov);
-    let calibration =
-        RangeCalibration { scale: m[0], scale_variance: c[(0, 0)], offset_m: m[1], offset_variance_m2: c[(1, 1)] };
-    Ok((summary, Some(calibration)))
+    Ok((summary, Some(RangeCalibration::from_belief(&calibration))))
 }
 
 /// Position summary and calibration of a track's state; a calibrated state's position
@@ -270,5 +304,6 @@ pub(crate) fn summarise(
         TrackState::Initialising(grid) => Ok((grid_summary(grid), None)),
         TrackState::Position(s, _) => Ok((s.summary()?, None)),
         TrackState::Calibrated(s, ..) => calibrated_summary(s, sensor),
+        TrackState::Joint => Err(EstimatorError::StateMismatch { state: "joint", method: "summarise (the joint state holds it)" }),
     }
 }

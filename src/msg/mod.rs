@@ -220,6 +220,26 @@ impl PoseWithCovarianceStampedMsg {
     }
 }
 
+impl PoseWithCovarianceStampedMsg {
+    /// A planar pose (x, y, yaw) at height `z_m` with its covariance over (x, y, yaw):
+    /// the x, y, yaw rows and columns of the 6×6 (z, roll, pitch: 0, unestimated).
+    pub fn from_planar_pose(header: Header, pose: &nalgebra::Isometry2<f64>, z_m: f64, cov: &nalgebra::Matrix3<f64>) -> Self {
+        let half = 0.5 * pose.rotation.angle();
+        let pose = Pose {
+            position: [pose.translation.x, pose.translation.y, z_m],
+            orientation: [0.0, 0.0, half.sin(), half.cos()],
+        };
+        let mut covariance = [0.0; 36];
+        const IDX: [usize; 3] = [0, 1, 5];
+        for r in 0..3 {
+            for c in 0..3 {
+                covariance[6 * IDX[r] + IDX[c]] = cov[(r, c)];
+            }
+        }
+        Self { header, pose, covariance }
+    }
+}
+
 impl Default for PoseWithCovarianceStampedMsg {
     fn default() -> Self {
         Self { header: Header::default(), pose: Pose::default(), covariance: [0.0; 36] }
