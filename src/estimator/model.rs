@@ -491,7 +491,7 @@ mod tests {
         let five = JointRangeModel::<5>::new(p, 4.0, 0.3, NoiseShape::Gaussian).unwrap();
         finite_difference_check(&five, SVector::<f64, 5>::new(0.3, -0.2, 0.4, 3.0, 2.0));
         let seven = JointRangeModel::<7>::new(p, 4.0, 0.3, NoiseShape::Gaussian).unwrap();
-        finite_difference_check(&seven, SVector::<f64, 7>::new(0.3, -0.2, -0.9, -2.0, 4.0, 1.1, 0.4));
+        finite_difference_check(&seven, SVector::<f64, 7>::from_column_slice(&[0.3, -0.2, -0.9, -2.0, 4.0, 1.1, 0.4]));
         assert!(JointRangeModel::<4>::new(p, 4.0, 0.3, NoiseShape::Gaussian).is_err());
     }
 
