@@ -1,0 +1,78 @@
+//! Per-range cost of `odometry: drifting` (issue 17): one range fused into the joint
+//! state (odometry error, range calibration, L landmarks) by the natural flow on the
+//! 7-dimensional touched marginal (256 Monte Carlo nodes) plus the Gaussian
+//! conditional (O(K·D²), D = 6 + 2L), for L = 4, 20, 100; and one odometry
+//! propagation (O(D)). Each iteration clones the state (O(D²), part of the number).
+//! Run: `cargo bench --no-default-features --bench drifting`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use landmark_flow::estimator::{Estimator, EstimatorConfig, FlowConfig, GaussianBelief, JointRangeModel, Method, NoiseShape};
+use landmark_flow::localizer::drift::{OdometryErrorConfig, OdometryErrorModel};
+use landmark_flow::localizer::slam::JointState;
+use nalgebra::{Isometry2, Matrix2, Vector2};
+
+/// A joint state with `landmarks` landmarks on a ring, correlated with the odometry
+/// error by 100 odometry steps and one range to each landmark.
+fn state(landmarks: usize, model: &OdometryErrorModel, est: &Estimator<7>) -> JointState {
+    let cal = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) };
+    let mut s = JointState::new(model, Some(&cal));
+    for i in 0..landmarks {
+        let a = i as f64 * 0.7;
+        let belief = GaussianBelief { mean: Vector2::new(20.0 * a.cos(), 20.0 * a.sin()), cov: Matrix2::identity() };
+        s.insert_landmark(&format!("l{i}"), &belief);
+    }
+    for k in 0..100 {
+        let th = 0.02 * k as f64;
+        s.propagate(model, 0.1 * k as f64, &Isometry2::new(Vector2::new(5.0 * th.sin(), 5.0 * (1.0 - th.cos())), th), None)
+            .expect("propagate");
+    }
+    let p = Vector2::new(1.0, 1.0);
+    for i in 0..landmarks {
+        let id = format!("l{i}");
+        let z = (s.landmark(&id).expect("exists").mean - p).norm() + 0.2;
+        let m = JointRangeModel::<7>::new(p, z, 0.25, NoiseShape::Gaussian).expect("model");
+        let (step, _) = s.step(&id, est, &m).expect("update");
+        s.commit(step);
+    }
+    s
+}
+
+fn drifting(c: &mut Criterion) {
+    let model = OdometryErrorModel::new(OdometryErrorConfig::default()).expect("model");
+    let config = EstimatorConfig {
+        method: Method::Natural,
+        flow: FlowConfig { cubature: false, samples: 256, ..FlowConfig::default() },
+        ..EstimatorConfig::default()
+    };
+    let est = Estimator::<7>::new(config).expect("estimator");
+    for landmarks in [4, 20, 100] {
+        let s = state(landmarks, &model, &est);
+        let p = Vector2::new(2.0, -1.0);
+        let z = (s.landmark("l1").expect("exists").mean - p).norm() - 0.3;
+        let m = JointRangeModel::<7>::new(p, z, 0.25, NoiseShape::Gaussian).expect("model");
+        c.bench_function(&format!("range_natural_L{landmarks}"), |b| {
+            b.iter(|| {
+                let mut next = s.clone();
+                let (step, _) = next.step("l1", &est, black_box(&m)).expect("update");
+                next.commit(step);
+                next
+            })
+        });
+        c.bench_function(&format!("range_clone_only_L{landmarks}"), |b| b.iter(|| black_box(s.clone())));
+        let to = Isometry2::new(Vector2::new(5.1, 0.3), 0.05);
+        c.bench_function(&format!("odometry_L{landmarks}"), |b| {
+            b.iter(|| {
+                let mut next = s.clone();
+                next.propagate(&model, 10.1, black_box(&to), None).expect("propagate");
+                next
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2));
+    targets = drifting
+}
+criterion_main!(benches);
