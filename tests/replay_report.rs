@@ -69,3 +69,34 @@ fn landmark_report_averages() {
     let empty = LandmarkReport::from_series("z", &LandmarkSeries::default(), None, 1.0);
     assert_eq!((empty.fused, empty.anees, empty.final_error_m), (0, None, None));
 }
+
+/// Points rotated by 30° and shifted align exactly; one point moved by d after that
+/// leaves the closed-form Procrustes residual (for three points at the corners of a
+/// right isosceles triangle and a displacement d along x of one of them, computed
+/// here by brute force over the rotation angle).
+#[test]
+fn rigid_alignment_removes_rotation_and_translation_only() {
+    use landmark_flow::replay::report::rigid_aligned_rmse;
+    use nalgebra::{Rotation2, Vector2};
+    let truth = [Vector2::new(0.0, 0.0), Vector2::new(10.0, 0.0), Vector2::new(0.0, 10.0)];
+    let r = Rotation2::new(0.5236);
+    let moved: Vec<_> = truth.iter().map(|y| (r * y + Vector2::new(3.0, -2.0), *y)).collect();
+    assert!(rigid_aligned_rmse(&moved).unwrap() < 1e-9);
+    assert!(rigid_aligned_rmse(&moved[..1]).is_none());
+    let mut bent = moved.clone();
+    bent[1].0 += r * Vector2::new(0.6, 0.0);
+    // Brute force: the best angle and the centroid translation, by a fine search.
+    let best = (0..200_001)
+        .map(|k| {
+            let a = -0.6 + 1.2 * k as f64 / 200_000.0;
+            let rot = Rotation2::new(a);
+            let n = bent.len() as f64;
+            let ce = bent.iter().map(|(e, _)| e).sum::<Vector2<f64>>() / n;
+            let cy = bent.iter().map(|(_, y)| y).sum::<Vector2<f64>>() / n;
+            (bent.iter().map(|(e, y)| (rot * (e - ce) + cy - y).norm_squared()).sum::<f64>() / n).sqrt()
+        })
+        .fold(f64::INFINITY, f64::min);
+    let got = rigid_aligned_rmse(&bent).unwrap();
+    assert!((got - best).abs() < 1e-6, "{got} vs {best}");
+    assert!(got > 0.1);
+}

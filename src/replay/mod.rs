@@ -443,6 +443,11 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let final_errors: Vec<f64> = landmarks.iter().filter_map(|l| l.final_error_m).collect();
     let final_rmse_m = (!final_errors.is_empty())
         .then(|| (final_errors.iter().map(|e| e * e).sum::<f64>() / final_errors.len() as f64).sqrt());
+    let final_pairs: Vec<_> = landmarks
+        .iter()
+        .filter_map(|l| Some((nalgebra::Vector2::from(l.final_mean_m?), nalgebra::Vector2::from(l.truth_m?))))
+        .collect();
+    let final_rmse_aligned_m = report::rigid_aligned_rmse(&final_pairs);
     let report = ReplayReport {
         bag: options.bag.display().to_string(),
         params: options.params_source.clone(),
@@ -451,6 +456,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         bag_start_s: start_s,
         bag_duration_s: duration_s,
         final_rmse_m,
+        final_rmse_aligned_m,
         odometry_messages,
         range_messages,
         undecodable_messages: undecodable,
