@@ -76,7 +76,9 @@ eval-plaza1:
 	cargo build --release --no-default-features --features bag --bin landmark_flow_replay
 	sed 's/enabled: true$$/enabled: false/' config/plaza.yaml > target/plaza_uncalibrated.yaml
 	for run in gt:plaza1_gt_mcap:config/plaza.yaml dr:plaza1_dr_mcap:config/plaza.yaml \
-	           gt_uncalibrated:plaza1_gt_mcap:target/plaza_uncalibrated.yaml; do \
+	           gt_uncalibrated:plaza1_gt_mcap:target/plaza_uncalibrated.yaml \
+	           dr_drifting:plaza1_dr_mcap:config/plaza_drifting.yaml \
+	           gt_drifting:plaza1_gt_mcap:config/plaza_drifting.yaml; do \
 	  IFS=: read -r name bag params <<< "$$run"; \
 	  target/release/landmark_flow_replay $(PLAZA1)/$$bag --params $$params \
 	    --ground-truth $(PLAZA1)/$$bag/ground_truth.yaml --out docs/replay/plaza1_$$name; \
