@@ -281,3 +281,44 @@ fn an_exact_duplicate_is_not_fused_twice() {
     assert_eq!(rejection(&core.handle(1.0, range(1.0, "a", 5.1, 0.25))), None);
     assert_eq!(core.localizer().tracks()["a"].measurements_fused, 2);
 }
+
+/// `odometry: drifting`: each accepted odometry yields the map → odom correction and
+/// the robot's map pose; beliefs and goals are in the map frame. One 1 m step along x
+/// in 1 s from the origin (heading 0), model defaults (σ_t = 0.05, σ_rm = 0.01,
+/// σ_r = 0.02 (no turn), q_b = 1e-4, σ_b = 1e-3) and the map frame fixed to 1e-6 per
+/// axis, by hand: with F = [[1,0,0,0],[0,1,0,dt·q_x=1],[0,0,1,−1],[0,0,0,1]]
+/// (lever q = (1, 0)) and noise columns n_t → (1,0,0,0), n_θ → (0,−1,1,0):
+/// Σ_E(x,y,yaw) = [[1e-6 + 0.0025, 0, 0], [0, 2e-6 + 1e-4, −1e-6 − 1e-4],
+/// [0, ·, 2e-6 + 1e-4]]; the pose X = E ⊕ P with P = (1, 0, 0) has J = [[1,0,0],
+/// [0,1,1],[0,0,1]], so Σ_X = [[0.002501, 0, 0], [0, 2e-6, 1e-6], [0, 1e-6, 1.02e-4]].
+#[test]
+fn drifting_odometry_publishes_the_correction_and_the_robot_pose_in_the_map_frame() {
+    let mut c = config(0.0);
+    c.localizer.odometry = landmark_flow::localizer::OdometryMode::Drifting;
+    c.goal.enabled = false;
+    let mut core = NodeCore::new(&c).unwrap();
+    let first = core.handle(10.0, odom(10.0, 0.0, 0.0));
+    let out = core.handle(11.0, odom(11.0, 1.0, 0.0));
+    for outputs in [&first, &out] {
+        let correction = outputs.iter().find_map(|o| if let Output::OdometryCorrection(m) = o { Some(m) } else { None });
+        let correction = correction.expect("a correction per accepted odometry");
+        assert_eq!(correction.header.frame_id, "map");
+        assert_eq!(correction.child_frame_id, "odom");
+        assert!(correction.x_m.abs() < 1e-12 && correction.y_m.abs() < 1e-12 && correction.yaw_rad.abs() < 1e-12);
+    }
+    let pose = out.iter().find_map(|o| if let Output::RobotPose(m) = o { Some(m) } else { None }).unwrap();
+    assert_eq!(pose.header.frame_id, "map");
+    assert_eq!(pose.header.stamp, Stamp::from_secs(11.0));
+    assert!((pose.pose.position[0] - 1.0).abs() < 1e-12 && pose.pose.position[1].abs() < 1e-12);
+    let want = [[0.002501, 0.0, 0.0], [0.0, 2e-6, 1e-6], [0.0, 1e-6, 1.02e-4]];
+    let idx = [0, 1, 5];
+    for r in 0..3 {
+        for col in 0..3 {
+            let got = pose.covariance[6 * idx[r] + idx[col]];
+            assert!((got - want[r][col]).abs() < 1e-12, "({r}, {col}): {got} vs {}", want[r][col]);
+        }
+    }
+    let beliefs = core.belief_array(Stamp::from_secs(11.0));
+    assert_eq!(beliefs.header.frame_id, "map");
+    assert_eq!(beliefs.beliefs.len(), 1);
+}

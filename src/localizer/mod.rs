@@ -821,6 +821,43 @@ mod tests {
         assert!((got - mean).norm() < 1e-9, "{got} vs {mean}");
     }
 
+    /// `exact` with a filled pose covariance: the range noise grows by the sensor
+    /// position's variance along the line of sight, uᵀ J Σ Jᵀ u with J = [I, J·arm]
+    /// (the mount's lever arm); checked against an EKF written here.
+    #[test]
+    fn a_filled_pose_covariance_inflates_the_range_noise_along_the_line_of_sight() {
+        let mut c = config();
+        c.sensor_offset_m = vec![1.0, 0.0, 0.0];
+        let mut loc = Localizer::new(c).unwrap();
+        let cov = Matrix3::new(0.04, 0.01, 0.0, 0.01, 0.09, 0.0, 0.0, 0.0, 0.0025);
+        loc.add_odometry_with_covariance(1.0, "odom", at(0.0, -2.0), Some(cov)).unwrap();
+        loc.add_range(&range(1.0, "a", 3.5)).unwrap();
+        // Sensor at (1, −2) (heading 0, arm (1, 0)): J = [[1, 0, 0], [0, 1, 1]].
+        let x: Vector2<f64> = Vector2::new(1.0, -2.0);
+        let jac = Matrix2x3::new(1.0, 0.0, 0.0, 0.0, 1.0, 1.0);
+        let sensor_cov = jac * cov * jac.transpose();
+        let mu: Vector2<f64> = Vector2::new(1.0, 1.0);
+        let p: Matrix2<f64> = Matrix2::new(5.5, -1.5, -1.5, 5.5);
+        let d = (mu - x).norm();
+        let u: Vector2<f64> = (mu - x) / d;
+        let r = 2.0 + (u.transpose() * sensor_cov * u)[(0, 0)];
+        let h = u.transpose();
+        let s = (h * p * h.transpose())[(0, 0)] + r;
+        let k = p * h.transpose() / s;
+        let mean = mu + k * (3.5 - d);
+        let got = loc.tracks()["a"].summary.belief.mean;
+        assert!((got - mean).norm() < 1e-9, "{got} vs {mean}");
+        // Without the covariance the same range moves the mean further.
+        let mut plain = Localizer::new(config_with_offset()).unwrap();
+        plain.add_odometry(1.0, "odom", at(0.0, -2.0)).unwrap();
+        plain.add_range(&range(1.0, "a", 3.5)).unwrap();
+        assert!((plain.tracks()["a"].summary.belief.mean - mu).norm() > (got - mu).norm());
+    }
+
+    fn config_with_offset() -> LocalizerConfig {
+        LocalizerConfig { sensor_offset_m: vec![1.0, 0.0, 0.0], ..config() }
+    }
+
     #[test]
     fn every_rejection_is_counted_and_leaves_the_belief_alone() {
         let mut c = config();
