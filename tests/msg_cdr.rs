@@ -4,8 +4,9 @@
 
 use landmark_flow::msg::cdr::{CdrError, CdrMessage, CdrReader};
 use landmark_flow::msg::{
-    GaussianComponentMsg, Header, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, OdometryMsg, PoseStampedMsg,
-    RangeMeasurementMsg, RangeMsg, Stamp,
+    message_definition, type_names, GaussianComponentMsg, Header, LandmarkBeliefArrayMsg, LandmarkBeliefMsg,
+    OdometryCorrectionMsg, OdometryMsg, PoseStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, TfMessageMsg,
+    TransformStampedMsg,
 };
 
 /// Little-endian message bytes assembled field by field with explicit padding.
@@ -234,4 +235,165 @@ fn stamps_convert_like_the_node() {
         assert!((t.secs() - s).abs() <= 1e-9 * s.max(1.0), "{s}");
     }
     assert_eq!(Stamp::from_nanos(3_500_000_001), Stamp { sec: 3, nanosec: 500_000_001 });
+}
+
+/// Replaces the hand-built padding (0xAA) by our encoder's zeros.
+fn zero_padded(bytes: Vec<u8>) -> Vec<u8> {
+    bytes.into_iter().map(|b| if b == 0xAA { 0 } else { b }).collect()
+}
+
+/// `landmark_flow/OdometryCorrection`, built field by field from msg/OdometryCorrection.msg.
+fn odometry_correction_bytes(big_endian: bool) -> Vec<u8> {
+    let mut b = Bytes::new(big_endian);
+    b.header(12, 500, "map").string("odom").f64(1.5).f64(-2.0).f64(0.25);
+    for k in 0..9 {
+        b.f64(k as f64 * 0.01);
+    }
+    b.f64(1e-3).f64(4e-8);
+    b.buf
+}
+
+fn odometry_correction() -> OdometryCorrectionMsg {
+    OdometryCorrectionMsg {
+        header: Header { stamp: Stamp { sec: 12, nanosec: 500 }, frame_id: "map".into() },
+        child_frame_id: "odom".into(),
+        x_m: 1.5,
+        y_m: -2.0,
+        yaw_rad: 0.25,
+        covariance: std::array::from_fn(|k| k as f64 * 0.01),
+        gyro_bias_rad_per_s: 1e-3,
+        gyro_bias_variance: 4e-8,
+    }
+}
+
+#[test]
+fn odometry_correction_matches_hand_built_bytes_both_ways() {
+    let le = odometry_correction_bytes(false);
+    // header 4 + 4 + (4 + 4) = 16, "odom" 4 + 5 = 25 → pad 7 to 32; 14 f64.
+    assert_eq!(le.len(), 4 + 32 + 14 * 8);
+    for big_endian in [false, true] {
+        let m = OdometryCorrectionMsg::decode(&odometry_correction_bytes(big_endian)).unwrap();
+        assert_eq!(m, odometry_correction(), "big endian {big_endian}");
+    }
+    assert_eq!(odometry_correction().encode(), zero_padded(le));
+}
+
+/// `tf2_msgs/TFMessage` with two transforms (geometry_msgs/TransformStamped: header,
+/// child_frame_id, Transform { Vector3 translation, Quaternion rotation }).
+fn tf_message_bytes(big_endian: bool) -> Vec<u8> {
+    let mut b = Bytes::new(big_endian);
+    b.u32(2);
+    b.header(12, 500, "map").string("odom");
+    for v in [1.5, -2.0, 0.0, 0.0, 0.0, 0.5, 0.75] {
+        b.f64(v);
+    }
+    b.header(13, 0, "odom").string("base_link");
+    for v in [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0] {
+        b.f64(v);
+    }
+    b.buf
+}
+
+#[test]
+fn tf_message_matches_hand_built_bytes_both_ways() {
+    let msg = TfMessageMsg {
+        transforms: vec![
+            TransformStampedMsg {
+                header: Header { stamp: Stamp { sec: 12, nanosec: 500 }, frame_id: "map".into() },
+                child_frame_id: "odom".into(),
+                translation: [1.5, -2.0, 0.0],
+                rotation: [0.0, 0.0, 0.5, 0.75],
+            },
+            TransformStampedMsg {
+                header: Header { stamp: Stamp { sec: 13, nanosec: 0 }, frame_id: "odom".into() },
+                child_frame_id: "base_link".into(),
+                translation: [0.0; 3],
+                rotation: [0.0, 0.0, 0.0, 1.0],
+            },
+        ],
+    };
+    for big_endian in [false, true] {
+        assert_eq!(TfMessageMsg::decode(&tf_message_bytes(big_endian)).unwrap(), msg, "big endian {big_endian}");
+    }
+    assert_eq!(msg.encode(), zero_padded(tf_message_bytes(false)));
+    // A count that the remaining bytes cannot hold is an error, not an allocation.
+    let mut b = Bytes::new(false);
+    b.u32(1_000_000);
+    assert!(matches!(TfMessageMsg::decode(&b.buf), Err(CdrError::SequenceTooLong { field: "transforms", .. })));
+}
+
+#[test]
+fn odometry_correction_is_the_map_to_odom_transform() {
+    let c = OdometryCorrectionMsg { yaw_rad: std::f64::consts::FRAC_PI_2, ..odometry_correction() };
+    let tf = TfMessageMsg::from(&c);
+    assert_eq!(tf.transforms.len(), 1);
+    let t = &tf.transforms[0];
+    assert_eq!((t.header.frame_id.as_str(), t.child_frame_id.as_str()), ("map", "odom"));
+    assert_eq!(t.header.stamp, c.header.stamp);
+    assert_eq!(t.translation, [1.5, -2.0, 0.0]);
+    // A quarter turn about z: (0, 0, sin(π/4), cos(π/4)).
+    let h = std::f64::consts::FRAC_1_SQRT_2;
+    for (got, want) in t.rotation.iter().zip([0.0, 0.0, h, h]) {
+        assert!((got - want).abs() < 1e-15, "{:?}", t.rotation);
+    }
+    // It maps a point of the odometry frame as the correction says: R(yaw)·p + (x, y).
+    let [_, _, qz, qw] = t.rotation;
+    let yaw = 2.0 * qz.atan2(qw);
+    let p = (1.0, 0.0);
+    let mapped = (yaw.cos() * p.0 - yaw.sin() * p.1 + t.translation[0], yaw.sin() * p.0 + yaw.cos() * p.1 + t.translation[1]);
+    assert!((mapped.0 - 1.5).abs() < 1e-12 && (mapped.1 - (-1.0)).abs() < 1e-12, "{mapped:?}");
+}
+
+/// Every type the replayer writes has a definition in which each field type is
+/// primitive or defined in a `MSG:` section (relative names resolve in the package of
+/// the section that uses them), the way rosbags and Foxglove read MCAP schemas.
+#[test]
+fn every_definition_defines_every_type_it_uses() {
+    const PRIMITIVES: [&str; 15] = [
+        "bool", "byte", "char", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32",
+        "float64", "string", "wstring",
+    ];
+    let all = [
+        type_names::ODOMETRY,
+        type_names::RANGE,
+        type_names::RANGE_MEASUREMENT,
+        type_names::LANDMARK_BELIEF_ARRAY,
+        type_names::POSE_WITH_COVARIANCE_STAMPED,
+        type_names::POSE_STAMPED,
+        type_names::ODOMETRY_CORRECTION,
+        type_names::TF_MESSAGE,
+    ];
+    for type_name in all {
+        let text = message_definition(type_name).unwrap_or_else(|| panic!("no definition of {type_name}"));
+        let separator = format!("{}\n", "=".repeat(80));
+        let mut sections: Vec<(String, &str)> = Vec::new();
+        for (k, part) in text.split(&separator).enumerate() {
+            if k == 0 {
+                let pkg_type = type_name.replace("/msg/", "/");
+                sections.push((pkg_type, part));
+            } else {
+                let (first, body) = part.split_once('\n').unwrap();
+                let name = first.strip_prefix("MSG: ").unwrap_or_else(|| panic!("{type_name}: section `{first}`"));
+                sections.push((name.to_string(), body));
+            }
+        }
+        let defined: Vec<&str> = sections.iter().map(|(n, _)| n.as_str()).collect();
+        for (name, body) in &sections {
+            let package = name.split('/').next().unwrap();
+            for line in body.lines() {
+                let line = line.split('#').next().unwrap().trim();
+                let Some(field_type) = line.split_whitespace().next() else { continue };
+                if line.contains('=') && !line.contains(' ') {
+                    continue;
+                }
+                let base = field_type.split('[').next().unwrap();
+                let base = base.split("<=").next().unwrap();
+                if PRIMITIVES.contains(&base) || line.split_whitespace().nth(1).is_some_and(|w| w.contains('=')) {
+                    continue;
+                }
+                let full = if base.contains('/') { base.to_string() } else { format!("{package}/{base}") };
+                assert!(defined.contains(&full.as_str()), "{type_name}: `{name}` uses `{full}`, not defined in {defined:?}");
+            }
+        }
+    }
 }

@@ -13,24 +13,31 @@
 //! Outputs: `landmarks/<id>/pose` (PoseWithCovarianceStamped) and `landmark_beliefs`
 //! (LandmarkBeliefArray) after every fused range, `goal_pose` (PoseStamped, for Nav2),
 //! `markers` (MarkerArray), `criterion_heatmap` (OccupancyGrid), `/diagnostics`;
+//! with `localizer.odometry: drifting` also, after every accepted odometry message,
+//! `odometry_correction` (landmark_flow/OdometryCorrection), the same correction as the
+//! `map → odom` transform on `/tf` (tf2_msgs/TFMessage) and `robot_pose`
+//! (PoseWithCovarianceStamped, the robot in the map frame);
 //! service `~/reset` (std_srvs/Trigger) restores the priors.
 
 use futures::{FutureExt, StreamExt};
 use landmark_flow::msg::topic_safe;
+use landmark_flow::localizer::OdometryMode;
+use landmark_flow::msg::TfMessageMsg;
 use landmark_flow::node_config::LandmarkFlowNodeConfig;
 use landmark_flow::node_core::{Input, NodeCore, Output};
 use landmark_flow::planner::PlannerError;
 use landmark_flow::ros::messages::{
-    diagnostics_out, heatmap_out, landmark_belief_array_out, markers_out, odometry_in, pose_stamped_out,
-    pose_with_covariance_out, range_in, range_measurement_in,
+    diagnostics_out, heatmap_out, landmark_belief_array_out, markers_out, odometry_correction_out, odometry_in,
+    pose_stamped_out, pose_with_covariance_out, range_in, range_measurement_in, tf_message_out,
 };
 use landmark_flow::ros::{exit_with_error, load_parameters, output_qos, ros_now_secs, shutdown_signal, NodeError, Throttle};
 use r2r::diagnostic_msgs::msg::DiagnosticArray;
 use r2r::geometry_msgs::msg::{PoseStamped, PoseWithCovarianceStamped};
-use r2r::landmark_flow::msg::{LandmarkBeliefArray, RangeMeasurement};
+use r2r::landmark_flow::msg::{LandmarkBeliefArray, OdometryCorrection, RangeMeasurement};
 use r2r::nav_msgs::msg::{OccupancyGrid, Odometry};
 use r2r::sensor_msgs::msg::Range;
 use r2r::std_srvs::srv::Trigger;
+use r2r::tf2_msgs::msg::TFMessage;
 use r2r::visualization_msgs::msg::MarkerArray;
 use r2r::{Publisher, QosProfile};
 use std::collections::HashMap;
@@ -61,8 +68,32 @@ struct Publishers {
     diagnostics: Publisher<DiagnosticArray>,
     /// Per-landmark pose publishers, created on first use.
     poses: HashMap<String, Publisher<PoseWithCovarianceStamped>>,
+    /// With `localizer.odometry: drifting` only.
+    drift: Option<DriftPublishers>,
     throttle: Throttle,
     logger: String,
+}
+
+/// The outputs of drifting odometry.
+struct DriftPublishers {
+    correction: Publisher<OdometryCorrection>,
+    tf: Publisher<TFMessage>,
+    robot_pose: Publisher<PoseWithCovarianceStamped>,
+}
+
+impl DriftPublishers {
+    fn create(node: &mut r2r::Node) -> Result<Self, NodeError> {
+        Ok(Self {
+            correction: node.create_publisher("odometry_correction", output_qos())?,
+            tf: node.create_publisher("/tf", tf_qos())?,
+            robot_pose: node.create_publisher("robot_pose", output_qos())?,
+        })
+    }
+}
+
+/// `/tf`'s QoS as tf2's broadcaster and listener use it: reliable, volatile, keep last 100.
+fn tf_qos() -> QosProfile {
+    QosProfile::default().keep_last(100).reliable().volatile()
 }
 
 fn input_qos(config: &LandmarkFlowNodeConfig) -> QosProfile {
@@ -113,6 +144,10 @@ fn run() -> Result<(), NodeError> {
         heatmap: node.create_publisher("criterion_heatmap", output_qos())?,
         diagnostics: node.create_publisher("/diagnostics", output_qos())?,
         poses: HashMap::new(),
+        drift: match config.localizer.odometry {
+            OdometryMode::Drifting => Some(DriftPublishers::create(&mut node)?),
+            OdometryMode::Exact => None,
+        },
         throttle: Throttle::new(Duration::from_secs(5)),
         logger,
     };
@@ -164,8 +199,18 @@ impl Publishers {
         for output in outputs {
             match output {
                 Output::Odometry { .. } | Output::Reset { .. } => {}
-                // Published with `odometry: drifting` (issue 17, in progress).
-                Output::OdometryCorrection(_) | Output::RobotPose(_) => {}
+                // The core emits these with `odometry: drifting` only, when `drift` exists.
+                Output::OdometryCorrection(msg) => {
+                    if let Some(d) = &self.drift {
+                        let _ = d.correction.publish(&odometry_correction_out(&msg));
+                        let _ = d.tf.publish(&tf_message_out(&TfMessageMsg::from(&msg)));
+                    }
+                }
+                Output::RobotPose(msg) => {
+                    if let Some(d) = &self.drift {
+                        let _ = d.robot_pose.publish(&pose_with_covariance_out(&msg));
+                    }
+                }
                 Output::OdometryRejected(r) => self.warn(&format!("odom/{}", r.reason()), || format!("odom rejected ({}): {r}", r.reason())),
                 Output::Range(u) => {
                     if let Err(r) = &u.result {

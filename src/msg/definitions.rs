@@ -10,6 +10,8 @@ pub mod type_names {
     pub const LANDMARK_BELIEF_ARRAY: &str = "landmark_flow/msg/LandmarkBeliefArray";
     pub const POSE_WITH_COVARIANCE_STAMPED: &str = "geometry_msgs/msg/PoseWithCovarianceStamped";
     pub const POSE_STAMPED: &str = "geometry_msgs/msg/PoseStamped";
+    pub const ODOMETRY_CORRECTION: &str = "landmark_flow/msg/OdometryCorrection";
+    pub const TF_MESSAGE: &str = "tf2_msgs/msg/TFMessage";
 }
 
 const TIME: &str = "int32 sec\nuint32 nanosec\n";
@@ -21,6 +23,8 @@ const POSE: &str = "Point position\nQuaternion orientation\n";
 const POSE_WITH_COVARIANCE: &str = "Pose pose\nfloat64[36] covariance\n";
 const TWIST: &str = "Vector3  linear\nVector3  angular\n";
 const TWIST_WITH_COVARIANCE: &str = "Twist twist\nfloat64[36] covariance\n";
+const TRANSFORM_STAMPED: &str = "std_msgs/Header header\nstring child_frame_id\nTransform transform\n";
+const TRANSFORM: &str = "Vector3 translation\nQuaternion rotation\n";
 
 /// The full `ros2msg` definition of a type (its text, then each dependency after a
 /// line of 80 `=` and `MSG: pkg/Type`, as rosbag2 writes MCAP schemas), or `None`
@@ -77,6 +81,21 @@ pub fn message_definition(type_name: &str) -> Option<String> {
                 ("builtin_interfaces/Time", TIME),
                 ("geometry_msgs/Pose", POSE),
                 ("geometry_msgs/Point", POINT),
+                ("geometry_msgs/Quaternion", QUATERNION),
+            ],
+        ),
+        type_names::ODOMETRY_CORRECTION => (
+            include_str!("../../msg/OdometryCorrection.msg"),
+            &[("std_msgs/Header", HEADER), ("builtin_interfaces/Time", TIME)],
+        ),
+        type_names::TF_MESSAGE => (
+            "geometry_msgs/TransformStamped[] transforms\n",
+            &[
+                ("geometry_msgs/TransformStamped", TRANSFORM_STAMPED),
+                ("std_msgs/Header", HEADER),
+                ("builtin_interfaces/Time", TIME),
+                ("geometry_msgs/Transform", TRANSFORM),
+                ("geometry_msgs/Vector3", VECTOR3),
                 ("geometry_msgs/Quaternion", QUATERNION),
             ],
         ),

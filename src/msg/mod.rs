@@ -400,6 +400,73 @@ pub struct OdometryCorrectionMsg {
     pub gyro_bias_variance: f64,
 }
 
+impl CdrMessage for OdometryCorrectionMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        f.string("child_frame_id", &mut self.child_frame_id)?;
+        f.f64("x_m", &mut self.x_m)?;
+        f.f64("y_m", &mut self.y_m)?;
+        f.f64("yaw_rad", &mut self.yaw_rad)?;
+        f.f64s("covariance", &mut self.covariance)?;
+        f.f64("gyro_bias_rad_per_s", &mut self.gyro_bias_rad_per_s)?;
+        f.f64("gyro_bias_variance", &mut self.gyro_bias_variance)
+    }
+}
+
+impl OdometryCorrectionMsg {
+    /// The correction as the `map → odom` transform of `/tf`: parent `header.frame_id`
+    /// (map), child `child_frame_id` (odom), translation (x, y, 0), rotation by `yaw`
+    /// about z ([`yaw_quaternion_xyzw`]); same stamp. The uncertainty has no place in a
+    /// transform (it is in this message and in `robot_pose`).
+    pub fn to_transform(&self) -> TransformStampedMsg {
+        TransformStampedMsg {
+            header: self.header.clone(),
+            child_frame_id: self.child_frame_id.clone(),
+            translation: [self.x_m, self.y_m, 0.0],
+            rotation: yaw_quaternion_xyzw(self.yaw_rad),
+        }
+    }
+}
+
+impl From<&OdometryCorrectionMsg> for TfMessageMsg {
+    /// One transform, [`OdometryCorrectionMsg::to_transform`].
+    fn from(c: &OdometryCorrectionMsg) -> Self {
+        TfMessageMsg { transforms: vec![c.to_transform()] }
+    }
+}
+
+/// `geometry_msgs/msg/TransformStamped`: the pose of `child_frame_id` in
+/// `header.frame_id` (translation, metres; rotation quaternion (x, y, z, w)).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TransformStampedMsg {
+    pub header: Header,
+    pub child_frame_id: String,
+    pub translation: [f64; 3],
+    pub rotation: [f64; 4],
+}
+
+impl TransformStampedMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        self.header.fields(f)?;
+        f.string("child_frame_id", &mut self.child_frame_id)?;
+        f.f64s("transform.translation", &mut self.translation)?;
+        f.f64s("transform.rotation", &mut self.rotation)
+    }
+}
+
+/// `tf2_msgs/msg/TFMessage` (what `/tf` carries).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TfMessageMsg {
+    pub transforms: Vec<TransformStampedMsg>,
+}
+
+impl CdrMessage for TfMessageMsg {
+    fn fields<F: CdrFields>(&mut self, f: &mut F) -> Result<(), CdrError> {
+        // A transform takes at least 72 bytes: stamp 8, two string lengths 8, 7 f64.
+        f.sequence("transforms", &mut self.transforms, 72, |f, t| t.fields(f))
+    }
+}
+
 /// `landmark_flow/msg/LandmarkBeliefArray`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LandmarkBeliefArrayMsg {

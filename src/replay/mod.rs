@@ -33,7 +33,7 @@ use crate::config::ConfigError;
 use crate::node_config::LandmarkFlowNodeConfig;
 use bag::{Bag, BagError, BagMessage};
 use crate::msg::cdr::{CdrError, CdrMessage};
-use crate::msg::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg};
+use crate::msg::{type_names, topic_safe, OdometryMsg, RangeMeasurementMsg, RangeMsg, TfMessageMsg};
 use crate::node_core::{Input, NodeCore, Output};
 use output::{num, CsvWriter, OutputError, Rosbag2McapWriter};
 use report::{BeliefSample, GroundTruth, GroundTruthError, LandmarkReport, ReplayReport, ReportBuilder, Throughput};
@@ -50,6 +50,10 @@ pub const DEFAULT_RANGE_TOPICS: [&str; 2] = ["/range", "/range_raw"];
 /// Output topics.
 pub const BELIEFS_TOPIC: &str = "/landmark_beliefs";
 pub const GOAL_TOPIC: &str = "/goal_pose";
+/// Output topics of `localizer.odometry: drifting` (the node's names).
+pub const ODOMETRY_CORRECTION_TOPIC: &str = "/odometry_correction";
+pub const TF_TOPIC: &str = "/tf";
+pub const ROBOT_POSE_TOPIC: &str = "/robot_pose";
 /// Columns of `updates.csv`.
 pub const UPDATE_COLUMNS: [&str; 21] = [
     "bag_time_s", "topic", "stamp_s", "landmark_id", "range_m", "variance_m2", "status", "sensor_x_m", "sensor_y_m",
@@ -310,8 +314,15 @@ impl Sinks {
             | Output::Heatmap(_)
             | Output::Diagnostics(_)
             | Output::Reset { .. } => {}
-            // Written to the output bag with `odometry: drifting` (issue 17, in progress).
-            Output::OdometryCorrection(_) | Output::RobotPose(_) => {}
+            // With `localizer.odometry: drifting` only.
+            Output::OdometryCorrection(msg) => {
+                let tf = TfMessageMsg::from(&msg);
+                self.bag.write(ODOMETRY_CORRECTION_TOPIC, type_names::ODOMETRY_CORRECTION, t_ns, &msg.into_cdr())?;
+                self.bag.write(TF_TOPIC, type_names::TF_MESSAGE, t_ns, &tf.into_cdr())?;
+            }
+            Output::RobotPose(msg) => {
+                self.bag.write(ROBOT_POSE_TOPIC, type_names::POSE_WITH_COVARIANCE_STAMPED, t_ns, &msg.into_cdr())?;
+            }
         }
         Ok(())
     }

@@ -4,17 +4,21 @@
 use crate::msg::convert::ellipse_points;
 use crate::msg::{
     DiagnosticStatusMsg, GaussianComponentMsg, Header as HeaderMsg, HeatmapMsg, LandmarkBeliefArrayMsg,
-    LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg, OdometryMsg, Pose as PoseMsg, PoseStampedMsg,
-    PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp,
+    LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg, OdometryCorrectionMsg, OdometryMsg, Pose as PoseMsg,
+    PoseStampedMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, TfMessageMsg,
 };
 use nalgebra::{Matrix2, Vector2};
 use r2r::builtin_interfaces::msg::Time;
 use r2r::diagnostic_msgs::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
-use r2r::geometry_msgs::msg::{Point, Pose, PoseStamped, PoseWithCovariance, PoseWithCovarianceStamped, Quaternion, Vector3};
-use r2r::landmark_flow::msg::{GaussianComponent, LandmarkBelief, LandmarkBeliefArray, RangeMeasurement};
+use r2r::geometry_msgs::msg::{
+    Point, Pose, PoseStamped, PoseWithCovariance, PoseWithCovarianceStamped, Quaternion, Transform, TransformStamped,
+    Vector3,
+};
+use r2r::landmark_flow::msg::{GaussianComponent, LandmarkBelief, LandmarkBeliefArray, OdometryCorrection, RangeMeasurement};
 use r2r::nav_msgs::msg::{MapMetaData, OccupancyGrid, Odometry};
 use r2r::sensor_msgs::msg::Range;
 use r2r::std_msgs::msg::{ColorRGBA, Header};
+use r2r::tf2_msgs::msg::TFMessage;
 use r2r::visualization_msgs::msg::{Marker, MarkerArray};
 
 pub fn stamp_in(t: &Time) -> Stamp {
@@ -81,11 +85,46 @@ pub fn range_in(m: &Range) -> RangeMsg {
     }
 }
 
-/// `landmarks/<id>/pose` out.
+/// `landmarks/<id>/pose` and `robot_pose` out.
 pub fn pose_with_covariance_out(m: &PoseWithCovarianceStampedMsg) -> PoseWithCovarianceStamped {
     PoseWithCovarianceStamped {
         header: header_out(&m.header),
         pose: PoseWithCovariance { pose: pose_out(&m.pose), covariance: m.covariance.to_vec() },
+    }
+}
+
+/// `odometry_correction` out.
+pub fn odometry_correction_out(m: &OdometryCorrectionMsg) -> OdometryCorrection {
+    OdometryCorrection {
+        header: header_out(&m.header),
+        child_frame_id: m.child_frame_id.clone(),
+        x_m: m.x_m,
+        y_m: m.y_m,
+        yaw_rad: m.yaw_rad,
+        covariance: m.covariance.to_vec(),
+        gyro_bias_rad_per_s: m.gyro_bias_rad_per_s,
+        gyro_bias_variance: m.gyro_bias_variance,
+    }
+}
+
+/// `/tf` out.
+pub fn tf_message_out(m: &TfMessageMsg) -> TFMessage {
+    TFMessage {
+        transforms: m
+            .transforms
+            .iter()
+            .map(|t| {
+                let ([x, y, z], [qx, qy, qz, qw]) = (t.translation, t.rotation);
+                TransformStamped {
+                    header: header_out(&t.header),
+                    child_frame_id: t.child_frame_id.clone(),
+                    transform: Transform {
+                        translation: Vector3 { x, y, z },
+                        rotation: Quaternion { x: qx, y: qy, z: qz, w: qw },
+                    },
+                }
+            })
+            .collect(),
     }
 }
 

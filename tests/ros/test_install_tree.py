@@ -18,6 +18,8 @@ def launch_files():
 EXECUTABLES = ["landmark_flow_node", "sim_range_sensor", "sim_robot"]
 # Topics landmark_flow_node publishes (src/bin/landmark_flow_node.rs) and sim_robot's odom.
 PUBLISHED = {"markers", "criterion_heatmap", "goal_pose", "landmark_beliefs", "odom", "/diagnostics"}
+# ... and with localizer.odometry: drifting.
+PUBLISHED_DRIFTING = {"odometry_correction", "/tf", "robot_pose"}
 
 
 def test_executables_are_where_ros2_run_looks():
@@ -44,13 +46,16 @@ def test_share_has_package_xml_launch_and_config():
         assert (share / "rviz" / f.name).is_file(), f.name
     index = PREFIX / "share" / "ament_index" / "resource_index"
     assert (index / "packages" / "landmark_flow").is_file()
-    assert "msg/RangeMeasurement" in (index / "rosidl_interfaces" / "landmark_flow").read_text()
+    interfaces = (index / "rosidl_interfaces" / "landmark_flow").read_text()
+    assert "msg/RangeMeasurement" in interfaces and "msg/OdometryCorrection" in interfaces
 
 
 def test_python_interfaces_import():
-    from landmark_flow.msg import LandmarkBelief, LandmarkBeliefArray, RangeMeasurement  # noqa
+    from landmark_flow.msg import LandmarkBelief, LandmarkBeliefArray, OdometryCorrection, RangeMeasurement  # noqa
+    from tf2_msgs.msg import TFMessage  # the distribution's, or vendor/tf2_msgs when embedded
 
     assert LandmarkBelief.STATE_TRACKING == 1
+    assert len(OdometryCorrection().covariance) == 9 and TFMessage().transforms == []
     m = RangeMeasurement()
     assert m.variance == 0.0 and m.landmark_id == ""
 
@@ -168,7 +173,8 @@ def test_rviz_config_shows_what_the_node_publishes():
     assert manager["Global Options"]["Fixed Frame"] == "odom"
     topics = {d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
     assert {"markers", "criterion_heatmap", "goal_pose", "odom"} <= topics
-    assert all(t in PUBLISHED or t.startswith("landmarks/") for t in topics), topics
+    assert "robot_pose" in topics
+    assert all(t in PUBLISHED | PUBLISHED_DRIFTING or t.startswith("landmarks/") for t in topics), topics
     classes = {d["Class"] for d in manager["Displays"]}
     assert {"rviz_default_plugins/MarkerArray", "rviz_default_plugins/Map",
-            "rviz_default_plugins/PoseWithCovariance"} <= classes
+            "rviz_default_plugins/PoseWithCovariance", "rviz_default_plugins/TF"} <= classes
