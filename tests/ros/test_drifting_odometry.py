@@ -2,11 +2,7 @@
 with rclpy: the node offers odometry_correction, /tf and robot_pose only in that mode,
 and after each accepted odometry message publishes the odom -> map correction, the
 same correction as the map -> odom transform on /tf, and the robot's pose in the map
-frame, all with finite numbers.
-
-The node adapter publishes whatever the core emits; the core's producer of these
-outputs lands with issue 17, so the test of the published values is an expected
-failure until then (xfail, not strict: remove the mark once the core emits them)."""
+frame, all with finite numbers."""
 
 import math
 
@@ -64,7 +60,6 @@ def finite(*values):
     return all(math.isfinite(v) for v in values)
 
 
-@pytest.mark.xfail(strict=False, reason="core producer lands with issue 17")
 def test_drifting_odometry_publishes_correction_tf_and_robot_pose(peer, start_node, tmp_path):
     start_node("landmark_flow_node",
                params_file=write_params(tmp_path, "landmark_flow_node", drifting_params()))

@@ -357,7 +357,6 @@ def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
             assert math.isclose(a, b, abs_tol=1e-9), (k, a, b)
 
 
-@pytest.mark.xfail(strict=False, reason="core producer lands with issue 17")
 def test_drifting_replay_writes_correction_tf_and_robot_pose(bags, replay, tmp_path):
     """With localizer.odometry: drifting the output bag has the node's drift topics
     (/odometry_correction, /tf, /robot_pose), one message each per odometry message,
