@@ -81,7 +81,8 @@ eval-plaza1:
 	           gt_drifting:plaza1_gt_mcap:config/plaza_drifting.yaml; do \
 	  IFS=: read -r name bag params <<< "$$run"; \
 	  target/release/landmark_flow_replay $(PLAZA1)/$$bag --params $$params \
-	    --ground-truth $(PLAZA1)/$$bag/ground_truth.yaml --out docs/replay/plaza1_$$name; \
+	    --ground-truth $(PLAZA1)/$$bag/ground_truth.yaml --out docs/replay/plaza1_$$name \
+	    --true-path $(PLAZA1)/plaza1_gt_mcap --true-path-topic /odom; \
 	  rm -rf docs/replay/plaza1_$$name/replay_bag docs/replay/plaza1_$$name/*.csv; \
 	done
 

@@ -100,3 +100,37 @@ fn rigid_alignment_removes_rotation_and_translation_only() {
     assert!((got - best).abs() < 1e-6, "{got} vs {best}");
     assert!(got > 0.1);
 }
+
+/// The true path is interpolated linearly (heading along the shorter arc, across ±π),
+/// and the path errors are the plain RMSE / max / final of hand-made offsets.
+#[test]
+fn true_path_interpolation_and_path_errors() {
+    use landmark_flow::replay::path::{PathErrors, TruePath};
+    use nalgebra::{Isometry2, Matrix3, Vector2};
+    let pi = std::f64::consts::PI;
+    let path = TruePath::from_poses(vec![
+        (2.0, Isometry2::new(Vector2::new(2.0, 0.0), pi - 0.1)),
+        (1.0, Isometry2::new(Vector2::new(0.0, 0.0), 0.0)),
+        (3.0, Isometry2::new(Vector2::new(2.0, 4.0), -pi + 0.1)),
+    ]);
+    assert!(path.at(0.5).is_none() && path.at(3.5).is_none());
+    let mid = path.at(1.5).unwrap();
+    assert!((mid.translation.vector - Vector2::new(1.0, 0.0)).norm() < 1e-12);
+    assert!((mid.rotation.angle() - (pi - 0.1) / 2.0).abs() < 1e-12);
+    // From π − 0.1 to −π + 0.1 the short way passes through π.
+    let wrap = path.at(2.5).unwrap();
+    assert!((wrap.translation.vector - Vector2::new(2.0, 2.0)).norm() < 1e-12);
+    assert!((wrap.rotation.angle().abs() - pi).abs() < 1e-9, "{}", wrap.rotation.angle());
+    let mut errors = PathErrors::default();
+    let cov = Matrix3::from_diagonal(&nalgebra::Vector3::new(1.0, 1.0, 1.0));
+    for (t, dx) in [(1.0, 3.0), (2.0, 4.0), (9.0, 100.0)] {
+        let truth = path.at(t).unwrap_or(Isometry2::identity());
+        let estimate = Isometry2::new(truth.translation.vector + Vector2::new(dx, 0.0), truth.rotation.angle());
+        errors.push(&path, t, t, &estimate, &cov);
+    }
+    let r = errors.report().unwrap();
+    assert_eq!(r.poses, 2, "the pose outside the path is not scored");
+    assert!((r.rmse_m - (12.5f64).sqrt()).abs() < 1e-12);
+    assert_eq!((r.final_error_m, r.max_error_m), (4.0, 4.0));
+    assert!((r.anees.unwrap() - 12.5).abs() < 1e-9);
+}

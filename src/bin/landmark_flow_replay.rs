@@ -26,6 +26,10 @@ options:
                          ros__parameters), as given to the node with --params-file;
                          default: the node's defaults
   --ground-truth FILE    YAML with `beacons:` (or `landmarks:`) id -> {x, y} in metres
+  --true-path BAG        a bag with the robot's true path (nav_msgs/Odometry) to score
+                         robot_pose against (localizer.odometry: drifting); default:
+                         the replayed bag's own --true-path-topic, if it has one
+  --true-path-topic TOPIC  topic of the true path (default: /ground_truth/odom)
   --odom-topic TOPIC     nav_msgs/Odometry topic; repeatable (default: /odom)
   --range-topic TOPIC    sensor_msgs/Range or landmark_flow/RangeMeasurement topic (type
                          taken from the bag); repeatable (default: /range and /range_raw)
@@ -63,6 +67,8 @@ fn main() -> ExitCode {
     let mut out = PathBuf::from("replay_out");
     let mut params: Option<PathBuf> = None;
     let mut truth: Option<PathBuf> = None;
+    let mut true_path: Option<PathBuf> = None;
+    let mut true_path_topic: Option<String> = None;
     let mut odom_topics = Vec::new();
     let mut range_topics = Vec::new();
     let mut plots = true;
@@ -77,6 +83,8 @@ fn main() -> ExitCode {
             "--out" => value("--out").map(|v| out = v.into()),
             "--params" => value("--params").map(|v| params = Some(v.into())),
             "--ground-truth" => value("--ground-truth").map(|v| truth = Some(v.into())),
+            "--true-path" => value("--true-path").map(|v| true_path = Some(v.into())),
+            "--true-path-topic" => value("--true-path-topic").map(|v| true_path_topic = Some(v)),
             "--duration" => value("--duration").and_then(|v| match v.parse::<f64>() {
                 Ok(d) if d.is_finite() && d > 0.0 => {
                     duration = Some(d);
@@ -119,6 +127,10 @@ fn main() -> ExitCode {
     options.range_topics =
         if range_topics.is_empty() { DEFAULT_RANGE_TOPICS.iter().map(|s| s.to_string()).collect() } else { range_topics };
     options.ground_truth = truth;
+    options.true_path = true_path;
+    if let Some(topic) = true_path_topic {
+        options.true_path_topic = landmark_flow::replay::absolute_topic(&topic);
+    }
     options.duration_s = duration;
     options.plots = plots;
 

@@ -26,6 +26,7 @@
 pub mod bag;
 pub mod output;
 pub mod plots;
+pub mod path;
 pub mod report;
 pub mod synthetic;
 
@@ -80,6 +81,8 @@ pub enum ReplayError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Plot(#[from] plots::PlotError),
+    #[error("true path {bag}: no nav_msgs/msg/Odometry topic `{topic}`")]
+    NoTruePath { bag: PathBuf, topic: String },
 }
 
 /// What to replay and where to write.
@@ -94,6 +97,12 @@ pub struct ReplayOptions {
     pub odom_topics: Vec<String>,
     pub range_topics: Vec<String>,
     pub ground_truth: Option<PathBuf>,
+    /// A bag with the robot's true path (`nav_msgs/Odometry` on `true_path_topic`) to
+    /// score `robot_path` against (`odometry: drifting`); `None`: the replayed bag's own
+    /// `true_path_topic`, when it has one.
+    pub true_path: Option<PathBuf>,
+    /// Topic of the true path ([`path::DEFAULT_TRUE_PATH_TOPIC`]).
+    pub true_path_topic: String,
     /// Draw the PNGs (needs the font).
     pub plots: bool,
     /// Replay only the first this many seconds of the bag (a slice); `None` = all.
@@ -111,6 +120,8 @@ impl ReplayOptions {
             odom_topics: vec![DEFAULT_ODOM_TOPIC.into()],
             range_topics: DEFAULT_RANGE_TOPICS.iter().map(|s| s.to_string()).collect(),
             ground_truth: None,
+            true_path: None,
+            true_path_topic: path::DEFAULT_TRUE_PATH_TOPIC.into(),
             plots: true,
             duration_s: None,
         }
@@ -229,6 +240,8 @@ struct Sinks {
     plan_failures: u64,
     odometry_messages: u64,
     range_messages: u64,
+    true_path: Option<path::TruePath>,
+    path_errors: path::PathErrors,
 }
 
 impl Sinks {
@@ -321,6 +334,16 @@ impl Sinks {
                 self.bag.write(TF_TOPIC, type_names::TF_MESSAGE, t_ns, &tf.into_cdr())?;
             }
             Output::RobotPose(msg) => {
+                // The planar pose's quaternion is a rotation about z: yaw = 2·atan2(q_z, q_w).
+                let [_, _, qz, qw] = msg.pose.orientation;
+                let yaw = 2.0 * qz.atan2(qw);
+                let pose = nalgebra::Isometry2::new(nalgebra::Vector2::new(msg.pose.position[0], msg.pose.position[1]), yaw);
+                let cov = nalgebra::Matrix3::from_fn(|r, c| msg.covariance[6 * [0, 1, 5][r] + [0, 1, 5][c]]);
+                let time_s = bag_time_s - self.builder.start_s;
+                self.builder.map_trajectory.push((time_s, pose.translation.x, pose.translation.y));
+                if let Some(truth) = &self.true_path {
+                    self.path_errors.push(truth, msg.header.stamp.secs(), time_s, &pose, &cov);
+                }
                 self.bag.write(ROBOT_POSE_TOPIC, type_names::POSE_WITH_COVARIANCE_STAMPED, t_ns, &msg.into_cdr())?;
             }
         }
@@ -342,6 +365,15 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     config.publish.markers = false;
     let mut core = NodeCore::new(&config)?;
     let truth = options.ground_truth.as_deref().map(GroundTruth::load).transpose()?;
+    let true_path = match &options.true_path {
+        Some(bag) => Some(path::TruePath::load(bag, &options.true_path_topic)?.ok_or_else(|| {
+            ReplayError::NoTruePath { bag: bag.clone(), topic: options.true_path_topic.clone() }
+        })?),
+        // The replayed bag's own true path, if it records one (a damaged bag is
+        // reported by the replay itself).
+        None => path::TruePath::load(&options.bag, &options.true_path_topic).ok().flatten(),
+    }
+    .filter(|p| !p.is_empty());
 
     let read_start = Instant::now();
     let wanted: Vec<String> =
@@ -375,6 +407,8 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         plan_failures: 0,
         odometry_messages: 0,
         range_messages: 0,
+        true_path,
+        path_errors: path::PathErrors::default(),
     };
     let mut undecodable: BTreeMap<String, u64> = BTreeMap::new();
     let mut warnings = Vec::new();
@@ -437,8 +471,19 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     };
     let start_s = start_s.unwrap_or(0.0);
     let end_s = end_s.unwrap_or(start_s);
-    let Sinks { bag: out_bag, updates, goals, builder, goals_by_trigger, plan_failures, odometry_messages, range_messages } =
-        sinks;
+    let Sinks {
+        bag: out_bag,
+        updates,
+        goals,
+        mut builder,
+        goals_by_trigger,
+        plan_failures,
+        odometry_messages,
+        range_messages,
+        true_path: _,
+        path_errors,
+    } = sinks;
+    builder.robot_path_error = path_errors.series.clone();
     out_bag.finish()?;
     updates.finish()?;
     goals.finish()?;
@@ -468,6 +513,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         bag_duration_s: duration_s,
         final_rmse_m,
         final_rmse_aligned_m,
+        robot_path: path_errors.report(),
         odometry_messages,
         range_messages,
         undecodable_messages: undecodable,

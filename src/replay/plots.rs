@@ -44,7 +44,13 @@ pub fn write_plots(dir: &Path, data: &ReportBuilder) -> Result<Vec<PathBuf>, Plo
     trajectory_plot(&trajectory, data)?;
     let errors = dir.join("error_vs_time.png");
     error_plot(&errors, data)?;
-    Ok(vec![trajectory, errors])
+    let mut files = vec![trajectory, errors];
+    if !data.robot_path_error.is_empty() {
+        let path_errors = dir.join("robot_path_error.png");
+        path_error_plot(&path_errors, &data.robot_path_error)?;
+        files.push(path_errors);
+    }
+    Ok(files)
 }
 
 fn bounds(data: &ReportBuilder) -> (f64, f64, f64, f64) {
@@ -97,6 +103,15 @@ fn trajectory_plot(path: &Path, data: &ReportBuilder) -> Result<(), PlotError> {
             .label("robot path (odometry)")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2)));
     }
+    // With drifting odometry, the corrected path in the map frame too.
+    let blue = RGBColor(40, 90, 200);
+    let step = (data.map_trajectory.len() / 5000).max(1);
+    let corrected: Vec<(f64, f64)> = data.map_trajectory.iter().step_by(step).map(|&(_, x, y)| (x, y)).collect();
+    if !corrected.is_empty() {
+        d!(chart.draw_series(LineSeries::new(corrected, blue.mix(0.7).stroke_width(1))), path)
+            .label("robot path (corrected, map)")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    }
     for (i, (id, series)) in data.landmarks.iter().enumerate() {
         let c = colour(i);
         let s = &series.samples;
@@ -126,6 +141,27 @@ fn trajectory_plot(path: &Path, data: &ReportBuilder) -> Result<(), PlotError> {
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
     }
     d!(draw_legend(&mut chart, 15, SeriesLabelPosition::UpperRight), path);
+    d!(root.present(), path);
+    Ok(())
+}
+
+/// `robot_path_error.png`: the corrected robot position's error vs time.
+fn path_error_plot(path: &Path, series: &[(f64, f64)]) -> Result<(), PlotError> {
+    let root = BitMapBackend::new(path, (1100, 420)).into_drawing_area();
+    d!(root.fill(&WHITE), path);
+    let t_end = series.last().map_or(1.0, |p| p.0).max(1e-3);
+    let hi = series.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-3) * 1.1;
+    let mut chart = d!(
+        ChartBuilder::on(&root)
+            .caption("Robot path error vs time (robot_pose against the true path)", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..t_end, 0f64..hi),
+        path
+    );
+    d!(chart.configure_mesh().x_desc("time since the bag's first message (s)").y_desc("position error (m)").label_style(("sans-serif", 14)).draw(), path);
+    d!(chart.draw_series(LineSeries::new(series.iter().copied(), colour(0).stroke_width(2))), path);
     d!(root.present(), path);
     Ok(())
 }

@@ -151,6 +151,11 @@ pub struct ReportBuilder {
     pub trajectory: Vec<(f64, f64, f64)>,
     /// Goals (time since start s, x m, y m).
     pub goals: Vec<(f64, f64, f64)>,
+    /// Corrected robot path in the map frame (`odometry: drifting`; time since start
+    /// s, x m, y m).
+    pub map_trajectory: Vec<(f64, f64, f64)>,
+    /// Its position error against the true path (time since start s, m), thinned.
+    pub robot_path_error: Vec<(f64, f64)>,
 }
 
 impl ReportBuilder {
@@ -310,6 +315,9 @@ pub struct ReplayReport {
     /// part ranges cannot observe under drifting odometry (where the map frame sits) is
     /// taken out. At least two landmarks with ground truth.
     pub final_rmse_aligned_m: Option<f64>,
+    /// The corrected robot path against the true path (`odometry: drifting` with a
+    /// true path).
+    pub robot_path: Option<super::path::RobotPathReport>,
     pub throughput: Throughput,
     /// The error that stopped reading the bag early, if any.
     pub bag_error: Option<String>,
@@ -396,6 +404,17 @@ impl ReplayReport {
             md.push('\n');
         }
         md.push_str("\nEvery update is in `updates.csv` (error and NEES columns when ground truth is given).\n");
+        if let Some(p) = &self.robot_path {
+            md.push_str("\n## Robot path\n\n");
+            md.push_str(&format!(
+                "The corrected base pose (`robot_pose`, map frame) against the true path, {} poses: RMSE {:.3} m, final {:.3} m, max {:.3} m, ANEES {} (x, y, yaw; 3 when consistent).\n",
+                p.poses,
+                p.rmse_m,
+                p.final_error_m,
+                p.max_error_m,
+                opt(p.anees, 2)
+            ));
+        }
         md.push_str("\n## Rejected inputs\n\n| reason | count |\n|---|---|\n");
         if self.rejected_by_reason.is_empty() && self.undecodable_messages.is_empty() {
             md.push_str("| (none) | 0 |\n");
