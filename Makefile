@@ -11,7 +11,7 @@ WS := $(CURDIR)/_ws
 ROS_TARGET_DIR := $(CURDIR)/target/ros
 export LANDMARK_FLOW_WS := $(WS)
 
-.PHONY: demo test build test-core test-ros-unit test-ros eval planner-study bench bench-latency replay eval-plaza1 bench-replay clean
+.PHONY: demo demo-drift test build test-core test-ros-unit test-ros eval planner-study bench bench-latency replay eval-plaza1 bench-replay clean
 
 ## make demo: build, then run the closed loop robot -> sensor -> filter -> goal -> robot
 ## headless for 40 s (launch/demo.launch.py's DEMO_NODES with config/demo.yaml; README
@@ -19,6 +19,13 @@ export LANDMARK_FLOW_WS := $(WS)
 ## above 0.5 m (scripts/demo.py).
 demo: build
 	$(WITH_ROS) python3 scripts/demo.py
+
+## make demo-drift: `make demo` with drifting odometry (launch/demo.launch.py drift:=true,
+## config/demo_drift.yaml: sim_robot's odometry has a 0.01 rad/s gyro bias and a 2 % wheel
+## scale error, landmark_flow_node runs `localizer.odometry: drifting`); writes
+## out/demo_drift/, also prints the odometry's own error, same 0.5 m bar.
+demo-drift: build
+	$(WITH_ROS) python3 scripts/demo.py --drift
 
 ## make test: ROS-free core tests, the colcon build, the ROS layer's unit tests, and
 ## end-to-end tests against an rclpy peer.

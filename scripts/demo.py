@@ -6,8 +6,16 @@ the two cannot drift apart) with config/demo.yaml, watches landmark_beliefs from
 for DURATION_S seconds, prints the landmark error and tr(Sigma) over time, writes
 out/demo/demo.csv and out/demo/demo.png, and exits non-zero if the final error is
 above the accuracy the README states. Run through scripts/with_ros (make demo does),
-which keeps DDS traffic on this machine."""
+which keeps DDS traffic on this machine.
 
+--drift (make demo-drift): the launch file's drift:=true twin. Its DRIFT_CONFIG
+(sim_robot's odometry with a gyro bias and a wheel scale error, landmark_flow_node with
+`localizer.odometry: drifting`), output in out/demo_drift/, and the odometry's own
+error (odom against ground_truth/odom) printed alongside the landmark's. The landmark
+is scored in the frame of the true pose, which is the map frame of the drifting
+localizer (the odometry starts at the true pose)."""
+
+import argparse
 import ast
 import math
 import os
@@ -26,14 +34,14 @@ from landmark_flow.msg import LandmarkBeliefArray
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "demo.launch.py"
-OUT = REPO / "out" / "demo"
 DURATION_S = float(os.environ.get("DEMO_DURATION_S", "40"))
 # Stated in the README: final error below this after DURATION_S seconds.
 ACCURACY_M = 0.5
 
 
 def launch_constants(path):
-    """DEMO_NODES and DEFAULT_CONFIG as written in the launch file."""
+    """The launch file's constants (DEMO_NODES, DEFAULT_CONFIG, DRIFT_CONFIG, ...) as
+    written in it."""
     consts = {}
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -41,7 +49,7 @@ def launch_constants(path):
                 consts[node.targets[0].id] = ast.literal_eval(node.value)
             except ValueError:
                 pass
-    return consts["DEMO_NODES"], consts["DEFAULT_CONFIG"]
+    return consts
 
 
 def start_nodes(nodes, config, log_dir):
@@ -70,11 +78,24 @@ def stop_nodes(procs):
         log.close()
 
 
+def planar(odometry_msg):
+    """(x, y, yaw) of a nav_msgs/Odometry."""
+    p, q = odometry_msg.pose.pose.position, odometry_msg.pose.pose.orientation
+    return p.x, p.y, 2.0 * math.atan2(q.z, q.w)
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drift", action="store_true",
+                        help="drifting odometry (the launch file's drift:=true, make demo-drift)")
+    args = parser.parse_args()
+    global OUT
+    OUT = REPO / "out" / ("demo_drift" if args.drift else "demo")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     domain = int(os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 90 + 5)))
-    nodes, config_name = launch_constants(LAUNCH)
-    config = REPO / "config" / config_name
+    consts = launch_constants(LAUNCH)
+    nodes = consts["DEMO_NODES"]
+    config = REPO / "config" / consts["DRIFT_CONFIG" if args.drift else "DEFAULT_CONFIG"]
     params = yaml.safe_load(config.read_text())
     sensor = params["sim_range_sensor"]["ros__parameters"]["landmarks"]
     truth = {i: sensor["positions_m"][3 * k:3 * k + 2] for k, i in enumerate(sensor["ids"])}
@@ -97,6 +118,12 @@ def main():
                              b.covariance[0] + b.covariance[4], b.measurements_fused, len(b.components)))
 
     node.create_subscription(LandmarkBeliefArray, "landmark_beliefs", on_beliefs, 50)
+    latest = {}
+    if args.drift:
+        from nav_msgs.msg import Odometry
+
+        for topic in ("odom", "ground_truth/odom"):
+            node.create_subscription(Odometry, topic, lambda m, t=topic: latest.__setitem__(t, planar(m)), 10)
     procs = start_nodes(nodes, config, OUT)
     print(f"demo: {', '.join(n for _, n, _ in nodes)} running for {DURATION_S:.0f} s "
           f"(config {config.relative_to(REPO)}, ROS_DOMAIN_ID {domain}); true landmarks {truth}")
@@ -122,11 +149,16 @@ def main():
             sys.exit(f"demo: {name} exited with status {p.returncode}")
     if not rows:
         sys.exit("demo: no belief received")
+    if args.drift and len(latest) == 2:
+        (ox, oy, oyaw), (tx, ty, tyaw) = latest["odom"], latest["ground_truth/odom"]
+        dyaw = (oyaw - tyaw + math.pi) % (2 * math.pi) - math.pi
+        print(f"demo: odometry error at the end {math.hypot(ox - tx, oy - ty):.2f} m, "
+              f"{math.degrees(dyaw):.1f} deg (odom against ground_truth/odom)")
     with open(OUT / "demo.csv", "w") as f:
         f.write("t_s,landmark_id,mean_x_m,mean_y_m,error_m,trace_cov_m2,fused,components\n")
         for r in rows:
             f.write(",".join(str(v) for v in r) + "\n")
-    plot(rows)
+    plot(rows, "landmark_flow closed-loop demo" + (", drifting odometry" if args.drift else ""))
     final = rows[-1]
     print(f"demo: final error {final[4]:.3f} m, tr(Sigma) {final[5]:.4f} m^2 after {final[6]} ranges "
           f"in {final[0]:.0f} s; wrote {OUT.relative_to(REPO)}/demo.csv and demo.png")
@@ -134,7 +166,7 @@ def main():
         sys.exit(f"demo: final error {final[4]:.3f} m is above the stated {ACCURACY_M} m")
 
 
-def plot(rows):
+def plot(rows, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -148,7 +180,7 @@ def plot(rows):
     ax[1].set_ylabel("tr(Sigma) (m^2)")
     ax[1].set_yscale("log")
     ax[1].set_xlabel("time (s)")
-    ax[0].set_title("landmark_flow closed-loop demo")
+    ax[0].set_title(title)
     for a in ax:
         a.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

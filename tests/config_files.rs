@@ -75,3 +75,36 @@ fn unknown_key_is_rejected_with_its_name() {
         .to_string();
     assert!(err.contains("noise_sdt_m"), "{err}");
 }
+
+#[test]
+fn demo_drift_yaml_is_the_demo_with_drifting_odometry() {
+    use landmark_flow::localizer::OdometryMode;
+    let yaml = read("demo_drift.yaml");
+    let robot: SimRobotConfig = node_parameters_from_yaml(&yaml, "sim_robot").unwrap();
+    robot.validate().unwrap();
+    let sensor: SimRangeSensorConfig = node_parameters_from_yaml(&yaml, "sim_range_sensor").unwrap();
+    sensor.validate().unwrap();
+    let node: LandmarkFlowNodeConfig = node_parameters_from_yaml(&yaml, "landmark_flow_node").unwrap();
+    node.validate().unwrap();
+    assert_eq!(node.localizer.odometry, OdometryMode::Drifting);
+    assert_eq!(node.localizer.map_frame_id, robot.map_frame_id, "the robot follows goals in the map frame");
+    assert_eq!(node.localizer.odom_frame_id, robot.odom_frame_id);
+    assert!(robot.gyro_bias_rad_per_s != 0.0 && robot.wheel_scale_error != 0.0);
+    // The true bias lies within one prior standard deviation of the node's bias.
+    assert!(robot.gyro_bias_rad_per_s.abs() <= node.localizer.odometry_error.gyro_bias_std_rad_per_s);
+    // Same scenario as demo.yaml: only the drift keys differ.
+    let drift_keys = [
+        "sim_robot.ros__parameters.gyro_bias_rad_per_s",
+        "sim_robot.ros__parameters.wheel_scale_error",
+        "landmark_flow_node.ros__parameters.localizer.odometry",
+        "landmark_flow_node.ros__parameters.localizer.map_frame_id",
+        "landmark_flow_node.ros__parameters.localizer.odometry_error.",
+    ];
+    let without_drift = |file: &str| -> Vec<(String, Value)> {
+        flatten(&serde_yaml::from_str(&read(file)).unwrap())
+            .into_iter()
+            .filter(|(k, _)| !drift_keys.iter().any(|d| k == d || (d.ends_with('.') && k.starts_with(d))))
+            .collect()
+    };
+    assert_eq!(without_drift("demo_drift.yaml"), without_drift("demo.yaml"));
+}

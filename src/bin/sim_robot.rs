@@ -1,7 +1,8 @@
 //! `sim_robot`: a kinematic robot that drives toward the latest `goal_pose`
-//! (geometry_msgs/PoseStamped, in the odometry frame) and publishes `odom`
-//! (nav_msgs/Odometry, with the configured drift) and `ground_truth/odom` (the true
-//! pose) at `rate_hz` on the ROS clock. See `landmark_flow::sim_robot`.
+//! (geometry_msgs/PoseStamped, in the odometry or the map frame) and publishes `odom`
+//! (nav_msgs/Odometry, with the configured gyro bias, wheel scale error and drift) and
+//! `ground_truth/odom` (the true pose, always exact) at `rate_hz` on the ROS clock.
+//! See `landmark_flow::sim_robot`.
 
 use futures::StreamExt;
 use landmark_flow::ros::{run_async_node, load_parameters, output_qos, spawn_spin_thread, Throttle};
@@ -46,11 +47,11 @@ async fn run() -> Result<(), landmark_flow::ros::NodeError> {
 
     let goal_robot = robot.clone();
     let goal_logger = logger.clone();
-    let odom_frame = config.odom_frame_id.clone();
+    let goal_config = config.clone();
     tokio::spawn(async move {
         let mut throttle = Throttle::new(Duration::from_secs(5));
         while let Some(goal) = goals.next().await {
-            let frame_ok = goal.header.frame_id.is_empty() || goal.header.frame_id == odom_frame;
+            let frame_ok = goal_config.accepts_goal_frame(&goal.header.frame_id);
             let p = goal.pose.position;
             let accepted = frame_ok && goal_robot.lock().expect("robot lock").set_goal(Vector2::new(p.x, p.y));
             if !accepted && throttle.ready("bad_goal") {
@@ -63,16 +64,17 @@ async fn run() -> Result<(), landmark_flow::ros::NodeError> {
     let mut last: Option<Vector2<f64>> = None;
     loop {
         timer.tick().await?;
-        let (truth, odom) = {
+        let (truth, odom, speed, odom_speed) = {
             let mut r = robot.lock().expect("robot lock");
             r.step(period);
-            (r.true_pose(), r.odometry_pose())
+            let truth = r.true_pose();
+            let speed = last.map(|p| (truth.position - p).norm() / period).unwrap_or(0.0);
+            (truth, r.odometry_pose(), speed, r.odometry_speed_mps(speed))
         };
-        let speed = last.map(|p| (truth.position - p).norm() / period).unwrap_or(0.0);
         last = Some(truth.position);
         let now = clock.lock().expect("clock lock").get_now().unwrap_or_default();
         let header = Header { stamp: r2r::Clock::to_builtin_time(&now), frame_id: config.odom_frame_id.clone() };
-        odom_pub.publish(&odometry(odom, header.clone(), &config.base_frame_id, speed))?;
+        odom_pub.publish(&odometry(odom, header.clone(), &config.base_frame_id, odom_speed))?;
         truth_pub.publish(&odometry(truth, header, &config.base_frame_id, speed))?;
     }
 }

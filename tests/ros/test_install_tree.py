@@ -178,3 +178,39 @@ def test_rviz_config_shows_what_the_node_publishes():
     classes = {d["Class"] for d in manager["Displays"]}
     assert {"rviz_default_plugins/MarkerArray", "rviz_default_plugins/Map",
             "rviz_default_plugins/PoseWithCovariance", "rviz_default_plugins/TF"} <= classes
+
+
+def test_demo_launch_drift_argument_selects_the_drift_config_and_map_frame():
+    """demo.launch.py drift:=true (make demo-drift): DRIFT_CONFIG is installed, starts the
+    same DEMO_NODES with drifting odometry, and RViz's fixed frame is then the node's
+    map frame; without it the fixed frame is RVIZ_CONFIG's own."""
+    import yaml
+
+    tree = ast.parse((REPO / "launch" / "demo.launch.py").read_text())
+    consts = _constants(tree)
+    declared = {ast.literal_eval(c.args[0]): c for c in ast.walk(tree)
+                if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
+    assert {"namespace", "use_rviz", "drift", "config", "use_sim_time"} <= set(declared)
+    assert ast.literal_eval(next(k.value for k in declared["drift"].keywords if k.arg == "default_value")) == "false"
+    # `config` is declared after `drift`: its default substitutes drift's value.
+    names = [ast.literal_eval(c.args[0]) for c in ast.walk(tree)
+             if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "DeclareLaunchArgument"]
+    assert names.index("drift") < names.index("config")
+    config_default = ast.unparse(next(k.value for k in declared["config"].keywords if k.arg == "default_value"))
+    assert "DRIFT_CONFIG" in config_default and "DEFAULT_CONFIG" in config_default, config_default
+
+    assert (PREFIX / "share" / "landmark_flow" / "config" / consts["DRIFT_CONFIG"]).is_file()
+    drift = yaml.safe_load((REPO / "config" / consts["DRIFT_CONFIG"]).read_text())
+    for _, name, _ in consts["DEMO_NODES"]:
+        assert "ros__parameters" in drift[name], name
+    localizer = drift["landmark_flow_node"]["ros__parameters"]["localizer"]
+    assert localizer["odometry"] == "drifting"
+    assert localizer["map_frame_id"] == consts["DRIFT_FIXED_FRAME"]
+    robot = drift["sim_robot"]["ros__parameters"]
+    assert robot["gyro_bias_rad_per_s"] != 0 and robot["wheel_scale_error"] != 0
+    assert robot["map_frame_id"] == consts["DRIFT_FIXED_FRAME"]
+
+    rviz = yaml.safe_load((REPO / "rviz" / consts["RVIZ_CONFIG"]).read_text())
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == consts["FIXED_FRAME"]
+    rviz_node = next(kw for kw in _node_actions(tree) if ast.literal_eval(kw["package"]) == "rviz2")
+    assert "if_drift(DRIFT_FIXED_FRAME, FIXED_FRAME)" in ast.unparse(rviz_node["arguments"])
