@@ -196,7 +196,7 @@ fn random_walk_noise_has_the_models_variances() {
 }
 
 #[test]
-fn the_replayer_reads_a_drifting_bag_and_ignores_its_ground_truth() {
+fn the_replayer_reads_a_drifting_bag_in_both_formats() {
     let dir = std::env::temp_dir().join(format!("landmark_flow_synthetic_drift_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
