@@ -1,13 +1,13 @@
 //! Every `estimator.method` × calibration (state dimension 2 or 4) × unknown-landmark
 //! policy (prior or initialise) × relinearisation (off, or every 3 ranges where the
-//! method allows it) runs through `Localizer` range updates with random valid
+//! method allows it) × odometry (exact, or drifting with the methods it takes) runs through `Localizer` range updates with random valid
 //! odometry and ranges: nothing panics (regression: `ukf` with calibration indexed
 //! past its sigma points on the first range) and every belief the localiser holds
 //! for publication is finite and SPD.
 
 use landmark_flow::estimator::Method;
 use landmark_flow::localizer::{
-    InitialisationConfig, Localizer, LocalizerConfig, PriorsConfig, RangeInput, UnknownLandmarkPolicy,
+    InitialisationConfig, Localizer, LocalizerConfig, OdometryMode, PriorsConfig, RangeInput, UnknownLandmarkPolicy,
 };
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector2};
 use proptest::prelude::*;
@@ -42,6 +42,12 @@ fn combinations() -> Vec<LocalizerConfig> {
                         continue;
                     }
                     out.push(config(method, calibration, policy, relinearise));
+                    // Drifting odometry: the joint state takes the Gaussian methods, no window.
+                    if !relinearise && !matches!(method, Method::Ukf | Method::Particle | Method::Plain) {
+                        let mut c = config(method, calibration, policy, false);
+                        c.odometry = OdometryMode::Drifting;
+                        out.push(c);
+                    }
                 }
             }
         }
