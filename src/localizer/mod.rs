@@ -181,7 +181,7 @@ impl Localizer {
         self.tracks.clear();
         let priors: Vec<_> = self.priors.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (id, prior) in priors {
-            if self.drifting.is_some() {
+            if self.joins_now(&prior) {
                 self.insert_joint_track(&id, &prior);
             } else if let Ok(track) = self.tracking_state(prior).and_then(|state| self.new_track(state)) {
                 self.tracks.insert(id, track);
@@ -244,6 +244,15 @@ impl Localizer {
     fn new_track(&self, state: TrackState) -> Result<LandmarkTrack, EstimatorError> {
         let (summary, calibration) = summarise(&state, self.sensor_calibration.as_ref())?;
         Ok(LandmarkTrack::new(state, summary, calibration))
+    }
+
+    /// With drifting odometry, whether a landmark with this prior joins the joint state
+    /// at once: one Gaussian with its largest standard deviation at most
+    /// `initialisation.max_std_m`. A wider prior (an ambiguous start, the slides' case)
+    /// first runs as its own track (mixture or flow, ranges placed at the sensor's
+    /// map position with its uncertainty as extra noise) until its belief is that tight.
+    fn joins_now(&self, prior: &GaussianBelief<2>) -> bool {
+        self.drifting.is_some() && largest_eigenvalue(&prior.cov).sqrt() <= self.config.initialisation.max_std_m
     }
 
     /// Adds landmark `id` to the joint state of drifting odometry with `belief` (map
@@ -431,7 +440,7 @@ impl Localizer {
             if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject || m.landmark_id.is_empty() {
                 return Err(Rejection::UnknownLandmark(m.landmark_id.clone()));
             }
-            if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior && self.drifting.is_some() {
+            if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior && self.joins_now(&self.default_prior) {
                 let prior = self.default_prior;
                 self.insert_joint_track(&m.landmark_id, &prior);
             } else if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior {
@@ -517,9 +526,19 @@ impl Localizer {
                 track.state = TrackState::Joint;
                 true
             }
-            (step, _) => {
+            (step, drifting) => {
                 track.state.commit(step);
-                false
+                // A landmark started from a wide prior (its own mixture/flow, ranges placed
+                // with the sensor's map position and its uncertainty as noise) joins the
+                // joint state once its belief is one tight Gaussian.
+                match drifting {
+                    Some(d) if summary.components.len() <= 1 && largest_eigenvalue(&summary.belief.cov).sqrt() <= self.config.initialisation.max_std_m => {
+                        d.state.insert_landmark(&m.landmark_id, &summary.belief);
+                        track.state = TrackState::Joint;
+                        true
+                    }
+                    _ => false,
+                }
             }
         };
         track.summary = summary;
