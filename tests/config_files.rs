@@ -92,8 +92,14 @@ fn demo_drift_yaml_is_the_demo_with_drifting_odometry() {
     assert!(robot.gyro_bias_rad_per_s != 0.0 && robot.wheel_scale_error != 0.0);
     // The true bias lies within one prior standard deviation of the node's bias.
     assert!(robot.gyro_bias_rad_per_s.abs() <= node.localizer.odometry_error.gyro_bias_std_rad_per_s);
-    // Same scenario as demo.yaml: only the drift keys differ.
+    // Same scenario as demo.yaml: only the drift keys differ, and two surveyed anchors
+    // are added (the first landmark and prior stay demo.yaml's).
+    assert_eq!(sensor.landmarks.ids[0], "beacon_a");
+    assert_eq!(node.localizer.priors.ids[0], "beacon_a");
+    assert_eq!(node.localizer.priors.means_m[..2], [1.0, 1.0]);
     let drift_keys = [
+        "sim_range_sensor.ros__parameters.landmarks.",
+        "landmark_flow_node.ros__parameters.localizer.priors.",
         "sim_robot.ros__parameters.gyro_bias_rad_per_s",
         "sim_robot.ros__parameters.wheel_scale_error",
         "landmark_flow_node.ros__parameters.localizer.odometry",
