@@ -256,6 +256,7 @@ impl NodeCore {
     /// (see the module doc).
     pub fn handle(&mut self, now_s: f64, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
+        self.localizer.set_clock(now_s);
         self.advance_clock(now_s, &mut out);
         match input {
             Input::Odometry(m) => self.on_odometry(&m, &mut out),

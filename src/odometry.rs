@@ -29,6 +29,10 @@ pub enum OdometryRejection {
     BadStamp(f64),
     #[error("odometry pose is not finite")]
     NonFinite,
+    #[error("odometry moved {distance_m:.3} m and turned {turn_rad:.3} rad in {dt_s:.3} s: beyond the gate's speed bounds")]
+    Jump { distance_m: f64, turn_rad: f64, dt_s: f64 },
+    #[error("odometry stamp {stamp_s:.3} s is {ahead_s:.3} s ahead of the clock")]
+    StampFuture { stamp_s: f64, ahead_s: f64 },
 }
 
 /// True when every component of the pose (translation, rotation quaternion) is finite.

@@ -215,11 +215,21 @@ fn a_waiting_range_keeps_its_topic() {
     assert!(fused[0].result.is_ok());
 }
 
-/// One odometry message stamped at the end of time makes every later one "backwards";
-/// `~/reset` recovers: afterwards valid odometry is accepted and ranges fused again.
+/// One odometry message stamped at the end of time (sec = 2³¹ − 1): rejected against
+/// the clock, so later odometry is accepted and ranges fused; with that check off it
+/// makes every later message "backwards", and `~/reset` recovers.
 #[test]
-fn reset_recovers_from_a_far_future_odometry_stamp() {
+fn a_far_future_odometry_stamp_is_rejected_and_reset_recovers_without_the_check() {
     let mut core = NodeCore::new(&config(0.0)).unwrap();
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    let out = core.handle(1.1, odom(f64::from(i32::MAX), 0.0, 0.0));
+    assert!(out.iter().any(|o| matches!(o, Output::OdometryRejected(r) if r.reason() == "odom_stamp_future")));
+    let next = core.handle(1.2, odom(1.2, 0.0, 0.0));
+    assert!(next.iter().any(|o| matches!(o, Output::Odometry { .. })));
+
+    let mut c = config(0.0);
+    c.localizer.odometry_gate.max_future_s = 0.0;
+    let mut core = NodeCore::new(&c).unwrap();
     core.handle(1.0, odom(1.0, 0.0, 0.0));
     core.handle(1.1, odom(f64::from(i32::MAX), 0.0, 0.0));
     let wedged = core.handle(1.2, odom(1.2, 0.0, 0.0));

@@ -111,6 +111,7 @@ fn input_qos(config: &LandmarkFlowNodeConfig) -> QosProfile {
 /// what does not fit; draining after every spin keeps it from ever filling, so bursts
 /// queue in DDS (bounded by the input QoS depth) instead of being dropped silently.
 fn run() -> Result<(), NodeError> {
+    landmark_flow::ros::exit_on_bad_params_files(NODE);
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, NODE, "")?;
     let logger = node.logger().to_string();

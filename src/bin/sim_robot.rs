@@ -29,6 +29,7 @@ fn odometry(pose: Pose2, header: Header, child: &str, speed_mps: f64) -> Odometr
 }
 
 async fn run() -> Result<(), landmark_flow::ros::NodeError> {
+    landmark_flow::ros::exit_on_bad_params_files(NODE);
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, NODE, "")?;
     let logger = node.logger().to_string();

@@ -127,6 +127,39 @@ pub enum OdometryMode {
     Drifting,
 }
 
+/// Plausibility bounds on odometry messages (`localizer.odometry_gate`): a message
+/// outside them is rejected and counted, and never becomes the newest pose, so one bad
+/// message cannot move a landmark or make later valid odometry unacceptable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OdometryGateConfig {
+    /// Largest plausible base speed, m/s: a pose further than
+    /// max_speed_mps·dt + jump_slack_m from the previous one is a jump (`odom_jump`).
+    /// Default 10 (faster than ground robots drive; a bound on nonsense, not a speed
+    /// limit). 0 turns the speed and turn checks off.
+    pub max_speed_mps: f64,
+    /// Largest plausible yaw rate, rad/s (with 0.5 rad of slack). Default 10 (570°/s).
+    pub max_yaw_rate_rad_s: f64,
+    /// Slack of the speed check, m: covers timestamp jitter at small dt. Default 0.5.
+    pub jump_slack_m: f64,
+    /// Consecutive jumps, consistent with each other, after which the new poses are
+    /// accepted as a discontinuity (a relocalised or restarted odometry): the history
+    /// before it is dropped (no interpolation across it), and with drifting odometry the
+    /// step is not propagated. Default 10.
+    pub accept_after: u32,
+    /// Odometry stamped more than this after the node's clock is rejected
+    /// (`odom_stamp_future`), s. Default 60 (clock offsets between machines are
+    /// milliseconds with NTP, seconds without). 0 = off. Not checked while the clock
+    /// is 0 (sim time before the first /clock).
+    pub max_future_s: f64,
+}
+
+impl Default for OdometryGateConfig {
+    fn default() -> Self {
+        Self { max_speed_mps: 10.0, max_yaw_rate_rad_s: 10.0, jump_slack_m: 0.5, accept_after: 10, max_future_s: 60.0 }
+    }
+}
+
 /// Periodic relinearisation of a tracking landmark ([`Estimator::refine`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -185,6 +218,8 @@ pub struct LocalizerConfig {
     /// The odometry error model of `odometry: drifting` (per metre, per radian, gyro
     /// bias; each value documented in [`OdometryErrorConfig`]).
     pub odometry_error: OdometryErrorConfig,
+    /// Plausibility bounds on odometry messages.
+    pub odometry_gate: OdometryGateConfig,
     /// Frame of the landmarks and the corrected robot pose with `odometry: drifting`
     /// (REP-105 `map`; the node publishes `map_frame_id → odom` on `/tf`).
     pub map_frame_id: String,
@@ -211,6 +246,7 @@ impl Default for LocalizerConfig {
             estimator: EstimatorConfig::default(),
             odometry: OdometryMode::Exact,
             odometry_error: OdometryErrorConfig::default(),
+            odometry_gate: OdometryGateConfig::default(),
             map_frame_id: "map".into(),
         }
     }
@@ -280,6 +316,12 @@ impl LocalizerConfig {
         self.configured_priors()?;
         self.estimator.validate().map_err(|e| e.prefixed("estimator"))?;
         self.odometry_error.validate().map_err(|e| e.prefixed("odometry_error"))?;
+        let gate = &self.odometry_gate;
+        check_range("odometry_gate.max_speed_mps", gate.max_speed_mps, 0.0, 1e4)?;
+        check_range("odometry_gate.max_yaw_rate_rad_s", gate.max_yaw_rate_rad_s, 0.0, 1e4)?;
+        check_range("odometry_gate.jump_slack_m", gate.jump_slack_m, 0.0, 1e4)?;
+        check_integer("odometry_gate.accept_after", gate.accept_after, 1, 1_000_000)?;
+        check_range("odometry_gate.max_future_s", gate.max_future_s, 0.0, 1e9)?;
         self.check_combinations()
     }
 

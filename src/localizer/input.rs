@@ -104,6 +104,8 @@ impl Rejection {
             Rejection::Odometry(OdometryRejection::StampBackwards { .. }) => "odom_stamp_backwards",
             Rejection::Odometry(OdometryRejection::BadStamp(_)) => "odom_bad_stamp",
             Rejection::Odometry(OdometryRejection::NonFinite) => "odom_non_finite",
+            Rejection::Odometry(OdometryRejection::Jump { .. }) => "odom_jump",
+            Rejection::Odometry(OdometryRejection::StampFuture { .. }) => "odom_stamp_future",
             Rejection::Estimator(_) => "estimator_error",
             Rejection::PendingOverflow => "odometry_wait_overflow",
             Rejection::InnovationGate { .. } => "innovation_gate",

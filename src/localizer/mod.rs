@@ -60,7 +60,7 @@ pub mod slam;
 mod track;
 
 pub use config::{
-    CalibrationConfig, InitialisationConfig, LocalizerConfig, OdometryMode, PriorConfig, PriorsConfig, RelinearisationConfig,
+    CalibrationConfig, InitialisationConfig, LocalizerConfig, OdometryGateConfig, OdometryMode, PriorConfig, PriorsConfig, RelinearisationConfig,
     UnknownLandmarkPolicy,
 };
 pub use input::{innovation_gate, Fused, Processed, RangeInput, RangeOutcome, Rejection, MAX_PENDING_RANGES};
@@ -73,7 +73,7 @@ use crate::estimator::{
 };
 use drift::{map_pose, planar_pose, MapPose, OdometryErrorModel};
 use slam::{psd_part, JointState};
-use crate::odometry::{OdometryBuffer, PoseLookupError};
+use crate::odometry::{OdometryBuffer, OdometryRejection, PoseLookupError};
 use input::{check_gate, check_message};
 use nalgebra::{Isometry3, Matrix2x3, Matrix3, Point3, Vector2};
 use std::collections::BTreeMap;
@@ -108,6 +108,11 @@ pub struct Localizer {
     /// The planar (x, y, yaw) pose covariance of the newest odometry message, when it
     /// was filled.
     odometry_cov: Option<Matrix3<f64>>,
+    /// The clock of the caller (ROS time or bag time), s; 0 = unknown.
+    clock_s: f64,
+    /// The run of consecutive odometry jumps: the last rejected pose (stamp s, pose)
+    /// and how many consistent jumps led to it.
+    jump_run: Option<(f64, Isometry3<f64>, u32)>,
     /// `odometry: drifting`: the error model and the joint state (module doc of
     /// [`slam`]), with the estimators of the range marginals (K = 5, or 7 with
     /// calibration).
@@ -145,6 +150,8 @@ impl Localizer {
             }
         };
         let mut me = Self {
+            clock_s: 0.0,
+            jump_run: None,
             odometry_cov: None,
             drifting,
             default_prior: config.default_prior_belief()?,
@@ -189,6 +196,7 @@ impl Localizer {
         }
         self.refresh_sensor_calibration();
         self.odometry_cov = None;
+        self.jump_run = None;
         self.accepted = 0;
         self.rejected.clear();
         self.pending.clear();
@@ -373,6 +381,52 @@ impl Localizer {
         Ok(processed)
     }
 
+    /// Sets the caller's clock (ROS time, sim time or bag time), s, for the odometry
+    /// gate's future-stamp check (0 = unknown: not checked).
+    pub fn set_clock(&mut self, now_s: f64) {
+        self.clock_s = if now_s.is_finite() { now_s } else { 0.0 };
+    }
+
+    /// The odometry gate ([`OdometryGateConfig`]) for a pose at `stamp_s`: `Ok(true)`
+    /// when it starts a discontinuity (accept it, dropping the history).
+    fn gate_odometry(&mut self, stamp_s: f64, pose: &Isometry3<f64>) -> Result<bool, OdometryRejection> {
+        let gate = &self.config.odometry_gate;
+        if gate.max_future_s > 0.0 && self.clock_s > 0.0 && stamp_s > self.clock_s + gate.max_future_s {
+            return Err(OdometryRejection::StampFuture { stamp_s, ahead_s: stamp_s - self.clock_s });
+        }
+        let Some(newest_s) = self.odometry.newest_stamp() else { return Ok(false) };
+        if gate.max_speed_mps <= 0.0 || !stamp_s.is_finite() || stamp_s <= newest_s || !crate::odometry::is_finite_pose(pose) {
+            // The buffer's own checks name these.
+            return Ok(false);
+        }
+        let plausible = |from_s: f64, from: &Isometry3<f64>| {
+            let dt_s = stamp_s - from_s;
+            let step = from.inverse() * pose;
+            let distance_m = step.translation.vector.norm();
+            let turn_rad = step.rotation.angle();
+            let ok = distance_m <= gate.max_speed_mps * dt_s + gate.jump_slack_m
+                && turn_rad <= gate.max_yaw_rate_rad_s * dt_s + 0.5;
+            (ok, distance_m, turn_rad, dt_s)
+        };
+        let newest = self.odometry.pose_at(newest_s).expect("the newest pose exists");
+        let (ok, distance_m, turn_rad, dt_s) = plausible(newest_s, &newest);
+        if ok {
+            self.jump_run = None;
+            return Ok(false);
+        }
+        // A run of jumps consistent with each other is a new odometry frame, not noise.
+        let run = match self.jump_run {
+            Some((s, p, n)) if stamp_s > s && plausible(s, &p).0 => n + 1,
+            _ => 1,
+        };
+        if run >= gate.accept_after {
+            self.jump_run = None;
+            return Ok(true);
+        }
+        self.jump_run = Some((stamp_s, *pose, run));
+        Err(OdometryRejection::Jump { distance_m, turn_rad, dt_s })
+    }
+
     fn push_odometry(&mut self, stamp_s: f64, frame_id: &str, pose: Isometry3<f64>) -> Result<(), Rejection> {
         let result = if !self.config.odom_frame_id.is_empty() && frame_id != self.config.odom_frame_id {
             Err(Rejection::WrongFrame {
@@ -380,7 +434,20 @@ impl Localizer {
                 expected: self.config.odom_frame_id.clone(),
             })
         } else {
-            self.odometry.push(stamp_s, pose).map_err(Rejection::Odometry)
+            match self.gate_odometry(stamp_s, &pose) {
+                Err(r) => Err(Rejection::Odometry(r)),
+                Ok(discontinuity) => {
+                    if discontinuity {
+                        // No interpolation across the discontinuity, and with drifting
+                        // odometry no propagation over it (the next step starts here).
+                        self.odometry = OdometryBuffer::new(self.config.odom_buffer_s, self.config.odom_tolerance_s);
+                        if let Some(d) = &mut self.drifting {
+                            d.state.restart_odometry();
+                        }
+                    }
+                    self.odometry.push(stamp_s, pose).map_err(Rejection::Odometry)
+                }
+            }
         };
         match &result {
             Ok(()) if self.odom_frame_id.is_empty() => self.odom_frame_id = frame_id.to_string(),
@@ -1005,6 +1072,47 @@ mod tests {
         let b = loc.tracks()["new"].summary.belief;
         assert!((b.mean - truth).norm() < 0.05, "{}", b.mean);
         assert!(loc.tracks()["new"].calibration.is_none());
+    }
+
+    /// One pose 1e6 m away does not move a known landmark and does not become the
+    /// newest pose: later valid odometry and ranges are fused with the right pose. Ten
+    /// consistent jumps in a row are a new odometry frame.
+    #[test]
+    fn odometry_jumps_are_rejected_until_they_are_a_new_frame() {
+        let mut loc = Localizer::new(config()).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.add_odometry(1.1, "odom", at(0.05, 0.0)).unwrap();
+        let before = loc.tracks()["a"].summary.belief;
+        let r = loc.add_odometry(1.2, "odom", at(1e6, -1e6)).unwrap_err();
+        assert_eq!(r.reason(), "odom_jump");
+        assert_eq!(loc.tracks()["a"].summary.belief, before);
+        loc.add_odometry(1.3, "odom", at(0.15, 0.0)).unwrap();
+        let RangeOutcome::Fused(f) = loc.add_range(&range(1.3, "a", 2.0)).unwrap() else { panic!("covered") };
+        assert!((f.sensor_position - Point3::new(0.15, 0.0, 0.0)).norm() < 1e-12);
+        // A relocalised odometry: 500 m away, moving normally from there.
+        for k in 0..9 {
+            let r = loc.add_odometry(1.4 + 0.1 * k as f64, "odom", at(500.0 + 0.05 * k as f64, 0.0));
+            assert_eq!(r.unwrap_err().reason(), "odom_jump", "{k}");
+        }
+        loc.add_odometry(2.3, "odom", at(500.45, 0.0)).unwrap();
+        assert_eq!(loc.latest_base_position().unwrap().x, 500.45);
+        assert_eq!(loc.rejected()["odom_jump"], 10);
+        // History before the discontinuity is gone: no interpolation across it.
+        assert_eq!(loc.add_range(&range(2.0, "a", 2.0)).unwrap_err().reason(), "older_than_odometry");
+    }
+
+    /// Odometry stamped far after the clock (e.g. sec = 2³¹ − 1) is rejected and does
+    /// not block later odometry; with the clock unknown (0) nothing is checked.
+    #[test]
+    fn odometry_from_the_far_future_is_rejected() {
+        let mut loc = Localizer::new(config()).unwrap();
+        loc.add_odometry(5.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.set_clock(100.0);
+        let r = loc.add_odometry(2_147_483_647.0, "odom", at(0.0, 0.0)).unwrap_err();
+        assert_eq!(r.reason(), "odom_stamp_future");
+        loc.add_odometry(100.5, "odom", at(0.1, 0.0)).unwrap();
+        loc.set_clock(0.0);
+        loc.add_odometry(5000.0, "odom", at(0.1, 0.0)).unwrap();
     }
 
     #[test]

@@ -162,6 +162,12 @@ impl JointState {
         self.slots.insert(id.to_string(), i);
     }
 
+    /// Forgets the last odometry pose: the next [`JointState::propagate`] only records
+    /// its pose (an odometry discontinuity: nothing is known about the step across it).
+    pub fn restart_odometry(&mut self) {
+        self.last_odometry = None;
+    }
+
     /// The stamp of the last odometry propagated to, s.
     pub fn last_odometry_stamp_s(&self) -> Option<f64> {
         self.last_odometry.map(|(t, _)| t)

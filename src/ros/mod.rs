@@ -241,6 +241,64 @@ where
 
 /// Prints a start-up error the way users read it (stderr, naming the node) and exits
 /// with status 2.
+/// Largest parameters file accepted, bytes (a node's parameters are a few kB; a huge
+/// file would stall start-up in rcl's parser, deaf to SIGINT).
+pub const MAX_PARAMS_FILE_BYTES: u64 = 1 << 20;
+
+/// The `--params-file` arguments of this process's `--ros-args`.
+pub fn params_file_arguments(args: &[String]) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut ros_args = false;
+    let mut it = args.iter().peekable();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--ros-args" => ros_args = true,
+            "--" => ros_args = false,
+            "--params-file" if ros_args => {
+                if let Some(f) = it.next() {
+                    files.push(f.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    files
+}
+
+/// Checks a parameters file before rcl parses it (rcl's parse errors end inside r2r
+/// with a panic): a regular file of at most [`MAX_PARAMS_FILE_BYTES`], UTF-8, YAML
+/// whose document is a mapping.
+///
+/// # Errors
+/// What is wrong, naming the file (and the line and column for YAML errors).
+pub fn check_params_file(path: &str) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("parameters file {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("parameters file {path}: not a regular file"));
+    }
+    if meta.len() > MAX_PARAMS_FILE_BYTES {
+        return Err(format!("parameters file {path}: {} bytes, more than the {MAX_PARAMS_FILE_BYTES} accepted", meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("parameters file {path}: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| format!("parameters file {path}: not UTF-8 text ({e})"))?;
+    match serde_yaml::from_str::<Value>(&text) {
+        Ok(Value::Mapping(_)) => Ok(()),
+        Ok(_) => Err(format!("parameters file {path}: not a YAML mapping of node names to ros__parameters")),
+        Err(e) => Err(format!("parameters file {path}: invalid YAML: {e}")),
+    }
+}
+
+/// Exits 2 naming the file when a `--params-file` of this process is unreadable or
+/// malformed ([`check_params_file`]); call before `r2r::Context::create`.
+pub fn exit_on_bad_params_files(node_name: &str) {
+    let args: Vec<String> = std::env::args().collect();
+    for file in params_file_arguments(&args) {
+        if let Err(e) = check_params_file(&file) {
+            exit_with_error(node_name, &e);
+        }
+    }
+}
+
 pub fn exit_with_error(node_name: &str, err: &dyn std::fmt::Display) -> ! {
     eprintln!("[{node_name}] error: {err}");
     std::process::exit(2)
@@ -249,6 +307,42 @@ pub fn exit_with_error(node_name: &str, err: &dyn std::fmt::Display) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn params_files_are_found_after_ros_args_only() {
+        let args: Vec<String> = ["node", "--params-file", "x", "--ros-args", "-p", "a:=1", "--params-file", "f.yaml", "--", "--params-file", "y"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(params_file_arguments(&args), vec!["f.yaml".to_string()]);
+    }
+
+    #[test]
+    fn malformed_params_files_are_named_errors() {
+        let dir = std::env::temp_dir().join(format!("lf_params_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: [(&str, &[u8], &str); 5] = [
+            ("truncated.yaml", b"a:\n  ros__parameters:\n    x: [1, 2\n", "invalid YAML"),
+            ("binary.yaml", &[0xff, 0xfe, 0x00, 0x01], "not UTF-8"),
+            ("tabs.yaml", b"a:\n\tros__parameters:\n\t\tx: 1\n", "invalid YAML"),
+            ("scalar.yaml", b"42\n", "not a YAML mapping"),
+            ("ok.yaml", b"a:\n  ros__parameters:\n    x: 1\n", ""),
+        ];
+        for (name, bytes, want) in cases {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let got = check_params_file(path.to_str().unwrap());
+            if want.is_empty() {
+                assert!(got.is_ok(), "{name}: {got:?}");
+            } else {
+                let e = got.unwrap_err();
+                assert!(e.contains(want) && e.contains(name), "{name}: {e}");
+            }
+        }
+        assert!(check_params_file(dir.join("missing.yaml").to_str().unwrap()).unwrap_err().contains("missing.yaml"));
+        assert!(check_params_file(dir.to_str().unwrap()).unwrap_err().contains("not a regular file"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn parameter_values_round_trip_through_yaml() {

@@ -320,12 +320,24 @@ def test_invalid_params_file_exits_nonzero_naming_the_parameter(ros_env, tmp_pat
     assert parameter in r.stderr, r.stderr
 
 
-def test_malformed_params_file_exits_nonzero(ros_env, tmp_path):
-    path = tmp_path / "broken.yaml"
-    path.write_text("landmark_flow_node:\n  ros__parameters:\n    localizer: [unclosed\n")
-    r = run_until_exit([executable("landmark_flow_node"), "--ros-args", "--params-file", str(path)], ros_env)
-    assert r.returncode != 0
-    assert r.stderr.strip(), "no error message"
+@pytest.mark.parametrize("name, content", [
+    ("truncated.yaml", b"landmark_flow_node:\n  ros__parameters:\n    localizer: [unclosed\n"),
+    ("binary.yaml", bytes(range(256))),
+    ("tabs.yaml", b"landmark_flow_node:\n\tros__parameters:\n\t\tgoal: {}\n"),
+    ("scalar.yaml", b"just text\n"),
+    ("missing.yaml", None),
+    ("huge.yaml", b"landmark_flow_node:\n  ros__parameters:\n" + b"    # padding\n" * 200_000),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_malformed_params_file_exits_2_naming_the_file(ros_env, tmp_path, name, content):
+    """Each kind of broken parameters file ends the node with exit 2 and a message
+    naming the file, before rcl parses it (rcl's parse errors used to panic in r2r)."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    for exe in ("landmark_flow_node", "sim_robot", "sim_range_sensor"):
+        r = run_until_exit([executable(exe), "--ros-args", "--params-file", str(path)], ros_env)
+        assert r.returncode == 2, (exe, r.returncode, r.stderr)
+        assert name in r.stderr, (exe, r.stderr)
 
 
 def test_use_sim_time_drives_the_node_clock(peer, start_node, tmp_path):
