@@ -166,7 +166,17 @@ where
 /// # Errors
 /// [`ConfigError::Parse`] naming the offending field (unknown name, wrong type).
 pub fn from_tree<T: DeserializeOwned>(tree: Value) -> Result<T, ConfigError> {
-    serde_yaml::from_value(tree).map_err(|e| ConfigError::Parse(e.to_string()))
+    // serde's own messages ("unknown variant `x`", "invalid value: integer -1") do not
+    // say where; the path does.
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path.is_empty() || path == "." {
+            ConfigError::Parse(inner)
+        } else {
+            ConfigError::Parse(format!("{path}: {inner}"))
+        }
+    })
 }
 
 /// Reads the `ros__parameters` of `node_name` from a ROS 2 parameters YAML file

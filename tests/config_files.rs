@@ -76,6 +76,22 @@ fn unknown_key_is_rejected_with_its_name() {
     assert!(err.contains("noise_sdt_m"), "{err}");
 }
 
+/// serde's refusals name the parameter by its path (they used to say only "unknown
+/// variant `kalmann`" or "invalid value: integer -1, expected u32").
+#[test]
+fn type_and_variant_errors_name_the_parameter() {
+    for (yaml, parameter) in [
+        ("localizer:\n  estimator:\n    method: kalmann\n", "localizer.estimator.method"),
+        ("inputs:\n  depth: many\n", "inputs.depth"),
+        ("localizer:\n  odometry: wobbly\n", "localizer.odometry"),
+        ("goal:\n  enabled: maybe\n", "goal.enabled"),
+    ] {
+        let doc = format!("landmark_flow_node:\n  ros__parameters:\n{}", yaml.lines().map(|l| format!("    {l}\n")).collect::<String>());
+        let err = node_parameters_from_yaml::<LandmarkFlowNodeConfig>(&doc, "landmark_flow_node").unwrap_err().to_string();
+        assert!(err.contains(parameter), "{parameter}: {err}");
+    }
+}
+
 #[test]
 fn demo_drift_yaml_is_the_demo_with_drifting_odometry() {
     use landmark_flow::localizer::OdometryMode;
