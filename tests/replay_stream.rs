@@ -260,3 +260,36 @@ fn memory_does_not_grow_with_the_bag() {
     assert!(long_mcap <= short_mcap + 32 && (long_mcap as u64) * 50 < long_n, "{peaks:?}");
     assert!(short_db3 <= 2 && long_db3 <= 2, "sorted rows pass straight through: {peaks:?}");
 }
+
+/// The replayer's exit status when every range is rejected: 1 with the reasons (a
+/// replay that estimated nothing must not look like a success), and `--help` into a
+/// closed pipe is not a panic.
+#[test]
+fn a_replay_that_fuses_nothing_exits_1_and_help_survives_a_closed_pipe() {
+    use std::process::{Command, Stdio};
+    let exe = env!("CARGO_BIN_EXE_landmark_flow_replay");
+    let dir = std::env::temp_dir().join(format!("landmark_flow_nothing_fused_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bag = landmark_flow::replay::synthetic::SyntheticBag { duration_s: 5.0, ..Default::default() };
+    bag.write_mcap(&dir.join("bag")).unwrap();
+    // No priors and unknown landmarks rejected: every range is `unknown_landmark`.
+    std::fs::write(dir.join("params.yaml"), "landmark_flow_node:\n  ros__parameters:\n    localizer:\n      unknown_landmarks: reject\n").unwrap();
+    let out = Command::new(exe)
+        .arg(dir.join("bag"))
+        .args(["--no-plots", "--params"])
+        .arg(dir.join("params.yaml"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("none of the") && stderr.contains("unknown_landmark"), "{stderr}");
+    // `--help | head -c 1`: the reader closes the pipe after one byte.
+    let mut child = Command::new(exe).arg("--help").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let status = child.wait_with_output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -38,7 +38,14 @@ options:
   -h, --help             this text
 
 exit status: 0 done; 1 the bag is damaged (everything before the damage was replayed
-and written) or nothing could be replayed; 2 bad arguments or parameters.";
+and written), nothing could be replayed, or no range was fused; 2 bad arguments or
+parameters.";
+
+/// One line to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
 
 fn usage_error(msg: &str) -> ExitCode {
     eprintln!("landmark_flow_replay: {msg}\n\n{USAGE}");
@@ -77,7 +84,7 @@ fn main() -> ExitCode {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         let result = match a.as_str() {
             "-h" | "--help" => {
-                println!("{USAGE}");
+                print_line(USAGE);
                 return ExitCode::SUCCESS;
             }
             "--out" => value("--out").map(|v| out = v.into()),
@@ -140,7 +147,7 @@ fn main() -> ExitCode {
                 eprintln!("landmark_flow_replay: warning: {w}");
             }
             let r = &outcome.report;
-            println!(
+            print_line(&format!(
                 "replayed {} odometry + {} range messages ({:.1} s of bag) in {:.3} s: {:.0} ranges/s, {:.0}x real time; {} fused, {} rejected",
                 r.odometry_messages,
                 r.range_messages,
@@ -150,17 +157,24 @@ fn main() -> ExitCode {
                 r.throughput.realtime_factor,
                 r.ranges_fused,
                 r.rejected_by_reason.values().sum::<u64>()
-            );
+            ));
             for l in &r.landmarks {
                 let err = l.final_error_m.map(|e| format!(", error {e:.3} m")).unwrap_or_default();
                 let nees = l.anees.map(|e| format!(", ANEES {e:.2}")).unwrap_or_default();
-                println!("  {}: {} fused, tr(Σ) {:.3} m²{err}{nees}", l.id, l.fused, l.final_trace_m2.unwrap_or(f64::NAN));
+                print_line(&format!("  {}: {} fused, tr(Σ) {:.3} m²{err}{nees}", l.id, l.fused, l.final_trace_m2.unwrap_or(f64::NAN)));
             }
-            println!("wrote {}", options.out_dir.display());
+            print_line(&format!("wrote {}", options.out_dir.display()));
             if let Some(e) = outcome.bag_error {
                 eprintln!(
                     "landmark_flow_replay: error: {e}\n  everything before it was replayed and written to {}",
                     options.out_dir.display()
+                );
+                return ExitCode::from(1);
+            }
+            if r.range_messages > 0 && r.ranges_fused == 0 {
+                eprintln!(
+                    "landmark_flow_replay: error: none of the {} ranges was fused (rejected by reason: {:?}; {} waiting for odometry at the end)",
+                    r.range_messages, r.rejected_by_reason, r.ranges_waiting_at_end
                 );
                 return ExitCode::from(1);
             }
