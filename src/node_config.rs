@@ -137,6 +137,10 @@ mod tests {
         let mut c = LandmarkFlowNodeConfig::default();
         c.inputs.depth = 0;
         assert!(c.validate().unwrap_err().to_string().contains("`inputs.depth`"));
+        // A plan's work bound: 41 x 41 candidates x 65 536 samples.
+        let mut c = LandmarkFlowNodeConfig::default();
+        c.planner.criterion.belief_samples = 65_536;
+        assert!(c.validate().unwrap_err().to_string().contains("`planner.criterion.belief_samples`"));
         let mut c = LandmarkFlowNodeConfig::default();
         c.goal.goal_tolerance_m = f64::NAN;
         assert!(c.validate().unwrap_err().to_string().contains("`goal.goal_tolerance_m`"));
@@ -148,7 +152,7 @@ mod tests {
         c.localizer.max_range_m = 0.0;
         assert_eq!(
             c.validate().unwrap_err().to_string(),
-            "parameter `localizer.max_range_m` = 0.0 is invalid: must be finite and > 0"
+            "parameter `localizer.max_range_m` = 0.0 is invalid: must be finite and in [0.001, 1000000]"
         );
     }
 

@@ -141,6 +141,9 @@ pub struct EstimatorConfig {
     pub seed: u64,
 }
 
+/// Largest flow.samples × flow.steps accepted (a few tens of ms of one update).
+pub const MAX_FLOW_EVALUATIONS: usize = 2_000_000;
+
 impl EstimatorConfig {
     /// Checks every parameter against its allowed range (names relative to the
     /// estimator section, e.g. `flow.samples`).
@@ -151,6 +154,15 @@ impl EstimatorConfig {
         let f = &self.flow;
         check_integer("flow.samples", f.samples, 2, 1_000_000)?;
         check_integer("flow.steps", f.steps, 1, 100_000)?;
+        // Work bound of one update (likelihood evaluations): the node's loop must not
+        // stall for seconds on one range.
+        if f.samples.saturating_mul(f.steps) > MAX_FLOW_EVALUATIONS {
+            return Err(ConfigError::invalid(
+                "flow.samples",
+                f.samples,
+                &format!("flow.samples x flow.steps ({}) <= {MAX_FLOW_EVALUATIONS}", f.samples.saturating_mul(f.steps)),
+            ));
+        }
         check_f64("flow.step_size", f.step_size, |v| v > 0.0 && v <= 10.0, "in (0, 10]")?;
         check_f64("flow.damping", f.damping, |v| v > 0.0 && v <= 1.0, "in (0, 1]")?;
         check_f64("flow.tolerance", f.tolerance, |v| v > 0.0 && v < 1.0, "in (0, 1)")?;
@@ -168,7 +180,7 @@ impl EstimatorConfig {
         check_f64("mixture.prune_weight", m.prune_weight, |v| (0.0..0.5).contains(&v), "in [0, 0.5)")?;
         check_f64("mixture.merge_threshold", m.merge_threshold, |v| (0.0..=10.0).contains(&v), "in [0, 10]")?;
         let p = &self.particle;
-        check_integer("particle.count", p.count, 10, 10_000_000)?;
+        check_integer("particle.count", p.count, 10, 1_000_000)?;
         check_f64("particle.resample_threshold", p.resample_threshold, |v| v > 0.0 && v <= 1.0, "in (0, 1]")?;
         check_f64("particle.roughening", p.roughening, |v| v > 0.0 && v < 1.0, "in (0, 1)")?;
         match self.noise_shape {

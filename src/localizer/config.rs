@@ -253,14 +253,18 @@ impl Default for LocalizerConfig {
 }
 
 fn prior_belief(parameter: &str, mean: &[f64], cov: &[f64]) -> Result<GaussianBelief<2>, ConfigError> {
-    if mean.len() != 2 || mean.iter().any(|v| !v.is_finite()) {
+    // Beyond 1e7 m (a continent) or a 1e7 m standard deviation the numbers stop being
+    // a landmark prior and start losing precision in every update.
+    if mean.len() != 2 || mean.iter().any(|v| !v.is_finite() || v.abs() > 1e7) {
         return Err(ConfigError::invalid(
             &format!("{parameter} mean"),
             mean,
-            "two finite numbers (x, y) in metres",
+            "two finite numbers within 1e7 (x, y) in metres",
         ));
     }
-    let symmetric = cov.len() == 4 && (cov[1] - cov[2]).abs() <= 1e-9 * (cov[0].abs() + cov[3].abs());
+    let symmetric = cov.len() == 4
+        && (cov[1] - cov[2]).abs() <= 1e-9 * (cov[0].abs() + cov[3].abs())
+        && cov.iter().all(|v| v.abs() <= 1e14);
     let belief = if symmetric {
         GaussianBelief::new(
             Vector2::new(mean[0], mean[1]),
@@ -275,7 +279,7 @@ fn prior_belief(parameter: &str, mean: &[f64], cov: &[f64]) -> Result<GaussianBe
         ConfigError::invalid(
             &format!("{parameter} covariance"),
             cov,
-            "a symmetric positive-definite 2x2 matrix, row-major, m^2",
+            "a symmetric positive-definite 2x2 matrix, row-major, m^2, entries within 1e14",
         )
     })
 }
@@ -293,8 +297,11 @@ impl LocalizerConfig {
                 "three finite numbers [x, y, z] in metres",
             ));
         }
+        if self.sensor_offset_m.iter().any(|v| v.abs() > 100.0) {
+            return Err(ConfigError::invalid("sensor_offset_m", &self.sensor_offset_m, "within 100 m of the base"));
+        }
         check_range("default_noise_std_m", self.default_noise_std_m, 1e-6, 1e3)?;
-        check_positive("max_range_m", self.max_range_m)?;
+        check_range("max_range_m", self.max_range_m, 1e-3, 1e6)?;
         check_range("odom_buffer_s", self.odom_buffer_s, 0.1, 3600.0)?;
         check_range("odom_tolerance_s", self.odom_tolerance_s, 0.0, 10.0)?;
         check_range("odom_wait_s", self.odom_wait_s, 0.0, 60.0)?;

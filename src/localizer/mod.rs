@@ -540,7 +540,10 @@ impl Localizer {
             Err(e) => return Err(Rejection::NoPose(e)),
         };
         let sensor = pose * Point3::from(self.config.sensor_offset());
-        let variance = if m.variance_m2 > 0.0 { m.variance_m2 } else { self.config.default_noise_std_m.powi(2) };
+        // A reported variance below (default_noise_std_m / 100)² is floored there: no
+        // radio is that good, and a belief fed σ = 1e-15 m freezes wherever it is.
+        let floor = (self.config.default_noise_std_m / 100.0).powi(2);
+        let variance = if m.variance_m2 > 0.0 { m.variance_m2.max(floor) } else { self.config.default_noise_std_m.powi(2) };
         let odom_xy = Vector2::new(sensor.x, sensor.y);
         // The sensor in the beliefs' frame, and its position covariance there: from the
         // joint state (drifting), or from a filled odometry covariance (exact).
@@ -855,6 +858,29 @@ mod tests {
             ("priors.covs_m2", Box::new(|c| c.priors.covs_m2[0] = -1.0)),
             ("priors.ids", Box::new(|c| c.priors.ids[0].clear())),
             ("estimator.flow.samples", Box::new(|c| c.estimator.flow.samples = 0)),
+            ("estimator.flow.samples", Box::new(|c| {
+                c.estimator.flow.samples = 1_000_000;
+                c.estimator.flow.steps = 100_000;
+            })),
+            ("estimator.particle.count", Box::new(|c| c.estimator.particle.count = 10_000_000)),
+            ("sensor_offset_m", Box::new(|c| c.sensor_offset_m = vec![1e300, 0.0, 0.0])),
+            ("max_range_m", Box::new(|c| c.max_range_m = 1e300)),
+            ("priors.means_m", Box::new(|c| c.priors.means_m = vec![1e300, 1.0])),
+            ("default_prior.cov_m2", Box::new(|c| c.default_prior.cov_m2 = vec![1e300, 0.0, 0.0, 1e300])),
+            ("odometry_gate.accept_after", Box::new(|c| c.odometry_gate.accept_after = 0)),
+            ("odometry_error.translation_std_m_per_sqrt_m", Box::new(|c| c.odometry_error.translation_std_m_per_sqrt_m = -1.0)),
+            ("estimator.method", Box::new(|c| {
+                c.odometry = OdometryMode::Drifting;
+                c.estimator.method = crate::estimator::Method::Particle;
+            })),
+            ("relinearisation.every_ranges", Box::new(|c| {
+                c.odometry = OdometryMode::Drifting;
+                c.relinearisation.every_ranges = 5;
+            })),
+            ("map_frame_id", Box::new(|c| {
+                c.odometry = OdometryMode::Drifting;
+                c.map_frame_id = "odom".into();
+            })),
             // Rules across parameters.
             ("relinearisation.every_ranges", Box::new(|c| {
                 c.relinearisation.every_ranges = 10;
@@ -938,6 +964,24 @@ mod tests {
         plain.add_odometry(1.0, "odom", at(0.0, -2.0)).unwrap();
         plain.add_range(&range(1.0, "a", 3.5)).unwrap();
         assert!((plain.tracks()["a"].summary.belief.mean - mu).norm() > (got - mu).norm());
+    }
+
+    /// A reported variance of 1e-30 m² is floored at (default_noise_std_m / 100)²:
+    /// the EKF update with that floor, by hand.
+    #[test]
+    fn a_tiny_reported_variance_is_floored() {
+        let mut loc = Localizer::new(config()).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        loc.add_range(&RangeInput { variance_m2: 1e-30, ..range(1.0, "a", 2.0) }).unwrap();
+        let r = (loc.config().default_noise_std_m / 100.0).powi(2);
+        let mu: Vector2<f64> = Vector2::new(1.0, 1.0);
+        let p: Matrix2<f64> = Matrix2::new(5.5, -1.5, -1.5, 5.5);
+        let u: Vector2<f64> = mu / mu.norm();
+        let s = (u.transpose() * p * u)[(0, 0)] + r;
+        let k = p * u / s;
+        let want = mu + k * (2.0 - mu.norm());
+        let got = loc.tracks()["a"].summary.belief.mean;
+        assert!((got - want).norm() < 1e-9, "{got} vs {want}");
     }
 
     fn config_with_offset() -> LocalizerConfig {

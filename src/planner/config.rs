@@ -139,6 +139,9 @@ impl Default for PlannerConfig {
 
 /// Largest candidate-grid half-width in cells (grid ≤ 401 × 401).
 pub const MAX_GRID_HALF_CELLS: usize = 200;
+/// Largest candidates × criterion.belief_samples of one plan (the default is 41² × 256
+/// = 430 336; this allows ~20× that, tens of ms).
+pub const MAX_PLAN_WORK: usize = 10_000_000;
 
 impl PlannerConfig {
     /// Checks every parameter against its allowed range (names relative to the
@@ -167,6 +170,18 @@ impl PlannerConfig {
         let c = &self.criterion;
         check_integer("criterion.belief_samples", c.belief_samples, 2, 65_536)?;
         check_integer("criterion.landmark_draws", c.landmark_draws, 1, 65_536)?;
+        // Work bound of one plan: candidates × belief samples.
+        let side = 2 * (self.max_step_m / self.resolution_m).floor() as usize + 1;
+        let work = side * side * c.belief_samples;
+        if work > MAX_PLAN_WORK {
+            return Err(ConfigError::invalid(
+                "criterion.belief_samples",
+                c.belief_samples,
+                &format!(
+                    "candidates ({side}x{side} from max_step_m / resolution_m) x criterion.belief_samples ({work}) <= {MAX_PLAN_WORK}"
+                ),
+            ));
+        }
         Ok(())
     }
 }
