@@ -1,6 +1,6 @@
 //! The localiser's parameters (`localizer.*` of the node config) and their checks.
 
-use crate::config::{check_integer, check_positive, check_range, ConfigError};
+use crate::config::{check_integer, check_range, ConfigError};
 use super::drift::OdometryErrorConfig;
 use crate::estimator::{CalibrationPrior, EstimatorConfig, GaussianBelief, Method};
 use nalgebra::{Matrix2, Vector2, Vector3};
@@ -201,6 +201,9 @@ pub struct LocalizerConfig {
     pub innovation_gate_sigma: f64,
     /// Ranges to ids without a prior: `default_prior`, `initialise` or `reject`.
     pub unknown_landmarks: UnknownLandmarkPolicy,
+    /// Most landmarks held (configured priors included); ranges to further new ids are
+    /// rejected (`landmark_cap`), so a publisher inventing ids cannot exhaust memory.
+    pub max_landmarks: u32,
     /// How `initialise` starts a landmark.
     pub initialisation: InitialisationConfig,
     /// Online range scale/offset estimation.
@@ -238,6 +241,7 @@ impl Default for LocalizerConfig {
             odom_wait_s: 1.0,
             innovation_gate_sigma: 0.0,
             unknown_landmarks: UnknownLandmarkPolicy::DefaultPrior,
+            max_landmarks: 1000,
             initialisation: InitialisationConfig::default(),
             calibration: CalibrationConfig::default(),
             relinearisation: RelinearisationConfig::default(),
@@ -306,6 +310,14 @@ impl LocalizerConfig {
         check_range("odom_tolerance_s", self.odom_tolerance_s, 0.0, 10.0)?;
         check_range("odom_wait_s", self.odom_wait_s, 0.0, 60.0)?;
         check_range("innovation_gate_sigma", self.innovation_gate_sigma, 0.0, 1e3)?;
+        check_integer("max_landmarks", self.max_landmarks, 1, 100_000)?;
+        if self.priors.ids.len() > self.max_landmarks as usize {
+            return Err(ConfigError::invalid(
+                "max_landmarks",
+                self.max_landmarks,
+                &format!(">= the number of priors.ids ({})", self.priors.ids.len()),
+            ));
+        }
         let init = &self.initialisation;
         check_range("initialisation.region_radius_m", init.region_radius_m, 1e-3, 1e5)?;
         check_range("initialisation.cell_m", init.cell_m, init.region_radius_m / 2000.0, init.region_radius_m)?;
@@ -412,8 +424,8 @@ impl LocalizerConfig {
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::with_capacity(n);
         for (k, id) in p.ids.iter().enumerate() {
-            if id.is_empty() || !seen.insert(id.clone()) {
-                return Err(ConfigError::invalid("priors.ids", id, "non-empty, unique ids"));
+            if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) || !seen.insert(id.clone()) {
+                return Err(ConfigError::invalid("priors.ids", id, "unique ids of 1 to 128 bytes without control characters"));
             }
             let b = prior_belief(id, &p.means_m[2 * k..2 * k + 2], &p.covs_m2[4 * k..4 * k + 4])
                 .map_err(|e| rename(e, &format!("{id} mean"), "priors.means_m"))

@@ -48,6 +48,10 @@ pub enum Rejection {
     WrongFrame { got: String, expected: String },
     #[error("landmark `{0}` has no prior and unknown landmarks are rejected")]
     UnknownLandmark(String),
+    #[error("landmark id `{0}` is empty, longer than 128 bytes or contains control characters")]
+    BadLandmarkId(String),
+    #[error("landmark `{0}` would exceed localizer.max_landmarks ({1})")]
+    LandmarkCap(String, u32),
     #[error("stamp {stamp_s:.3} s is older than the last fused range of this landmark ({last_s:.3} s)")]
     StampBackwards { stamp_s: f64, last_s: f64 },
     #[error("range {range_m} m at {stamp_s:.3} s repeats the last fused range of this landmark")]
@@ -96,6 +100,8 @@ impl Rejection {
             Rejection::BadVariance(_) => "bad_variance",
             Rejection::WrongFrame { .. } => "wrong_frame",
             Rejection::UnknownLandmark(_) => "unknown_landmark",
+            Rejection::BadLandmarkId(_) => "bad_landmark_id",
+            Rejection::LandmarkCap(..) => "landmark_cap",
             Rejection::StampBackwards { .. } => "stamp_backwards",
             Rejection::Duplicate { .. } => "duplicate",
             Rejection::NoPose(PoseLookupError::Empty) => "no_odometry",

@@ -504,8 +504,15 @@ impl Localizer {
     fn try_add_range(&mut self, m: &RangeInput) -> Result<RangeOutcome, Rejection> {
         check_message(m, &self.config)?;
         if !self.tracks.contains_key(&m.landmark_id) {
-            if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject || m.landmark_id.is_empty() {
+            if self.config.unknown_landmarks == UnknownLandmarkPolicy::Reject {
                 return Err(Rejection::UnknownLandmark(m.landmark_id.clone()));
+            }
+            // An id becomes a topic name, a log line and a map key: bounded and printable.
+            if m.landmark_id.is_empty() || m.landmark_id.len() > 128 || m.landmark_id.chars().any(char::is_control) {
+                return Err(Rejection::BadLandmarkId(m.landmark_id.chars().take(64).collect()));
+            }
+            if self.tracks.len() >= self.config.max_landmarks as usize {
+                return Err(Rejection::LandmarkCap(m.landmark_id.chars().take(64).collect(), self.config.max_landmarks));
             }
             if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior && self.joins_now(&self.default_prior) {
                 let prior = self.default_prior;
@@ -1157,6 +1164,26 @@ mod tests {
         loc.add_odometry(100.5, "odom", at(0.1, 0.0)).unwrap();
         loc.set_clock(0.0);
         loc.add_odometry(5000.0, "odom", at(0.1, 0.0)).unwrap();
+    }
+
+    /// Ids that cannot be a topic or a log line are refused, and new ids beyond
+    /// `max_landmarks` are refused (configured priors count).
+    #[test]
+    fn landmark_ids_are_checked_and_capped() {
+        let mut c = config();
+        c.max_landmarks = 3;
+        let mut loc = Localizer::new(c).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        for (id, reason) in [("", "bad_landmark_id"), ("L0\0xyz", "bad_landmark_id")] {
+            assert_eq!(loc.add_range(&range(1.0, id, 2.0)).unwrap_err().reason(), reason, "{id:?}");
+        }
+        let long = "x".repeat(129);
+        assert_eq!(loc.add_range(&range(1.0, &long, 2.0)).unwrap_err().reason(), "bad_landmark_id");
+        loc.add_range(&range(1.0, "b", 2.0)).unwrap();
+        loc.add_range(&range(1.0, "c", 2.0)).unwrap();
+        assert_eq!(loc.add_range(&range(1.0, "d", 2.0)).unwrap_err().reason(), "landmark_cap");
+        assert_eq!(loc.tracks().len(), 3);
+        loc.add_range(&range(1.1, "a", 2.0)).unwrap();
     }
 
     #[test]

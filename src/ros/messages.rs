@@ -266,7 +266,11 @@ fn goal_marker(header: &Header, from: &Vector2<f64>, goal: &Vector2<f64>) -> Mar
 /// `markers` out.
 pub fn markers_out(m: &MarkersMsg) -> MarkerArray {
     let header = header_out(&m.header);
-    let mut markers: Vec<Marker> = m.landmarks.iter().flat_map(|l| landmark_markers(&header, l)).collect();
+    // DELETEALL first: each array replaces the last, so markers of components merged
+    // away, of landmarks forgotten on reset, or of a goal reached do not linger.
+    let clear = Marker { header: header.clone(), action: Marker::DELETEALL as i32, ..Default::default() };
+    let mut markers: Vec<Marker> =
+        std::iter::once(clear).chain(m.landmarks.iter().flat_map(|l| landmark_markers(&header, l))).collect();
     if let Some((from, goal)) = &m.goal_arrow {
         markers.push(goal_marker(&header, from, goal));
     }
