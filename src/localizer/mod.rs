@@ -25,8 +25,17 @@
 //! ([`Localizer::add_odometry`] returns those results). So live (ranges and odometry
 //! on separate topics, in any order) and replay (bag order) fuse the same way.
 //!
+//! Odometry is accepted when its frame is `odom_frame_id` (when set), its pose finite,
+//! its stamp positive, after the newest one and not implausibly far after the clock,
+//! and the pose within the speed bounds of `odometry_gate` from the newest
+//! ([`OdometryGateConfig`]); a rejected pose is never stored.
+//!
 //! The sensor position is the interpolated base pose ⊕ `sensor_offset_m`; the
-//! estimate is planar (x, y): ranges are taken as horizontal distances.
+//! estimate is planar (x, y): ranges are taken as horizontal distances. With
+//! `odometry: drifting` the landmarks live in the map frame, in one joint state with
+//! the odometry's error ([`slam`]); a landmark with a wide prior runs as its own track
+//! (mixture, ranges placed at the sensor's map position with its uncertainty as extra
+//! noise) until it is one Gaussian no wider than `initialisation.max_std_m`, then joins.
 //!
 //! **Landmarks without a prior** (`unknown_landmarks: initialise`) start
 //! [`TrackStatus::Initialising`]: an [`InitialisationGrid`] (uniform over the disc of
