@@ -119,7 +119,7 @@ fn run() -> Result<(), NodeError> {
     let mut core = NodeCore::new(&config)?.with_diagnostics_name(&format!("{}: inputs", node.fully_qualified_name()?));
 
     // The parameter handler (ros2 param services, use_sim_time) runs on its own thread.
-    let (param_handler, _events) = node.make_parameter_handler()?;
+    let (param_handler, _events) = landmark_flow::ros::read_only_parameter_handler(&mut node)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
         .map_err(|e| NodeError::Other(e.to_string()))?;
     runtime.spawn(param_handler);

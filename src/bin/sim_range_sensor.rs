@@ -44,7 +44,7 @@ async fn run() -> Result<(), landmark_flow::ros::NodeError> {
     let config = sensor.config().clone();
 
     // The parameter handler serves `ros2 param` and switches on use_sim_time.
-    let (param_handler, _param_events) = node.make_parameter_handler()?;
+    let (param_handler, _param_events) = landmark_flow::ros::read_only_parameter_handler(&mut node)?;
     tokio::spawn(param_handler);
 
     let mut odom_sub = node.subscribe::<Odometry>("odom", sensor_qos())?;

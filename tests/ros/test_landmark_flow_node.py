@@ -363,3 +363,40 @@ def test_use_sim_time_drives_the_node_clock(peer, start_node, tmp_path):
     assert rig.diags[-1].status[0].name == "/landmark_flow_node: inputs"
     stamp = rig.diags[-1].header.stamp.sec + rig.diags[-1].header.stamp.nanosec * 1e-9
     assert 5000.0 < stamp <= sim["t"] + 1e-6, (stamp, sim["t"])
+
+
+def test_parameter_services_refuse_runtime_changes_with_a_reason(peer, start_node, tmp_path):
+    """`ros2 param set` semantics through rcl_interfaces with rclpy: the node reads its
+    parameters once at start, so a new value, a wrong type or an unknown name is refused
+    with a reason (it used to answer "successful" and ignore the value); setting the
+    current value succeeds; `get` still answers the value the node uses."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import GetParameters, SetParameters
+
+    start_node("landmark_flow_node", params_file=write_params(tmp_path, "landmark_flow_node", node_params()))
+    setter = peer.node.create_client(SetParameters, "/landmark_flow_node/set_parameters")
+    getter = peer.node.create_client(GetParameters, "/landmark_flow_node/get_parameters")
+    assert peer.spin_until(lambda: setter.service_is_ready() and getter.service_is_ready(), timeout_s=20)
+
+    def call(client, request):
+        future = client.call_async(request)
+        assert peer.spin_until(future.done, timeout_s=10), "no answer"
+        return future.result()
+
+    def get(name):
+        return call(getter, GetParameters.Request(names=[name])).values[0]
+
+    current = get("goal.enabled")
+    assert current.type == ParameterType.PARAMETER_BOOL
+    flipped = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=not current.bool_value)
+    wrong_type = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="yes")
+    same = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=current.bool_value)
+    results = call(setter, SetParameters.Request(parameters=[
+        Parameter(name="goal.enabled", value=flipped),
+        Parameter(name="goal.enabled", value=wrong_type),
+        Parameter(name="no.such.parameter", value=flipped),
+        Parameter(name="goal.enabled", value=same),
+    ])).results
+    assert [r.successful for r in results] == [False, False, False, True], results
+    assert "restart" in results[0].reason and "no such parameter" in results[2].reason, results
+    assert get("goal.enabled").bool_value == current.bool_value
