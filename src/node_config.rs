@@ -45,11 +45,16 @@ pub struct PublishConfig {
     pub heatmap: bool,
     /// Period of `/diagnostics`, seconds.
     pub diagnostics_period_s: f64,
+    /// Period of `landmark_beliefs` and `markers`, seconds; 0 = after every fused range.
+    /// Each carries every landmark, so with many landmarks a period keeps the
+    /// per-range work and bandwidth independent of their number (the per-landmark
+    /// `landmarks/<id>/pose` stay per update).
+    pub beliefs_period_s: f64,
 }
 
 impl Default for PublishConfig {
     fn default() -> Self {
-        Self { markers: true, heatmap: true, diagnostics_period_s: 1.0 }
+        Self { markers: true, heatmap: true, diagnostics_period_s: 1.0, beliefs_period_s: 0.0 }
     }
 }
 
@@ -94,6 +99,10 @@ impl LandmarkFlowNodeConfig {
         check_positive("goal.goal_tolerance_m", self.goal.goal_tolerance_m)?;
         check_range("goal.replan_period_s", self.goal.replan_period_s, 0.0, 3600.0)?;
         check_range("publish.diagnostics_period_s", self.publish.diagnostics_period_s, 0.01, 3600.0)?;
+        let beliefs = self.publish.beliefs_period_s;
+        if beliefs != 0.0 {
+            check_range("publish.beliefs_period_s", beliefs, 0.01, 3600.0)?;
+        }
         check_integer("inputs.depth", self.inputs.depth, 1, 10_000)?;
         self.check_combinations()
     }

@@ -206,6 +206,10 @@ pub struct NodeCore {
     goals: GoalScheduler,
     replan_timer: Option<PeriodicTimer>,
     diagnostics_timer: PeriodicTimer,
+    /// `publish.beliefs_period_s` > 0: the timer of the belief array and markers, and
+    /// whether a range was fused since they were last published.
+    beliefs_timer: Option<PeriodicTimer>,
+    beliefs_changed: bool,
     diagnostics_name: String,
     /// Total rejections at the last diagnostics publication (the level reflects the
     /// period since, not the lifetime count).
@@ -228,6 +232,8 @@ impl NodeCore {
             localizer,
             replan_timer,
             diagnostics_timer: PeriodicTimer::new(config.publish.diagnostics_period_s),
+            beliefs_timer: (config.publish.beliefs_period_s > 0.0).then(|| PeriodicTimer::new(config.publish.beliefs_period_s)),
+            beliefs_changed: false,
             diagnostics_name: DIAGNOSTICS_NAME.to_string(),
             rejected_at_last_diagnostics: 0,
         })
@@ -280,6 +286,14 @@ impl NodeCore {
     fn advance_clock(&mut self, now_s: f64, out: &mut Vec<Output>) {
         if self.replan_timer.as_mut().is_some_and(|t| t.due(now_s)) {
             self.replan(PlanTrigger::Timer, Stamp::from_secs(now_s), out);
+        }
+        if self.beliefs_timer.as_mut().is_some_and(|t| t.due(now_s)) && self.beliefs_changed {
+            self.beliefs_changed = false;
+            let stamp = Stamp::from_secs(now_s);
+            out.push(Output::Beliefs(self.belief_array(stamp)));
+            if self.config.publish.markers {
+                out.push(Output::Markers(self.markers(stamp)));
+            }
         }
         if self.diagnostics_timer.due(now_s) {
             let status = self.diagnostics(Stamp::from_secs(now_s));
@@ -373,9 +387,13 @@ impl NodeCore {
         if let Some(msg) = pose {
             out.push(Output::LandmarkPose { landmark_id: id.clone(), msg });
         }
-        out.push(Output::Beliefs(self.belief_array(stamp)));
-        if self.config.publish.markers {
-            out.push(Output::Markers(self.markers(stamp)));
+        if self.beliefs_timer.is_some() {
+            self.beliefs_changed = true;
+        } else {
+            out.push(Output::Beliefs(self.belief_array(stamp)));
+            if self.config.publish.markers {
+                out.push(Output::Markers(self.markers(stamp)));
+            }
         }
         self.replan(PlanTrigger::Fused(id), stamp, out);
     }

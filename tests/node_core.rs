@@ -332,3 +332,28 @@ fn drifting_odometry_publishes_the_correction_and_the_robot_pose_in_the_map_fram
     assert_eq!(beliefs.header.frame_id, "map");
     assert_eq!(beliefs.beliefs.len(), 1);
 }
+
+/// `publish.beliefs_period_s`: the belief array (and markers) at most once per period
+/// and only when a range was fused since; the landmark's pose after every range.
+#[test]
+fn the_belief_array_can_be_published_at_a_period() {
+    let mut c = config(0.0);
+    c.goal.enabled = false;
+    c.publish.beliefs_period_s = 1.0;
+    let mut core = NodeCore::new(&c).unwrap();
+    let (mut beliefs, mut poses) = (0, 0);
+    // 10 Hz odometry and ranges from 10.0 to 12.95 s, then 2 s of odometry only.
+    for k in 0..50 {
+        let t = 10.0 + 0.1 * k as f64;
+        let mut out = core.handle(t, odom(t, 0.05 * k as f64, 0.0));
+        if t < 13.0 {
+            out.extend(core.handle(t, range(t, "a", 4.0, 0.25)));
+        }
+        beliefs += out.iter().filter(|o| matches!(o, Output::Beliefs(_))).count();
+        poses += out.iter().filter(|o| matches!(o, Output::LandmarkPose { .. })).count();
+    }
+    // The timer starts at 10.0: firings at 11, 12, 13 (ranges fused before each), 14
+    // (nothing new since 13: not published).
+    assert_eq!(beliefs, 3);
+    assert_eq!(poses, 30);
+}
