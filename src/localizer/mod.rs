@@ -370,16 +370,23 @@ impl Localizer {
         }
         self.odometry_cov = pose_cov;
         let mut processed = Vec::new();
-        // The same lookup decides "covered" here and in try_add_range, so a drained
-        // range can never be queued again.
-        while let Some(front) = self.pending.front() {
-            if matches!(
-                self.odometry.pose_at(front.stamp_s),
+        // Every waiting range the odometry now covers is fused, in arrival order, unless
+        // an earlier range of the same landmark still waits (per-landmark order; one
+        // landmark's range ahead of the odometry does not hold up another's). The same
+        // lookup decides "covered" here and in try_add_range, so a drained range is
+        // never queued again.
+        let mut still_waiting = std::collections::VecDeque::new();
+        let mut blocked = std::collections::BTreeSet::new();
+        while let Some(input) = self.pending.pop_front() {
+            let covered = !matches!(
+                self.odometry.pose_at(input.stamp_s),
                 Err(PoseLookupError::Empty | PoseLookupError::TooNew { .. })
-            ) {
-                break;
+            );
+            if !covered || blocked.contains(&input.landmark_id) {
+                blocked.insert(input.landmark_id.clone());
+                still_waiting.push_back(input);
+                continue;
             }
-            let input = self.pending.pop_front().expect("front exists");
             let result = match self.add_range(&input) {
                 Ok(RangeOutcome::Fused(f)) => Ok(f),
                 Ok(RangeOutcome::Pending) => unreachable!("odometry covers the stamp"),
@@ -387,6 +394,7 @@ impl Localizer {
             };
             processed.push(Processed { input, result });
         }
+        self.pending = still_waiting;
         Ok(processed)
     }
 
@@ -1193,6 +1201,31 @@ mod tests {
         assert_eq!(loc.add_range(&range(1.0, "d", 2.0)).unwrap_err().reason(), "landmark_cap");
         assert_eq!(loc.tracks().len(), 3);
         loc.add_range(&range(1.1, "a", 2.0)).unwrap();
+    }
+
+    /// One landmark's range ahead of the odometry does not hold up another's: b's
+    /// first range is fused when the odometry covers it although a's (newer) waits,
+    /// so b's next range does not overtake it (it used to, and the first was then
+    /// rejected as stamp_backwards).
+    #[test]
+    fn a_waiting_range_does_not_hold_up_another_landmarks() {
+        let mut loc = Localizer::new(config()).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0, 0.0)).unwrap();
+        assert_eq!(loc.add_range(&range(1.5, "a", 3.0)), Ok(RangeOutcome::Pending));
+        assert_eq!(loc.add_range(&range(1.3, "b", 3.0)), Ok(RangeOutcome::Pending));
+        let done = loc.add_odometry(1.35, "odom", at(0.1, 0.0)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].input.landmark_id, "b");
+        assert!(done[0].result.is_ok());
+        assert!(matches!(loc.add_range(&range(1.32, "b", 3.1)), Ok(RangeOutcome::Fused(_))));
+        // An older range of the waiting landmark that the odometry covers is fused
+        // at once (stamp order), and the waiting one after it.
+        assert!(matches!(loc.add_range(&range(1.2, "a", 3.2)), Ok(RangeOutcome::Fused(_))));
+        let done = loc.add_odometry(1.6, "odom", at(0.2, 0.0)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert!(done[0].result.is_ok());
+        assert_eq!(loc.pending(), 0);
+        assert_eq!((loc.tracks()["a"].measurements_fused, loc.tracks()["b"].measurements_fused), (2, 2));
     }
 
     #[test]
