@@ -85,12 +85,22 @@ pub fn yaw_quaternion_xyzw(yaw: f64) -> [f64; 4] {
     [0.0, 0.0, (yaw / 2.0).sin(), (yaw / 2.0).cos()]
 }
 
-/// A topic-name-safe version of a landmark id (`[A-Za-z0-9_]`, not starting with a
-/// digit).
+/// The topic-name token of a landmark id (`landmarks/<token>/pose`), one-to-one: an id
+/// that is already a ROS name token (a letter, then letters, digits and single
+/// underscores, not ending in one) and does not start with `x_` is its own token; any
+/// other id becomes `x_` and the lowercase hex of its UTF-8 bytes (`a-b` → `x_612d62`,
+/// `a.b` → `x_612e62`). Two ids never share a topic.
 pub fn topic_safe(id: &str) -> String {
-    let mut s: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert_str(0, "id_");
+    let is_token = id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !id.contains("__")
+        && !id.ends_with('_');
+    if is_token && !id.starts_with("x_") {
+        return id.to_string();
+    }
+    let mut s = String::from("x_");
+    for b in id.bytes() {
+        s.push_str(&format!("{b:02x}"));
     }
     s
 }
@@ -180,10 +190,21 @@ mod tests {
     }
 
     #[test]
-    fn topic_safe_ids() {
-        assert_eq!(topic_safe("beacon-1"), "beacon_1");
-        assert_eq!(topic_safe("5"), "id_5");
-        assert_eq!(topic_safe("a_b"), "a_b");
-        assert_eq!(topic_safe(""), "id_");
+    fn topic_tokens_of_ids_are_one_to_one() {
+        assert_eq!(topic_safe("beacon_1"), "beacon_1");
+        assert_eq!(topic_safe("beacon-1"), "x_626561636f6e2d31");
+        assert_eq!(topic_safe("5"), "x_35");
+        assert_eq!(topic_safe("x_35"), "x_785f3335", "a token that looks encoded is encoded");
+        assert_eq!(topic_safe(""), "x_");
+        // The ids of the hostile-input report: each its own topic.
+        let ids = ["a-b", "a.b", "a_b", "信标", "🛰️", "a__b", "a_", "x_612d62", "L0", "L0\0xyz", "5", "x_35"];
+        let tokens: std::collections::BTreeSet<_> = ids.iter().map(|i| topic_safe(i)).collect();
+        assert_eq!(tokens.len(), ids.len(), "{tokens:?}");
+        for t in &tokens {
+            let valid = t.starts_with(|c: char| c.is_ascii_alphabetic())
+                && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !t.contains("__");
+            assert!(valid, "{t} is not a ROS name token");
+        }
     }
 }
