@@ -403,3 +403,33 @@ def test_parameter_services_refuse_runtime_changes_with_a_reason(peer, start_nod
     assert [r.successful for r in results] == [False, False, False, True], results
     assert "restart" in results[0].reason and "no such parameter" in results[2].reason, results
     assert get("goal.enabled").bool_value == current.bool_value
+
+
+def test_odometry_gate_rejects_a_jump_and_a_far_future_stamp_and_keeps_fusing(peer, start_node, tmp_path):
+    """With the odometry gate on (its defaults): one pose 1e6 m away and one stamped at
+    sec = 2^31 - 1 are rejected and counted, and neither is used: every range is fused
+    with the right pose, so the EKF belief equals the test's own EKF over the true
+    sensor positions (1e-9)."""
+    params = node_params("ekf")
+    del params["localizer"]["odometry_gate"]
+    start_node("landmark_flow_node", params_file=write_params(tmp_path, "landmark_flow_node", params))
+    rig = Rig(peer)
+    rig.wait_connected()
+    rng = np.random.default_rng(7)
+    mean, cov = np.array(PRIOR_MEAN), np.array(PRIOR_COV).reshape(2, 2)
+    for k in range(10):
+        x, y = -3.0 + 0.3 * k, -4.0
+        z = float(np.linalg.norm(TRUE_A - [x, y]) + rng.normal(0, math.sqrt(NOISE_VAR)))
+        rig.stay_at(x, y, [("beacon_a", z)])
+        mean, cov = ekf(mean, cov, np.array([x, y]), z, NOISE_VAR)
+        peer.spin_until(lambda: rig.fused("beacon_a") > k, timeout_s=2)
+        if k == 3:
+            rig.odom(1e6, -1e6, t=rig.t)
+            rig.odom(x, y, t=float(2**31 - 1))
+            peer.spin_until(lambda: False, timeout_s=0.1)
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 10, timeout_s=10), rig.counters()
+    want = {"rejected.odom_jump": "1", "rejected.odom_stamp_future": "1", "accepted": "10"}
+    ok = peer.spin_until(lambda: all(rig.counters().get(k) == v for k, v in want.items()), timeout_s=5)
+    assert ok, rig.counters()
+    b = rig.latest("beacon_a")
+    assert np.allclose([b.mean.x, b.mean.y], mean, atol=1e-9), (b.mean, mean)
