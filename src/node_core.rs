@@ -478,6 +478,10 @@ impl NodeCore {
             worst_latency = worst_latency.max(t.last_latency_s);
         }
         values.push(kv("update_latency_s.max_last".into(), format!("{worst_latency:.6}")));
+        // `odometry: drifting`: how far the evidence trusts each odometry noise scale.
+        for (scale, weight) in loc.joint_state().map(|s| s.weights()).unwrap_or_default() {
+            values.push(kv(format!("odometry_noise_scale.{scale}.weight"), format!("{weight:.4}")));
+        }
         let recent = rejected - self.rejected_at_last_diagnostics;
         DiagnosticStatusMsg {
             stamp,

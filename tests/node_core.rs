@@ -300,12 +300,24 @@ fn an_exact_duplicate_is_not_fused_twice() {
 /// (lever q = (1, 0)) and noise columns n_t → (1,0,0,0), n_θ → (0,−1,1,0):
 /// Σ_E(x,y,yaw) = [[1e-6 + 0.0025, 0, 0], [0, 2e-6 + 1e-4, −1e-6 − 1e-4],
 /// [0, ·, 2e-6 + 1e-4]]; the pose X = E ⊕ P with P = (1, 0, 0) has J = [[1,0,0],
-/// [0,1,1],[0,0,1]], so Σ_X = [[0.002501, 0, 0], [0, 2e-6, 1e-6], [0, 1e-6, 1.02e-4]].
+/// [0,1,1],[0,0,1]], so Σ_X = [[0.002501, 0, 0], [0, 2e-6, 1e-6], [0, 1e-6, 1.02e-4]]
+/// with one noise scale. With the default scales (1, 0.1, 0.01), equal weights before
+/// any range and equal means, the published variance of x is the average
+/// 1e-6 + 0.0025·(1 + 0.01 + 0.0001)/3.
 #[test]
 fn drifting_odometry_publishes_the_correction_and_the_robot_pose_in_the_map_frame() {
     let mut c = config(0.0);
     c.localizer.odometry = landmark_flow::localizer::OdometryMode::Drifting;
     c.goal.enabled = false;
+    {
+        let mut core = NodeCore::new(&c).unwrap();
+        core.handle(10.0, odom(10.0, 0.0, 0.0));
+        let out = core.handle(11.0, odom(11.0, 1.0, 0.0));
+        let pose = out.iter().find_map(|o| if let Output::RobotPose(m) = o { Some(m) } else { None }).unwrap();
+        let want = 1e-6 + 0.0025 * (1.0 + 0.01 + 0.0001) / 3.0;
+        assert!((pose.covariance[0] - want).abs() < 1e-12, "{} vs {want}", pose.covariance[0]);
+    }
+    c.localizer.odometry_error.noise_scales = vec![1.0];
     let mut core = NodeCore::new(&c).unwrap();
     let first = core.handle(10.0, odom(10.0, 0.0, 0.0));
     let out = core.handle(11.0, odom(11.0, 1.0, 0.0));

@@ -164,6 +164,7 @@ fn small_noise_propagation_matches_monte_carlo_within_four_standard_errors() {
         rotation_std_rad_per_sqrt_m: 0.0005,
         gyro_bias_walk_rad_per_s_per_sqrt_s: 2e-5,
         gyro_bias_std_rad_per_s: 2e-4,
+        ..OdometryErrorConfig::default()
     };
     let (dt, bias_mean) = (0.1, 1e-3);
     let steps = mixed_path(0.05);
@@ -257,6 +258,7 @@ fn straight_line_matches_the_closed_form() {
         rotation_std_rad_per_sqrt_m: 0.01,
         gyro_bias_walk_rad_per_s_per_sqrt_s: 0.0,
         gyro_bias_std_rad_per_s: 1e-3,
+        ..OdometryErrorConfig::default()
     };
     let (n, ds, dt) = (100usize, 0.1, 0.2);
     let (nf, l, t) = (n as f64, n as f64 * ds, n as f64 * dt);
@@ -403,6 +405,7 @@ fn perfect_odometry_leaves_the_correction_exactly_zero() {
         rotation_std_rad_per_sqrt_m: 0.0,
         gyro_bias_walk_rad_per_s_per_sqrt_s: 0.0,
         gyro_bias_std_rad_per_s: 0.0,
+        ..OdometryErrorConfig::default()
     };
     let model = OdometryErrorModel::new(c).unwrap();
     let state = propagate_path(&model, model.initial_state(), &odometry_poses(START, &mixed_path(0.1)), 0.1);

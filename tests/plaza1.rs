@@ -130,16 +130,20 @@ fn dead_reckoning_with_drifting_odometry_estimates_the_drift() {
     assert!(aligned <= 0.3, "aligned RMSE {aligned} m");
 }
 
-/// Ground-truth odometry with `odometry: drifting`: the shape of the map stays at the
-/// batch optimum (aligned RMSE ≤ 0.10 m); where the map frame sits wanders by the
-/// odometry uncertainty the model allows (documented in the README).
+/// Ground-truth odometry with `odometry: drifting` costs nothing: the ranges' evidence
+/// puts the weight on the smallest odometry noise scale (`localizer::imm`), and the
+/// beacons stay within 0.10 m RMSE without any alignment (0.079 m with `exact`; 0.73 m
+/// with the generic noise scale alone, whose odometry uncertainty lets the map frame
+/// wander).
 #[test]
-fn ground_truth_odometry_with_drifting_odometry_keeps_the_map_shape() {
+fn ground_truth_odometry_with_drifting_odometry_costs_nothing() {
     let Some(r) = replay_with("plaza_drifting.yaml", "plaza1_gt_mcap", true, None) else { return };
+    assert!(r.final_rmse_m.unwrap() <= 0.10, "{:?}", r.final_rmse_m);
     let aligned = r.final_rmse_aligned_m.unwrap();
     assert!(aligned <= 0.10, "aligned RMSE {aligned} m");
-    assert!(r.final_rmse_m.unwrap() <= 1.0, "{:?}", r.final_rmse_m);
     assert_eq!(r.ranges_fused, r.range_messages);
+    let weights = &r.odometry_noise_weights;
+    assert!(weights.last().is_some_and(|&(c, w)| c < 0.1 && w > 0.9), "{weights:?}");
 }
 
 /// The first 10 minutes: every beacon is initialised from its ranges alone (no prior)

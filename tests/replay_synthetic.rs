@@ -156,6 +156,7 @@ fn random_walk_noise_has_the_models_variances() {
         rotation_std_rad_per_sqrt_m: 0.01,
         gyro_bias_walk_rad_per_s_per_sqrt_s: 1e-3,
         gyro_bias_std_rad_per_s: 2e-3,
+        ..OdometryErrorConfig::default()
     };
     let runs = 300;
     let (mut lengths, mut headings) = (Vec::new(), Vec::new());

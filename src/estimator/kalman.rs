@@ -6,7 +6,7 @@ use nalgebra::{SMatrix, SVector};
 use super::belief::{symmetrise, GaussianBelief};
 use crate::config::ConfigError;
 use super::error::EstimatorError;
-use super::model::MeasurementModel;
+use super::model::{MeasurementModel, ScalarNoise};
 
 fn checked<const D: usize>(belief: GaussianBelief<D>) -> Result<GaussianBelief<D>, EstimatorError> {
     GaussianBelief::new(belief.mean, symmetrise(&belief.cov))
@@ -32,6 +32,28 @@ pub fn ekf_update<const D: usize, M: MeasurementModel<D>>(
     let ikh = SMatrix::<f64, D, D>::identity() - gain * jac.transpose();
     let cov = ikh * prior.cov * ikh.transpose() + gain * gain.transpose() * r;
     checked(GaussianBelief { mean, cov })
+}
+
+/// ln p(z) under the linearised predictive of z = h(s) + w, s ~ N(μ, Σ): the noise
+/// density with its variance widened by the prior's spread along ∇h, evaluated at the
+/// residual z − h(μ). With H = ∇h(μ)ᵀ, R the noise's equivalent variance and
+/// σ² its scale², the widened scale² is σ²·(1 + HΣHᵀ/R) (σ² + HΣHᵀ for Gaussian and
+/// Huber noise); the shape (Huber threshold in σ, Student-t ν) is kept. Exact for a
+/// linear h with Gaussian noise (the Kalman filter's innovation density). Used to
+/// weigh models against each other, so only differences between calls matter (the
+/// Huber density's unnormalised constant cancels).
+///
+/// # Errors
+/// `InvalidNoiseVariance` when the widened variance is not finite and > 0.
+pub fn predictive_log_density<const D: usize, M: MeasurementModel<D>>(
+    prior: &GaussianBelief<D>,
+    model: &M,
+) -> Result<f64, EstimatorError> {
+    let (h, jac) = model.predict(&prior.mean);
+    let noise = model.noise();
+    let spread = jac.dot(&(prior.cov * jac)).max(0.0);
+    let widened = ScalarNoise::new(noise.shape, noise.var * (1.0 + spread / noise.equivalent_variance()))?;
+    Ok(widened.log_density_derivatives(model.measurement() - h).0)
 }
 
 /// Largest state dimension of [`ukf_update`] (the sigma points live on the stack).

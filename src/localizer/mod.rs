@@ -64,6 +64,7 @@
 
 mod config;
 pub mod drift;
+pub mod imm;
 mod input;
 pub mod slam;
 mod track;
@@ -80,8 +81,9 @@ use crate::estimator::{
     joint_prior, pool_calibration, replace_calibration_prior, CalibratedRangeModel, Estimator, EstimatorError,
     GaussianBelief, InitialisationGrid, JointRangeModel, MixtureComponent, RangeModel, Summary, UpdateStats,
 };
-use drift::{map_pose, planar_pose, MapPose, OdometryErrorModel};
-use slam::{psd_part, JointState};
+use drift::{map_pose, planar_pose, MapPose};
+use imm::JointImm;
+use slam::psd_part;
 use crate::odometry::{OdometryBuffer, OdometryRejection, PoseLookupError};
 use input::{check_gate, check_message};
 use nalgebra::{Isometry3, Matrix2x3, Matrix3, Point3, Vector2};
@@ -131,8 +133,8 @@ pub struct Localizer {
 /// What `odometry: drifting` adds to the localizer.
 #[derive(Debug)]
 struct Drifting {
-    model: OdometryErrorModel,
-    state: JointState,
+    /// The joint state under each odometry noise scale ([`imm`]).
+    state: JointImm,
     estimator5: Estimator<5>,
     estimator7: Estimator<7>,
 }
@@ -148,10 +150,8 @@ impl Localizer {
         let drifting = match config.odometry {
             OdometryMode::Exact => None,
             OdometryMode::Drifting => {
-                let model = OdometryErrorModel::new(config.odometry_error.clone()).map_err(|e| e.prefixed("odometry_error"))?;
-                let state = JointState::new(&model, None);
+                let state = JointImm::new(&config.odometry_error, None).map_err(|e| e.prefixed("odometry_error"))?;
                 Some(Drifting {
-                    model,
                     state,
                     estimator5: Estimator::new(config.estimator).map_err(estimator_config_error)?,
                     estimator7: Estimator::new(config.estimator).map_err(estimator_config_error)?,
@@ -191,7 +191,8 @@ impl Localizer {
     pub fn reset(&mut self) {
         if let Some(d) = &mut self.drifting {
             let calibration = self.config.calibration.enabled.then(|| self.config.calibration.prior().belief());
-            d.state = JointState::new(&d.model, calibration.as_ref());
+            d.state = JointImm::new(&self.config.odometry_error, calibration.as_ref())
+                .expect("odometry_error was validated by Localizer::new");
         }
         self.sensor_calibration = None;
         self.tracks.clear();
@@ -315,7 +316,7 @@ impl Localizer {
     }
 
     /// `odometry: drifting`: the joint state (module doc of [`slam`]).
-    pub fn joint_state(&self) -> Option<&JointState> {
+    pub fn joint_state(&self) -> Option<&JointImm> {
         self.drifting.as_ref().map(|d| &d.state)
     }
 
@@ -362,7 +363,7 @@ impl Localizer {
                 (Some(before), Some(now)) => Some(psd_part(&(now - before))).filter(|g| g.amax() > 0.0),
                 _ => None,
             };
-            if let Err(e) = d.state.propagate(&d.model, stamp_s, &planar_pose(&pose), growth.as_ref()) {
+            if let Err(e) = d.state.propagate(stamp_s, &planar_pose(&pose), growth.as_ref()) {
                 let r = Rejection::Estimator(format!("odometry error model: {e}"));
                 *self.rejected.entry(r.reason()).or_insert(0) += 1;
                 return Err(r);

@@ -320,6 +320,22 @@ impl JointState {
         self.updates += 1;
     }
 
+    /// This state's layout (landmarks, calibration, odometry pose, update count) with
+    /// the given mean and covariance (of the same dimension): a mixed state of the
+    /// IMM ([`super::imm`]).
+    pub(super) fn with_moments(&self, mean: DVector<f64>, cov: DMatrix<f64>) -> Self {
+        debug_assert_eq!(mean.len(), self.dimension());
+        debug_assert_eq!(cov.shape(), (self.dimension(), self.dimension()));
+        Self {
+            mean,
+            cov,
+            calibration: self.calibration,
+            slots: self.slots.clone(),
+            last_odometry: self.last_odometry,
+            updates: self.updates,
+        }
+    }
+
     /// Mean and covariance of the whole state (for tests and reports).
     pub fn moments(&self) -> (&DVector<f64>, &DMatrix<f64>) {
         (&self.mean, &self.cov)

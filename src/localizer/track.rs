@@ -3,7 +3,7 @@
 //! summary.
 
 use super::config::RelinearisationConfig;
-use super::slam::JointStep;
+use super::imm::ImmStep;
 use crate::estimator::{
     calibration_marginal, condition_position, CalibratedRangeModel, Estimator, EstimatorError, GaussianBelief,
     InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
@@ -53,7 +53,7 @@ pub(crate) enum TrackStep {
     /// The calibrated state after one range, and its cavity.
     Calibrated(State<4>, WindowStep<4, CalibratedRangeModel>, GaussianBelief<2>),
     /// The joint state's change (committed by the localizer, which owns that state).
-    Joint(Box<JointStep>),
+    Joint(Box<ImmStep>),
 }
 
 impl TrackStep {

@@ -514,6 +514,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         final_rmse_m,
         final_rmse_aligned_m,
         robot_path: path_errors.report(),
+        odometry_noise_weights: localizer.joint_state().map(|s| s.weights()).unwrap_or_default(),
         odometry_messages,
         range_messages,
         undecodable_messages: undecodable,

@@ -318,6 +318,9 @@ pub struct ReplayReport {
     /// The corrected robot path against the true path (`odometry: drifting` with a
     /// true path).
     pub robot_path: Option<super::path::RobotPathReport>,
+    /// `odometry: drifting`: each odometry noise scale and its weight at the end
+    /// (`localizer::imm`).
+    pub odometry_noise_weights: Vec<(f64, f64)>,
     pub throughput: Throughput,
     /// The error that stopped reading the bag early, if any.
     pub bag_error: Option<String>,
@@ -413,6 +416,15 @@ impl ReplayReport {
                 p.final_error_m,
                 p.max_error_m,
                 opt(p.anees, 2)
+            ));
+        }
+        if !self.odometry_noise_weights.is_empty() {
+            let weights: Vec<String> = self.odometry_noise_weights.iter().map(|(c, w)| format!("×{c}: {w:.3}")).collect();
+            md.push_str(&format!(
+                "
+Odometry noise scales (times `odometry_error`'s standard deviations) and their weights at the end: {}.
+",
+                weights.join(", ")
             ));
         }
         md.push_str("\n## Rejected inputs\n\n| reason | count |\n|---|---|\n");

@@ -81,6 +81,7 @@ impl Default for SyntheticOdometryError {
                 rotation_std_rad_per_sqrt_m: 0.0,
                 gyro_bias_walk_rad_per_s_per_sqrt_s: 0.0,
                 gyro_bias_std_rad_per_s: 0.0,
+                ..OdometryErrorConfig::default()
             },
             seed: 11,
         }
