@@ -75,8 +75,12 @@ pub struct ImmStep {
 }
 
 /// The Gaussian with the moments of Σ w_i N(μ_i, Σ_i) (weights summing to 1).
-fn moment_match<const N: usize>(parts: impl Iterator<Item = (f64, SVector<f64, N>, SMatrix<f64, N, N>)> + Clone) -> (SVector<f64, N>, SMatrix<f64, N, N>) {
-    let mean = parts.clone().fold(SVector::zeros(), |m, (w, mu, _)| m + mu * w);
+fn moment_match<const N: usize>(
+    parts: impl Iterator<Item = (f64, SVector<f64, N>, SMatrix<f64, N, N>)> + Clone,
+) -> (SVector<f64, N>, SMatrix<f64, N, N>) {
+    let mean = parts
+        .clone()
+        .fold(SVector::zeros(), |m, (w, mu, _)| m + mu * w);
     let cov = parts.fold(SMatrix::zeros(), |c, (w, mu, cov)| {
         let d = mu - mean;
         c + (cov + d * d.transpose()) * w
@@ -99,7 +103,10 @@ impl JointImm {
     ///
     /// # Errors
     /// [`ConfigError`] naming the parameter when `config` is not valid.
-    pub fn new(config: &OdometryErrorConfig, calibration: Option<&GaussianBelief<2>>) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: &OdometryErrorConfig,
+        calibration: Option<&GaussianBelief<2>>,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let n = config.noise_scales.len() as f64;
         let hypotheses = config
@@ -108,23 +115,39 @@ impl JointImm {
             .map(|&scale| {
                 let model = OdometryErrorModel::new(config.scaled(scale))?;
                 let state = JointState::new(&model, calibration);
-                Ok(Hypothesis { scale, model, state, weight: 1.0 / n })
+                Ok(Hypothesis {
+                    scale,
+                    model,
+                    state,
+                    weight: 1.0 / n,
+                })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        Ok(Self { hypotheses, switch_probability: config.noise_scale_switch_probability })
+        Ok(Self {
+            hypotheses,
+            switch_probability: config.noise_scale_switch_probability,
+        })
     }
 
     /// (noise scale, weight) of each hypothesis.
     pub fn weights(&self) -> Vec<(f64, f64)> {
-        self.hypotheses.iter().map(|h| (h.scale, h.weight)).collect()
+        self.hypotheses
+            .iter()
+            .map(|h| (h.scale, h.weight))
+            .collect()
     }
 
     /// The joint state of each hypothesis, with its noise scale and weight (tests).
     pub fn hypotheses(&self) -> impl Iterator<Item = (f64, f64, &JointState)> {
-        self.hypotheses.iter().map(|h| (h.scale, h.weight, &h.state))
+        self.hypotheses
+            .iter()
+            .map(|h| (h.scale, h.weight, &h.state))
     }
 
-    fn matched<const N: usize>(&self, part: impl Fn(&JointState) -> (SVector<f64, N>, SMatrix<f64, N, N>)) -> (SVector<f64, N>, SMatrix<f64, N, N>) {
+    fn matched<const N: usize>(
+        &self,
+        part: impl Fn(&JointState) -> (SVector<f64, N>, SMatrix<f64, N, N>),
+    ) -> (SVector<f64, N>, SMatrix<f64, N, N>) {
         let parts: Vec<_> = self
             .hypotheses
             .iter()
@@ -149,7 +172,9 @@ impl JointImm {
     pub fn calibration(&self) -> Option<GaussianBelief<2>> {
         self.hypotheses[0].state.calibration()?;
         let (mean, cov) = self.matched(|s| {
-            let c = s.calibration().expect("every hypothesis has the same layout");
+            let c = s
+                .calibration()
+                .expect("every hypothesis has the same layout");
             (c.mean, c.cov)
         });
         Some(GaussianBelief { mean, cov })
@@ -159,7 +184,9 @@ impl JointImm {
     pub fn landmark(&self, id: &str) -> Option<GaussianBelief<2>> {
         self.hypotheses[0].state.landmark(id)?;
         let (mean, cov) = self.matched(|s| {
-            let b = s.landmark(id).expect("every hypothesis has the same layout");
+            let b = s
+                .landmark(id)
+                .expect("every hypothesis has the same layout");
             (b.mean, b.cov)
         });
         Some(GaussianBelief { mean, cov })
@@ -195,10 +222,16 @@ impl JointImm {
     /// # Errors
     /// The first hypothesis' [`DriftError`]: the input is checked by the first
     /// propagation, which changes nothing when it fails.
-    pub fn propagate(&mut self, stamp_s: f64, pose: &Isometry2<f64>, pose_cov_growth: Option<&Matrix3<f64>>) -> Result<(), DriftError> {
+    pub fn propagate(
+        &mut self,
+        stamp_s: f64,
+        pose: &Isometry2<f64>,
+        pose_cov_growth: Option<&Matrix3<f64>>,
+    ) -> Result<(), DriftError> {
         for h in &mut self.hypotheses {
             let growth = pose_cov_growth.map(|g| g * (h.scale * h.scale));
-            h.state.propagate(&h.model, stamp_s, pose, growth.as_ref())?;
+            h.state
+                .propagate(&h.model, stamp_s, pose, growth.as_ref())?;
         }
         Ok(())
     }
@@ -214,11 +247,18 @@ impl JointImm {
     ///
     /// # Errors
     /// As [`JointState::touched_marginal`].
-    pub fn touched_marginal<const K: usize>(&self, id: &str) -> Result<GaussianBelief<K>, EstimatorError> {
+    pub fn touched_marginal<const K: usize>(
+        &self,
+        id: &str,
+    ) -> Result<GaussianBelief<K>, EstimatorError> {
         let parts = self
             .hypotheses
             .iter()
-            .map(|h| h.state.touched_marginal::<K>(id).map(|b| (h.weight, b.mean, b.cov)))
+            .map(|h| {
+                h.state
+                    .touched_marginal::<K>(id)
+                    .map(|b| (h.weight, b.mean, b.cov))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let (mean, cov) = moment_match(parts.into_iter());
         GaussianBelief::new(mean, cov)
@@ -227,9 +267,17 @@ impl JointImm {
     /// The mixed state of hypothesis `j` (module doc), or `None` when it is its own.
     fn mixed(&self, j: usize) -> Option<JointState> {
         let m = self.hypotheses.len();
-        let p = |i: usize| if i == j { 1.0 - self.switch_probability } else { self.switch_probability / (m - 1) as f64 };
+        let p = |i: usize| {
+            if i == j {
+                1.0 - self.switch_probability
+            } else {
+                self.switch_probability / (m - 1) as f64
+            }
+        };
         let norm: f64 = (0..m).map(|i| p(i) * self.hypotheses[i].weight).sum();
-        let mu: Vec<f64> = (0..m).map(|i| p(i) * self.hypotheses[i].weight / norm).collect();
+        let mu: Vec<f64> = (0..m)
+            .map(|i| p(i) * self.hypotheses[i].weight / norm)
+            .collect();
         if !norm.is_finite() || norm <= 0.0 || (0..m).all(|i| i == j || mu[i] < SKIP_MIXING) {
             return None;
         }
@@ -270,7 +318,13 @@ impl JointImm {
             let mixed = if m > 1 { self.mixed(j) } else { None };
             let state = mixed.as_ref().unwrap_or(&self.hypotheses[j].state);
             let prior = state.touched_marginal::<K>(id)?;
-            let p = |i: usize| if i == j { 1.0 - self.switch_probability } else { self.switch_probability / (m - 1).max(1) as f64 };
+            let p = |i: usize| {
+                if i == j {
+                    1.0 - self.switch_probability
+                } else {
+                    self.switch_probability / (m - 1).max(1) as f64
+                }
+            };
             let predicted: f64 = (0..m).map(|i| p(i) * self.hypotheses[i].weight).sum();
             log_weights.push(predicted.ln() + predictive_log_density(&prior, model)?);
             let (step, _) = state.step(id, estimator, model)?;
@@ -281,9 +335,16 @@ impl JointImm {
             return Err(EstimatorError::DegenerateWeights(total));
         }
         let weights: Vec<f64> = log_weights.iter().map(|lw| (lw - total).exp()).collect();
-        let best = (0..m).max_by(|&a, &b| weights[a].total_cmp(&weights[b])).expect("at least one hypothesis");
+        let best = (0..m)
+            .max_by(|&a, &b| weights[a].total_cmp(&weights[b]))
+            .expect("at least one hypothesis");
         let landmark = {
-            let (mean, cov) = moment_match(weights.iter().zip(&updates).map(|(&w, (_, s))| (w, s.landmark.mean, s.landmark.cov)));
+            let (mean, cov) = moment_match(
+                weights
+                    .iter()
+                    .zip(&updates)
+                    .map(|(&w, (_, s))| (w, s.landmark.mean, s.landmark.cov)),
+            );
             GaussianBelief { mean, cov }
         };
         let calibration = updates[0].1.calibration.map(|_| {
@@ -294,12 +355,26 @@ impl JointImm {
             GaussianBelief { mean, cov }
         });
         let stats = updates[best].1.stats;
-        Ok((ImmStep { updates, weights, landmark, calibration, stats }, stats))
+        Ok((
+            ImmStep {
+                updates,
+                weights,
+                landmark,
+                calibration,
+                stats,
+            },
+            stats,
+        ))
     }
 
     /// Applies an [`ImmStep`] computed from this state.
     pub fn commit(&mut self, step: ImmStep) {
-        for ((h, (mixed, change)), weight) in self.hypotheses.iter_mut().zip(step.updates).zip(step.weights) {
+        for ((h, (mixed, change)), weight) in self
+            .hypotheses
+            .iter_mut()
+            .zip(step.updates)
+            .zip(step.weights)
+        {
             if let Some(mixed) = mixed {
                 h.state = mixed;
             }
