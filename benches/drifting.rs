@@ -3,11 +3,15 @@
 //! 7-dimensional touched marginal (256 Monte Carlo nodes) plus the Gaussian
 //! conditional (O(K·D²), D = 6 + 2L), for L = 4, 20, 100; and one odometry
 //! propagation (O(D)). Each iteration clones the state (O(D²), part of the number).
+//! `range_scales3_*` is the same range through the default three odometry noise scales
+//! (`localizer::imm`: three joint states, their predictive densities and weights), as
+//! the localizer runs it.
 //! Run: `cargo bench --no-default-features --bench drifting`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use landmark_flow::estimator::{Estimator, EstimatorConfig, FlowConfig, GaussianBelief, JointRangeModel, Method, NoiseShape};
 use landmark_flow::localizer::drift::{OdometryErrorConfig, OdometryErrorModel};
+use landmark_flow::localizer::imm::JointImm;
 use landmark_flow::localizer::slam::JointState;
 use nalgebra::{Isometry2, Matrix2, Vector2};
 
@@ -24,6 +28,32 @@ fn state(landmarks: usize, model: &OdometryErrorModel, est: &Estimator<7>) -> Jo
     for k in 0..100 {
         let th = 0.02 * k as f64;
         s.propagate(model, 0.1 * k as f64, &Isometry2::new(Vector2::new(5.0 * th.sin(), 5.0 * (1.0 - th.cos())), th), None)
+            .expect("propagate");
+    }
+    let p = Vector2::new(1.0, 1.0);
+    for i in 0..landmarks {
+        let id = format!("l{i}");
+        let z = (s.landmark(&id).expect("exists").mean - p).norm() + 0.2;
+        let m = JointRangeModel::<7>::new(p, z, 0.25, NoiseShape::Gaussian).expect("model");
+        let (step, _) = s.step(&id, est, &m).expect("update");
+        s.commit(step);
+    }
+    s
+}
+
+/// [`state`] under the default odometry noise scales (1, 0.1, 0.01).
+fn scales_state(landmarks: usize, est: &Estimator<7>) -> JointImm {
+    let config = OdometryErrorConfig::default();
+    let cal = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) };
+    let mut s = JointImm::new(&config, Some(&cal)).expect("scales");
+    for i in 0..landmarks {
+        let a = i as f64 * 0.7;
+        let belief = GaussianBelief { mean: Vector2::new(20.0 * a.cos(), 20.0 * a.sin()), cov: Matrix2::identity() };
+        s.insert_landmark(&format!("l{i}"), &belief);
+    }
+    for k in 0..100 {
+        let th = 0.02 * k as f64;
+        s.propagate(0.1 * k as f64, &Isometry2::new(Vector2::new(5.0 * th.sin(), 5.0 * (1.0 - th.cos())), th), None)
             .expect("propagate");
     }
     let p = Vector2::new(1.0, 1.0);
@@ -59,6 +89,15 @@ fn drifting(c: &mut Criterion) {
             })
         });
         c.bench_function(&format!("range_clone_only_L{landmarks}"), |b| b.iter(|| black_box(s.clone())));
+        let scales = scales_state(landmarks, &est);
+        c.bench_function(&format!("range_scales3_L{landmarks}"), |b| {
+            b.iter(|| {
+                let mut next = scales.clone();
+                let (step, _) = next.step("l1", &est, black_box(&m)).expect("update");
+                next.commit(step);
+                next
+            })
+        });
         let to = Isometry2::new(Vector2::new(5.1, 0.3), 0.05);
         c.bench_function(&format!("odometry_L{landmarks}"), |b| {
             b.iter(|| {
