@@ -7,7 +7,7 @@
 //! `config/*.yaml` ([`node_parameters_from_yaml`]); so a YAML file, `--params-file`
 //! and `-p name:=value` all go through the same parsing and validation.
 
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Serialize};
 use serde_yaml::{Mapping, Value};
 
 /// A configuration error, naming the parameter that is wrong: the one error type of
@@ -119,6 +119,72 @@ pub fn check_positive(parameter: &str, value: f64) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::invalid(parameter, value, "finite and > 0"))
     }
+}
+
+/// `config` with the parameter `name` (dotted, as ROS names it) set to `value`, read
+/// back through `T` (so the value must have the parameter's type). Does not validate.
+///
+/// # Errors
+/// [`ConfigError::Parse`] for a name that is not a parameter of `T` or a value `T`
+/// cannot take (naming the parameter).
+pub fn with_parameter<T: Serialize + DeserializeOwned>(config: &T, name: &str, value: Value) -> Result<T, ConfigError> {
+    let tree = serde_yaml::to_value(config).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let mut flat = flatten(&tree);
+    let slot = flat
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .ok_or_else(|| ConfigError::Parse(format!("{name}: no such parameter")))?;
+    slot.1 = value;
+    from_tree(tree_from_flat(flat)?)
+}
+
+/// The description of every parameter documented in a ROS 2 parameters file whose
+/// leaves carry a trailing comment (`key: value  # what it is, unit (default …)`), as
+/// `config/landmark_flow_node.yaml` does: dotted name (below `ros__parameters`) →
+/// comment text. Lines are read by their indentation; a value that is itself a
+/// mapping opens a group. Comment-only lines and leaves without a comment are skipped.
+pub fn parameter_descriptions(yaml: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    // (indent, key) of the open groups.
+    let mut groups: Vec<(usize, String)> = Vec::new();
+    for line in yaml.lines() {
+        let trimmed = line.trim_start();
+        // A parameter documented in a comment (a list that cannot be empty in a
+        // parameters file): `#   a.b.c: [..]   # what it is`.
+        if let Some((name, rest)) = trimmed.strip_prefix('#').and_then(|c| c.trim_start().split_once(": ")) {
+            if name.contains('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                if let Some(i) = rest.find(" #") {
+                    out.insert(name.to_string(), rest[i + 2..].trim().to_string());
+                }
+            }
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('-') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let Some((key, rest)) = trimmed.split_once(':') else { continue };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        while groups.last().is_some_and(|(i, _)| *i >= indent) {
+            groups.pop();
+        }
+        let (value, comment) = match rest.find(" #") {
+            Some(i) => (rest[..i].trim(), rest[i + 2..].trim()),
+            None => (rest.trim(), ""),
+        };
+        if value.is_empty() {
+            groups.push((indent, key.to_string()));
+            continue;
+        }
+        // Below `<node>: ros__parameters:`.
+        let path: Vec<&str> = groups.iter().skip(2).map(|(_, k)| k.as_str()).chain([key]).collect();
+        if !comment.is_empty() && groups.len() >= 2 {
+            out.insert(path.join("."), comment.to_string());
+        }
+    }
+    out
 }
 
 /// Builds a nested YAML mapping from flat ROS parameter names: `a.b` = v becomes

@@ -59,6 +59,12 @@ impl GoalScheduler {
         Self { config: config.clone(), goal: None, plans: 0 }
     }
 
+    /// Takes a new (validated) configuration: the next trigger plans with it; the
+    /// current goal stays until then.
+    pub fn reconfigure(&mut self, config: &LandmarkFlowNodeConfig) {
+        self.config = config.clone();
+    }
+
     /// The current goal position, metres.
     pub fn current_goal(&self) -> Option<Vector2<f64>> {
         self.goal

@@ -87,7 +87,47 @@ pub struct LandmarkFlowNodeConfig {
     pub inputs: InputConfig,
 }
 
+/// The parameters `ros2 param set` may change while the node runs (a name, or a
+/// prefix ending in `.`): when to plan and what (`goal.*`, `planner.*`), what is
+/// published and how often, and the innovation gate. Every other parameter shapes
+/// state built at start (the estimator, the landmarks, the subscriptions) and is
+/// read-only: changing it means restarting the node.
+pub const RUNTIME_PARAMETERS: &[&str] = &[
+    "goal.",
+    "planner.",
+    "publish.markers",
+    "publish.heatmap",
+    "publish.diagnostics_period_s",
+    "publish.beliefs_period_s",
+    "localizer.innovation_gate_sigma",
+];
+
+/// Whether parameter `name` (dotted) can change while the node runs
+/// ([`RUNTIME_PARAMETERS`]).
+pub fn is_runtime_parameter(name: &str) -> bool {
+    RUNTIME_PARAMETERS.iter().any(|p| if p.ends_with('.') { name.starts_with(p) } else { name == *p })
+}
+
 impl LandmarkFlowNodeConfig {
+    /// This configuration with parameter `name` set to `value`, validated as at start.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the parameter: not a parameter, a value of the wrong
+    /// type, or one `validate()` refuses.
+    pub fn with_parameter(&self, name: &str, value: serde_yaml::Value) -> Result<Self, ConfigError> {
+        let next = crate::config::with_parameter(self, name, value)?;
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// The first parameter that differs between `self` and `other` and cannot change
+    /// at run time ([`is_runtime_parameter`]).
+    pub fn first_start_only_change(&self, other: &Self) -> Option<String> {
+        let flat = |c: &Self| crate::config::flatten(&serde_yaml::to_value(c).expect("a config serialises"));
+        let (a, b) = (flat(self), flat(other));
+        a.iter().zip(&b).find(|(x, y)| x != y && !is_runtime_parameter(&x.0)).map(|(x, _)| x.0.clone())
+    }
+
     /// Checks every parameter, each section's and the rules across sections: the one
     /// validation run at start-up by the node and the replayer. Pure (no I/O).
     ///

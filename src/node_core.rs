@@ -239,6 +239,37 @@ impl NodeCore {
         })
     }
 
+    /// Applies a configuration changed at run time (`ros2 param set`): validated as at
+    /// start, and only [`crate::node_config::RUNTIME_PARAMETERS`] may differ. The
+    /// goal scheduler plans with it from the next trigger on, the timers restart with
+    /// their new periods, publication follows the new switches and the localizer the
+    /// new innovation gate. The beliefs and the current goal are kept.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first parameter that is invalid or cannot change at
+    /// run time; nothing is changed then.
+    pub fn reconfigure(&mut self, config: &LandmarkFlowNodeConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        if let Some(name) = self.config.first_start_only_change(config) {
+            return Err(ConfigError::invalid(&name, "a new value", "read at start: restart the node to change it"));
+        }
+        self.localizer.set_innovation_gate_sigma(config.localizer.innovation_gate_sigma).map_err(|e| e.prefixed("localizer"))?;
+        self.goals.reconfigure(config);
+        if (config.goal.enabled, config.goal.replan_period_s) != (self.config.goal.enabled, self.config.goal.replan_period_s) {
+            self.replan_timer =
+                (config.goal.enabled && config.goal.replan_period_s > 0.0).then(|| PeriodicTimer::new(config.goal.replan_period_s));
+        }
+        if config.publish.diagnostics_period_s != self.config.publish.diagnostics_period_s {
+            self.diagnostics_timer = PeriodicTimer::new(config.publish.diagnostics_period_s);
+        }
+        if config.publish.beliefs_period_s != self.config.publish.beliefs_period_s {
+            self.beliefs_timer =
+                (config.publish.beliefs_period_s > 0.0).then(|| PeriodicTimer::new(config.publish.beliefs_period_s));
+        }
+        self.config = config.clone();
+        Ok(())
+    }
+
     /// The diagnostic status's name (e.g. `/robot1/landmark_flow_node: inputs`).
     pub fn with_diagnostics_name(mut self, name: &str) -> Self {
         self.diagnostics_name = name.to_string();

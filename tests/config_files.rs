@@ -130,3 +130,16 @@ fn demo_drift_yaml_is_the_demo_with_drifting_odometry() {
     };
     assert_eq!(without_drift("demo_drift.yaml"), without_drift("demo.yaml"));
 }
+
+/// `ros2 param describe` shows each parameter's description from the documented
+/// parameters file: every parameter of the node (the flattened default config) has one.
+#[test]
+fn every_node_parameter_has_a_description() {
+    let descriptions = landmark_flow::config::parameter_descriptions(&read("landmark_flow_node.yaml"));
+    let tree = serde_yaml::to_value(LandmarkFlowNodeConfig::default()).unwrap();
+    let missing: Vec<String> =
+        landmark_flow::config::flatten(&tree).into_iter().map(|(n, _)| n).filter(|n| !descriptions.contains_key(n)).collect();
+    assert!(missing.is_empty(), "parameters without a description in landmark_flow_node.yaml: {missing:?}");
+    assert_eq!(descriptions["localizer.default_noise_std_m"], "range sigma when a measurement's variance is 0, m (default 0.5)");
+    assert_eq!(descriptions["localizer.priors.ids"], "landmark ids");
+}

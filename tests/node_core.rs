@@ -369,3 +369,47 @@ fn the_belief_array_can_be_published_at_a_period() {
     assert_eq!(beliefs, 3);
     assert_eq!(poses, 30);
 }
+
+/// `ros2 param set` at run time (what the ROS adapter calls): `goal.enabled: false`
+/// stops the goals and `true` brings them back; the innovation gate applies to the
+/// next range; start-only parameters, unknown names, wrong types and invalid values
+/// are refused naming the parameter, and change nothing.
+#[test]
+fn runtime_parameter_changes_apply_or_are_refused_by_name() {
+    use serde_yaml::Value;
+    let mut core = NodeCore::new(&config(1.0)).unwrap();
+    let mut goals_between = |core: &mut NodeCore, from: f64, to: f64| {
+        let mut n = 0;
+        let mut t = from;
+        while t < to {
+            n += goals(&core.handle(t, odom(t, 0.0, 0.0))).len();
+            t += 0.1;
+        }
+        n
+    };
+    assert!(goals_between(&mut core, 10.0, 15.0) > 0);
+    let off = core.config().with_parameter("goal.enabled", Value::from(false)).unwrap();
+    core.reconfigure(&off).unwrap();
+    assert_eq!(goals_between(&mut core, 15.0, 25.0), 0, "goal.enabled: false stops the goals");
+    let on = core.config().with_parameter("goal.enabled", Value::from(true)).unwrap();
+    core.reconfigure(&on).unwrap();
+    assert!(goals_between(&mut core, 25.0, 30.0) > 0);
+
+    // A gate of 1e-6 sigma rejects any range that is not exactly predicted.
+    let gated = core.config().with_parameter("localizer.innovation_gate_sigma", Value::from(1e-6)).unwrap();
+    core.reconfigure(&gated).unwrap();
+    core.handle(30.0, odom(30.0, 0.0, 0.0));
+    let out = core.handle(30.0, range(30.0, "a", 7.0, 0.25));
+    let reason = out.iter().find_map(|o| if let Output::Range(u) = o { u.result.as_ref().err().map(|r| r.reason()) } else { None });
+    assert_eq!(reason, Some("innovation_gate"));
+
+    let err = |r: Result<LandmarkFlowNodeConfig, landmark_flow::config::ConfigError>| r.unwrap_err().to_string();
+    assert!(err(core.config().with_parameter("goal.no_such", Value::from(1.0))).contains("goal.no_such"));
+    assert!(err(core.config().with_parameter("goal.replan_period_s", Value::from("soon"))).contains("replan_period_s"));
+    assert!(err(core.config().with_parameter("goal.replan_period_s", Value::from(-1.0))).contains("goal.replan_period_s"));
+    let start_only = core.config().with_parameter("localizer.default_noise_std_m", Value::from(0.3)).unwrap();
+    let before = core.config().clone();
+    let e = core.reconfigure(&start_only).unwrap_err().to_string();
+    assert!(e.contains("localizer.default_noise_std_m") && e.contains("restart"), "{e}");
+    assert_eq!(core.config(), &before);
+}

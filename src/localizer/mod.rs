@@ -184,6 +184,18 @@ impl Localizer {
         &self.config
     }
 
+    /// Sets `innovation_gate_sigma` (0 = off) for the ranges to come.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `innovation_gate_sigma` for a value `validate()` refuses;
+    /// the gate is then unchanged.
+    pub fn set_innovation_gate_sigma(&mut self, sigma: f64) -> Result<(), ConfigError> {
+        let next = LocalizerConfig { innovation_gate_sigma: sigma, ..self.config.clone() };
+        next.validate()?;
+        self.config.innovation_gate_sigma = sigma;
+        Ok(())
+    }
+
     /// Restores every configured landmark to its prior, forgets landmarks started
     /// from the default prior, zeroes the counters, and forgets odometry and the ranges
     /// waiting for it (so a bad odometry message, e.g. stamped far in the future, can
