@@ -30,7 +30,9 @@ use landmark_flow::ros::messages::{
     diagnostics_out, heatmap_out, landmark_belief_array_out, markers_out, odometry_correction_out, odometry_in,
     pose_stamped_out, pose_with_covariance_out, range_in, range_measurement_in, tf_message_out,
 };
-use landmark_flow::ros::{exit_with_error, load_parameters, output_qos, ros_now_secs, shutdown_signal, NodeError, Throttle};
+use landmark_flow::node_config::is_runtime_parameter;
+use landmark_flow::ros::parameters::{parameter_services, ParameterPolicy};
+use landmark_flow::ros::{exit_with_error, load_parameters, output_qos, ros_now_secs, shutdown_signal, yaml_of, NodeError, Throttle};
 use r2r::diagnostic_msgs::msg::DiagnosticArray;
 use r2r::geometry_msgs::msg::{PoseStamped, PoseWithCovarianceStamped};
 use r2r::landmark_flow::msg::{LandmarkBeliefArray, OdometryCorrection, RangeMeasurement};
@@ -118,8 +120,11 @@ fn run() -> Result<(), NodeError> {
     let config: LandmarkFlowNodeConfig = load_parameters(&node)?;
     let mut core = NodeCore::new(&config)?.with_diagnostics_name(&format!("{}: inputs", node.fully_qualified_name()?));
 
-    // The parameter handler (ros2 param services, use_sim_time) runs on its own thread.
-    let (param_handler, _events) = landmark_flow::ros::read_only_parameter_handler(&mut node)?;
+    // The parameter services (`ros2 param`; run-time changes reach the loop on
+    // `parameter_changes`) and use_sim_time; they run on their own thread.
+    let policy = NodeParameters { config: config.clone() };
+    let (param_handler, mut parameter_changes) =
+        parameter_services(&mut node, include_str!("../../config/landmark_flow_node.yaml"), policy)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
         .map_err(|e| NodeError::Other(e.to_string()))?;
     runtime.spawn(param_handler);
@@ -187,10 +192,53 @@ fn run() -> Result<(), NodeError> {
             }
             let _ = req.respond(Trigger::Response { success: true, message });
         }
+        let mut changes = Vec::new();
+        while let Some(Some(change)) = parameter_changes.next().now_or_never() {
+            changes.push(change);
+        }
+        if !changes.is_empty() {
+            // Accepted by the parameter services with the same checks: applying cannot fail.
+            match NodeParameters::apply(core.config(), &changes).and_then(|c| core.reconfigure(&c).map_err(|e| e.to_string())) {
+                Ok(()) => r2r::log_info!(&publishers.logger, "parameters changed: {}", changes.iter().map(|(n, v)| format!("{n} = {v:?}")).collect::<Vec<_>>().join(", ")),
+                Err(e) => r2r::log_error!(&publishers.logger, "parameter change not applied: {e}"),
+            }
+        }
         publishers.publish(&mut node, core.handle(now_s, Input::Tick));
     }
     r2r::log_info!(&publishers.logger, "shutting down");
     Ok(())
+}
+
+/// What `ros2 param set` may change while the node runs
+/// ([`landmark_flow::node_config::RUNTIME_PARAMETERS`]), checked by the same
+/// `validate()` as at start.
+struct NodeParameters {
+    /// The configuration with every accepted change.
+    config: LandmarkFlowNodeConfig,
+}
+
+impl NodeParameters {
+    /// `config` with `changes` applied, validated.
+    fn apply(config: &LandmarkFlowNodeConfig, changes: &[(String, r2r::ParameterValue)]) -> Result<LandmarkFlowNodeConfig, String> {
+        let mut next = config.clone();
+        for (name, value) in changes {
+            let yaml = yaml_of(value).ok_or_else(|| format!("{name}: a value is needed"))?;
+            next = landmark_flow::config::with_parameter(&next, name, yaml).map_err(|e| e.to_string())?;
+        }
+        next.validate().map_err(|e| e.to_string())?;
+        Ok(next)
+    }
+}
+
+impl ParameterPolicy for NodeParameters {
+    fn is_runtime(&self, name: &str) -> bool {
+        is_runtime_parameter(name)
+    }
+
+    fn accept(&mut self, changes: &[(String, r2r::ParameterValue)]) -> Result<(), String> {
+        self.config = Self::apply(&self.config, changes)?;
+        Ok(())
+    }
 }
 
 impl Publishers {

@@ -43,8 +43,8 @@ async fn run() -> Result<(), landmark_flow::ros::NodeError> {
     let mut sensor = SimRangeSensor::new(config)?;
     let config = sensor.config().clone();
 
-    // The parameter handler serves `ros2 param` and switches on use_sim_time.
-    let (param_handler, _param_events) = landmark_flow::ros::read_only_parameter_handler(&mut node)?;
+    // The parameter services (`ros2 param`; all read at start); switches on use_sim_time.
+    let (param_handler, _param_events) = landmark_flow::ros::parameters::parameter_services(&mut node, include_str!("../../config/sim_range_sensor.yaml"), landmark_flow::ros::parameters::StartOnly)?;
     tokio::spawn(param_handler);
 
     let mut odom_sub = node.subscribe::<Odometry>("odom", sensor_qos())?;

@@ -37,7 +37,7 @@ async fn run() -> Result<(), landmark_flow::ros::NodeError> {
     let robot = Arc::new(Mutex::new(SimRobot::new(config)?));
     let config = robot.lock().expect("robot lock").config().clone();
 
-    let (param_handler, _events) = landmark_flow::ros::read_only_parameter_handler(&mut node)?;
+    let (param_handler, _events) = landmark_flow::ros::parameters::parameter_services(&mut node, "", landmark_flow::ros::parameters::StartOnly)?;
     tokio::spawn(param_handler);
     let mut goals = node.subscribe::<PoseStamped>("goal_pose", output_qos())?;
     let odom_pub = node.create_publisher::<Odometry>("odom", output_qos())?;

@@ -3,6 +3,7 @@
 //! logging, the spin thread. No estimation logic lives here.
 
 pub mod messages;
+pub mod parameters;
 
 use crate::config::{flatten, from_tree, tree_from_flat, ConfigError};
 use crate::msg::Stamp;
@@ -52,7 +53,8 @@ pub fn load_parameters<T: DeserializeOwned + Serialize>(node: &r2r::Node) -> Res
     Ok(config)
 }
 
-fn yaml_of(v: &ParameterValue) -> Option<Value> {
+/// A ROS parameter value as YAML (`None` for not set).
+pub fn yaml_of(v: &ParameterValue) -> Option<Value> {
     Some(match v {
         ParameterValue::NotSet => return None,
         ParameterValue::Bool(b) => Value::from(*b),
@@ -239,71 +241,6 @@ where
     }
 }
 
-/// Prints a start-up error the way users read it (stderr, naming the node) and exits
-/// with status 2.
-/// The parameter services' view of a node whose parameters are read once at start
-/// (every executable here): `ros2 param get/list/describe` answer from the node's
-/// parameters, and `ros2 param set` is refused — with the reason — unless it sets the
-/// value the node already has. (The default r2r handler answered "successful" to any
-/// value, type or name, stored it, and the node ignored it.)
-pub struct ReadOnlyParameters {
-    params: Arc<std::sync::Mutex<r2r::indexmap::IndexMap<String, r2r::Parameter>>>,
-}
-
-impl ReadOnlyParameters {
-    pub fn new(node: &r2r::Node) -> Self {
-        Self { params: node.params.clone() }
-    }
-
-    /// Why setting `name` to `value` is refused, or `Ok` for the current value.
-    pub fn check(&self, name: &str, value: &ParameterValue) -> r2r::Result<()> {
-        let params = self.params.lock().expect("parameter lock poisoned");
-        let reason = match params.get(name) {
-            None => "no such parameter".to_string(),
-            Some(p) if p.value == *value => return Ok(()),
-            Some(_) => "parameters are read at start: restart the node with the new value (--ros-args -p or --params-file)".to_string(),
-        };
-        Err(r2r::Error::ParameterValueConv { name: name.to_string(), msg: reason })
-    }
-}
-
-impl r2r::RosParams for ReadOnlyParameters {
-    fn register_parameters(
-        &mut self,
-        _prefix: &str,
-        _param: Option<r2r::Parameter>,
-        _params: &mut r2r::indexmap::IndexMap<String, r2r::Parameter>,
-    ) -> r2r::Result<()> {
-        // load_parameters already wrote every effective value.
-        Ok(())
-    }
-
-    fn get_parameter(&mut self, name: &str) -> r2r::Result<ParameterValue> {
-        // The handler then answers from the node's parameters.
-        Err(r2r::Error::InvalidParameterName { name: name.to_string() })
-    }
-
-    fn set_parameter(&mut self, name: &str, value: &ParameterValue) -> r2r::Result<()> {
-        self.check(name, value)
-    }
-
-    fn check_parameter(&self, name: &str, value: &ParameterValue) -> r2r::Result<()> {
-        self.check(name, value)
-    }
-}
-
-/// The parameter services of a node with read-only parameters ([`ReadOnlyParameters`]):
-/// the future to spawn and the (empty) stream of accepted changes.
-///
-/// # Errors
-/// The services cannot be created.
-pub fn read_only_parameter_handler(
-    node: &mut r2r::Node,
-) -> Result<(impl std::future::Future<Output = ()> + Send, impl futures::Stream<Item = (String, ParameterValue)>), NodeError> {
-    let handler = Arc::new(std::sync::Mutex::new(ReadOnlyParameters::new(node)));
-    Ok(node.make_derived_parameter_handler(handler)?)
-}
-
 /// Largest parameters file accepted, bytes (a node's parameters are a few kB; a huge
 /// file would stall start-up in rcl's parser, deaf to SIGINT).
 pub const MAX_PARAMS_FILE_BYTES: u64 = 1 << 20;
@@ -362,6 +299,8 @@ pub fn exit_on_bad_params_files(node_name: &str) {
     }
 }
 
+/// Prints a start-up error the way users read it (stderr, naming the node) and exits
+/// with status 2.
 pub fn exit_with_error(node_name: &str, err: &dyn std::fmt::Display) -> ! {
     eprintln!("[{node_name}] error: {err}");
     std::process::exit(2)

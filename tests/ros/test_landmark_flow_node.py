@@ -6,6 +6,7 @@ the true landmark for convergence) and checks the node's outputs and diagnostics
 
 import math
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -368,18 +369,24 @@ def test_use_sim_time_drives_the_node_clock(peer, start_node, tmp_path):
     assert 5000.0 < stamp <= sim["t"] + 1e-6, (stamp, sim["t"])
 
 
-def test_parameter_services_refuse_runtime_changes_with_a_reason(peer, start_node, tmp_path):
-    """`ros2 param set` semantics through rcl_interfaces with rclpy: the node reads its
-    parameters once at start, so a new value, a wrong type or an unknown name is refused
-    with a reason (it used to answer "successful" and ignore the value); setting the
-    current value succeeds; `get` still answers the value the node uses."""
+def test_parameter_services_apply_runtime_changes_and_refuse_the_rest_with_a_reason(peer, start_node, tmp_path):
+    """`ros2 param set/describe` through rcl_interfaces with rclpy, as rclcpp answers:
+    a new value of a start-only parameter, a wrong type, an unknown name and an invalid
+    value are refused with a reason and change nothing; the current value is accepted;
+    a run-time parameter is applied (goals stop after `goal.enabled: false` and come
+    back after `true`); `describe_parameters` gives the type, a description with unit
+    and `read_only`; `use_sim_time` is declared."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import GetParameters, SetParameters
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters, SetParametersAtomically
 
     start_node("landmark_flow_node", params_file=write_params(tmp_path, "landmark_flow_node", node_params()))
-    setter = peer.node.create_client(SetParameters, "/landmark_flow_node/set_parameters")
-    getter = peer.node.create_client(GetParameters, "/landmark_flow_node/get_parameters")
-    assert peer.spin_until(lambda: setter.service_is_ready() and getter.service_is_ready(), timeout_s=20)
+    base = "/landmark_flow_node/"
+    setter = peer.node.create_client(SetParameters, base + "set_parameters")
+    atomic = peer.node.create_client(SetParametersAtomically, base + "set_parameters_atomically")
+    getter = peer.node.create_client(GetParameters, base + "get_parameters")
+    describer = peer.node.create_client(DescribeParameters, base + "describe_parameters")
+    clients = (setter, atomic, getter, describer)
+    assert peer.spin_until(lambda: all(c.service_is_ready() for c in clients), timeout_s=20)
 
     def call(client, request):
         future = client.call_async(request)
@@ -389,20 +396,64 @@ def test_parameter_services_refuse_runtime_changes_with_a_reason(peer, start_nod
     def get(name):
         return call(getter, GetParameters.Request(names=[name])).values[0]
 
-    current = get("goal.enabled")
-    assert current.type == ParameterType.PARAMETER_BOOL
-    flipped = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=not current.bool_value)
-    wrong_type = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="yes")
-    same = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=current.bool_value)
+    def double(v):
+        return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=v)
+
+    def boolean(v):
+        return ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)
+
+    noise = get("localizer.default_noise_std_m")
     results = call(setter, SetParameters.Request(parameters=[
-        Parameter(name="goal.enabled", value=flipped),
-        Parameter(name="goal.enabled", value=wrong_type),
-        Parameter(name="no.such.parameter", value=flipped),
-        Parameter(name="goal.enabled", value=same),
+        Parameter(name="localizer.default_noise_std_m", value=double(noise.double_value + 1.0)),
+        Parameter(name="goal.enabled", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="no")),
+        Parameter(name="no.such.parameter", value=boolean(True)),
+        Parameter(name="goal.replan_period_s", value=double(-1.0)),
+        Parameter(name="localizer.default_noise_std_m", value=noise),
     ])).results
-    assert [r.successful for r in results] == [False, False, False, True], results
-    assert "restart" in results[0].reason and "no such parameter" in results[2].reason, results
-    assert get("goal.enabled").bool_value == current.bool_value
+    assert [r.successful for r in results] == [False, False, False, False, True], results
+    assert "read-only" in results[0].reason and "restart" in results[0].reason, results[0]
+    assert "wrong type" in results[1].reason and "bool" in results[1].reason, results[1]
+    assert "no such parameter" in results[2].reason, results[2]
+    assert "goal.replan_period_s" in results[3].reason, results[3]
+    assert get("localizer.default_noise_std_m").double_value == noise.double_value
+    assert get("goal.replan_period_s").double_value == 0.5
+    # All or none: one bad value leaves the good one unset.
+    r = call(atomic, SetParametersAtomically.Request(parameters=[
+        Parameter(name="goal.goal_tolerance_m", value=double(0.5)),
+        Parameter(name="goal.replan_period_s", value=double(-1.0)),
+    ])).result
+    assert not r.successful and get("goal.goal_tolerance_m").double_value == 0.2, r
+
+    descriptors = call(describer, DescribeParameters.Request(
+        names=["localizer.default_noise_std_m", "goal.enabled", "use_sim_time"])).descriptors
+    assert descriptors[0].type == ParameterType.PARAMETER_DOUBLE and descriptors[0].read_only
+    assert ", m (default 0.5)" in descriptors[0].description, descriptors[0]
+    assert descriptors[1].type == ParameterType.PARAMETER_BOOL and not descriptors[1].read_only
+    assert descriptors[1].description, descriptors[1]
+    assert descriptors[2].type == ParameterType.PARAMETER_BOOL and descriptors[2].read_only
+    assert get("use_sim_time").bool_value is False
+
+    # A run-time change takes effect: the re-plan timer (0.5 s) publishes goals until
+    # goal.enabled is false, and again once it is true.
+    rig = Rig(peer)
+    rig.wait_connected()
+
+    def goals_within(seconds):
+        before = len(rig.goals)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rig.t += 0.05
+            rig.odom(0.0, -4.0)
+            peer.spin_until(lambda: False, timeout_s=0.05)
+        return len(rig.goals) - before
+
+    assert peer.spin_until(lambda: goals_within(0.5) > 0 or len(rig.goals) > 0, timeout_s=10), "no goals at start"
+    assert call(setter, SetParameters.Request(parameters=[Parameter(name="goal.enabled", value=boolean(False))])).results[0].successful
+    goals_within(0.3)  # the change reaches the loop
+    assert goals_within(2.0) == 0, "goals after goal.enabled: false"
+    assert get("goal.enabled").bool_value is False
+    assert call(setter, SetParameters.Request(parameters=[Parameter(name="goal.enabled", value=boolean(True))])).results[0].successful
+    assert peer.spin_until(lambda: goals_within(0.5) > 0, timeout_s=10), "no goals after goal.enabled: true"
 
 
 def test_odometry_gate_rejects_a_jump_and_a_far_future_stamp_and_keeps_fusing(peer, start_node, tmp_path):
