@@ -34,7 +34,7 @@ use crate::localizer::drift::planar_pose_covariance;
 use crate::localizer::{LandmarkTrack, Localizer, RangeCalibration, RangeInput, RangeOutcome, Rejection, TrackStatus};
 use crate::msg::{
     DiagnosticStatusMsg, Header, HeatmapMsg, LandmarkBeliefArrayMsg, LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg,
-    OdometryCorrectionMsg, OdometryMsg, PoseStampedMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, DIAGNOSTIC_OK,
+    OdometryCorrectionMsg, OdometryMsg, PoseStampedMsg, TfMessageMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, DIAGNOSTIC_OK,
     DIAGNOSTIC_WARN,
 };
 use crate::node_config::LandmarkFlowNodeConfig;
@@ -60,6 +60,8 @@ pub enum Input {
     Tick,
     /// `~/reset`: restore the priors.
     Reset,
+    /// `tf2_msgs/TFMessage` on `/tf_static`: the sensor mounts (`localizer::mount`).
+    StaticTransforms(TfMessageMsg),
 }
 
 /// A fused range's sensor position and the resulting belief.
@@ -125,6 +127,8 @@ pub enum Output {
     Odometry { stamp_s: f64, position: Point3<f64> },
     /// An odometry message the localizer rejected.
     OdometryRejected(Rejection),
+    /// A `/tf_static` transform that cannot be a sensor mount (counted).
+    StaticTransformRejected(Rejection),
     /// A range that was fused or rejected.
     Range(RangeUpdate),
     /// `landmarks/<id>/pose`.
@@ -303,6 +307,17 @@ impl NodeCore {
                 self.on_range(input, &mut out);
             }
             Input::Tick => {}
+            Input::StaticTransforms(m) => {
+                for t in &m.transforms {
+                    let [x, y, z] = t.translation;
+                    let [qx, qy, qz, qw] = t.rotation;
+                    let rotation = nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(qw, qx, qy, qz));
+                    let transform = nalgebra::Isometry3::from_parts(nalgebra::Translation3::new(x, y, z), rotation);
+                    if let Err(r) = self.localizer.add_static_transform(&t.header.frame_id, &t.child_frame_id, transform) {
+                        out.push(Output::StaticTransformRejected(r));
+                    }
+                }
+            }
             Input::Reset => {
                 self.localizer.reset();
                 self.goals.reset();

@@ -413,3 +413,74 @@ fn runtime_parameter_changes_apply_or_are_refused_by_name() {
     assert!(e.contains("localizer.default_noise_std_m") && e.contains("restart"), "{e}");
     assert_eq!(core.config(), &before);
 }
+
+/// The EKF of the first range to `a` (prior N((4, 3), diag(4, 1))) from sensor `x`.
+fn ekf_first_range(x: Vector2<f64>, z: f64, var: f64) -> Vector2<f64> {
+    let (mu, sigma) = (Vector2::new(4.0, 3.0), Matrix2::new(4.0, 0.0, 0.0, 1.0));
+    let d = mu - x;
+    let h: nalgebra::RowVector2<f64> = d.transpose() / d.norm();
+    let s = (h * sigma * h.transpose())[(0, 0)] + var;
+    mu + sigma * h.transpose() / s * (z - d.norm())
+}
+
+/// The sensor mount from `/tf_static`: base_link → mast (0.2, 0, 0.5), turned 90° about
+/// z, → uwb (0.3, 0, 0) puts the antenna at (0.2, 0.3, 0.5) in the base (by hand:
+/// R(90°)(0.3, 0, 0) = (0, 0.3, 0)); with the robot at (1, −1) heading 90° the sensor is
+/// at (1, −1) + R(90°)(0.2, 0.3) = (0.7, −0.8). The first range then equals the EKF
+/// from there; a range from a frame the tree does not reach uses `sensor_offset_m`;
+/// a non-finite transform is refused and counted.
+#[test]
+fn the_sensor_mount_comes_from_the_static_tf_tree() {
+    use landmark_flow::msg::{TfMessageMsg, TransformStampedMsg};
+    let (s45, c45) = (std::f64::consts::FRAC_PI_4.sin(), std::f64::consts::FRAC_PI_4.cos());
+    let edge = |parent: &str, child: &str, t: [f64; 3], q: [f64; 4]| TransformStampedMsg {
+        header: Header { stamp: Stamp::from_secs(0.0), frame_id: parent.into() },
+        child_frame_id: child.into(),
+        translation: t,
+        rotation: q,
+    };
+    let mut c = config(0.0);
+    c.localizer.sensor_offset_m = vec![-0.5, 0.0, 0.0];
+    let tf = TfMessageMsg {
+        transforms: vec![
+            edge("base_link", "mast", [0.2, 0.0, 0.5], [0.0, 0.0, s45, c45]),
+            edge("mast", "uwb", [0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]),
+            edge("base_link", "broken", [f64::NAN, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]),
+        ],
+    };
+    let heading_90 = |t: f64| {
+        Input::Odometry(OdometryMsg {
+            header: Header { stamp: Stamp::from_secs(t), frame_id: "odom".into() },
+            child_frame_id: "base_link".into(),
+            pose: Pose { position: [1.0, -1.0, 0.0], orientation: [0.0, 0.0, s45, c45] },
+            pose_covariance: [0.0; 36],
+        })
+    };
+    let fused_mean = |out: &[Output]| {
+        out.iter()
+            .find_map(|o| if let Output::LandmarkPose { msg, .. } = o { Some(Vector2::new(msg.pose.position[0], msg.pose.position[1])) } else { None })
+            .expect("fused")
+    };
+    let (z, var) = (4.2, 0.09);
+
+    let mut core = NodeCore::new(&c).unwrap();
+    let out = core.handle(1.0, Input::StaticTransforms(tf.clone()));
+    assert_eq!(out.iter().filter(|o| matches!(o, Output::StaticTransformRejected(_))).count(), 1);
+    assert_eq!(core.localizer().rejected().get("bad_static_transform"), Some(&1));
+    core.handle(2.0, heading_90(2.0));
+    let got = fused_mean(&core.handle(2.0, range(2.0, "a", z, var)));
+    let want = ekf_first_range(Vector2::new(0.7, -0.8), z, var);
+    assert!((got - want).amax() < 1e-9, "{got} vs {want}");
+
+    // A frame the tree does not reach: sensor_offset_m, (−0.5, 0) turned 90° → (0, −0.5).
+    let mut core = NodeCore::new(&c).unwrap();
+    core.handle(1.0, Input::StaticTransforms(tf));
+    core.handle(2.0, heading_90(2.0));
+    let mut other = range(2.0, "a", z, var);
+    if let Input::RangeMeasurement { msg, .. } = &mut other {
+        msg.header.frame_id = "sonar".into();
+    }
+    let got = fused_mean(&core.handle(2.0, other));
+    let want = ekf_first_range(Vector2::new(1.0, -1.5), z, var);
+    assert!((got - want).amax() < 1e-9, "{got} vs {want}");
+}

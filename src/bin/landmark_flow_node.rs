@@ -17,7 +17,9 @@
 //! `odometry_correction` (landmark_flow/OdometryCorrection), the same correction as the
 //! `map → odom` transform on `/tf` (tf2_msgs/TFMessage) and `robot_pose`
 //! (PoseWithCovarianceStamped, the robot in the map frame);
-//! service `~/reset` (std_srvs/Trigger) restores the priors.
+//! service `~/reset` (std_srvs/Trigger) restores the priors. `/tf_static`
+//! (tf2_msgs/TFMessage) gives the sensor mounts: `localizer.base_frame_id` → a range's
+//! `header.frame_id` (`sensor_offset_m` when the tree does not connect them).
 
 use futures::{FutureExt, StreamExt};
 use landmark_flow::msg::topic_safe;
@@ -28,7 +30,7 @@ use landmark_flow::node_core::{Input, NodeCore, Output};
 use landmark_flow::planner::PlannerError;
 use landmark_flow::ros::messages::{
     diagnostics_out, heatmap_out, landmark_belief_array_out, markers_out, odometry_correction_out, odometry_in,
-    pose_stamped_out, pose_with_covariance_out, range_in, range_measurement_in, tf_message_out,
+    pose_stamped_out, pose_with_covariance_out, range_in, range_measurement_in, tf_message_in, tf_message_out,
 };
 use landmark_flow::node_config::is_runtime_parameter;
 use landmark_flow::ros::parameters::{parameter_services, ParameterPolicy};
@@ -98,6 +100,12 @@ fn tf_qos() -> QosProfile {
     QosProfile::default().keep_last(100).reliable().volatile()
 }
 
+/// `/tf_static`'s QoS as tf2 uses it: reliable, transient local (a late subscriber gets
+/// the transforms published before it), keep last 100.
+fn tf_static_qos() -> QosProfile {
+    QosProfile::default().keep_last(100).reliable().transient_local()
+}
+
 fn input_qos(config: &LandmarkFlowNodeConfig) -> QosProfile {
     let depth = config.inputs.depth as usize;
     if config.inputs.reliable {
@@ -142,6 +150,7 @@ fn run() -> Result<(), NodeError> {
     let mut odometry = node.subscribe::<Odometry>("odom", qos.clone())?;
     let mut raw_ranges =
         if config.inputs.sensor_msgs_range { Some(node.subscribe::<Range>("range_raw", qos)?) } else { None };
+    let mut static_transforms = node.subscribe::<TFMessage>("/tf_static", tf_static_qos())?;
     let mut reset = node.create_service::<Trigger::Service>("~/reset", QosProfile::services_default())?;
     let mut publishers = Publishers {
         beliefs: node.create_publisher("landmark_beliefs", output_qos())?,
@@ -168,6 +177,10 @@ fn run() -> Result<(), NodeError> {
     while !stop.load(Ordering::Relaxed) {
         node.spin_once(Duration::from_millis(5));
         let now_s = ros_now_secs(&clock);
+        // The sensor mounts first: a range is placed with the mount known when it is fused.
+        while let Some(Some(m)) = static_transforms.next().now_or_never() {
+            publishers.publish(&mut node, core.handle(now_s, Input::StaticTransforms(tf_message_in(&m))));
+        }
         while let Some(Some(m)) = odometry.next().now_or_never() {
             let outputs = core.handle(now_s, Input::Odometry(odometry_in(&m)));
             publishers.publish(&mut node, outputs);
@@ -261,6 +274,7 @@ impl Publishers {
                     }
                 }
                 Output::OdometryRejected(r) => self.warn(&format!("odom/{}", r.reason()), || format!("odom rejected ({}): {r}", r.reason())),
+                Output::StaticTransformRejected(r) => self.warn("tf_static", || format!("/tf_static transform not used as a sensor mount: {r}")),
                 Output::Range(u) => {
                     if let Err(r) = &u.result {
                         let topic = &u.input.topic;

@@ -184,7 +184,12 @@ pub struct LocalizerConfig {
     pub odom_frame_id: String,
     /// Expected `header.frame_id` of ranges; "" accepts any.
     pub sensor_frame_id: String,
-    /// Sensor position in the robot base frame (x, y, z), metres.
+    /// The robot's base frame (the odometry's `child_frame_id`): a range's sensor
+    /// mount is the `/tf_static` transform from it to the range's `header.frame_id`
+    /// when the tree connects them (`localizer::mount`), else `sensor_offset_m`.
+    pub base_frame_id: String,
+    /// Sensor position in the robot base frame (x, y, z), metres, for a range whose
+    /// frame the static TF tree does not connect to `base_frame_id`.
     pub sensor_offset_m: Vec<f64>,
     /// Range noise σ used when a measurement's variance is 0, metres.
     pub default_noise_std_m: f64,
@@ -233,6 +238,7 @@ impl Default for LocalizerConfig {
         Self {
             odom_frame_id: String::new(),
             sensor_frame_id: String::new(),
+            base_frame_id: "base_link".into(),
             sensor_offset_m: vec![0.0, 0.0, 0.0],
             default_noise_std_m: 0.5,
             max_range_m: 200.0,

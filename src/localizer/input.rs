@@ -66,6 +66,8 @@ pub enum Rejection {
     InnovationGate { range_m: f64, sigmas: f64, gate: f64 },
     #[error("more than {MAX_PENDING_RANGES} ranges waiting for odometry: dropped the oldest")]
     PendingOverflow,
+    #[error("{0}")]
+    StaticTransform(super::mount::MountError),
 }
 
 /// Ranges that may wait for odometry at once (see the module doc).
@@ -115,6 +117,7 @@ impl Rejection {
             Rejection::Estimator(_) => "estimator_error",
             Rejection::PendingOverflow => "odometry_wait_overflow",
             Rejection::InnovationGate { .. } => "innovation_gate",
+            Rejection::StaticTransform(_) => "bad_static_transform",
         }
     }
 }

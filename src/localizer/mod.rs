@@ -65,6 +65,7 @@
 mod config;
 pub mod drift;
 pub mod imm;
+pub mod mount;
 mod input;
 pub mod slam;
 mod track;
@@ -128,6 +129,8 @@ pub struct Localizer {
     /// [`slam`]), with the estimators of the range marginals (K = 5, or 7 with
     /// calibration).
     drifting: Option<Drifting>,
+    /// The sensor mounts from `/tf_static` (kept across resets: static is static).
+    mounts: mount::SensorMounts,
 }
 
 /// What `odometry: drifting` adds to the localizer.
@@ -163,6 +166,7 @@ impl Localizer {
             jump_run: None,
             odometry_cov: None,
             drifting,
+            mounts: mount::SensorMounts::default(),
             default_prior: config.default_prior_belief()?,
             odometry: OdometryBuffer::new(config.odom_buffer_s, config.odom_tolerance_s),
             odom_frame_id: config.odom_frame_id.clone(),
@@ -411,6 +415,26 @@ impl Localizer {
         Ok(processed)
     }
 
+    /// Stores a static transform `parent → child` (the child's pose in the parent, from
+    /// `/tf_static`): a range from frame `child`, or a frame below it, is then measured
+    /// at the mount it implies (module doc of [`mount`]).
+    ///
+    /// # Errors
+    /// [`Rejection::StaticTransform`] (counted) for a transform that cannot be a mount.
+    pub fn add_static_transform(&mut self, parent: &str, child: &str, transform: Isometry3<f64>) -> Result<(), Rejection> {
+        self.mounts.insert(parent, child, transform).map_err(|e| {
+            let r = Rejection::StaticTransform(e);
+            *self.rejected.entry(r.reason()).or_insert(0) += 1;
+            r
+        })
+    }
+
+    /// The sensor position in the base frame for a range from `frame_id`, metres: the
+    /// static TF mount when known, else `sensor_offset_m`.
+    pub fn sensor_mount(&self, frame_id: &str) -> nalgebra::Vector3<f64> {
+        self.mounts.position_in(&self.config.base_frame_id, frame_id).unwrap_or_else(|| self.config.sensor_offset())
+    }
+
     /// Sets the caller's clock (ROS time, sim time or bag time), s, for the odometry
     /// gate's future-stamp check (0 = unknown: not checked).
     pub fn set_clock(&mut self, now_s: f64) {
@@ -576,7 +600,7 @@ impl Localizer {
             }
             Err(e) => return Err(Rejection::NoPose(e)),
         };
-        let sensor = pose * Point3::from(self.config.sensor_offset());
+        let sensor = pose * Point3::from(self.sensor_mount(&m.frame_id));
         // A reported variance below (default_noise_std_m / 100)² is floored there: no
         // radio is that good, and a belief fed σ = 1e-15 m freezes wherever it is.
         let floor = (self.config.default_noise_std_m / 100.0).powi(2);

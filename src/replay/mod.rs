@@ -53,6 +53,8 @@ pub const BELIEFS_TOPIC: &str = "/landmark_beliefs";
 pub const GOAL_TOPIC: &str = "/goal_pose";
 /// Output topics of `localizer.odometry: drifting` (the node's names).
 pub const ODOMETRY_CORRECTION_TOPIC: &str = "/odometry_correction";
+/// The static TF topic read for the sensor mounts (as the live node subscribes it).
+pub const STATIC_TF_TOPIC: &str = "/tf_static";
 pub const TF_TOPIC: &str = "/tf";
 pub const ROBOT_POSE_TOPIC: &str = "/robot_pose";
 /// Columns of `updates.csv`.
@@ -151,6 +153,8 @@ enum Kind {
     Odometry,
     Range,
     RangeMeasurement,
+    /// `/tf_static` (the sensor mounts), when the bag recorded it.
+    StaticTransforms,
 }
 
 fn decode(kind: Kind, topic: &str, data: &[u8]) -> Result<Input, CdrError> {
@@ -159,6 +163,7 @@ fn decode(kind: Kind, topic: &str, data: &[u8]) -> Result<Input, CdrError> {
         Kind::Odometry => Input::Odometry(OdometryMsg::decode(data)?),
         Kind::Range => Input::Range { topic, msg: RangeMsg::decode(data)? },
         Kind::RangeMeasurement => Input::RangeMeasurement { topic, msg: RangeMeasurementMsg::decode(data)? },
+        Kind::StaticTransforms => Input::StaticTransforms(TfMessageMsg::decode(data)?),
     })
 }
 
@@ -186,6 +191,8 @@ fn topic_kinds(contents: &Bag, options: &ReplayOptions) -> Result<Vec<Option<Kin
                     return Err(wrong_type(options, t, format!("{} or {}", type_names::RANGE, type_names::RANGE_MEASUREMENT)))
                 }
             }
+        } else if t.name == STATIC_TF_TOPIC && cdr && t.type_name == type_names::TF_MESSAGE {
+            Some(Kind::StaticTransforms)
         } else {
             None
         };
@@ -323,6 +330,7 @@ impl Sinks {
             Output::PlanFailed { .. } => self.plan_failures += 1,
             // Not recorded (no output topic of the replay bag, or nothing to draw).
             Output::OdometryRejected(_)
+            | Output::StaticTransformRejected(_)
             | Output::Markers(_)
             | Output::Heatmap(_)
             | Output::Diagnostics(_)
@@ -446,6 +454,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         };
         match kind {
             Kind::Odometry => sinks.odometry_messages += 1,
+            Kind::StaticTransforms => {}
             _ => sinks.range_messages += 1,
         }
         for output in core.handle(t_s, input) {

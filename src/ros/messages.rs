@@ -5,7 +5,7 @@ use crate::msg::convert::ellipse_points;
 use crate::msg::{
     DiagnosticStatusMsg, GaussianComponentMsg, Header as HeaderMsg, HeatmapMsg, LandmarkBeliefArrayMsg,
     LandmarkBeliefMsg, LandmarkMarkers, MarkersMsg, OdometryCorrectionMsg, OdometryMsg, Pose as PoseMsg,
-    PoseStampedMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, TfMessageMsg,
+    PoseStampedMsg, PoseWithCovarianceStampedMsg, RangeMeasurementMsg, RangeMsg, Stamp, TfMessageMsg, TransformStampedMsg,
 };
 use nalgebra::{Matrix2, Vector2};
 use r2r::builtin_interfaces::msg::Time;
@@ -104,6 +104,25 @@ pub fn odometry_correction_out(m: &OdometryCorrectionMsg) -> OdometryCorrection 
         covariance: m.covariance.to_vec(),
         gyro_bias_rad_per_s: m.gyro_bias_rad_per_s,
         gyro_bias_variance: m.gyro_bias_variance,
+    }
+}
+
+/// `/tf_static` (or `/tf`) in.
+pub fn tf_message_in(m: &TFMessage) -> TfMessageMsg {
+    TfMessageMsg {
+        transforms: m
+            .transforms
+            .iter()
+            .map(|t| {
+                let (p, q) = (&t.transform.translation, &t.transform.rotation);
+                TransformStampedMsg {
+                    header: header_in(&t.header),
+                    child_frame_id: t.child_frame_id.clone(),
+                    translation: [p.x, p.y, p.z],
+                    rotation: [q.x, q.y, q.z, q.w],
+                }
+            })
+            .collect(),
     }
 }
 

@@ -177,6 +177,44 @@ def test_ekf_posterior_and_published_covariance_match_an_independent_ekf(peer, s
     assert (p.header.stamp.sec, p.header.stamp.nanosec) == (b.header.stamp.sec, b.header.stamp.nanosec)
 
 
+def test_sensor_mount_from_tf_static_places_every_range(peer, start_node, tmp_path):
+    """The sensor mount comes from /tf_static, as tf2's static broadcaster publishes it
+    (transient local, so the node gets it even though it was sent before): base_link ->
+    uwb at (0.5, 0.2, 0) with sensor_offset_m left at 0. The EKF belief must equal the
+    test's own EKF over the robot positions shifted by that mount (1e-9), which it
+    cannot if the mount is ignored."""
+    from rclpy.qos import DurabilityPolicy
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    tf_pub = peer.node.create_publisher(TFMessage, "/tf_static", static_qos)
+    t = TransformStamped()
+    t.header.frame_id, t.child_frame_id = "base_link", "uwb"
+    t.transform.translation.x, t.transform.translation.y = 0.5, 0.2
+    t.transform.rotation.w = 1.0
+    tf_pub.publish(TFMessage(transforms=[t]))
+    start_node("landmark_flow_node",
+               params_file=write_params(tmp_path, "landmark_flow_node", node_params("ekf")))
+    rig = Rig(peer)
+    rig.wait_connected()
+    assert peer.spin_until(lambda: tf_pub.get_subscription_count() > 0, timeout_s=10)
+    peer.spin_until(lambda: False, timeout_s=0.3)  # the late-joining node receives it
+    rng = np.random.default_rng(5)
+    mean, cov = np.array(PRIOR_MEAN), np.array(PRIOR_COV).reshape(2, 2)
+    mount = np.array([0.5, 0.2])
+    for k, (x, y) in enumerate(circle(8, radius=10.0)):
+        sensor = np.array([x, y]) + mount
+        z = float(np.linalg.norm(TRUE_A - sensor) + rng.normal(0, math.sqrt(NOISE_VAR)))
+        rig.stay_at(x, y, [("beacon_a", z)])
+        mean, cov = ekf(mean, cov, sensor, z, NOISE_VAR)
+        peer.spin_until(lambda: rig.fused("beacon_a") > k, timeout_s=2)
+    assert peer.spin_until(lambda: rig.fused("beacon_a") == 8, timeout_s=10), rig.counters()
+    b = rig.latest("beacon_a")
+    assert np.allclose([b.mean.x, b.mean.y], mean, atol=1e-9), (b.mean, mean)
+
+
 def test_mixture_converges_and_goals_stay_in_bounds(peer, start_node, tmp_path):
     """Default estimator (mixture) on the slides' near geometry (robot on the radius-3
     circle, the landmark outside it): 60 ranges with sigma = 0.3 m. The estimator
