@@ -524,16 +524,31 @@ impl NodeCore {
             worst_latency = worst_latency.max(t.last_latency_s);
         }
         values.push(kv("update_latency_s.max_last".into(), format!("{worst_latency:.6}")));
+        // A systematic offset of the range stamps against the odometry clock.
+        if let Some(e) = loc.range_time_offset() {
+            values.push(kv("range_time_offset_s".into(), format!("{:.4}", e.offset_s)));
+            values.push(kv("range_time_offset_std_s".into(), format!("{:.4}", e.std_s)));
+        }
         // `odometry: drifting`: how far the evidence trusts each odometry noise scale.
         for (scale, weight) in loc.joint_state().map(|s| s.weights()).unwrap_or_default() {
             values.push(kv(format!("odometry_noise_scale.{scale}.weight"), format!("{weight:.4}")));
         }
         let recent = rejected - self.rejected_at_last_diagnostics;
+        let offset = loc.range_time_offset().filter(|e| e.suspected());
+        let mut message = format!("{} accepted, {} rejected ({recent} since the last status)", loc.accepted(), rejected);
+        if let Some(e) = offset {
+            message.push_str(&format!(
+                "; range stamps look {:.2} s {} the odometry clock (± {:.2} s): check the clocks",
+                e.offset_s.abs(),
+                if e.offset_s > 0.0 { "behind" } else { "ahead of" },
+                e.std_s
+            ));
+        }
         DiagnosticStatusMsg {
             stamp,
-            level: if recent > 0 { DIAGNOSTIC_WARN } else { DIAGNOSTIC_OK },
+            level: if recent > 0 || offset.is_some() { DIAGNOSTIC_WARN } else { DIAGNOSTIC_OK },
             name: self.diagnostics_name.clone(),
-            message: format!("{} accepted, {} rejected ({recent} since the last status)", loc.accepted(), rejected),
+            message,
             values,
         }
     }

@@ -378,7 +378,7 @@ fn the_belief_array_can_be_published_at_a_period() {
 fn runtime_parameter_changes_apply_or_are_refused_by_name() {
     use serde_yaml::Value;
     let mut core = NodeCore::new(&config(1.0)).unwrap();
-    let mut goals_between = |core: &mut NodeCore, from: f64, to: f64| {
+    let goals_between = |core: &mut NodeCore, from: f64, to: f64| {
         let mut n = 0;
         let mut t = from;
         while t < to {

@@ -66,6 +66,7 @@ mod config;
 pub mod drift;
 pub mod imm;
 pub mod mount;
+pub mod time_offset;
 mod input;
 pub mod slam;
 mod track;
@@ -131,6 +132,8 @@ pub struct Localizer {
     drifting: Option<Drifting>,
     /// The sensor mounts from `/tf_static` (kept across resets: static is static).
     mounts: mount::SensorMounts,
+    /// The range-stamp offset detector ([`time_offset`]).
+    time_offset: time_offset::RangeTimeOffset,
 }
 
 /// What `odometry: drifting` adds to the localizer.
@@ -167,6 +170,7 @@ impl Localizer {
             odometry_cov: None,
             drifting,
             mounts: mount::SensorMounts::default(),
+            time_offset: time_offset::RangeTimeOffset::default(),
             default_prior: config.default_prior_belief()?,
             odometry: OdometryBuffer::new(config.odom_buffer_s, config.odom_tolerance_s),
             odom_frame_id: config.odom_frame_id.clone(),
@@ -225,6 +229,7 @@ impl Localizer {
         self.jump_run = None;
         self.accepted = 0;
         self.rejected.clear();
+        self.time_offset = time_offset::RangeTimeOffset::default();
         self.pending.clear();
         self.odometry = OdometryBuffer::new(self.config.odom_buffer_s, self.config.odom_tolerance_s);
     }
@@ -612,6 +617,9 @@ impl Localizer {
             Some(d) => d.state.map_position(&odom_xy),
             None => (odom_xy, self.exact_sensor_cov(&pose, &odom_xy)),
         };
+        // The innovation of a tracked landmark against the sensor's motion along the line
+        // of sight: the range-stamp offset detector (applied once the range is fused).
+        let offset_sample = self.time_offset_sample(m, x, variance);
         let start = Instant::now();
         let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
         if !self.tracks.contains_key(&m.landmark_id) {
@@ -684,8 +692,48 @@ impl Localizer {
         } else if calibrated {
             self.refresh_sensor_calibration();
         }
+        if let Some((innovation, var, radial)) = offset_sample {
+            self.time_offset.add(innovation, var, radial);
+        }
         let sensor_position = Point3::new(x.x, x.y, sensor.z);
         Ok(RangeOutcome::Fused(Fused { sensor_position, stats, latency_s }))
+    }
+
+    /// The range-stamp offset estimate so far ([`time_offset`]), once the robot has
+    /// moved along a line of sight to a tracked landmark.
+    pub fn range_time_offset(&self) -> Option<time_offset::TimeOffsetEstimate> {
+        self.time_offset.estimate()
+    }
+
+    /// (innovation z − ẑ, its variance S, the sensor's speed away from the landmark) of
+    /// range `m` from sensor position `x` (beliefs' frame) with noise `variance`, for a
+    /// tracked landmark: ẑ = s·‖μ − x‖ + b (the pooled calibration's mean, or 1 and 0),
+    /// S = s²·uᵀΣu + σ², and the speed from the sensor position 0.1 s earlier.
+    fn time_offset_sample(&self, m: &RangeInput, x: Vector2<f64>, variance: f64) -> Option<(f64, f64, f64)> {
+        const DT_S: f64 = 0.1;
+        let track = self.tracks.get(&m.landmark_id)?;
+        if track.status() != TrackStatus::Tracking {
+            return None;
+        }
+        let belief = track.summary.belief;
+        let d = x - belief.mean;
+        let distance = d.norm();
+        if distance < 1e-6 {
+            return None;
+        }
+        let u = d / distance;
+        let (s, b) = self.sensor_calibration.map_or((1.0, 0.0), |c| (c.mean.x, c.mean.y));
+        let earlier = self.odometry.pose_at(m.stamp_s - DT_S).ok()?;
+        let earlier_odom = earlier * Point3::from(self.sensor_mount(&m.frame_id));
+        let earlier_odom = Vector2::new(earlier_odom.x, earlier_odom.y);
+        let x_before = match &self.drifting {
+            Some(dr) => dr.state.map_position(&earlier_odom).0,
+            None => earlier_odom,
+        };
+        let radial = u.dot(&(x - x_before)) / DT_S;
+        let innovation = m.range_m - (s * distance + b);
+        let var = s * s * (u.transpose() * belief.cov * u)[(0, 0)] + variance;
+        Some((innovation, var, radial))
     }
 
     /// `exact`: the covariance of the sensor position implied by the newest odometry's

@@ -524,6 +524,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         final_rmse_aligned_m,
         robot_path: path_errors.report(),
         odometry_noise_weights: localizer.joint_state().map(|s| s.weights()).unwrap_or_default(),
+        range_time_offset: localizer.range_time_offset().map(|e| (e.offset_s, e.std_s, e.suspected())),
         odometry_messages,
         range_messages,
         undecodable_messages: undecodable,

@@ -321,6 +321,10 @@ pub struct ReplayReport {
     /// `odometry: drifting`: each odometry noise scale and its weight at the end
     /// (`localizer::imm`).
     pub odometry_noise_weights: Vec<(f64, f64)>,
+    /// The range-stamp offset against the odometry clock (s, positive = range stamps
+    /// late), its standard deviation, and whether it is established
+    /// (`localizer::time_offset`).
+    pub range_time_offset: Option<(f64, f64, bool)>,
     pub throughput: Throughput,
     /// The error that stopped reading the bag early, if any.
     pub bag_error: Option<String>,
@@ -416,6 +420,12 @@ impl ReplayReport {
                 p.final_error_m,
                 p.max_error_m,
                 opt(p.anees, 2)
+            ));
+        }
+        if let Some((offset_s, std_s, suspected)) = self.range_time_offset {
+            md.push_str(&format!(
+                "\nRange stamps against the odometry clock: {offset_s:+.3} ± {std_s:.3} s{}.\n",
+                if suspected { " — **an offset: the range and odometry clocks disagree, the estimates are biased**" } else { " (no offset detected)" }
             ));
         }
         if !self.odometry_noise_weights.is_empty() {

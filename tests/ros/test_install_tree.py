@@ -3,6 +3,8 @@ files only name executables and config files that are installed."""
 
 import ast
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -214,3 +216,24 @@ def test_demo_launch_drift_argument_selects_the_drift_config_and_map_frame():
     assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == consts["FIXED_FRAME"]
     rviz_node = next(kw for kw in _node_actions(tree) if ast.literal_eval(kw["package"]) == "rviz2")
     assert "if_drift(DRIFT_FIXED_FRAME, FIXED_FRAME)" in ast.unparse(rviz_node["arguments"])
+
+
+def test_an_old_cargo_stops_the_build_at_once_with_one_line(tmp_path):
+    """Ubuntu 24.04's rosdep cargo (1.75) cannot build the locked dependencies: the
+    configure step stops with the required version (Cargo.toml's rust-version) and how
+    to get it, instead of failing deep inside cargo; the cargo in use passes."""
+    import re
+    cmake = shutil.which("cmake")
+    assert cmake, "cmake is on PATH under scripts/with_ros"
+    rust_version = re.search(r'^rust-version = "([0-9.]+)"', (REPO / "Cargo.toml").read_text(), re.M).group(1)
+    old = tmp_path / "cargo"
+    old.write_text("#!/bin/sh\necho 'cargo 1.75.0'\n")
+    old.chmod(0o755)
+    script = str(REPO / "cmake" / "check_cargo.cmake")
+    r = subprocess.run([cmake, f"-DCARGO_EXECUTABLE={old}", "-P", script], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    message = " ".join(r.stderr.split())
+    assert f"needs cargo >= {rust_version}" in message and "cargo 1.75.0" in message and "rustup" in message, message
+    current = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    r = subprocess.run([cmake, f"-DCARGO_EXECUTABLE={current}", "-P", script], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
