@@ -11,9 +11,15 @@
 //!    policy with the default mixture estimator and with the particle filter, the planner
 //!    run on the estimator's moment-matched Gaussian (`Summary::belief`).
 //!
+//! 4. Paired comparison against `d_optimal` (issue 16): per (scenario, estimator, policy)
+//!    the mean final error and the lost fraction with seed-bootstrap 95 % CIs, and the
+//!    paired differences to `d_optimal` on the same seeds (same landmark, same noise).
+//!
 //! Usage: `cargo run --release --no-default-features --features plots --example planner_study --
-//! [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]` (`make planner-study`).
-//! Writes CSV and PNG files into DIR (default docs/planner) and prints Markdown tables.
+//! [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..]
+//! [--bootstrap N]` (`make planner-study`). Writes CSV and PNG files into DIR (default
+//! docs/planner) and prints Markdown tables. `--policies` keeps only the listed rows (by
+//! label, e.g. `d_optimal,sigma_reduction`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +30,7 @@ use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::{Estimator, EstimatorConfig, GaussianBelief, Method};
 use landmark_flow::planner::{
     plan_next_goal_with_landmark, CriterionConfig, GoalPolicy, LandmarkHypothesis, PlannerConfig, PlannerError,
-    SigmaDotApproximation, SigmaDotEvaluator,
+    ReductionForm, SigmaDotApproximation, SigmaDotEvaluator,
 };
 use nalgebra::{Matrix2, Vector2};
 use rand::rngs::StdRng;
@@ -42,10 +48,22 @@ struct Args {
     threads: usize,
     out: PathBuf,
     plots: bool,
+    /// Row labels to run; `None` = all.
+    policies: Option<Vec<String>>,
+    /// Bootstrap resamples of the paired comparison.
+    bootstrap: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { seeds: 100, steps: 20, threads: 2, out: PathBuf::from("docs/planner"), plots: true };
+    let mut args = Args {
+        seeds: 100,
+        steps: 20,
+        threads: 2,
+        out: PathBuf::from("docs/planner"),
+        plots: true,
+        policies: None,
+        bootstrap: 2000,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -54,9 +72,17 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = it.next().and_then(|v| v.parse().ok()).ok_or("--threads needs a number")?,
             "--out" => args.out = it.next().map(PathBuf::from).ok_or("--out needs a directory")?,
             "--no-plots" => args.plots = false,
+            "--policies" => {
+                let list = it.next().ok_or("--policies needs a comma-separated list")?;
+                args.policies = Some(list.split(',').map(|p| p.trim().to_string()).collect());
+            }
+            "--bootstrap" => {
+                args.bootstrap = it.next().and_then(|v| v.parse().ok()).ok_or("--bootstrap needs a number")?
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]".into(),
+                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..] [--bootstrap N]"
+                        .into(),
                 )
             }
             other => return Err(format!("unknown argument {other}")),
@@ -64,6 +90,12 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.seeds == 0 || args.steps == 0 {
         return Err("--seeds and --steps must be >= 1".into());
+    }
+    if let Some(list) = &args.policies {
+        let known: Vec<&str> = policy_rows().iter().map(|r| r.label).collect();
+        if let Some(bad) = list.iter().find(|p| !known.contains(&p.as_str())) {
+            return Err(format!("--policies: unknown policy {bad}; known: {}", known.join(", ")));
+        }
     }
     Ok(args)
 }
@@ -257,6 +289,8 @@ fn policy_rows() -> Vec<PolicyRow> {
     let row = |label, policy, oracle| PolicyRow { label, config: study_planner(policy), oracle };
     let mut far = study_planner(GoalPolicy::SigmaDotMin);
     far.criterion.approximation = SigmaDotApproximation::FarField;
+    let mut fisher = study_planner(GoalPolicy::SigmaReduction);
+    fisher.criterion.reduction_form = ReductionForm::ExpectedFisher;
     vec![
         row("sigma_dot_min", GoalPolicy::SigmaDotMin, false),
         PolicyRow { label: "sigma_dot_min_far_field", config: far, oracle: false },
@@ -265,7 +299,17 @@ fn policy_rows() -> Vec<PolicyRow> {
         row("d_optimal", GoalPolicy::DOptimal, false),
         row("straight_line", GoalPolicy::StraightLine, false),
         row("random", GoalPolicy::Random, false),
+        row("sigma_reduction", GoalPolicy::SigmaReduction, false),
+        PolicyRow { label: "sigma_reduction_fisher", config: fisher, oracle: false },
     ]
+}
+
+/// The rows selected by `--policies` (all by default), in `policy_rows` order.
+fn selected_rows(args: &Args) -> Vec<PolicyRow> {
+    policy_rows()
+        .into_iter()
+        .filter(|r| args.policies.as_ref().is_none_or(|list| list.iter().any(|p| p == r.label)))
+        .collect()
 }
 
 fn estimators() -> Vec<(&'static str, EstimatorConfig)> {
@@ -332,7 +376,7 @@ fn closed_loop(row: &PolicyRow, estimator: &EstimatorConfig, scenario: Scenario,
         let landmark = if row.oracle {
             LandmarkHypothesis::Known(truth)
         } else {
-            LandmarkHypothesis::FromBelief { draws: row.config.criterion.landmark_draws }
+            LandmarkHypothesis::FromBelief { draws: row.config.bayesian_landmark_draws() }
         };
         let t = Instant::now();
         let planner_seed = seed.wrapping_mul(1_000_003).wrapping_add(k as u64);
@@ -349,6 +393,8 @@ fn closed_loop(row: &PolicyRow, estimator: &EstimatorConfig, scenario: Scenario,
 /// Everything measured for one (scenario, estimator, policy).
 #[derive(Default)]
 struct Cell {
+    /// Seeds in the order of the per-seed vectors below (for paired comparisons).
+    seeds: Vec<u64>,
     /// [step][seed]
     errors: Vec<Vec<f64>>,
     traces: Vec<Vec<f64>>,
@@ -362,7 +408,7 @@ struct Cell {
 type Key = (Scenario, usize, usize);
 
 fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
-    let rows = policy_rows();
+    let rows = selected_rows(args);
     let ests = estimators();
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let chunk = seeds.len().div_ceil(args.threads.max(1));
@@ -395,6 +441,7 @@ fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
             traces: vec![Vec::new(); args.steps],
             ..Cell::default()
         });
+        cell.seeds.push(seed);
         for (k, (e, t)) in run.errors.iter().zip(&run.traces).enumerate() {
             cell.errors[k].push(*e);
             cell.traces[k].push(*t);
@@ -408,6 +455,102 @@ fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
         }
     }
     cells
+}
+
+/// 2.5 % and 97.5 % percentiles of `v` (sorted in place).
+fn percentile_ci(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    (at(0.025), at(0.975))
+}
+
+/// Mean final error and lost fraction of every row with seed-bootstrap 95 % CIs, and the
+/// paired differences to row `reference` (resampling the same seeds for both: common
+/// landmark and noise per seed). Returns (CSV, Markdown).
+fn paired_comparison(
+    cells: &BTreeMap<Key, Cell>,
+    rows: &[PolicyRow],
+    ests: &[(&'static str, EstimatorConfig)],
+    reference: usize,
+    last: usize,
+    resamples: usize,
+) -> (String, String) {
+    let mut csv = String::from(
+        "scenario,estimator,policy,seeds,mean_error_m,mean_error_lo,mean_error_hi,lost_fraction,lost_lo,lost_hi,\
+         delta_mean_error_m,delta_mean_lo,delta_mean_hi,delta_lost,delta_lost_lo,delta_lost_hi\n",
+    );
+    let mut md = format!(
+        "| scenario | estimator | policy | mean error (m) [95 % CI] | Δ mean error vs d_optimal (m) [95 % CI] | lost (> {LOST_M} m) [95 % CI] | Δ lost vs d_optimal [95 % CI] |\n|---|---|---|---|---|---|---|\n"
+    );
+    for scenario in [Scenario::Fixed, Scenario::FromPrior] {
+        for (ei, (est, _)) in ests.iter().enumerate() {
+            let Some(base) = cells.get(&(scenario, ei, reference)) else { continue };
+            for (pi, row) in rows.iter().enumerate() {
+                let Some(cell) = cells.get(&(scenario, ei, pi)) else { continue };
+                assert_eq!(cell.seeds, base.seeds, "paired cells must hold the same seeds in the same order");
+                let (e, b) = (&cell.errors[last], &base.errors[last]);
+                let lost = |v: &[f64], i: usize| if v[i] > LOST_M { 1.0 } else { 0.0 };
+                let n = e.len();
+                let mut rng = StdRng::seed_from_u64(0xB007_5712 ^ ((pi as u64) << 8) ^ ((ei as u64) << 4) ^ (scenario as u64));
+                let (mut m, mut l, mut dm, mut dl) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..resamples {
+                    let (mut se, mut sb, mut le, mut lb) = (0.0, 0.0, 0.0, 0.0);
+                    for _ in 0..n {
+                        let i = rng.random_range(0..n);
+                        se += e[i];
+                        sb += b[i];
+                        le += lost(e, i);
+                        lb += lost(b, i);
+                    }
+                    let k = n as f64;
+                    m.push(se / k);
+                    l.push(le / k);
+                    dm.push((se - sb) / k);
+                    dl.push((le - lb) / k);
+                }
+                let point_mean = mean(e);
+                let point_lost = (0..n).map(|i| lost(e, i)).sum::<f64>() / n as f64;
+                let point_dm = point_mean - mean(b);
+                let point_dl = point_lost - (0..n).map(|i| lost(b, i)).sum::<f64>() / n as f64;
+                let (m_ci, l_ci, dm_ci, dl_ci) =
+                    (percentile_ci(&mut m), percentile_ci(&mut l), percentile_ci(&mut dm), percentile_ci(&mut dl));
+                csv += &format!(
+                    "{},{est},{},{n},{point_mean:.4},{:.4},{:.4},{point_lost:.4},{:.4},{:.4},{point_dm:.4},{:.4},{:.4},{point_dl:.4},{:.4},{:.4}\n",
+                    scenario.name(),
+                    row.label,
+                    m_ci.0,
+                    m_ci.1,
+                    l_ci.0,
+                    l_ci.1,
+                    dm_ci.0,
+                    dm_ci.1,
+                    dl_ci.0,
+                    dl_ci.1
+                );
+                let delta = if pi == reference {
+                    ("—".to_string(), "—".to_string())
+                } else {
+                    (
+                        format!("{point_dm:+.3} [{:+.3}, {:+.3}]", dm_ci.0, dm_ci.1),
+                        format!("{:+.1} % [{:+.1}, {:+.1}]", 100.0 * point_dl, 100.0 * dl_ci.0, 100.0 * dl_ci.1),
+                    )
+                };
+                md += &format!(
+                    "| {} | {est} | {} | {point_mean:.3} [{:.3}, {:.3}] | {} | {:.1} % [{:.1}, {:.1}] | {} |\n",
+                    scenario.name(),
+                    row.label,
+                    m_ci.0,
+                    m_ci.1,
+                    delta.0,
+                    100.0 * point_lost,
+                    100.0 * l_ci.0,
+                    100.0 * l_ci.1,
+                    delta.1
+                );
+            }
+        }
+    }
+    (csv, md)
 }
 
 fn main() {
@@ -468,7 +611,7 @@ fn main() {
     let loop_start = Instant::now();
     let cells = run_study(&args);
     let loop_seconds = loop_start.elapsed().as_secs_f64();
-    let rows = policy_rows();
+    let rows = selected_rows(&args);
     let ests = estimators();
     let last = args.steps - 1;
     let mut summary = String::from(
@@ -532,6 +675,16 @@ fn main() {
     let update_failures: usize = cells.values().map(|c| c.update_failures).sum();
     println!("planner NoValidCandidate events: {failures}; estimator update failures: {update_failures}");
     println!("heatmaps + far field: {heat_seconds:.1} s; closed loop: {loop_seconds:.1} s on {} threads", args.threads);
+
+    // 4. Paired comparison against d_optimal.
+    if let Some(reference) = rows.iter().position(|r| r.label == "d_optimal") {
+        let (csv, md) = paired_comparison(&cells, &rows, &ests, reference, last, args.bootstrap);
+        std::fs::write(args.out.join("study_paired.csv"), &csv).expect("write paired comparison");
+        println!(
+            "## Paired against d_optimal: {} seeds, {} bootstrap resamples of the seeds, 95 % percentile CIs\n\n{md}",
+            args.seeds, args.bootstrap
+        );
+    }
 
     if args.plots {
         match plots::write_all(&args.out, &maps, &cells, &rows, &ests, args.steps) {
