@@ -154,8 +154,9 @@ fn each_config_rejection_names_the_parameter() {
         }
     }
     PlannerConfig::default().validate().unwrap();
+    assert_eq!(PlannerConfig::default().policy, GoalPolicy::SigmaReduction, "the default (README decision)");
     // The same sizes are fine for a policy that does not use them, and for the Fisher form.
-    let mut c = PlannerConfig::default();
+    let mut c = PlannerConfig { policy: GoalPolicy::DOptimal, ..PlannerConfig::default() };
     c.criterion.reduction_landmark_draws = 4096;
     c.criterion.reduction_range_nodes = 32;
     c.validate().unwrap();
