@@ -36,6 +36,7 @@ use nalgebra::{Matrix2, Vector2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
+use landmark_flow::estimator::cubature::gauss_hermite_1d;
 
 const HEATMAP_CELLS: usize = 81;
 const HEATMAP_HALF_WIDTH_M: f64 = 2.0;
@@ -111,6 +112,23 @@ struct Heatmap {
     cells: Vec<Vector2<f64>>,
     monte_carlo: Vec<f64>,
     far_field: Vec<f64>,
+    /// Oracle Σ-reduction J(x₁) = E_t λmax(Σ − (Σ⁻¹ + G₊(x₁, ‖x₁ − y‖ + σt))⁻¹), m²
+    /// (issue 16; `HEATMAP_RANGE_NODES` Gauss–Hermite nodes in t).
+    sigma_reduction: Vec<f64>,
+}
+
+/// Gauss–Hermite nodes in t of the Σ-reduction heatmaps.
+const HEATMAP_RANGE_NODES: usize = 16;
+
+/// Cell of the largest finite value.
+fn argmax(cells: &[Vector2<f64>], values: &[f64]) -> Vector2<f64> {
+    let (i, _) = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .expect("finite heatmap");
+    cells[i]
 }
 
 fn normalise(v: &[f64]) -> Vec<f64> {
@@ -148,7 +166,9 @@ fn heatmaps() -> Vec<Heatmap> {
             .expect("evaluator");
             let monte_carlo = cells.iter().map(|x| ev.expected_sigma_dot_norm(x)).collect();
             let far_field = cells.iter().map(|x| ev.far_field_sigma_dot_norm(x)).collect();
-            Heatmap { name, label, landmark: y, cells: cells.clone(), monte_carlo, far_field }
+            let rule = gauss_hermite_1d(HEATMAP_RANGE_NODES);
+            let sigma_reduction = cells.iter().map(|x| ev.expected_sigma_reduction(x, &rule)).collect();
+            Heatmap { name, label, landmark: y, cells: cells.clone(), monte_carlo, far_field, sigma_reduction }
         })
         .collect()
 }
@@ -219,6 +239,12 @@ fn write_heatmap_csv(dir: &Path, h: &Heatmap) -> std::io::Result<PathBuf> {
     }
     let path = dir.join(format!("heatmap_{}.csv", h.name));
     std::fs::write(&path, s)?;
+    let red_n = normalise(&h.sigma_reduction);
+    let mut s = String::from("x1_m,x2_m,j_sigma_reduction_m2,j_sigma_reduction_normalised\n");
+    for k in 0..h.cells.len() {
+        s += &format!("{:.4},{:.4},{:.8},{:.6}\n", h.cells[k].x, h.cells[k].y, h.sigma_reduction[k], red_n[k]);
+    }
+    std::fs::write(dir.join(format!("heatmap_sigma_reduction_{}.csv", h.name)), s)?;
     Ok(path)
 }
 
@@ -737,7 +763,13 @@ mod plots {
         out
     }
 
-    fn heatmap_panel(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, title: &str, h: &Heatmap, values: &[f64]) -> Result<(), String> {
+    fn heatmap_panel(
+        area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+        title: &str,
+        h: &Heatmap,
+        values: &[f64],
+        marker: (Vector2<f64>, &'static str),
+    ) -> Result<(), String> {
         let w = HEATMAP_HALF_WIDTH_M;
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
@@ -777,23 +809,23 @@ mod plots {
             .map_err(err)?
             .label("y")
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, RED.filled()));
-        let r = minimiser_report(h);
         chart
-            .draw_series(std::iter::once(Cross::new((r.argmin.x, r.argmin.y), 8, RGBColor(255, 0, 255).stroke_width(3))))
+            .draw_series(std::iter::once(Cross::new((marker.0.x, marker.0.y), 8, RGBColor(255, 0, 255).stroke_width(3))))
             .map_err(err)?
-            .label("argmin")
+            .label(marker.1)
             .legend(|(x, y)| Cross::new((x + 10, y), 6, RGBColor(255, 0, 255).stroke_width(2)));
         draw_legend(&mut chart, 13, SeriesLabelPosition::LowerLeft).map_err(err)?;
         Ok(())
     }
 
-    fn heatmap(path: &Path, h: &Heatmap) -> Result<(), String> {
+    /// Two panels of `values` (min-max normalised, rank scale) with `marker` and a colour bar.
+    fn heatmap(path: &Path, h: &Heatmap, quantity: &str, values: &[f64], marker: (Vector2<f64>, &'static str)) -> Result<(), String> {
         let root = BitMapBackend::new(path, (1300, 640)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let (panels, bar) = root.split_horizontally(1200);
         let (left, right) = panels.split_horizontally(600);
-        heatmap_panel(&left, &format!("normalised E_z‖Σ̇(0; x₁)‖₂, {}", h.label), h, &normalise(&h.monte_carlo))?;
-        heatmap_panel(&right, &format!("same, rank scale (colour = quantile), {}", h.label), h, &ranks(&h.monte_carlo))?;
+        heatmap_panel(&left, &format!("normalised {quantity}, {}", h.label), h, &normalise(values), marker)?;
+        heatmap_panel(&right, &format!("same, rank scale (colour = quantile), {}", h.label), h, &ranks(values), marker)?;
         // Colour bar 0 (min) … 1 (max).
         let mut cb = ChartBuilder::on(&bar)
             .margin_top(50)
@@ -912,7 +944,11 @@ mod plots {
         let mut files = Vec::new();
         for h in maps {
             let path = out.join(format!("heatmap_{}.png", h.name));
-            heatmap(&path, h)?;
+            heatmap(&path, h, "E_z‖Σ̇(0; x₁)‖₂", &h.monte_carlo, (minimiser_report(h).argmin, "argmin"))?;
+            files.push(path);
+            let path = out.join(format!("heatmap_sigma_reduction_{}.png", h.name));
+            let marker = (argmax(&h.cells, &h.sigma_reduction), "argmax");
+            heatmap(&path, h, "Σ-reduction E_z λmax(Σ − Σ₁)", &h.sigma_reduction, marker)?;
             files.push(path);
         }
         for scenario in [Scenario::Fixed, Scenario::FromPrior] {
