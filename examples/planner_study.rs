@@ -4,7 +4,8 @@
 //! 1. Heatmaps: μ₀ = [1, 1], Σ₀ = 0.1·I, σ² = 2 m², x₁ on an 81 × 81 grid (0.05 m) over [−2, 2]²,
 //!    y ∈ {μ₀, −μ₀, e₁, −e₂}; oracle J(x₁) = E_z‖Σ̇(0; x₁, z)‖₂ (4096 moment-matched
 //!    belief samples, exact in z) and the slides' far-field closed form, both min-max
-//!    normalised; the minimiser's distance from the bisector ‖x − y‖ = ‖x − μ₀‖.
+//!    normalised; the minimiser's distance from the bisector ‖x − y‖ = ‖x − μ₀‖; and the
+//!    oracle Σ-reduction criterion (issue 16) on the same grid (`heatmap_sigma_reduction_*`).
 //! 2. Far-field agreement: J_MC / J_far-field − 1 for the prior at distance D from x.
 //! 3. Closed loop on the slides' problem (y* = [4.7, −3.1] fixed, or y ~ N(μ₀, Σ₀)),
 //!    μ₀ = [1, 1], Σ₀ = [[5.5, −1.5], [−1.5, 5.5]], σ² = 2 m², x₀ = 0, step ≤ 1 m: each
