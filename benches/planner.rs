@@ -2,14 +2,17 @@
 //! candidate grid (1681 cells, max step 1 m at 0.05 m) with 256 belief samples and 64
 //! landmark draws, on the slides' belief N([1, 1], [[5.5, −1.5], [−1.5, 5.5]]), σ² = 2 m²,
 //! robot at the origin. `sampling` is the per-call set-up (samples, draws); the grid
-//! benches include it. Single thread. Target < 10 ms.
+//! benches include it. Single thread. Target < 10 ms. Issue 16: the `sigma_reduction`
+//! criterion (default lite sizes 16 y × 4 z, and the expected-Fisher form) on the same
+//! grid, next to `d_optimal` (target ≤ 5 ms).
 //! Run: `cargo bench --no-default-features --bench planner`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use landmark_flow::estimator::GaussianBelief;
 use landmark_flow::planner::{
-    criterion_grid, plan_next_goal, GoalPolicy, LandmarkHypothesis, PlannerConfig, SigmaDotEvaluator,
+    criterion_grid, plan_next_goal, GoalPolicy, LandmarkHypothesis, PlannerConfig, ReductionForm, SigmaDotEvaluator,
 };
+use landmark_flow::estimator::cubature::gauss_hermite_1d;
 use nalgebra::{Matrix2, Vector2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -61,6 +64,31 @@ fn planner(c: &mut Criterion) {
     let d_opt = PlannerConfig { policy: GoalPolicy::DOptimal, ..config };
     c.bench_function("plan_next_goal_d_optimal_41x41", |bench| {
         bench.iter(|| plan_next_goal(black_box(&d_opt), x, &b, 2.0, 7).expect("goal"))
+    });
+    let reduction = PlannerConfig { policy: GoalPolicy::SigmaReduction, ..config };
+    assert_eq!(reduction.bayesian_landmark_draws(), 16);
+    assert_eq!(reduction.criterion.reduction_range_nodes, 4);
+    c.bench_function("plan_next_goal_sigma_reduction_41x41", |bench| {
+        bench.iter(|| plan_next_goal(black_box(&reduction), x, &b, 2.0, 7).expect("goal"))
+    });
+    let mut fisher = reduction;
+    fisher.criterion.reduction_form = ReductionForm::ExpectedFisher;
+    c.bench_function("plan_next_goal_sigma_reduction_fisher_41x41", |bench| {
+        bench.iter(|| plan_next_goal(black_box(&fisher), x, &b, 2.0, 7).expect("goal"))
+    });
+    let rule = gauss_hermite_1d(4);
+    c.bench_function("sigma_reduction_41x41_full_square", |bench| {
+        bench.iter(|| {
+            let ev = SigmaDotEvaluator::new(
+                black_box(&b),
+                2.0,
+                256,
+                LandmarkHypothesis::FromBelief { draws: 16 },
+                &mut StdRng::seed_from_u64(7),
+            )
+            .expect("evaluator");
+            cells.iter().map(|p| ev.expected_sigma_reduction(p, &rule)).sum::<f64>()
+        })
     });
 }
 

@@ -4,16 +4,23 @@
 //! 1. Heatmaps: μ₀ = [1, 1], Σ₀ = 0.1·I, σ² = 2 m², x₁ on an 81 × 81 grid (0.05 m) over [−2, 2]²,
 //!    y ∈ {μ₀, −μ₀, e₁, −e₂}; oracle J(x₁) = E_z‖Σ̇(0; x₁, z)‖₂ (4096 moment-matched
 //!    belief samples, exact in z) and the slides' far-field closed form, both min-max
-//!    normalised; the minimiser's distance from the bisector ‖x − y‖ = ‖x − μ₀‖.
+//!    normalised; the minimiser's distance from the bisector ‖x − y‖ = ‖x − μ₀‖; and the
+//!    oracle Σ-reduction criterion (issue 16) on the same grid (`heatmap_sigma_reduction_*`).
 //! 2. Far-field agreement: J_MC / J_far-field − 1 for the prior at distance D from x.
 //! 3. Closed loop on the slides' problem (y* = [4.7, −3.1] fixed, or y ~ N(μ₀, Σ₀)),
 //!    μ₀ = [1, 1], Σ₀ = [[5.5, −1.5], [−1.5, 5.5]], σ² = 2 m², x₀ = 0, step ≤ 1 m: each
 //!    policy with the default mixture estimator and with the particle filter, the planner
 //!    run on the estimator's moment-matched Gaussian (`Summary::belief`).
 //!
+//! 4. Paired comparison against `d_optimal` (issue 16): per (scenario, estimator, policy)
+//!    the mean final error and the lost fraction with seed-bootstrap 95 % CIs, and the
+//!    paired differences to `d_optimal` on the same seeds (same landmark, same noise).
+//!
 //! Usage: `cargo run --release --no-default-features --features plots --example planner_study --
-//! [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]` (`make planner-study`).
-//! Writes CSV and PNG files into DIR (default docs/planner) and prints Markdown tables.
+//! [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..]
+//! [--bootstrap N]` (`make planner-study`). Writes CSV and PNG files into DIR (default
+//! docs/planner) and prints Markdown tables. `--policies` keeps only the listed rows (by
+//! label, e.g. `d_optimal,sigma_reduction`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,12 +31,13 @@ use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::{Estimator, EstimatorConfig, GaussianBelief, Method};
 use landmark_flow::planner::{
     plan_next_goal_with_landmark, CriterionConfig, GoalPolicy, LandmarkHypothesis, PlannerConfig, PlannerError,
-    SigmaDotApproximation, SigmaDotEvaluator,
+    ReductionForm, SigmaDotApproximation, SigmaDotEvaluator,
 };
 use nalgebra::{Matrix2, Vector2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
+use landmark_flow::estimator::cubature::gauss_hermite_1d;
 
 const HEATMAP_CELLS: usize = 81;
 const HEATMAP_HALF_WIDTH_M: f64 = 2.0;
@@ -42,10 +50,22 @@ struct Args {
     threads: usize,
     out: PathBuf,
     plots: bool,
+    /// Row labels to run; `None` = all.
+    policies: Option<Vec<String>>,
+    /// Bootstrap resamples of the paired comparison.
+    bootstrap: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { seeds: 100, steps: 20, threads: 2, out: PathBuf::from("docs/planner"), plots: true };
+    let mut args = Args {
+        seeds: 100,
+        steps: 20,
+        threads: 2,
+        out: PathBuf::from("docs/planner"),
+        plots: true,
+        policies: None,
+        bootstrap: 2000,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -54,9 +74,17 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = it.next().and_then(|v| v.parse().ok()).ok_or("--threads needs a number")?,
             "--out" => args.out = it.next().map(PathBuf::from).ok_or("--out needs a directory")?,
             "--no-plots" => args.plots = false,
+            "--policies" => {
+                let list = it.next().ok_or("--policies needs a comma-separated list")?;
+                args.policies = Some(list.split(',').map(|p| p.trim().to_string()).collect());
+            }
+            "--bootstrap" => {
+                args.bootstrap = it.next().and_then(|v| v.parse().ok()).ok_or("--bootstrap needs a number")?
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots]".into(),
+                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..] [--bootstrap N]"
+                        .into(),
                 )
             }
             other => return Err(format!("unknown argument {other}")),
@@ -64,6 +92,12 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.seeds == 0 || args.steps == 0 {
         return Err("--seeds and --steps must be >= 1".into());
+    }
+    if let Some(list) = &args.policies {
+        let known: Vec<&str> = policy_rows().iter().map(|r| r.label).collect();
+        if let Some(bad) = list.iter().find(|p| !known.contains(&p.as_str())) {
+            return Err(format!("--policies: unknown policy {bad}; known: {}", known.join(", ")));
+        }
     }
     Ok(args)
 }
@@ -79,6 +113,23 @@ struct Heatmap {
     cells: Vec<Vector2<f64>>,
     monte_carlo: Vec<f64>,
     far_field: Vec<f64>,
+    /// Oracle Σ-reduction J(x₁) = E_t λmax(Σ − (Σ⁻¹ + G₊(x₁, ‖x₁ − y‖ + σt))⁻¹), m²
+    /// (issue 16; `HEATMAP_RANGE_NODES` Gauss–Hermite nodes in t).
+    sigma_reduction: Vec<f64>,
+}
+
+/// Gauss–Hermite nodes in t of the Σ-reduction heatmaps.
+const HEATMAP_RANGE_NODES: usize = 16;
+
+/// Cell of the largest finite value.
+fn argmax(cells: &[Vector2<f64>], values: &[f64]) -> Vector2<f64> {
+    let (i, _) = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .expect("finite heatmap");
+    cells[i]
 }
 
 fn normalise(v: &[f64]) -> Vec<f64> {
@@ -116,7 +167,9 @@ fn heatmaps() -> Vec<Heatmap> {
             .expect("evaluator");
             let monte_carlo = cells.iter().map(|x| ev.expected_sigma_dot_norm(x)).collect();
             let far_field = cells.iter().map(|x| ev.far_field_sigma_dot_norm(x)).collect();
-            Heatmap { name, label, landmark: y, cells: cells.clone(), monte_carlo, far_field }
+            let rule = gauss_hermite_1d(HEATMAP_RANGE_NODES);
+            let sigma_reduction = cells.iter().map(|x| ev.expected_sigma_reduction(x, &rule)).collect();
+            Heatmap { name, label, landmark: y, cells: cells.clone(), monte_carlo, far_field, sigma_reduction }
         })
         .collect()
 }
@@ -187,6 +240,12 @@ fn write_heatmap_csv(dir: &Path, h: &Heatmap) -> std::io::Result<PathBuf> {
     }
     let path = dir.join(format!("heatmap_{}.csv", h.name));
     std::fs::write(&path, s)?;
+    let red_n = normalise(&h.sigma_reduction);
+    let mut s = String::from("x1_m,x2_m,j_sigma_reduction_m2,j_sigma_reduction_normalised\n");
+    for k in 0..h.cells.len() {
+        s += &format!("{:.4},{:.4},{:.8},{:.6}\n", h.cells[k].x, h.cells[k].y, h.sigma_reduction[k], red_n[k]);
+    }
+    std::fs::write(dir.join(format!("heatmap_sigma_reduction_{}.csv", h.name)), s)?;
     Ok(path)
 }
 
@@ -257,6 +316,8 @@ fn policy_rows() -> Vec<PolicyRow> {
     let row = |label, policy, oracle| PolicyRow { label, config: study_planner(policy), oracle };
     let mut far = study_planner(GoalPolicy::SigmaDotMin);
     far.criterion.approximation = SigmaDotApproximation::FarField;
+    let mut fisher = study_planner(GoalPolicy::SigmaReduction);
+    fisher.criterion.reduction_form = ReductionForm::ExpectedFisher;
     vec![
         row("sigma_dot_min", GoalPolicy::SigmaDotMin, false),
         PolicyRow { label: "sigma_dot_min_far_field", config: far, oracle: false },
@@ -265,7 +326,17 @@ fn policy_rows() -> Vec<PolicyRow> {
         row("d_optimal", GoalPolicy::DOptimal, false),
         row("straight_line", GoalPolicy::StraightLine, false),
         row("random", GoalPolicy::Random, false),
+        row("sigma_reduction", GoalPolicy::SigmaReduction, false),
+        PolicyRow { label: "sigma_reduction_fisher", config: fisher, oracle: false },
     ]
+}
+
+/// The rows selected by `--policies` (all by default), in `policy_rows` order.
+fn selected_rows(args: &Args) -> Vec<PolicyRow> {
+    policy_rows()
+        .into_iter()
+        .filter(|r| args.policies.as_ref().is_none_or(|list| list.iter().any(|p| p == r.label)))
+        .collect()
 }
 
 fn estimators() -> Vec<(&'static str, EstimatorConfig)> {
@@ -332,7 +403,7 @@ fn closed_loop(row: &PolicyRow, estimator: &EstimatorConfig, scenario: Scenario,
         let landmark = if row.oracle {
             LandmarkHypothesis::Known(truth)
         } else {
-            LandmarkHypothesis::FromBelief { draws: row.config.criterion.landmark_draws }
+            LandmarkHypothesis::FromBelief { draws: row.config.bayesian_landmark_draws() }
         };
         let t = Instant::now();
         let planner_seed = seed.wrapping_mul(1_000_003).wrapping_add(k as u64);
@@ -349,6 +420,8 @@ fn closed_loop(row: &PolicyRow, estimator: &EstimatorConfig, scenario: Scenario,
 /// Everything measured for one (scenario, estimator, policy).
 #[derive(Default)]
 struct Cell {
+    /// Seeds in the order of the per-seed vectors below (for paired comparisons).
+    seeds: Vec<u64>,
     /// [step][seed]
     errors: Vec<Vec<f64>>,
     traces: Vec<Vec<f64>>,
@@ -362,7 +435,7 @@ struct Cell {
 type Key = (Scenario, usize, usize);
 
 fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
-    let rows = policy_rows();
+    let rows = selected_rows(args);
     let ests = estimators();
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let chunk = seeds.len().div_ceil(args.threads.max(1));
@@ -395,6 +468,7 @@ fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
             traces: vec![Vec::new(); args.steps],
             ..Cell::default()
         });
+        cell.seeds.push(seed);
         for (k, (e, t)) in run.errors.iter().zip(&run.traces).enumerate() {
             cell.errors[k].push(*e);
             cell.traces[k].push(*t);
@@ -408,6 +482,102 @@ fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
         }
     }
     cells
+}
+
+/// 2.5 % and 97.5 % percentiles of `v` (sorted in place).
+fn percentile_ci(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    (at(0.025), at(0.975))
+}
+
+/// Mean final error and lost fraction of every row with seed-bootstrap 95 % CIs, and the
+/// paired differences to row `reference` (resampling the same seeds for both: common
+/// landmark and noise per seed). Returns (CSV, Markdown).
+fn paired_comparison(
+    cells: &BTreeMap<Key, Cell>,
+    rows: &[PolicyRow],
+    ests: &[(&'static str, EstimatorConfig)],
+    reference: usize,
+    last: usize,
+    resamples: usize,
+) -> (String, String) {
+    let mut csv = String::from(
+        "scenario,estimator,policy,seeds,mean_error_m,mean_error_lo,mean_error_hi,lost_fraction,lost_lo,lost_hi,\
+         delta_mean_error_m,delta_mean_lo,delta_mean_hi,delta_lost,delta_lost_lo,delta_lost_hi\n",
+    );
+    let mut md = format!(
+        "| scenario | estimator | policy | mean error (m) [95 % CI] | Δ mean error vs d_optimal (m) [95 % CI] | lost (> {LOST_M} m) [95 % CI] | Δ lost vs d_optimal [95 % CI] |\n|---|---|---|---|---|---|---|\n"
+    );
+    for scenario in [Scenario::Fixed, Scenario::FromPrior] {
+        for (ei, (est, _)) in ests.iter().enumerate() {
+            let Some(base) = cells.get(&(scenario, ei, reference)) else { continue };
+            for (pi, row) in rows.iter().enumerate() {
+                let Some(cell) = cells.get(&(scenario, ei, pi)) else { continue };
+                assert_eq!(cell.seeds, base.seeds, "paired cells must hold the same seeds in the same order");
+                let (e, b) = (&cell.errors[last], &base.errors[last]);
+                let lost = |v: &[f64], i: usize| if v[i] > LOST_M { 1.0 } else { 0.0 };
+                let n = e.len();
+                let mut rng = StdRng::seed_from_u64(0xB007_5712 ^ ((pi as u64) << 8) ^ ((ei as u64) << 4) ^ (scenario as u64));
+                let (mut m, mut l, mut dm, mut dl) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..resamples {
+                    let (mut se, mut sb, mut le, mut lb) = (0.0, 0.0, 0.0, 0.0);
+                    for _ in 0..n {
+                        let i = rng.random_range(0..n);
+                        se += e[i];
+                        sb += b[i];
+                        le += lost(e, i);
+                        lb += lost(b, i);
+                    }
+                    let k = n as f64;
+                    m.push(se / k);
+                    l.push(le / k);
+                    dm.push((se - sb) / k);
+                    dl.push((le - lb) / k);
+                }
+                let point_mean = mean(e);
+                let point_lost = (0..n).map(|i| lost(e, i)).sum::<f64>() / n as f64;
+                let point_dm = point_mean - mean(b);
+                let point_dl = point_lost - (0..n).map(|i| lost(b, i)).sum::<f64>() / n as f64;
+                let (m_ci, l_ci, dm_ci, dl_ci) =
+                    (percentile_ci(&mut m), percentile_ci(&mut l), percentile_ci(&mut dm), percentile_ci(&mut dl));
+                csv += &format!(
+                    "{},{est},{},{n},{point_mean:.4},{:.4},{:.4},{point_lost:.4},{:.4},{:.4},{point_dm:.4},{:.4},{:.4},{point_dl:.4},{:.4},{:.4}\n",
+                    scenario.name(),
+                    row.label,
+                    m_ci.0,
+                    m_ci.1,
+                    l_ci.0,
+                    l_ci.1,
+                    dm_ci.0,
+                    dm_ci.1,
+                    dl_ci.0,
+                    dl_ci.1
+                );
+                let delta = if pi == reference {
+                    ("—".to_string(), "—".to_string())
+                } else {
+                    (
+                        format!("{point_dm:+.3} [{:+.3}, {:+.3}]", dm_ci.0, dm_ci.1),
+                        format!("{:+.1} % [{:+.1}, {:+.1}]", 100.0 * point_dl, 100.0 * dl_ci.0, 100.0 * dl_ci.1),
+                    )
+                };
+                md += &format!(
+                    "| {} | {est} | {} | {point_mean:.3} [{:.3}, {:.3}] | {} | {:.1} % [{:.1}, {:.1}] | {} |\n",
+                    scenario.name(),
+                    row.label,
+                    m_ci.0,
+                    m_ci.1,
+                    delta.0,
+                    100.0 * point_lost,
+                    100.0 * l_ci.0,
+                    100.0 * l_ci.1,
+                    delta.1
+                );
+            }
+        }
+    }
+    (csv, md)
 }
 
 fn main() {
@@ -468,7 +638,7 @@ fn main() {
     let loop_start = Instant::now();
     let cells = run_study(&args);
     let loop_seconds = loop_start.elapsed().as_secs_f64();
-    let rows = policy_rows();
+    let rows = selected_rows(&args);
     let ests = estimators();
     let last = args.steps - 1;
     let mut summary = String::from(
@@ -533,6 +703,16 @@ fn main() {
     println!("planner NoValidCandidate events: {failures}; estimator update failures: {update_failures}");
     println!("heatmaps + far field: {heat_seconds:.1} s; closed loop: {loop_seconds:.1} s on {} threads", args.threads);
 
+    // 4. Paired comparison against d_optimal.
+    if let Some(reference) = rows.iter().position(|r| r.label == "d_optimal") {
+        let (csv, md) = paired_comparison(&cells, &rows, &ests, reference, last, args.bootstrap);
+        std::fs::write(args.out.join("study_paired.csv"), &csv).expect("write paired comparison");
+        println!(
+            "## Paired against d_optimal: {} seeds, {} bootstrap resamples of the seeds, 95 % percentile CIs\n\n{md}",
+            args.seeds, args.bootstrap
+        );
+    }
+
     if args.plots {
         match plots::write_all(&args.out, &maps, &cells, &rows, &ests, args.steps) {
             Ok(files) => {
@@ -584,7 +764,13 @@ mod plots {
         out
     }
 
-    fn heatmap_panel(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, title: &str, h: &Heatmap, values: &[f64]) -> Result<(), String> {
+    fn heatmap_panel(
+        area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+        title: &str,
+        h: &Heatmap,
+        values: &[f64],
+        marker: (Vector2<f64>, &'static str),
+    ) -> Result<(), String> {
         let w = HEATMAP_HALF_WIDTH_M;
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
@@ -624,23 +810,23 @@ mod plots {
             .map_err(err)?
             .label("y")
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, RED.filled()));
-        let r = minimiser_report(h);
         chart
-            .draw_series(std::iter::once(Cross::new((r.argmin.x, r.argmin.y), 8, RGBColor(255, 0, 255).stroke_width(3))))
+            .draw_series(std::iter::once(Cross::new((marker.0.x, marker.0.y), 8, RGBColor(255, 0, 255).stroke_width(3))))
             .map_err(err)?
-            .label("argmin")
+            .label(marker.1)
             .legend(|(x, y)| Cross::new((x + 10, y), 6, RGBColor(255, 0, 255).stroke_width(2)));
         draw_legend(&mut chart, 13, SeriesLabelPosition::LowerLeft).map_err(err)?;
         Ok(())
     }
 
-    fn heatmap(path: &Path, h: &Heatmap) -> Result<(), String> {
+    /// Two panels of `values` (min-max normalised, rank scale) with `marker` and a colour bar.
+    fn heatmap(path: &Path, h: &Heatmap, quantity: &str, values: &[f64], marker: (Vector2<f64>, &'static str)) -> Result<(), String> {
         let root = BitMapBackend::new(path, (1300, 640)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let (panels, bar) = root.split_horizontally(1200);
         let (left, right) = panels.split_horizontally(600);
-        heatmap_panel(&left, &format!("normalised E_z‖Σ̇(0; x₁)‖₂, {}", h.label), h, &normalise(&h.monte_carlo))?;
-        heatmap_panel(&right, &format!("same, rank scale (colour = quantile), {}", h.label), h, &ranks(&h.monte_carlo))?;
+        heatmap_panel(&left, &format!("normalised {quantity}, {}", h.label), h, &normalise(values), marker)?;
+        heatmap_panel(&right, &format!("same, rank scale (colour = quantile), {}", h.label), h, &ranks(values), marker)?;
         // Colour bar 0 (min) … 1 (max).
         let mut cb = ChartBuilder::on(&bar)
             .margin_top(50)
@@ -759,7 +945,11 @@ mod plots {
         let mut files = Vec::new();
         for h in maps {
             let path = out.join(format!("heatmap_{}.png", h.name));
-            heatmap(&path, h)?;
+            heatmap(&path, h, "E_z‖Σ̇(0; x₁)‖₂", &h.monte_carlo, (minimiser_report(h).argmin, "argmin"))?;
+            files.push(path);
+            let path = out.join(format!("heatmap_sigma_reduction_{}.png", h.name));
+            let marker = (argmax(&h.cells, &h.sigma_reduction), "argmax");
+            heatmap(&path, h, "Σ-reduction E_z λmax(Σ − Σ₁)", &h.sigma_reduction, marker)?;
             files.push(path);
         }
         for scenario in [Scenario::Fixed, Scenario::FromPrior] {

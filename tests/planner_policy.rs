@@ -7,7 +7,7 @@ use landmark_flow::config::ConfigError;
 use landmark_flow::estimator::GaussianBelief;
 use landmark_flow::planner::{
     criterion_grid, plan_next_goal, CandidateStatus, CriterionConfig, GoalPolicy, PlannerConfig, PlannerError,
-    WorkspaceBounds,
+    ReductionForm, WorkspaceBounds,
 };
 use nalgebra::{Matrix2, Vector2};
 use proptest::prelude::*;
@@ -19,7 +19,13 @@ fn slides_belief() -> GaussianBelief<2> {
 fn small(policy: GoalPolicy) -> PlannerConfig {
     PlannerConfig {
         policy,
-        criterion: CriterionConfig { belief_samples: 16, landmark_draws: 4, ..CriterionConfig::default() },
+        criterion: CriterionConfig {
+            belief_samples: 16,
+            landmark_draws: 4,
+            reduction_landmark_draws: 4,
+            reduction_range_nodes: 2,
+            ..CriterionConfig::default()
+        },
         ..PlannerConfig::default()
     }
 }
@@ -29,7 +35,7 @@ proptest! {
 
     #[test]
     fn goals_respect_bounds_reach_and_minimum_distance(
-        policy_index in 0usize..5,
+        policy_index in 0usize..GoalPolicy::ALL.len(), fisher in any::<bool>(),
         max_step in 0.2f64..3.0, cells in 1usize..8, min_dist in 0.0f64..4.0,
         x0 in -6.0f64..6.0, y0 in -6.0f64..6.0, w in 0.5f64..8.0, h in 0.5f64..8.0,
         px in -8.0f64..8.0, py in -8.0f64..8.0,
@@ -39,7 +45,7 @@ proptest! {
         let (c, s) = (angle.cos(), angle.sin());
         let r = Matrix2::new(c, -s, s, c);
         let belief = GaussianBelief::new(Vector2::new(mx, my), r * Matrix2::new(a, 0.0, 0.0, b) * r.transpose()).unwrap();
-        let config = PlannerConfig {
+        let mut config = PlannerConfig {
             max_step_m: max_step,
             resolution_m: max_step / cells as f64,
             min_landmark_distance_m: min_dist,
@@ -47,6 +53,9 @@ proptest! {
             straight_line_heading_rad: heading,
             ..small(GoalPolicy::ALL[policy_index])
         };
+        if fisher {
+            config.criterion.reduction_form = ReductionForm::ExpectedFisher;
+        }
         let current = Vector2::new(px, py);
         let grid = criterion_grid(&config, current, &belief, 2.0, seed).unwrap();
         let brute_force_valid = grid.candidates.positions.iter().filter(|p| {
@@ -123,6 +132,18 @@ fn each_config_rejection_names_the_parameter() {
         ("straight_line_heading_rad", Box::new(|c| c.straight_line_heading_rad = f64::INFINITY)),
         ("criterion.belief_samples", Box::new(|c| c.criterion.belief_samples = 1)),
         ("criterion.landmark_draws", Box::new(|c| c.criterion.landmark_draws = 0)),
+        ("criterion.reduction_landmark_draws", Box::new(|c| c.criterion.reduction_landmark_draws = 0)),
+        ("criterion.reduction_range_nodes", Box::new(|c| c.criterion.reduction_range_nodes = 0)),
+        ("criterion.reduction_range_nodes", Box::new(|c| c.criterion.reduction_range_nodes = 33)),
+        // Work bound: 21² candidates × (256 + 4096 × 32) > 1e7, only for the policy that uses it.
+        (
+            "criterion.reduction_landmark_draws",
+            Box::new(|c| {
+                c.policy = GoalPolicy::SigmaReduction;
+                c.criterion.reduction_landmark_draws = 4096;
+                c.criterion.reduction_range_nodes = 32;
+            }),
+        ),
     ];
     for (name, mutate) in cases {
         let mut c = PlannerConfig::default();
@@ -133,6 +154,16 @@ fn each_config_rejection_names_the_parameter() {
         }
     }
     PlannerConfig::default().validate().unwrap();
+    assert_eq!(PlannerConfig::default().policy, GoalPolicy::SigmaReduction, "the default (README decision)");
+    // The same sizes are fine for a policy that does not use them, and for the Fisher form.
+    let mut c = PlannerConfig { policy: GoalPolicy::DOptimal, ..PlannerConfig::default() };
+    c.criterion.reduction_landmark_draws = 4096;
+    c.criterion.reduction_range_nodes = 32;
+    c.validate().unwrap();
+    c.policy = GoalPolicy::SigmaReduction;
+    assert!(c.validate().is_err());
+    c.criterion.reduction_form = ReductionForm::ExpectedFisher;
+    c.validate().unwrap();
 }
 
 #[test]
@@ -146,6 +177,16 @@ fn yaml_defaults_and_unknown_keys() {
     assert!(serde_yaml::from_str::<PlannerConfig>("polcy: random\n").is_err());
     assert!(serde_yaml::from_str::<PlannerConfig>("criterion:\n  samples: 3\n").is_err());
     assert!(serde_yaml::from_str::<PlannerConfig>("policy: a_star\n").is_err());
+    let c: PlannerConfig = serde_yaml::from_str(
+        "policy: sigma_reduction\ncriterion:\n  reduction_form: expected_fisher\n  reduction_range_nodes: 8\n",
+    )
+    .unwrap();
+    assert_eq!(c.policy, GoalPolicy::SigmaReduction);
+    assert_eq!(c.criterion.reduction_form, ReductionForm::ExpectedFisher);
+    assert_eq!(c.criterion.reduction_range_nodes, 8);
+    assert_eq!(c.criterion.reduction_landmark_draws, 16);
+    assert_eq!(c.bayesian_landmark_draws(), 16);
+    assert!(serde_yaml::from_str::<PlannerConfig>("criterion:\n  reduction_form: kalman\n").is_err());
     for p in GoalPolicy::ALL {
         let back: PlannerConfig = serde_yaml::from_str(&format!("policy: {}\n", p.name())).unwrap();
         assert_eq!(back.policy, p);
@@ -158,8 +199,15 @@ fn yaml_defaults_and_unknown_keys() {
 fn goal_is_the_extremum_of_the_published_grid_and_deterministic() {
     let b = slides_belief();
     let x = Vector2::new(-1.0, 2.0);
-    for policy in [GoalPolicy::SigmaDotMin, GoalPolicy::SigmaDotMax, GoalPolicy::DOptimal] {
-        let c = PlannerConfig { policy, ..PlannerConfig::default() };
+    let fisher = PlannerConfig {
+        policy: GoalPolicy::SigmaReduction,
+        criterion: CriterionConfig { reduction_form: ReductionForm::ExpectedFisher, ..CriterionConfig::default() },
+        ..PlannerConfig::default()
+    };
+    let configs = [GoalPolicy::SigmaDotMin, GoalPolicy::SigmaDotMax, GoalPolicy::DOptimal, GoalPolicy::SigmaReduction]
+        .map(|policy| PlannerConfig { policy, ..PlannerConfig::default() });
+    for c in configs.into_iter().chain([fisher]) {
+        let policy = c.policy;
         let grid = criterion_grid(&c, x, &b, 2.0, 99).unwrap();
         let goal = plan_next_goal(&c, x, &b, 2.0, 99).unwrap();
         let finite = grid.values.iter().copied().filter(|v| v.is_finite());

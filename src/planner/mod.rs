@@ -11,10 +11,13 @@
 //!   oracle variant (z ~ N(‖x − y‖, σ²), true y) and a Bayesian one (y ~ q), plus the
 //!   slides' far-field closed form max(1, |‖x − y‖/‖x − μ‖ − 1|)/(2σ²);
 //! * the D-optimal criterion, the expected log-det information gain of one range
-//!   measurement.
+//!   measurement;
+//! * the Σ-reduction criterion: the slides' objective ‖Σ(T) − Σ(0)‖₂ predicted by one
+//!   natural step from Σ̇(0), J(x) = E_y E_z λmax(Σ − (Σ⁻¹ + G₊(x, z))⁻¹) with
+//!   G = −2Σ̇(0) clipped to PSD, or its expected-Fisher form.
 //!
 //! Policies ([`GoalPolicy`]): `sigma_dot_min`, `sigma_dot_max`, `d_optimal`,
-//! `straight_line`, `random`. A goal is always reachable (≤ `max_step_m`), inside the
+//! `straight_line`, `random`, `sigma_reduction`. A goal is always reachable (≤ `max_step_m`), inside the
 //! workspace and ≥ `min_landmark_distance_m` from μ, or the call fails with
 //! [`PlannerError::NoValidCandidate`].
 
@@ -26,7 +29,7 @@ pub mod normal;
 pub mod policy;
 
 pub use candidates::{CandidateGrid, CandidateStatus};
-pub use config::{CriterionConfig, GoalPolicy, PlannerConfig, SigmaDotApproximation, WorkspaceBounds};
+pub use config::{CriterionConfig, GoalPolicy, PlannerConfig, ReductionForm, SigmaDotApproximation, WorkspaceBounds};
 pub use criterion::{LandmarkHypothesis, SigmaDotEvaluator};
 pub use error::PlannerError;
 pub use policy::{criterion_grid, plan_next_goal, plan_next_goal_with_grid, plan_next_goal_with_landmark, CriterionGrid, CriterionQuantity, Goal};

@@ -5,9 +5,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::candidates::{CandidateGrid, CandidateStatus};
-use super::config::{GoalPolicy, PlannerConfig, SigmaDotApproximation};
+use super::config::{GoalPolicy, PlannerConfig, ReductionForm, SigmaDotApproximation};
 use super::criterion::{LandmarkHypothesis, SigmaDotEvaluator};
 use super::error::PlannerError;
+use crate::estimator::cubature::gauss_hermite_1d;
 use crate::estimator::GaussianBelief;
 
 /// What a [`CriterionGrid`] holds.
@@ -17,6 +18,9 @@ pub enum CriterionQuantity {
     SigmaDotNorm,
     /// Expected log-det information gain of one range measurement, nats.
     InformationGain,
+    /// Expected uncertainty reduction λmax(Σ − Σ₁) of one natural step (or the
+    /// expected-Fisher form, as configured), m².
+    UncertaintyReduction,
 }
 
 /// The chosen goal.
@@ -25,7 +29,7 @@ pub struct Goal {
     /// Goal position, metres (a valid candidate: reachable, in bounds, far enough from μ).
     pub position_m: Vector2<f64>,
     /// The policy's criterion at the goal (J for `sigma_dot_*`, information gain for
-    /// `d_optimal`); `None` for `straight_line` and `random`, which evaluate none.
+    /// `d_optimal`, the expected reduction for `sigma_reduction`); `None` for `straight_line` and `random`, which evaluate none.
     pub criterion_value: Option<f64>,
     /// Valid candidates the goal was chosen from.
     pub valid_candidates: usize,
@@ -119,12 +123,22 @@ fn evaluate(
     seed: u64,
 ) -> Result<CriterionGrid, PlannerError> {
     let ev = SigmaDotEvaluator::new(belief, noise_var_m2, config.criterion.belief_samples, landmark, &mut sampling_rng(seed))?;
+    let range_rule = match (quantity, config.criterion.reduction_form) {
+        (CriterionQuantity::UncertaintyReduction, ReductionForm::NaturalStep) => {
+            gauss_hermite_1d(config.criterion.reduction_range_nodes)
+        }
+        _ => Vec::new(),
+    };
     let values = grid
         .positions
         .iter()
         .zip(&grid.status)
         .map(|(p, s)| match (s, quantity, config.criterion.approximation) {
             (CandidateStatus::Valid, CriterionQuantity::InformationGain, _) => ev.expected_information_gain(p),
+            (CandidateStatus::Valid, CriterionQuantity::UncertaintyReduction, _) => match config.criterion.reduction_form {
+                ReductionForm::NaturalStep => ev.expected_sigma_reduction(p, &range_rule),
+                ReductionForm::ExpectedFisher => ev.expected_fisher_reduction(p),
+            },
             (CandidateStatus::Valid, CriterionQuantity::SigmaDotNorm, SigmaDotApproximation::MonteCarlo) => {
                 ev.expected_sigma_dot_norm(p)
             }
@@ -140,6 +154,7 @@ fn evaluate(
 fn quantity_of(policy: GoalPolicy) -> CriterionQuantity {
     match policy {
         GoalPolicy::DOptimal => CriterionQuantity::InformationGain,
+        GoalPolicy::SigmaReduction => CriterionQuantity::UncertaintyReduction,
         _ => CriterionQuantity::SigmaDotNorm,
     }
 }
@@ -147,7 +162,7 @@ fn quantity_of(policy: GoalPolicy) -> CriterionQuantity {
 /// The configured policy's criterion over the candidate grid around `current_position`
 /// (metres) for the belief N(μ, Σ) and range-noise variance `noise_var_m2` (m²): J(x) for
 /// `sigma_dot_*` (and, for display, for `straight_line`/`random`), the information gain
-/// for `d_optimal`; Bayesian variant (landmark drawn from the belief). Samples are seeded
+/// for `d_optimal`, the expected reduction for `sigma_reduction`; Bayesian variant (landmark drawn from the belief). Samples are seeded
 /// by `seed`, so the grid is the one [`plan_next_goal`] chooses from with the same seed.
 ///
 /// # Errors
@@ -164,9 +179,10 @@ pub fn criterion_grid(
     evaluate(config, grid, &belief, noise_var_m2, bayesian(config), quantity_of(config.policy), seed)
 }
 
-/// The Bayesian landmark hypothesis of the node: the landmark drawn from the belief.
+/// The Bayesian landmark hypothesis of the node: the landmark drawn from the belief
+/// ([`PlannerConfig::bayesian_landmark_draws`] draws).
 fn bayesian(config: &PlannerConfig) -> LandmarkHypothesis {
-    LandmarkHypothesis::FromBelief { draws: config.criterion.landmark_draws }
+    LandmarkHypothesis::FromBelief { draws: config.bayesian_landmark_draws() }
 }
 
 /// The checked inputs and the candidate grid every entry point starts from.
@@ -201,6 +217,8 @@ pub fn plan_next_goal(
 /// * `sigma_dot_min` / `sigma_dot_max`: argmin / argmax of J(x) = E_{y,z}‖Σ̇(0; x, z)‖₂,
 ///   y from `landmark` (`Known` is the simulation-only oracle variant);
 /// * `d_optimal`: argmax of E_s[½ ln(1 + u(s)ᵀΣu(s)/σ²)];
+/// * `sigma_reduction`: argmax of E_y E_z λmax(Σ − (Σ⁻¹ + G₊(x, z))⁻¹) (or the
+///   expected-Fisher form), y from `landmark`;
 /// * `straight_line`: the candidate nearest to x + max_step_m·(cos θ, sin θ);
 /// * `random`: a uniformly drawn candidate.
 ///
@@ -270,7 +288,7 @@ fn plan_with_grid(
             let i = valid[policy_rng(seed).random_range(0..valid.len())];
             Ok((pick(i, None, &grid), None))
         }
-        policy @ (GoalPolicy::SigmaDotMin | GoalPolicy::SigmaDotMax | GoalPolicy::DOptimal) => {
+        policy @ (GoalPolicy::SigmaDotMin | GoalPolicy::SigmaDotMax | GoalPolicy::DOptimal | GoalPolicy::SigmaReduction) => {
             let evaluated = evaluate(config, grid, &belief, noise_var_m2, landmark, quantity_of(policy), seed)?;
             let minimise = policy == GoalPolicy::SigmaDotMin;
             let mut best: Option<(usize, f64)> = None;
