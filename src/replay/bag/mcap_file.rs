@@ -41,7 +41,7 @@ impl Scanner {
         let mut reader = BufReader::with_capacity(256 * 1024, f);
         let mut magic = [0u8; 8];
         if len < 8 || reader.read_exact(&mut magic).is_err() || &magic != MCAP_MAGIC {
-            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no MCAP magic at the start".into() });
+            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no MCAP magic at byte offset 0".into() });
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -104,6 +104,10 @@ impl Scanner {
                         return Err(self.corrupt(pos, opcode, format!("claims {len} bytes, more than the {MAX_RECORD_BYTES} this reader accepts")));
                     }
                     let mut body = std::mem::take(&mut self.body);
+                    body.clear();
+                    if let Err(e) = body.try_reserve_exact(len as usize) {
+                        return Err(self.corrupt(pos, opcode, format!("cannot allocate its {len} bytes: {e}")));
+                    }
                     body.resize(len as usize, 0);
                     self.reader.read_exact(&mut body).map_err(|e| self.read_err(e))?;
                     // The mcap crate is not expected to panic on bad input; if it ever
@@ -139,9 +143,15 @@ impl Scanner {
                         header.uncompressed_size
                     ));
                 }
-                let reader = mcap::read::ChunkReader::new(header, &data).map_err(|e| e.to_string())?;
-                for inner in reader {
-                    self.inner(inner.map_err(|e| e.to_string())?, position, sink)?;
+                let records = chunk_records(&header, &data)?;
+                let mut at = 0usize;
+                while at < records.len() {
+                    let (op, body) = next_record(&records, at)
+                        .map_err(|detail| format!("inside the chunk at records offset {at}: {detail}"))?;
+                    at += 9 + body.len();
+                    let record = mcap::parse_record(op, body)
+                        .map_err(|e| format!("inside the chunk at records offset {at}: {e}"))?;
+                    self.inner(record, position, sink)?;
                 }
                 Ok(self.end_group(sink))
             }
@@ -194,7 +204,11 @@ impl Scanner {
         if remaining > MAX_RECORD_BYTES {
             return format!("; the cut chunk's {remaining} bytes are more than the {MAX_RECORD_BYTES} this reader salvages");
         }
-        let mut body = vec![0u8; remaining as usize];
+        let mut body = Vec::new();
+        if let Err(e) = body.try_reserve_exact(remaining as usize) {
+            return format!("; cannot allocate the cut chunk's {remaining} bytes: {e}");
+        }
+        body.resize(remaining as usize, 0);
         if self.reader.read_exact(&mut body).is_err() {
             return String::new();
         }
@@ -206,8 +220,16 @@ impl Scanner {
             self.end_group(sink);
         }
         let mut recovered = 0u64;
-        for (op, inner) in records {
-            let Ok(record) = mcap::parse_record(op, &inner) else { break };
+        let mut at = 0;
+        // Record by record from the buffer, up to the first that is cut, has the invalid
+        // opcode 0 (what zero padding or a zstd bomb's zeros look like) or does not
+        // parse: nothing is copied per record.
+        while let Ok((op, inner)) = next_record(&records, at) {
+            at += 9 + inner.len();
+            if op == 0 {
+                break;
+            }
+            let Ok(record) = mcap::parse_record(op, inner) else { break };
             let message = matches!(record, Record::Message { .. });
             if self.inner(record, position, sink).is_err() {
                 break;
@@ -219,11 +241,80 @@ impl Scanner {
     }
 }
 
-/// The complete records at the start of a chunk record cut short: the chunk header,
-/// then its (uncompressed or zstd) records data as far as it goes, decompressing no
-/// more than the chunk's declared uncompressed size, itself at most
-/// [`MAX_RECORD_BYTES`].
-fn partial_chunk_records(body: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, String> {
+/// The records data of a complete chunk, decompressed into one buffer of exactly its
+/// declared `uncompressed_size` (at most [`MAX_RECORD_BYTES`], reserved fallibly: an
+/// allocation the process cannot make is an error here, not an abort), checked against
+/// the chunk's CRC when it has one. Decompressing this way, rather than through the
+/// `mcap` crate's chunk reader, bounds the memory a chunk can take whatever its bytes
+/// say: that reader sizes its buffers from the record lengths inside the chunk (a
+/// flipped bit in one made it allocate 2⁴⁸ bytes and abort the process), and a
+/// compressed stream that expands beyond the declared size is refused once it fills the
+/// buffer (a zstd bomb costs at most the declared size).
+fn chunk_records<'a>(header: &mcap::records::ChunkHeader, data: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    let declared = header.uncompressed_size;
+    if declared > MAX_RECORD_BYTES {
+        return Err(format!("chunk claims {declared} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts"));
+    }
+    let declared = declared as usize;
+    let mut out = Vec::new();
+    let reserve = |out: &mut Vec<u8>| {
+        out.try_reserve_exact(declared).map_err(|e| format!("cannot allocate the chunk's declared {declared} bytes uncompressed: {e}"))
+    };
+    let records: std::borrow::Cow<'a, [u8]> = match header.compression.as_str() {
+        "" => {
+            if data.len() != declared {
+                return Err(format!("uncompressed chunk holds {} bytes of records, its header says {declared}", data.len()));
+            }
+            std::borrow::Cow::Borrowed(data)
+        }
+        "zstd" => {
+            reserve(&mut out)?;
+            let mut decoder = zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?;
+            // Writes into the reserved capacity only: more output is an error.
+            decoder
+                .decompress_to_buffer(data, &mut out)
+                .map_err(|e| format!("zstd: {e} (declared {declared} bytes uncompressed)"))?;
+            std::borrow::Cow::Owned(out)
+        }
+        "lz4" => {
+            reserve(&mut out)?;
+            let decoder = lz4::Decoder::new(data).map_err(|e| format!("lz4: {e}"))?;
+            // One byte more than declared tells an overlong stream from an exact one.
+            decoder.take(declared as u64 + 1).read_to_end(&mut out).map_err(|e| format!("lz4: {e}"))?;
+            std::borrow::Cow::Owned(out)
+        }
+        other => return Err(format!("unsupported chunk compression `{other}`")),
+    };
+    if records.len() != declared {
+        return Err(format!("chunk decompresses to {}{} bytes, its header says {declared}", records.len(), if records.len() > declared { "+" } else { "" }));
+    }
+    if header.uncompressed_crc != 0 {
+        let crc = crc32fast::hash(&records);
+        if crc != header.uncompressed_crc {
+            return Err(format!("chunk CRC mismatch: header {:#010x}, records {crc:#010x}", header.uncompressed_crc));
+        }
+    }
+    Ok(records)
+}
+
+/// The record (opcode, body) at `at` in a chunk's records data, its length checked
+/// against what the data holds.
+fn next_record(records: &[u8], at: usize) -> Result<(u8, &[u8]), String> {
+    let rest = &records[at..];
+    if rest.len() < 9 {
+        return Err(format!("a record header needs 9 bytes, {} remain", rest.len()));
+    }
+    let len = u64::from_le_bytes(rest[1..9].try_into().expect("8 bytes"));
+    if len > (rest.len() - 9) as u64 {
+        return Err(format!("{} record claims {len} bytes, {} remain in the chunk", record_name(rest[0]), rest.len() - 9));
+    }
+    Ok((rest[0], &rest[9..9 + len as usize]))
+}
+
+/// The records data at the start of a chunk record cut short: the chunk header, then
+/// its (uncompressed or zstd) records data as far as it goes, decompressing no more
+/// than the chunk's declared uncompressed size, itself at most [`MAX_RECORD_BYTES`].
+fn partial_chunk_records(body: &[u8]) -> Result<Vec<u8>, String> {
     let u64_at = |at: usize| body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     let u32_at = |at: usize| body.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
     let header_cut = || "the chunk header is cut".to_string();
@@ -243,23 +334,16 @@ fn partial_chunk_records(body: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, String> {
         b"zstd" => {
             let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| e.to_string())?;
             let mut out = Vec::new();
+            // Reserved up front (fallibly): `read_to_end` then never grows the buffer
+            // past the limit, and a size the process cannot hold is an error.
+            out.try_reserve_exact(limit).map_err(|e| format!("cannot allocate {limit} bytes to salvage it: {e}"))?;
             // Errors end the salvage: what was decompressed before them is kept.
             let _ = decoder.take(limit as u64).read_to_end(&mut out);
             out
         }
         other => return Err(format!("compression `{}` cannot be salvaged", String::from_utf8_lossy(other))),
     };
-    let mut found = Vec::new();
-    let mut pos = 0usize;
-    while pos + 9 <= records.len() {
-        let len = u64::from_le_bytes(records[pos + 1..pos + 9].try_into().expect("8 bytes"));
-        if len > (records.len() - pos - 9) as u64 {
-            break;
-        }
-        found.push((records[pos], records[pos + 9..pos + 9 + len as usize].to_vec()));
-        pos += 9 + len as usize;
-    }
-    Ok(found)
+    Ok(records)
 }
 
 fn record_name(opcode: u8) -> &'static str {
