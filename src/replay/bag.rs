@@ -35,7 +35,14 @@
 //! the error, naming the file and the byte offset (MCAP) or row (sqlite3), is
 //! returned in [`ReadSummary::error`]. A length field read from the file never
 //! drives an allocation beyond [`MAX_RECORD_BYTES`]: a record or chunk claiming more
-//! is reported as corrupt at its offset.
+//! is reported as corrupt at its offset. Those allocations are fallible (an
+//! allocation the process cannot make is damage reported at its offset, not an
+//! abort), and MCAP chunks are decompressed here into a buffer of exactly their
+//! declared size (a zstd bomb fails when it fills it) and checked against their CRC;
+//! the records inside are bounded by what the chunk holds. Only regular files are
+//! opened (a FIFO would block, `/dev/zero` never end), and `metadata.yaml` is read
+//! up to [`MAX_METADATA_BYTES`]. `tests/replay_mutations.rs` runs the replayer on
+//! ~300 damaged bags under a 512 MiB address-space limit.
 
 use std::path::{Path, PathBuf};
 
@@ -356,6 +363,9 @@ fn storage_files(path: &Path) -> Result<Vec<(PathBuf, Storage)>, BagError> {
     if path.is_file() {
         return Ok(vec![(path.to_path_buf(), sniff(path)?)]);
     }
+    if !path.is_dir() {
+        return Err(io_error(path, "neither a regular file nor a directory"));
+    }
     let metadata_path = path.join("metadata.yaml");
     if !metadata_path.exists() {
         // A directory without metadata (e.g. a recording that was killed): take its
@@ -369,9 +379,9 @@ fn storage_files(path: &Path) -> Result<Vec<(PathBuf, Storage)>, BagError> {
         if files.is_empty() {
             return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no metadata.yaml and no .mcap or .db3 file".into() });
         }
-        return files.into_iter().map(|f| sniff(&f).map(|s| (f, s))).collect();
+        return files.into_iter().map(|f| regular_file(&f).and_then(|()| sniff(&f)).map(|s| (f, s))).collect();
     }
-    let text = std::fs::read_to_string(&metadata_path).map_err(|e| io_error(&metadata_path, e))?;
+    let text = read_metadata(&metadata_path)?;
     let meta_err = |detail: String| BagError::Metadata { path: metadata_path.clone(), detail };
     let root: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| meta_err(e.to_string()))?;
     let info = root
@@ -407,6 +417,42 @@ fn storage_files(path: &Path) -> Result<Vec<(PathBuf, Storage)>, BagError> {
     if relative.is_empty() {
         return Err(meta_err("`relative_file_paths` is empty".into()));
     }
-    Ok(relative.into_iter().map(|r| (path.join(r), storage)).collect())
+    relative
+        .into_iter()
+        .map(|r| {
+            let file = path.join(r);
+            regular_file(&file)?;
+            Ok((file, storage))
+        })
+        .collect()
+}
+
+/// The largest `metadata.yaml` read (rosbag2 writes a few kB; one entry per file and
+/// topic).
+pub const MAX_METADATA_BYTES: u64 = 1 << 20;
+
+/// `Ok` when `path` is a regular file (after symlinks). A bag's files are opened only
+/// then: a FIFO would block the open or the read for ever, and a device such as
+/// `/dev/zero` never ends.
+fn regular_file(path: &Path) -> Result<(), BagError> {
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(io_error(path, "not a regular file (a bag's files must be; FIFOs and devices are refused)"))
+    }
+}
+
+/// The text of `metadata.yaml`: a regular file of at most [`MAX_METADATA_BYTES`].
+fn read_metadata(path: &Path) -> Result<String, BagError> {
+    use std::io::Read;
+    regular_file(path)?;
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
+    if bytes.len() as u64 > MAX_METADATA_BYTES {
+        return Err(BagError::Metadata { path: path.to_path_buf(), detail: format!("larger than {MAX_METADATA_BYTES} bytes") });
+    }
+    String::from_utf8(bytes).map_err(|e| BagError::Metadata { path: path.to_path_buf(), detail: format!("not UTF-8: {e}") })
 }
 
