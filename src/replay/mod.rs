@@ -381,11 +381,9 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let bag = bag::read_bag(&options.bag)?;
     let kinds = match topic_kinds(&bag, options) {
         Ok(k) => k,
-        // Damage before any wanted message could be read is the better explanation.
-        Err(ReplayError::NoMatchingTopic { .. })
-            if bag.listing_error.is_some()
-                && bag.topics.iter().filter(|t| wanted.contains(&t.name)).all(|t| t.message_count == 0) =>
-        {
+        // Damage found while listing is the better explanation: it may have hidden the
+        // topic (a file without a summary is listed only up to its damage).
+        Err(ReplayError::NoMatchingTopic { .. }) if bag.listing_error.is_some() => {
             return Err(ReplayError::Bag(bag.listing_error.clone().expect("checked")))
         }
         Err(e) => return Err(e),

@@ -33,7 +33,7 @@ fn open(path: &Path) -> Result<Connection, BagError> {
         let mut f = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
         let n = f.read(&mut head).map_err(|e| io_error(path, e))?;
         if n < 16 || &head != SQLITE_MAGIC {
-            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no SQLite header".into() });
+            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no SQLite header at byte offset 0".into() });
         }
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
