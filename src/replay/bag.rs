@@ -61,6 +61,12 @@ pub const MAX_RECORD_BYTES: u64 = 256 << 20;
 /// Consecutive MCAP message records outside chunks are reordered in groups of this
 /// many (the window of an unchunked file).
 pub const TOP_LEVEL_GROUP: usize = 1024;
+/// A message whose bag time is more than this ahead of the message before it, and
+/// which the message after it does not follow (that one is again more than this before
+/// it), is an isolated jump — a flipped bit in its log time — and is skipped and
+/// reported ([`ReadSummary::time_jumps`]): 10 minutes, ns. A real gap in a recording is
+/// followed by messages after it, and kept.
+pub const MAX_BAG_TIME_JUMP_NS: u64 = 600 * 1_000_000_000;
 /// Rows per reorder group when a damaged sqlite3 file is read in id order.
 pub const SQLITE_FALLBACK_GROUP: usize = 1024;
 
@@ -153,6 +159,10 @@ pub struct ReadSummary {
     /// than two groups, so `peak_buffered ≤ 2 × largest_group`.
     pub peak_buffered: usize,
     pub largest_group: usize,
+    /// Messages skipped as isolated bag-time jumps ([`MAX_BAG_TIME_JUMP_NS`]): where
+    /// each was and its bag time, ns; they reach no callback (a jump of hours would
+    /// otherwise become the replay's clock: its timers and its duration).
+    pub time_jumps: Vec<(MessageOrigin, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -240,6 +250,12 @@ impl Bag {
             late_messages: window.late,
             peak_buffered: window.peak,
             largest_group: window.largest_group,
+            // A jump at the very end has no message after it to confirm it: skipped too.
+            time_jumps: {
+                let mut jumps = window.jumps;
+                jumps.extend(window.suspect.map(|m| (m.origin, m.log_time_ns)));
+                jumps
+            },
         })
     }
 
@@ -284,6 +300,10 @@ struct Window {
     late: u64,
     peak: usize,
     largest_group: usize,
+    /// A message held back because its bag time jumped ahead ([`MAX_BAG_TIME_JUMP_NS`]):
+    /// delivered if the next message follows it, else skipped into `jumps`.
+    suspect: Option<BagMessage>,
+    jumps: Vec<(MessageOrigin, u64)>,
 }
 
 impl Window {
@@ -322,6 +342,20 @@ impl Window {
 
     fn deliver<E>(&mut self, out: Vec<BagMessage>, f: &mut impl FnMut(BagMessage) -> Result<(), E>) -> Result<(), E> {
         for m in out {
+            if let Some(s) = self.suspect.take() {
+                if m.log_time_ns.saturating_add(MAX_BAG_TIME_JUMP_NS) >= s.log_time_ns {
+                    // The stream follows the jump: a gap in the recording.
+                    self.last_out = Some(s.log_time_ns);
+                    self.delivered += 1;
+                    f(s)?;
+                } else {
+                    self.jumps.push((s.origin, s.log_time_ns));
+                }
+            }
+            if self.last_out.is_some_and(|t| m.log_time_ns > t.saturating_add(MAX_BAG_TIME_JUMP_NS)) {
+                self.suspect = Some(m);
+                continue;
+            }
             if self.last_out.is_some_and(|t| m.log_time_ns < t) {
                 self.late += 1;
             } else {

@@ -221,13 +221,17 @@ fn wrong_type(options: &ReplayOptions, t: &bag::TopicInfo, expected: String) -> 
 }
 
 fn describe_origin(contents: &Bag, m: &BagMessage) -> String {
-    let file = contents.files.get(m.origin.file).map(|p| p.display().to_string()).unwrap_or_default();
+    describe_position(contents, &m.origin, m.log_time_ns)
+}
+
+fn describe_position(contents: &Bag, origin: &bag::MessageOrigin, log_time_ns: u64) -> String {
+    let file = contents.files.get(origin.file).map(|p| p.display().to_string()).unwrap_or_default();
     let position = if file.ends_with(".db3") {
-        format!("row {}", m.origin.position)
+        format!("row {}", origin.position)
     } else {
-        format!("record at byte offset {}", m.origin.position)
+        format!("record at byte offset {}", origin.position)
     };
-    format!("{file}: message #{} ({position}, bag time {} ns)", m.origin.ordinal, m.log_time_ns)
+    format!("{file}: message #{} ({position}, bag time {log_time_ns} ns)", origin.ordinal)
 }
 
 /// Writes every output as the events come.
@@ -453,6 +457,16 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     });
     let bag_error = match read {
         Ok(summary) => {
+            for (origin, log_time_ns) in &summary.time_jumps {
+                if warnings.len() < MAX_WARNINGS {
+                    warnings.push(format!(
+                        "{}: more than {} s after the message before it while the message after it is not: \
+                         an isolated bag time jump (a damaged log time), skipped",
+                        describe_position(&bag, origin, *log_time_ns),
+                        bag::MAX_BAG_TIME_JUMP_NS / 1_000_000_000
+                    ));
+                }
+            }
             if summary.late_messages > 0 {
                 warnings.push(format!(
                     "{}: {} messages were older than the reader's reorder window allows (older than a message two \
