@@ -454,3 +454,50 @@ fn every_mutant_ends_with_exit_0_or_1_naming_file_and_offset() {
     assert!(failures.is_empty(), "{} of {} mutants misbehaved:\n{}", failures.len(), all.len(), failures.join("\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The first message record inside the chunk in the middle of `bytes` (an uncompressed,
+/// CRC-less MCAP): the offset of its log_time field.
+fn middle_message_log_time_at(bytes: &[u8]) -> usize {
+    let cs = chunks(bytes);
+    let c = &cs[cs.len() / 2];
+    let mut at = c.records_at;
+    while bytes[at] != 0x05 {
+        at += 9 + u64::from_le_bytes(bytes[at + 1..at + 9].try_into().unwrap()) as usize;
+    }
+    // Message body: channel_id u16, sequence u32, log_time u64.
+    at + 9 + 2 + 4
+}
+
+fn goals_and_stdout(bag: &Path, out: &Path) -> (usize, String, String, Option<i32>) {
+    let o = Command::new(env!("CARGO_BIN_EXE_landmark_flow_replay")).arg(bag).arg("--out").arg(out).arg("--no-plots").output().unwrap();
+    let goals = std::fs::read_to_string(out.join("goals.csv")).map(|s| s.lines().count().saturating_sub(1)).unwrap_or(0);
+    (goals, String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string(), o.status.code())
+}
+
+/// One message whose log time jumped by +19.5 h (a damaged log_time): skipped and
+/// reported with its file and offset, so it is neither the replay's clock (timers,
+/// duration) nor the reader's latest time.
+#[test]
+fn a_log_time_jump_is_reported_and_not_planned_through() {
+    let dir = temp_dir("jump");
+    let synthetic = SyntheticBag { duration_s: 20.0, ..Default::default() };
+    synthetic.write_mcap(&dir.join("valid")).unwrap();
+    let mcap = std::fs::read_dir(dir.join("valid")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "mcap")).unwrap();
+    let plain = rechunked(&std::fs::read(&mcap).unwrap(), "", false);
+    let at = middle_message_log_time_at(&plain);
+    let mut jumped = plain.clone();
+    let t = u64::from_le_bytes(jumped[at..at + 8].try_into().unwrap());
+    jumped[at..at + 8].copy_from_slice(&(t + 70_200 * 1_000_000_000).to_le_bytes());
+    let valid = write(&dir, "plain.mcap", &plain);
+    let bad = write(&dir, "jumped.mcap", &jumped);
+    let (goals_valid, out_valid, _, code_valid) = goals_and_stdout(&valid, &dir.join("out_valid"));
+    let (goals_bad, out_bad, err_bad, code_bad) = goals_and_stdout(&bad, &dir.join("out_bad"));
+    eprintln!("valid: {goals_valid} goals, {code_valid:?}: {out_valid}\njumped: {goals_bad} goals, {code_bad:?}: {out_bad}\n{err_bad}");
+    assert_eq!(code_valid, Some(0));
+    assert!(goals_bad <= goals_valid + 2, "{goals_bad} goals with the jump, {goals_valid} without");
+    assert!(out_bad.contains("(20.") || out_bad.contains("(19."), "the bag's duration is its messages', not the jump's: {out_bad}");
+    assert!(err_bad.contains("jumped.mcap") && err_bad.contains("isolated bag time jump"), "the jump is reported: {err_bad}");
+    // Without the check the jumped message became the reader's latest time: every later
+    // message was "replayed late" (294 here) and the odometry it carried was rejected.
+    assert!(!err_bad.contains("replayed late") && out_bad.contains("0 rejected"), "{err_bad}\n{out_bad}");
+}
