@@ -53,10 +53,10 @@ mod sqlite_file;
 pub const MCAP_MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// The largest MCAP record body read into memory, and the largest chunk
-/// decompressed (its declared `uncompressed_size`, also the cap on salvaging a cut
-/// chunk): 256 MiB. rosbag2 writes chunks of about 1 MiB; a larger length field is
-/// taken as corruption rather than allocated.
+/// The default of [`Bag::max_record_bytes`]: the largest MCAP record body read into
+/// memory, and the largest chunk decompressed (its declared `uncompressed_size`, also
+/// the cap on salvaging a cut chunk): 256 MiB. rosbag2 writes chunks of about 1 MiB; a
+/// larger length field is taken as corruption rather than allocated.
 pub const MAX_RECORD_BYTES: u64 = 256 << 20;
 /// Consecutive MCAP message records outside chunks are reordered in groups of this
 /// many (the window of an unchunked file).
@@ -138,6 +138,10 @@ pub struct Bag {
     /// by a first pass over its records): the topics and counts are those before it.
     /// Reading the messages meets the same damage and reports it again.
     pub listing_error: Option<BagError>,
+    /// The largest MCAP record or chunk (declared uncompressed size) read, bytes
+    /// ([`read_bag_with_limit`]; [`MAX_RECORD_BYTES`] by default): a larger one is
+    /// damage at its offset, refused before any allocation.
+    pub max_record_bytes: u64,
     storages: Vec<Storage>,
 }
 
@@ -192,15 +196,24 @@ fn topic_index(topics: &mut Vec<TopicInfo>, name: &str, type_name: &str, encodin
 /// metadata, unsupported storage). Damage found while listing is not an `Err`: see
 /// [`Bag::listing_error`].
 pub fn read_bag(path: &Path) -> Result<Bag, BagError> {
+    read_bag_with_limit(path, MAX_RECORD_BYTES)
+}
+
+/// [`read_bag`] with [`Bag::max_record_bytes`] = `max_record_bytes`.
+///
+/// # Errors
+/// As [`read_bag`].
+pub fn read_bag_with_limit(path: &Path, max_record_bytes: u64) -> Result<Bag, BagError> {
     let files = storage_files(path)?;
     let mut bag = Bag {
         files: files.iter().map(|(p, _)| p.clone()).collect(),
         storages: files.iter().map(|(_, s)| *s).collect(),
+        max_record_bytes,
         ..Default::default()
     };
     for (file, storage) in &files {
         let listed = match storage {
-            Storage::Mcap => mcap_file::list_topics(file, &mut bag.topics),
+            Storage::Mcap => mcap_file::list_topics(file, &mut bag.topics, max_record_bytes),
             Storage::Sqlite3 => sqlite_file::list_topics(file, &mut bag.topics),
         };
         if let Err(e) = listed {
@@ -229,7 +242,7 @@ impl Bag {
         let mut error = None;
         for (index, (file, storage)) in self.files.iter().zip(&self.storages).enumerate() {
             let read = match storage {
-                Storage::Mcap => mcap_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f),
+                Storage::Mcap => mcap_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f, self.max_record_bytes),
                 Storage::Sqlite3 => sqlite_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f),
             };
             // Whatever the file ended with, what it read is delivered first.

@@ -107,6 +107,9 @@ pub struct ReplayOptions {
     pub plots: bool,
     /// Replay only the first this many seconds of the bag (a slice); `None` = all.
     pub duration_s: Option<f64>,
+    /// The largest MCAP record or chunk read, bytes ([`bag::Bag::max_record_bytes`];
+    /// default [`bag::MAX_RECORD_BYTES`]).
+    pub max_record_bytes: u64,
 }
 
 impl ReplayOptions {
@@ -124,6 +127,7 @@ impl ReplayOptions {
             true_path_topic: path::DEFAULT_TRUE_PATH_TOPIC.into(),
             plots: true,
             duration_s: None,
+            max_record_bytes: bag::MAX_RECORD_BYTES,
         }
     }
 }
@@ -382,7 +386,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let read_start = Instant::now();
     let wanted: Vec<String> =
         options.odom_topics.iter().chain(&options.range_topics).map(|t| absolute_topic(t)).collect();
-    let bag = bag::read_bag(&options.bag)?;
+    let bag = bag::read_bag_with_limit(&options.bag, options.max_record_bytes)?;
     let kinds = match topic_kinds(&bag, options) {
         Ok(k) => k,
         // Damage found while listing is the better explanation: it may have hidden the

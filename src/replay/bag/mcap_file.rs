@@ -1,7 +1,8 @@
 //! MCAP storage files, read record by record from a buffered file: a record body
-//! (at most [`MAX_RECORD_BYTES`]) and one decompressed chunk at a time.
+//! (at most the bag's record limit, [`super::MAX_RECORD_BYTES`] by default) and one
+//! decompressed chunk at a time.
 
-use super::{io_error, topic_index, BagError, BagMessage, Fault, MessageOrigin, TopicInfo, Window, MAX_RECORD_BYTES, MCAP_MAGIC, TOP_LEVEL_GROUP};
+use super::{io_error, topic_index, BagError, BagMessage, Fault, MessageOrigin, TopicInfo, Window, MCAP_MAGIC, TOP_LEVEL_GROUP};
 use mcap::records::{op, Record};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -32,10 +33,12 @@ struct Scanner {
     ordinal: u64,
     /// Top-level message records since the last group end.
     loose: usize,
+    /// The largest record body read and chunk decompressed, bytes ([`super::Bag::max_record_bytes`]).
+    limit: u64,
 }
 
 impl Scanner {
-    fn open(path: &Path, file: usize) -> Result<Self, BagError> {
+    fn open(path: &Path, file: usize, limit: u64) -> Result<Self, BagError> {
         let f = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
         let len = f.metadata().map_err(|e| io_error(path, e))?.len();
         let mut reader = BufReader::with_capacity(256 * 1024, f);
@@ -54,6 +57,7 @@ impl Scanner {
             channels: HashSet::new(),
             ordinal: 0,
             loose: 0,
+            limit,
         })
     }
 
@@ -100,8 +104,9 @@ impl Scanner {
                     return Ok(());
                 }
                 op::SCHEMA | op::CHANNEL | op::MESSAGE | op::CHUNK => {
-                    if len > MAX_RECORD_BYTES {
-                        return Err(self.corrupt(pos, opcode, format!("claims {len} bytes, more than the {MAX_RECORD_BYTES} this reader accepts")));
+                    if len > self.limit {
+                        let limit = self.limit;
+                        return Err(self.corrupt(pos, opcode, format!("claims {len} bytes, more than the {limit} this reader accepts")));
                     }
                     let mut body = std::mem::take(&mut self.body);
                     body.clear();
@@ -137,13 +142,7 @@ impl Scanner {
                 if self.loose > 0 && !self.end_group(sink) {
                     return Ok(false);
                 }
-                if header.uncompressed_size > MAX_RECORD_BYTES {
-                    return Err(format!(
-                        "chunk claims {} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts",
-                        header.uncompressed_size
-                    ));
-                }
-                let records = chunk_records(&header, &data)?;
+                let records = chunk_records(&header, &data, self.limit)?;
                 let mut at = 0usize;
                 while at < records.len() {
                     let (op, body) = next_record(&records, at)
@@ -201,8 +200,8 @@ impl Scanner {
     /// Hands the complete records at the start of a chunk cut by the end of the file
     /// to the sink; returns what to add to the error's detail.
     fn salvage_cut_chunk(&mut self, position: u64, remaining: u64, sink: &mut dyn Sink) -> String {
-        if remaining > MAX_RECORD_BYTES {
-            return format!("; the cut chunk's {remaining} bytes are more than the {MAX_RECORD_BYTES} this reader salvages");
+        if remaining > self.limit {
+            return format!("; the cut chunk's {remaining} bytes are more than the {} this reader salvages", self.limit);
         }
         let mut body = Vec::new();
         if let Err(e) = body.try_reserve_exact(remaining as usize) {
@@ -212,7 +211,7 @@ impl Scanner {
         if self.reader.read_exact(&mut body).is_err() {
             return String::new();
         }
-        let records = match partial_chunk_records(&body) {
+        let records = match partial_chunk_records(&body, self.limit) {
             Ok(records) => records,
             Err(detail) => return format!("; nothing recovered from the cut chunk: {detail}"),
         };
@@ -242,7 +241,7 @@ impl Scanner {
 }
 
 /// The records data of a complete chunk, decompressed into one buffer of exactly its
-/// declared `uncompressed_size` (at most [`MAX_RECORD_BYTES`], reserved fallibly: an
+/// declared `uncompressed_size` (at most `limit`, reserved fallibly: an
 /// allocation the process cannot make is an error here, not an abort), checked against
 /// the chunk's CRC when it has one. Decompressing this way, rather than through the
 /// `mcap` crate's chunk reader, bounds the memory a chunk can take whatever its bytes
@@ -250,10 +249,10 @@ impl Scanner {
 /// flipped bit in one made it allocate 2⁴⁸ bytes and abort the process), and a
 /// compressed stream that expands beyond the declared size is refused once it fills the
 /// buffer (a zstd bomb costs at most the declared size).
-fn chunk_records<'a>(header: &mcap::records::ChunkHeader, data: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+fn chunk_records<'a>(header: &mcap::records::ChunkHeader, data: &'a [u8], limit: u64) -> Result<std::borrow::Cow<'a, [u8]>, String> {
     let declared = header.uncompressed_size;
-    if declared > MAX_RECORD_BYTES {
-        return Err(format!("chunk claims {declared} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts"));
+    if declared > limit {
+        return Err(format!("chunk claims {declared} bytes uncompressed, more than the {limit} this reader accepts"));
     }
     let declared = declared as usize;
     let mut out = Vec::new();
@@ -313,16 +312,16 @@ fn next_record(records: &[u8], at: usize) -> Result<(u8, &[u8]), String> {
 
 /// The records data at the start of a chunk record cut short: the chunk header, then
 /// its (uncompressed or zstd) records data as far as it goes, decompressing no more
-/// than the chunk's declared uncompressed size, itself at most [`MAX_RECORD_BYTES`].
-fn partial_chunk_records(body: &[u8]) -> Result<Vec<u8>, String> {
+/// than the chunk's declared uncompressed size, itself at most `limit`.
+fn partial_chunk_records(body: &[u8], limit: u64) -> Result<Vec<u8>, String> {
     let u64_at = |at: usize| body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     let u32_at = |at: usize| body.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
     let header_cut = || "the chunk header is cut".to_string();
     // message_start_time, message_end_time, uncompressed_size (3 × u64), crc (u32),
     // compression (u32 length + bytes), compressed_size (u64), records.
     let uncompressed_size = u64_at(16).ok_or_else(header_cut)?;
-    if uncompressed_size > MAX_RECORD_BYTES {
-        return Err(format!("it claims {uncompressed_size} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts"));
+    if uncompressed_size > limit {
+        return Err(format!("it claims {uncompressed_size} bytes uncompressed, more than the {limit} this reader accepts"));
     }
     let name_len = u32_at(28).ok_or_else(header_cut)?;
     let name_end = 32usize.checked_add(name_len as usize).ok_or_else(header_cut)?;
@@ -367,8 +366,8 @@ fn record_name(opcode: u8) -> &'static str {
 /// Adds the file's topics (and message counts) to `topics`: from the summary section
 /// when the file has one with statistics, else by a pass over the records that keeps
 /// no message data.
-pub(super) fn list_topics(path: &Path, topics: &mut Vec<TopicInfo>) -> Result<(), BagError> {
-    let mut scanner = Scanner::open(path, 0)?;
+pub(super) fn list_topics(path: &Path, topics: &mut Vec<TopicInfo>, limit: u64) -> Result<(), BagError> {
+    let mut scanner = Scanner::open(path, 0, limit)?;
     if let Some(listed) = summary_topics(&mut scanner) {
         for (name, type_name, encoding, count) in listed {
             let i = topic_index(topics, &name, &type_name, &encoding);
@@ -430,7 +429,7 @@ fn summary_topics(scanner: &mut Scanner) -> Option<Vec<(String, String, String, 
         let mut head = [0u8; 9];
         reader.read_exact(&mut head).ok()?;
         let len = u64::from_le_bytes(head[1..9].try_into().ok()?);
-        if len > summary_end - pos - 9 || len > MAX_RECORD_BYTES {
+        if len > summary_end - pos - 9 || len > scanner.limit {
             return None;
         }
         pos += 9 + len;
@@ -471,6 +470,7 @@ pub(super) fn read_messages<E>(
     wanted: &[bool],
     window: &mut Window,
     f: &mut impl FnMut(BagMessage) -> Result<(), E>,
+    limit: u64,
 ) -> Result<(), Fault<E>> {
     struct Reading<'a, E, F> {
         topics: &'a [TopicInfo],
@@ -501,7 +501,7 @@ pub(super) fn read_messages<E>(
             }
         }
     }
-    let mut scanner = Scanner::open(path, file)?;
+    let mut scanner = Scanner::open(path, file, limit)?;
     let mut sink = Reading { topics, wanted, channels: HashMap::new(), window, f, stopped: None };
     let result = scanner.run(&mut sink);
     if let Some(e) = sink.stopped {
