@@ -537,3 +537,35 @@ fn a_truncated_db3_recovers_the_rows_before_the_cut() {
         }
     }
 }
+
+/// `--max-record-mib` sets the limit: a chunk declaring 2 MiB uncompressed is refused
+/// at its offset before anything is allocated with 1 MiB, and read (and found damaged
+/// by its true size) with the default; the intact bag's 2 kB chunks pass either way.
+#[test]
+fn the_record_limit_is_configurable() {
+    let dir = temp_dir("limit");
+    SyntheticBag { duration_s: 20.0, ..Default::default() }.write_mcap(&dir.join("valid")).unwrap();
+    let mcap = std::fs::read_dir(dir.join("valid")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "mcap")).unwrap();
+    let bytes = rechunked(&std::fs::read(&mcap).unwrap(), "zstd", true);
+    let valid = write(&dir, "valid.mcap", &bytes);
+    let mut lying = bytes.clone();
+    set_u64(&mut lying, chunks(&bytes)[3].uncompressed_size_at, 2 << 20);
+    let lying = write(&dir, "lying.mcap", &lying);
+    let run = |bag: &Path, extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_landmark_flow_replay"))
+            .arg(bag)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .arg("--no-plots")
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    assert_eq!(run(&valid, &["--max-record-mib", "1"]).0, Some(0));
+    let (code, err) = run(&lying, &["--max-record-mib", "1"]);
+    assert!(code == Some(1) && err.contains("byte offset") && err.contains("more than the 1048576"), "{err}");
+    let (code, err) = run(&lying, &[]);
+    assert!(code == Some(1) && err.contains("byte offset") && err.contains("its header says 2097152"), "{err}");
+    assert_eq!(run(&valid, &["--max-record-mib", "0"]).0, Some(2), "a limit of 0 is refused");
+}
