@@ -285,7 +285,7 @@ impl Model {
     }
 }
 
-/// A stamp from seconds, and an arbitrary one from its raw fields.
+/// A stamp from seconds, rounded to the nanosecond (the raw-field stamps are built inline).
 fn stamp(s: f64) -> Stamp {
     Stamp::from_secs(s)
 }
