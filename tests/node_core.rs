@@ -484,3 +484,43 @@ fn the_sensor_mount_comes_from_the_static_tf_tree() {
     let want = ekf_first_range(Vector2::new(1.0, -1.5), z, var);
     assert!((got - want).amax() < 1e-9, "{got} vs {want}");
 }
+
+/// With drifting odometry, the growth of a filled pose covariance is a step's noise,
+/// but only when it is physically plausible (within the odometry gate's bounds): a
+/// driver's junk covariance (1e300 m²) is ignored, not taken as noise (regression: it
+/// made the map frame's covariance 1e300, the joint state unusable — every later range
+/// an `estimator_error` — and eventually a panic on a non-PSD block; found by
+/// tests/fuzz_node_core.rs).
+#[test]
+fn drifting_odometry_ignores_an_implausible_covariance_growth() {
+    let mut c = config(0.0);
+    c.localizer.odometry = landmark_flow::localizer::OdometryMode::Drifting;
+    c.goal.enabled = false;
+    let odom_cov = |t: f64, x: f64, var: f64| {
+        let Input::Odometry(mut m) = odom(t, x, 0.0) else { unreachable!() };
+        (m.pose_covariance[0], m.pose_covariance[7], m.pose_covariance[35]) = (var, var, var);
+        Input::Odometry(m)
+    };
+    let mut core = NodeCore::new(&c).unwrap();
+    core.handle(10.0, odom_cov(10.0, 0.0, 1e-4));
+    let out = core.handle(10.1, odom_cov(10.1, 0.05, 1e300));
+    let pose = out.iter().find_map(|o| if let Output::RobotPose(m) = o { Some(m) } else { None }).expect("odometry accepted");
+    assert!(pose.covariance[0] < 1e-2 && pose.covariance[35] < 1e-2, "the 1e300 growth was taken as noise: {:?}", pose.covariance);
+    // A plausible growth (1e-4 → 2e-4 m² in 0.1 s) is still used.
+    let mut core = NodeCore::new(&c).unwrap();
+    core.handle(10.0, odom_cov(10.0, 0.0, 1e-4));
+    let out = core.handle(10.1, odom_cov(10.1, 0.05, 2e-4));
+    let pose = out.iter().find_map(|o| if let Output::RobotPose(m) = o { Some(m) } else { None }).unwrap();
+    assert!(pose.covariance[0] >= 1e-4 * (1.0 + 0.01 + 0.0001) / 3.0 * 0.99, "{:?}", &pose.covariance[..2]);
+    // Ranges keep fusing after the junk covariance.
+    let mut core = NodeCore::new(&c).unwrap();
+    core.handle(10.0, odom_cov(10.0, 0.0, 1e-4));
+    core.handle(10.1, odom_cov(10.1, 0.05, 1e300));
+    for k in 0..5 {
+        let t = 10.2 + 0.1 * k as f64;
+        core.handle(t, odom_cov(t, 0.05, 1e300));
+        let out = core.handle(t, range(t, "a", 5.0, 0.01));
+        let fused = out.iter().any(|o| matches!(o, Output::Range(u) if u.result.is_ok()));
+        assert!(fused, "range {k} not fused: {out:?}");
+    }
+}

@@ -34,6 +34,8 @@ options:
   --range-topic TOPIC    sensor_msgs/Range or landmark_flow/RangeMeasurement topic (type
                          taken from the bag); repeatable (default: /range and /range_raw)
   --duration SECONDS     replay only the first SECONDS of the bag (a slice)
+  --max-record-mib MIB   refuse MCAP records and chunks larger than this (declared
+                         uncompressed size), as damage at their offset (default 256)
   --no-plots             skip the PNGs (they need fonts-dejavu-core or LANDMARK_FLOW_FONT)
   -h, --help             this text
 
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
     let mut range_topics = Vec::new();
     let mut plots = true;
     let mut duration: Option<f64> = None;
+    let mut max_record_mib: Option<u64> = None;
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         let result = match a.as_str() {
@@ -98,6 +101,13 @@ fn main() -> ExitCode {
                     Ok(())
                 }
                 _ => Err(format!("--duration: `{v}` is not a positive number of seconds")),
+            }),
+            "--max-record-mib" => value("--max-record-mib").and_then(|v| match v.parse::<u64>() {
+                Ok(m) if (1..=65536).contains(&m) => {
+                    max_record_mib = Some(m);
+                    Ok(())
+                }
+                _ => Err(format!("--max-record-mib: `{v}` is not a whole number of MiB in 1..=65536")),
             }),
             "--odom-topic" => value("--odom-topic").map(|v| odom_topics.push(v)),
             "--range-topic" => value("--range-topic").map(|v| range_topics.push(v)),
@@ -139,6 +149,9 @@ fn main() -> ExitCode {
         options.true_path_topic = landmark_flow::replay::absolute_topic(&topic);
     }
     options.duration_s = duration;
+    if let Some(m) = max_record_mib {
+        options.max_record_bytes = m << 20;
+    }
     options.plots = plots;
 
     match run(&options) {

@@ -378,10 +378,26 @@ impl Localizer {
         pose: Isometry3<f64>,
         pose_cov: Option<Matrix3<f64>>,
     ) -> Result<Vec<Processed>, Rejection> {
+        let previous_s = self.odometry.newest_stamp();
         self.push_odometry(stamp_s, frame_id, pose)?;
+        let gate = &self.config.odometry_gate;
         if let Some(d) = &mut self.drifting {
+            // The growth is used only when it is physically plausible: over dt the
+            // odometry's position error cannot grow by more than the gate lets the robot
+            // move, (max_speed_mps·dt + jump_slack_m)², nor its heading error by more than
+            // (max_yaw_rate_rad_s·dt + 0.5)² (the gate's own bounds; with the gate off, by
+            // at most 1e14 m², the bound on every configured covariance). A larger growth
+            // (a driver's 1e300) is not a step noise but junk, and as one it made the joint
+            // state unusable (the fuzz test): the model's noise is used instead.
+            let dt_s = previous_s.map_or(0.0, |p| (stamp_s - p).max(0.0));
+            let (max_position_var, max_yaw_var) = if gate.max_speed_mps > 0.0 {
+                ((gate.max_speed_mps * dt_s + gate.jump_slack_m).powi(2), (gate.max_yaw_rate_rad_s * dt_s + 0.5).powi(2))
+            } else {
+                (1e14, 1e14)
+            };
+            let plausible = |g: &Matrix3<f64>| g[(0, 0)] <= max_position_var && g[(1, 1)] <= max_position_var && g[(2, 2)] <= max_yaw_var;
             let growth = match (self.odometry_cov, pose_cov) {
-                (Some(before), Some(now)) => Some(psd_part(&(now - before))).filter(|g| g.amax() > 0.0),
+                (Some(before), Some(now)) => Some(psd_part(&(now - before))).filter(|g| g.amax() > 0.0 && plausible(g)),
                 _ => None,
             };
             if let Err(e) = d.state.propagate(stamp_s, &planar_pose(&pose), growth.as_ref()) {

@@ -40,7 +40,7 @@ use super::drift::{
     transition, transition_jacobians, DriftError, DriftState, OdometryErrorModel, OdometryIncrement, BIAS, EYAW,
 };
 use crate::estimator::{Estimator, EstimatorError, GaussianBelief, MeasurementModel, UpdateStats};
-use nalgebra::{DMatrix, DVector, Isometry2, Matrix2, Matrix3, SMatrix, SVector, SymmetricEigen, Vector2, Vector3, Vector4};
+use nalgebra::{DMatrix, DVector, Isometry2, Matrix2, Matrix3, Matrix4, SMatrix, SVector, SymmetricEigen, Vector2, Vector3, Vector4};
 use std::collections::BTreeMap;
 
 /// Variance of the odom→map correction at the first odometry message, per axis
@@ -119,7 +119,13 @@ impl JointState {
     pub fn drift(&self) -> DriftState {
         let mean = Vector4::from_iterator(self.mean.rows(0, DRIFT).iter().copied());
         let cov = self.cov.fixed_view::<4, 4>(0, 0).into_owned();
-        DriftState::new(mean, cov).unwrap_or_else(|_| DriftState::new(mean, (cov + cov.transpose()) * 0.5).expect("a PSD block of a PSD matrix"))
+        // A block of a PSD matrix is PSD; rounding in a badly scaled state can still
+        // leave a tiny negative eigenvalue, which is clipped (never a panic on data).
+        DriftState::new(mean, cov).unwrap_or_else(|_| {
+            let eig = SymmetricEigen::new((cov + cov.transpose()) * 0.5);
+            let clipped = eig.eigenvectors * Matrix4::from_diagonal(&eig.eigenvalues.map(|v| v.max(0.0))) * eig.eigenvectors.transpose();
+            DriftState::new(mean, (clipped + clipped.transpose()) * 0.5).expect("a finite mean and a clipped symmetric covariance")
+        })
     }
 
     /// The (s, b) marginal, when the calibration is estimated.

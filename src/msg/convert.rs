@@ -25,9 +25,15 @@ pub fn stamp_from_secs(s: f64) -> (i32, u32) {
 /// orientation quaternion `[x, y, z, w]`, normalised. No validation here: a non-finite
 /// pose (or a zero quaternion, which normalises to NaN) stays non-finite and is
 /// rejected and counted by the core (`landmark_flow::odometry::is_finite_pose`).
+///
+/// The quaternion is first divided by its largest |component|, so that its norm can
+/// neither underflow nor overflow: q·1e-200 (whose squares underflow to 0) would
+/// otherwise normalise to NaN, and q·1e200 (whose squared norm overflows) to the zero
+/// quaternion, a "finite" rotation that is not one (the fuzz test found both).
 pub fn pose_from_position_quaternion(position: [f64; 3], orientation_xyzw: [f64; 4]) -> Isometry3<f64> {
     let [x, y, z] = position;
-    let [qx, qy, qz, qw] = orientation_xyzw;
+    let largest = orientation_xyzw.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let [qx, qy, qz, qw] = orientation_xyzw.map(|v| v / largest);
     Isometry3::from_parts(
         Translation3::new(x, y, z),
         UnitQuaternion::new_unchecked(Quaternion::new(qw, qx, qy, qz).normalize()),
@@ -149,6 +155,22 @@ mod tests {
         assert_eq!(p.translation.vector, nalgebra::Vector3::new(1.0, 2.0, 0.5));
         let zero = pose_from_position_quaternion([0.0; 3], [0.0; 4]);
         assert!(zero.rotation.coords.iter().all(|v| v.is_nan()));
+        for bad in [[f64::NAN, 0.0, 0.0, 1.0], [0.0, 0.0, f64::INFINITY, 1.0]] {
+            assert!(!pose_from_position_quaternion([0.0; 3], bad).rotation.coords.iter().all(|v| v.is_finite()), "{bad:?}");
+        }
+    }
+
+    /// A quaternion scaled by 1e-200 or 1e200 is the same rotation (regression: its
+    /// squared norm underflowed to NaN, or overflowed to the zero quaternion).
+    #[test]
+    fn pose_quaternion_of_extreme_scale_is_the_same_rotation() {
+        let q = [0.0, 0.0, 0.6, 0.8];
+        let reference = pose_from_position_quaternion([0.0; 3], q).rotation;
+        for scale in [1e-200, 1e-310, 1e200, 1e300, -1.0] {
+            let r = pose_from_position_quaternion([0.0; 3], q.map(|v| v * scale)).rotation;
+            assert!(r.coords.iter().all(|v| v.is_finite()), "{scale}");
+            assert!(r.angle_to(&reference) < 1e-12, "{scale}: {r:?}");
+        }
     }
 
     #[test]

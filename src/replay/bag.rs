@@ -35,7 +35,14 @@
 //! the error, naming the file and the byte offset (MCAP) or row (sqlite3), is
 //! returned in [`ReadSummary::error`]. A length field read from the file never
 //! drives an allocation beyond [`MAX_RECORD_BYTES`]: a record or chunk claiming more
-//! is reported as corrupt at its offset.
+//! is reported as corrupt at its offset. Those allocations are fallible (an
+//! allocation the process cannot make is damage reported at its offset, not an
+//! abort), and MCAP chunks are decompressed here into a buffer of exactly their
+//! declared size (a zstd bomb fails when it fills it) and checked against their CRC;
+//! the records inside are bounded by what the chunk holds. Only regular files are
+//! opened (a FIFO would block, `/dev/zero` never end), and `metadata.yaml` is read
+//! up to [`MAX_METADATA_BYTES`]. `tests/replay_mutations.rs` runs the replayer on
+//! ~300 damaged bags under a 512 MiB address-space limit.
 
 use std::path::{Path, PathBuf};
 
@@ -46,14 +53,20 @@ mod sqlite_file;
 pub const MCAP_MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// The largest MCAP record body read into memory, and the largest chunk
-/// decompressed (its declared `uncompressed_size`, also the cap on salvaging a cut
-/// chunk): 256 MiB. rosbag2 writes chunks of about 1 MiB; a larger length field is
-/// taken as corruption rather than allocated.
+/// The default of [`Bag::max_record_bytes`]: the largest MCAP record body read into
+/// memory, and the largest chunk decompressed (its declared `uncompressed_size`, also
+/// the cap on salvaging a cut chunk): 256 MiB. rosbag2 writes chunks of about 1 MiB; a
+/// larger length field is taken as corruption rather than allocated.
 pub const MAX_RECORD_BYTES: u64 = 256 << 20;
 /// Consecutive MCAP message records outside chunks are reordered in groups of this
 /// many (the window of an unchunked file).
 pub const TOP_LEVEL_GROUP: usize = 1024;
+/// A message whose bag time is more than this ahead of the message before it, and
+/// which the message after it does not follow (that one is again more than this before
+/// it), is an isolated jump — a flipped bit in its log time — and is skipped and
+/// reported ([`ReadSummary::time_jumps`]): 10 minutes, ns. A real gap in a recording is
+/// followed by messages after it, and kept.
+pub const MAX_BAG_TIME_JUMP_NS: u64 = 600 * 1_000_000_000;
 /// Rows per reorder group when a damaged sqlite3 file is read in id order.
 pub const SQLITE_FALLBACK_GROUP: usize = 1024;
 
@@ -125,6 +138,10 @@ pub struct Bag {
     /// by a first pass over its records): the topics and counts are those before it.
     /// Reading the messages meets the same damage and reports it again.
     pub listing_error: Option<BagError>,
+    /// The largest MCAP record or chunk (declared uncompressed size) read, bytes
+    /// ([`read_bag_with_limit`]; [`MAX_RECORD_BYTES`] by default): a larger one is
+    /// damage at its offset, refused before any allocation.
+    pub max_record_bytes: u64,
     storages: Vec<Storage>,
 }
 
@@ -146,6 +163,10 @@ pub struct ReadSummary {
     /// than two groups, so `peak_buffered ≤ 2 × largest_group`.
     pub peak_buffered: usize,
     pub largest_group: usize,
+    /// Messages skipped as isolated bag-time jumps ([`MAX_BAG_TIME_JUMP_NS`]): where
+    /// each was and its bag time, ns; they reach no callback (a jump of hours would
+    /// otherwise become the replay's clock: its timers and its duration).
+    pub time_jumps: Vec<(MessageOrigin, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,15 +196,24 @@ fn topic_index(topics: &mut Vec<TopicInfo>, name: &str, type_name: &str, encodin
 /// metadata, unsupported storage). Damage found while listing is not an `Err`: see
 /// [`Bag::listing_error`].
 pub fn read_bag(path: &Path) -> Result<Bag, BagError> {
+    read_bag_with_limit(path, MAX_RECORD_BYTES)
+}
+
+/// [`read_bag`] with [`Bag::max_record_bytes`] = `max_record_bytes`.
+///
+/// # Errors
+/// As [`read_bag`].
+pub fn read_bag_with_limit(path: &Path, max_record_bytes: u64) -> Result<Bag, BagError> {
     let files = storage_files(path)?;
     let mut bag = Bag {
         files: files.iter().map(|(p, _)| p.clone()).collect(),
         storages: files.iter().map(|(_, s)| *s).collect(),
+        max_record_bytes,
         ..Default::default()
     };
     for (file, storage) in &files {
         let listed = match storage {
-            Storage::Mcap => mcap_file::list_topics(file, &mut bag.topics),
+            Storage::Mcap => mcap_file::list_topics(file, &mut bag.topics, max_record_bytes),
             Storage::Sqlite3 => sqlite_file::list_topics(file, &mut bag.topics),
         };
         if let Err(e) = listed {
@@ -212,7 +242,7 @@ impl Bag {
         let mut error = None;
         for (index, (file, storage)) in self.files.iter().zip(&self.storages).enumerate() {
             let read = match storage {
-                Storage::Mcap => mcap_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f),
+                Storage::Mcap => mcap_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f, self.max_record_bytes),
                 Storage::Sqlite3 => sqlite_file::read_messages(file, index, &self.topics, &wanted, &mut window, &mut f),
             };
             // Whatever the file ended with, what it read is delivered first.
@@ -233,6 +263,12 @@ impl Bag {
             late_messages: window.late,
             peak_buffered: window.peak,
             largest_group: window.largest_group,
+            // A jump at the very end has no message after it to confirm it: skipped too.
+            time_jumps: {
+                let mut jumps = window.jumps;
+                jumps.extend(window.suspect.map(|m| (m.origin, m.log_time_ns)));
+                jumps
+            },
         })
     }
 
@@ -277,6 +313,10 @@ struct Window {
     late: u64,
     peak: usize,
     largest_group: usize,
+    /// A message held back because its bag time jumped ahead ([`MAX_BAG_TIME_JUMP_NS`]):
+    /// delivered if the next message follows it, else skipped into `jumps`.
+    suspect: Option<BagMessage>,
+    jumps: Vec<(MessageOrigin, u64)>,
 }
 
 impl Window {
@@ -315,6 +355,20 @@ impl Window {
 
     fn deliver<E>(&mut self, out: Vec<BagMessage>, f: &mut impl FnMut(BagMessage) -> Result<(), E>) -> Result<(), E> {
         for m in out {
+            if let Some(s) = self.suspect.take() {
+                if m.log_time_ns.saturating_add(MAX_BAG_TIME_JUMP_NS) >= s.log_time_ns {
+                    // The stream follows the jump: a gap in the recording.
+                    self.last_out = Some(s.log_time_ns);
+                    self.delivered += 1;
+                    f(s)?;
+                } else {
+                    self.jumps.push((s.origin, s.log_time_ns));
+                }
+            }
+            if self.last_out.is_some_and(|t| m.log_time_ns > t.saturating_add(MAX_BAG_TIME_JUMP_NS)) {
+                self.suspect = Some(m);
+                continue;
+            }
             if self.last_out.is_some_and(|t| m.log_time_ns < t) {
                 self.late += 1;
             } else {
@@ -356,6 +410,9 @@ fn storage_files(path: &Path) -> Result<Vec<(PathBuf, Storage)>, BagError> {
     if path.is_file() {
         return Ok(vec![(path.to_path_buf(), sniff(path)?)]);
     }
+    if !path.is_dir() {
+        return Err(io_error(path, "neither a regular file nor a directory"));
+    }
     let metadata_path = path.join("metadata.yaml");
     if !metadata_path.exists() {
         // A directory without metadata (e.g. a recording that was killed): take its
@@ -369,9 +426,9 @@ fn storage_files(path: &Path) -> Result<Vec<(PathBuf, Storage)>, BagError> {
         if files.is_empty() {
             return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no metadata.yaml and no .mcap or .db3 file".into() });
         }
-        return files.into_iter().map(|f| sniff(&f).map(|s| (f, s))).collect();
+        return files.into_iter().map(|f| regular_file(&f).and_then(|()| sniff(&f)).map(|s| (f, s))).collect();
     }
-    let text = std::fs::read_to_string(&metadata_path).map_err(|e| io_error(&metadata_path, e))?;
+    let text = read_metadata(&metadata_path)?;
     let meta_err = |detail: String| BagError::Metadata { path: metadata_path.clone(), detail };
     let root: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| meta_err(e.to_string()))?;
     let info = root
@@ -407,6 +464,42 @@ fn storage_files(path: &Path) -> Result<Vec<(PathBuf, Storage)>, BagError> {
     if relative.is_empty() {
         return Err(meta_err("`relative_file_paths` is empty".into()));
     }
-    Ok(relative.into_iter().map(|r| (path.join(r), storage)).collect())
+    relative
+        .into_iter()
+        .map(|r| {
+            let file = path.join(r);
+            regular_file(&file)?;
+            Ok((file, storage))
+        })
+        .collect()
+}
+
+/// The largest `metadata.yaml` read (rosbag2 writes a few kB; one entry per file and
+/// topic).
+pub const MAX_METADATA_BYTES: u64 = 1 << 20;
+
+/// `Ok` when `path` is a regular file (after symlinks). A bag's files are opened only
+/// then: a FIFO would block the open or the read for ever, and a device such as
+/// `/dev/zero` never ends.
+fn regular_file(path: &Path) -> Result<(), BagError> {
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(io_error(path, "not a regular file (a bag's files must be; FIFOs and devices are refused)"))
+    }
+}
+
+/// The text of `metadata.yaml`: a regular file of at most [`MAX_METADATA_BYTES`].
+fn read_metadata(path: &Path) -> Result<String, BagError> {
+    use std::io::Read;
+    regular_file(path)?;
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
+    if bytes.len() as u64 > MAX_METADATA_BYTES {
+        return Err(BagError::Metadata { path: path.to_path_buf(), detail: format!("larger than {MAX_METADATA_BYTES} bytes") });
+    }
+    String::from_utf8(bytes).map_err(|e| BagError::Metadata { path: path.to_path_buf(), detail: format!("not UTF-8: {e}") })
 }
 

@@ -109,6 +109,9 @@ pub struct ReplayOptions {
     pub plots: bool,
     /// Replay only the first this many seconds of the bag (a slice); `None` = all.
     pub duration_s: Option<f64>,
+    /// The largest MCAP record or chunk read, bytes ([`bag::Bag::max_record_bytes`];
+    /// default [`bag::MAX_RECORD_BYTES`]).
+    pub max_record_bytes: u64,
 }
 
 impl ReplayOptions {
@@ -126,6 +129,7 @@ impl ReplayOptions {
             true_path_topic: path::DEFAULT_TRUE_PATH_TOPIC.into(),
             plots: true,
             duration_s: None,
+            max_record_bytes: bag::MAX_RECORD_BYTES,
         }
     }
 }
@@ -228,13 +232,17 @@ fn wrong_type(options: &ReplayOptions, t: &bag::TopicInfo, expected: String) -> 
 }
 
 fn describe_origin(contents: &Bag, m: &BagMessage) -> String {
-    let file = contents.files.get(m.origin.file).map(|p| p.display().to_string()).unwrap_or_default();
+    describe_position(contents, &m.origin, m.log_time_ns)
+}
+
+fn describe_position(contents: &Bag, origin: &bag::MessageOrigin, log_time_ns: u64) -> String {
+    let file = contents.files.get(origin.file).map(|p| p.display().to_string()).unwrap_or_default();
     let position = if file.ends_with(".db3") {
-        format!("row {}", m.origin.position)
+        format!("row {}", origin.position)
     } else {
-        format!("record at byte offset {}", m.origin.position)
+        format!("record at byte offset {}", origin.position)
     };
-    format!("{file}: message #{} ({position}, bag time {} ns)", m.origin.ordinal, m.log_time_ns)
+    format!("{file}: message #{} ({position}, bag time {log_time_ns} ns)", origin.ordinal)
 }
 
 /// Writes every output as the events come.
@@ -386,14 +394,12 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let read_start = Instant::now();
     let wanted: Vec<String> =
         options.odom_topics.iter().chain(&options.range_topics).map(|t| absolute_topic(t)).collect();
-    let bag = bag::read_bag(&options.bag)?;
+    let bag = bag::read_bag_with_limit(&options.bag, options.max_record_bytes)?;
     let kinds = match topic_kinds(&bag, options) {
         Ok(k) => k,
-        // Damage before any wanted message could be read is the better explanation.
-        Err(ReplayError::NoMatchingTopic { .. })
-            if bag.listing_error.is_some()
-                && bag.topics.iter().filter(|t| wanted.contains(&t.name)).all(|t| t.message_count == 0) =>
-        {
+        // Damage found while listing is the better explanation: it may have hidden the
+        // topic (a file without a summary is listed only up to its damage).
+        Err(ReplayError::NoMatchingTopic { .. }) if bag.listing_error.is_some() => {
             return Err(ReplayError::Bag(bag.listing_error.clone().expect("checked")))
         }
         Err(e) => return Err(e),
@@ -464,6 +470,16 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     });
     let bag_error = match read {
         Ok(summary) => {
+            for (origin, log_time_ns) in &summary.time_jumps {
+                if warnings.len() < MAX_WARNINGS {
+                    warnings.push(format!(
+                        "{}: more than {} s after the message before it while the message after it is not: \
+                         an isolated bag time jump (a damaged log time), skipped",
+                        describe_position(&bag, origin, *log_time_ns),
+                        bag::MAX_BAG_TIME_JUMP_NS / 1_000_000_000
+                    ));
+                }
+            }
             if summary.late_messages > 0 {
                 warnings.push(format!(
                     "{}: {} messages were older than the reader's reorder window allows (older than a message two \

@@ -1,7 +1,8 @@
 //! MCAP storage files, read record by record from a buffered file: a record body
-//! (at most [`MAX_RECORD_BYTES`]) and one decompressed chunk at a time.
+//! (at most the bag's record limit, [`super::MAX_RECORD_BYTES`] by default) and one
+//! decompressed chunk at a time.
 
-use super::{io_error, topic_index, BagError, BagMessage, Fault, MessageOrigin, TopicInfo, Window, MAX_RECORD_BYTES, MCAP_MAGIC, TOP_LEVEL_GROUP};
+use super::{io_error, topic_index, BagError, BagMessage, Fault, MessageOrigin, TopicInfo, Window, MCAP_MAGIC, TOP_LEVEL_GROUP};
 use mcap::records::{op, Record};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -32,16 +33,18 @@ struct Scanner {
     ordinal: u64,
     /// Top-level message records since the last group end.
     loose: usize,
+    /// The largest record body read and chunk decompressed, bytes ([`super::Bag::max_record_bytes`]).
+    limit: u64,
 }
 
 impl Scanner {
-    fn open(path: &Path, file: usize) -> Result<Self, BagError> {
+    fn open(path: &Path, file: usize, limit: u64) -> Result<Self, BagError> {
         let f = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
         let len = f.metadata().map_err(|e| io_error(path, e))?.len();
         let mut reader = BufReader::with_capacity(256 * 1024, f);
         let mut magic = [0u8; 8];
         if len < 8 || reader.read_exact(&mut magic).is_err() || &magic != MCAP_MAGIC {
-            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no MCAP magic at the start".into() });
+            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no MCAP magic at byte offset 0".into() });
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -54,6 +57,7 @@ impl Scanner {
             channels: HashSet::new(),
             ordinal: 0,
             loose: 0,
+            limit,
         })
     }
 
@@ -100,10 +104,15 @@ impl Scanner {
                     return Ok(());
                 }
                 op::SCHEMA | op::CHANNEL | op::MESSAGE | op::CHUNK => {
-                    if len > MAX_RECORD_BYTES {
-                        return Err(self.corrupt(pos, opcode, format!("claims {len} bytes, more than the {MAX_RECORD_BYTES} this reader accepts")));
+                    if len > self.limit {
+                        let limit = self.limit;
+                        return Err(self.corrupt(pos, opcode, format!("claims {len} bytes, more than the {limit} this reader accepts")));
                     }
                     let mut body = std::mem::take(&mut self.body);
+                    body.clear();
+                    if let Err(e) = body.try_reserve_exact(len as usize) {
+                        return Err(self.corrupt(pos, opcode, format!("cannot allocate its {len} bytes: {e}")));
+                    }
                     body.resize(len as usize, 0);
                     self.reader.read_exact(&mut body).map_err(|e| self.read_err(e))?;
                     // The mcap crate is not expected to panic on bad input; if it ever
@@ -133,15 +142,15 @@ impl Scanner {
                 if self.loose > 0 && !self.end_group(sink) {
                     return Ok(false);
                 }
-                if header.uncompressed_size > MAX_RECORD_BYTES {
-                    return Err(format!(
-                        "chunk claims {} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts",
-                        header.uncompressed_size
-                    ));
-                }
-                let reader = mcap::read::ChunkReader::new(header, &data).map_err(|e| e.to_string())?;
-                for inner in reader {
-                    self.inner(inner.map_err(|e| e.to_string())?, position, sink)?;
+                let records = chunk_records(&header, &data, self.limit)?;
+                let mut at = 0usize;
+                while at < records.len() {
+                    let (op, body) = next_record(&records, at)
+                        .map_err(|detail| format!("inside the chunk at records offset {at}: {detail}"))?;
+                    at += 9 + body.len();
+                    let record = mcap::parse_record(op, body)
+                        .map_err(|e| format!("inside the chunk at records offset {at}: {e}"))?;
+                    self.inner(record, position, sink)?;
                 }
                 Ok(self.end_group(sink))
             }
@@ -191,14 +200,18 @@ impl Scanner {
     /// Hands the complete records at the start of a chunk cut by the end of the file
     /// to the sink; returns what to add to the error's detail.
     fn salvage_cut_chunk(&mut self, position: u64, remaining: u64, sink: &mut dyn Sink) -> String {
-        if remaining > MAX_RECORD_BYTES {
-            return format!("; the cut chunk's {remaining} bytes are more than the {MAX_RECORD_BYTES} this reader salvages");
+        if remaining > self.limit {
+            return format!("; the cut chunk's {remaining} bytes are more than the {} this reader salvages", self.limit);
         }
-        let mut body = vec![0u8; remaining as usize];
+        let mut body = Vec::new();
+        if let Err(e) = body.try_reserve_exact(remaining as usize) {
+            return format!("; cannot allocate the cut chunk's {remaining} bytes: {e}");
+        }
+        body.resize(remaining as usize, 0);
         if self.reader.read_exact(&mut body).is_err() {
             return String::new();
         }
-        let records = match partial_chunk_records(&body) {
+        let records = match partial_chunk_records(&body, self.limit) {
             Ok(records) => records,
             Err(detail) => return format!("; nothing recovered from the cut chunk: {detail}"),
         };
@@ -206,8 +219,16 @@ impl Scanner {
             self.end_group(sink);
         }
         let mut recovered = 0u64;
-        for (op, inner) in records {
-            let Ok(record) = mcap::parse_record(op, &inner) else { break };
+        let mut at = 0;
+        // Record by record from the buffer, up to the first that is cut, has the invalid
+        // opcode 0 (what zero padding or a zstd bomb's zeros look like) or does not
+        // parse: nothing is copied per record.
+        while let Ok((op, inner)) = next_record(&records, at) {
+            at += 9 + inner.len();
+            if op == 0 {
+                break;
+            }
+            let Ok(record) = mcap::parse_record(op, inner) else { break };
             let message = matches!(record, Record::Message { .. });
             if self.inner(record, position, sink).is_err() {
                 break;
@@ -219,19 +240,88 @@ impl Scanner {
     }
 }
 
-/// The complete records at the start of a chunk record cut short: the chunk header,
-/// then its (uncompressed or zstd) records data as far as it goes, decompressing no
-/// more than the chunk's declared uncompressed size, itself at most
-/// [`MAX_RECORD_BYTES`].
-fn partial_chunk_records(body: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, String> {
+/// The records data of a complete chunk, decompressed into one buffer of exactly its
+/// declared `uncompressed_size` (at most `limit`, reserved fallibly: an
+/// allocation the process cannot make is an error here, not an abort), checked against
+/// the chunk's CRC when it has one. Decompressing this way, rather than through the
+/// `mcap` crate's chunk reader, bounds the memory a chunk can take whatever its bytes
+/// say: that reader sizes its buffers from the record lengths inside the chunk (a
+/// flipped bit in one made it allocate 2⁴⁸ bytes and abort the process), and a
+/// compressed stream that expands beyond the declared size is refused once it fills the
+/// buffer (a zstd bomb costs at most the declared size).
+fn chunk_records<'a>(header: &mcap::records::ChunkHeader, data: &'a [u8], limit: u64) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    let declared = header.uncompressed_size;
+    if declared > limit {
+        return Err(format!("chunk claims {declared} bytes uncompressed, more than the {limit} this reader accepts"));
+    }
+    let declared = declared as usize;
+    let mut out = Vec::new();
+    let reserve = |out: &mut Vec<u8>| {
+        out.try_reserve_exact(declared).map_err(|e| format!("cannot allocate the chunk's declared {declared} bytes uncompressed: {e}"))
+    };
+    let records: std::borrow::Cow<'a, [u8]> = match header.compression.as_str() {
+        "" => {
+            if data.len() != declared {
+                return Err(format!("uncompressed chunk holds {} bytes of records, its header says {declared}", data.len()));
+            }
+            std::borrow::Cow::Borrowed(data)
+        }
+        "zstd" => {
+            reserve(&mut out)?;
+            let mut decoder = zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?;
+            // Writes into the reserved capacity only: more output is an error.
+            decoder
+                .decompress_to_buffer(data, &mut out)
+                .map_err(|e| format!("zstd: {e} (declared {declared} bytes uncompressed)"))?;
+            std::borrow::Cow::Owned(out)
+        }
+        "lz4" => {
+            reserve(&mut out)?;
+            let decoder = lz4::Decoder::new(data).map_err(|e| format!("lz4: {e}"))?;
+            // One byte more than declared tells an overlong stream from an exact one.
+            decoder.take(declared as u64 + 1).read_to_end(&mut out).map_err(|e| format!("lz4: {e}"))?;
+            std::borrow::Cow::Owned(out)
+        }
+        other => return Err(format!("unsupported chunk compression `{other}`")),
+    };
+    if records.len() != declared {
+        return Err(format!("chunk decompresses to {}{} bytes, its header says {declared}", records.len(), if records.len() > declared { "+" } else { "" }));
+    }
+    if header.uncompressed_crc != 0 {
+        let crc = crc32fast::hash(&records);
+        if crc != header.uncompressed_crc {
+            return Err(format!("chunk CRC mismatch: header {:#010x}, records {crc:#010x}", header.uncompressed_crc));
+        }
+    }
+    Ok(records)
+}
+
+/// The record (opcode, body) at `at` in a chunk's records data, its length checked
+/// against what the data holds.
+fn next_record(records: &[u8], at: usize) -> Result<(u8, &[u8]), String> {
+    let rest = &records[at..];
+    if rest.len() < 9 {
+        return Err(format!("a record header needs 9 bytes, {} remain", rest.len()));
+    }
+    let len = u64::from_le_bytes(rest[1..9].try_into().expect("8 bytes"));
+    if len > (rest.len() - 9) as u64 {
+        return Err(format!("{} record claims {len} bytes, {} remain in the chunk", record_name(rest[0]), rest.len() - 9));
+    }
+    Ok((rest[0], &rest[9..9 + len as usize]))
+}
+
+/// The records data at the start of a chunk record cut short: the chunk header, then
+/// its (uncompressed or zstd) records data as far as it goes, decompressing no more
+/// than the chunk's declared uncompressed size, itself at most `limit`.
+fn partial_chunk_records(body: &[u8], limit: u64) -> Result<Vec<u8>, String> {
     let u64_at = |at: usize| body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     let u32_at = |at: usize| body.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
     let header_cut = || "the chunk header is cut".to_string();
     // message_start_time, message_end_time, uncompressed_size (3 × u64), crc (u32),
     // compression (u32 length + bytes), compressed_size (u64), records.
     let uncompressed_size = u64_at(16).ok_or_else(header_cut)?;
-    if uncompressed_size > MAX_RECORD_BYTES {
-        return Err(format!("it claims {uncompressed_size} bytes uncompressed, more than the {MAX_RECORD_BYTES} this reader accepts"));
+    if uncompressed_size > limit {
+        return Err(format!("it claims {uncompressed_size} bytes uncompressed, more than the {limit} this reader accepts"));
     }
     let name_len = u32_at(28).ok_or_else(header_cut)?;
     let name_end = 32usize.checked_add(name_len as usize).ok_or_else(header_cut)?;
@@ -243,23 +333,16 @@ fn partial_chunk_records(body: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, String> {
         b"zstd" => {
             let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| e.to_string())?;
             let mut out = Vec::new();
+            // Reserved up front (fallibly): `read_to_end` then never grows the buffer
+            // past the limit, and a size the process cannot hold is an error.
+            out.try_reserve_exact(limit).map_err(|e| format!("cannot allocate {limit} bytes to salvage it: {e}"))?;
             // Errors end the salvage: what was decompressed before them is kept.
             let _ = decoder.take(limit as u64).read_to_end(&mut out);
             out
         }
         other => return Err(format!("compression `{}` cannot be salvaged", String::from_utf8_lossy(other))),
     };
-    let mut found = Vec::new();
-    let mut pos = 0usize;
-    while pos + 9 <= records.len() {
-        let len = u64::from_le_bytes(records[pos + 1..pos + 9].try_into().expect("8 bytes"));
-        if len > (records.len() - pos - 9) as u64 {
-            break;
-        }
-        found.push((records[pos], records[pos + 9..pos + 9 + len as usize].to_vec()));
-        pos += 9 + len as usize;
-    }
-    Ok(found)
+    Ok(records)
 }
 
 fn record_name(opcode: u8) -> &'static str {
@@ -283,8 +366,8 @@ fn record_name(opcode: u8) -> &'static str {
 /// Adds the file's topics (and message counts) to `topics`: from the summary section
 /// when the file has one with statistics, else by a pass over the records that keeps
 /// no message data.
-pub(super) fn list_topics(path: &Path, topics: &mut Vec<TopicInfo>) -> Result<(), BagError> {
-    let mut scanner = Scanner::open(path, 0)?;
+pub(super) fn list_topics(path: &Path, topics: &mut Vec<TopicInfo>, limit: u64) -> Result<(), BagError> {
+    let mut scanner = Scanner::open(path, 0, limit)?;
     if let Some(listed) = summary_topics(&mut scanner) {
         for (name, type_name, encoding, count) in listed {
             let i = topic_index(topics, &name, &type_name, &encoding);
@@ -346,7 +429,7 @@ fn summary_topics(scanner: &mut Scanner) -> Option<Vec<(String, String, String, 
         let mut head = [0u8; 9];
         reader.read_exact(&mut head).ok()?;
         let len = u64::from_le_bytes(head[1..9].try_into().ok()?);
-        if len > summary_end - pos - 9 || len > MAX_RECORD_BYTES {
+        if len > summary_end - pos - 9 || len > scanner.limit {
             return None;
         }
         pos += 9 + len;
@@ -387,6 +470,7 @@ pub(super) fn read_messages<E>(
     wanted: &[bool],
     window: &mut Window,
     f: &mut impl FnMut(BagMessage) -> Result<(), E>,
+    limit: u64,
 ) -> Result<(), Fault<E>> {
     struct Reading<'a, E, F> {
         topics: &'a [TopicInfo],
@@ -417,7 +501,7 @@ pub(super) fn read_messages<E>(
             }
         }
     }
-    let mut scanner = Scanner::open(path, file)?;
+    let mut scanner = Scanner::open(path, file, limit)?;
     let mut sink = Reading { topics, wanted, channels: HashMap::new(), window, f, stopped: None };
     let result = scanner.run(&mut sink);
     if let Some(e) = sink.stopped {

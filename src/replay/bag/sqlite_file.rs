@@ -26,6 +26,12 @@ fn sqlite_err(path: &Path, after_row: &str, e: rusqlite::Error) -> BagError {
 
 /// Opens the file read-only; sorts and temporary B-trees go to temporary files, so
 /// `ORDER BY` over a table without an index does not grow memory with the bag.
+///
+/// `writable_schema` (the connection stays read-only) makes SQLite take a file
+/// shorter than its header's page count as having the pages it has: without it a
+/// truncated file is "malformed" as a whole, before its first row (a cut `.db3`
+/// recovered nothing); with it the pages before the cut are read, and the first
+/// missing one is the damage reported.
 fn open(path: &Path) -> Result<Connection, BagError> {
     let mut head = [0u8; 16];
     {
@@ -33,12 +39,12 @@ fn open(path: &Path) -> Result<Connection, BagError> {
         let mut f = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
         let n = f.read(&mut head).map_err(|e| io_error(path, e))?;
         if n < 16 || &head != SQLITE_MAGIC {
-            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no SQLite header".into() });
+            return Err(BagError::NotABag { path: path.to_path_buf(), detail: "no SQLite header at byte offset 0".into() });
         }
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(sqlite_uri(path), flags).map_err(|e| sqlite_err(path, "(none: cannot open)", e))?;
-    conn.execute_batch("PRAGMA temp_store = FILE;").map_err(|e| sqlite_err(path, "(none: cannot open)", e))?;
+    conn.execute_batch("PRAGMA temp_store = FILE; PRAGMA writable_schema = ON;").map_err(|e| sqlite_err(path, "(none: cannot open)", e))?;
     Ok(conn)
 }
 
