@@ -543,7 +543,7 @@ fn check_outputs(outs: &[Output]) {
     for o in outs {
         match o {
             Output::Odometry { stamp_s, position } => assert!(stamp_s.is_finite() && finite(position.coords.as_slice()), "{o:?}"),
-            Output::OdometryRejected(_) | Output::Reset { .. } => {}
+            Output::OdometryRejected(_) | Output::StaticTransformRejected(_) | Output::Reset { .. } => {}
             Output::Range(u) => {
                 if let Ok(f) = &u.result {
                     assert!(finite(f.sensor_position.coords.as_slice()), "{o:?}");
