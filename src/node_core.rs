@@ -524,6 +524,7 @@ impl NodeCore {
             worst_latency = worst_latency.max(t.last_latency_s);
         }
         values.push(kv("update_latency_s.max_last".into(), format!("{worst_latency:.6}")));
+        values.push(kv("static_transforms".into(), loc.static_transforms().to_string()));
         // A systematic offset of the range stamps against the odometry clock.
         if let Some(e) = loc.range_time_offset() {
             values.push(kv("range_time_offset_s".into(), format!("{:.4}", e.offset_s)));

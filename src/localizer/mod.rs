@@ -450,6 +450,11 @@ impl Localizer {
         })
     }
 
+    /// Number of `/tf_static` transforms stored (the sensor mounts' tree).
+    pub fn static_transforms(&self) -> usize {
+        self.mounts.len()
+    }
+
     /// The sensor position in the base frame for a range from `frame_id`, metres: the
     /// static TF mount when known, else `sensor_offset_m`.
     pub fn sensor_mount(&self, frame_id: &str) -> nalgebra::Vector3<f64> {

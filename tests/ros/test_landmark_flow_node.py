@@ -199,8 +199,8 @@ def test_sensor_mount_from_tf_static_places_every_range(peer, start_node, tmp_pa
                params_file=write_params(tmp_path, "landmark_flow_node", node_params("ekf")))
     rig = Rig(peer)
     rig.wait_connected()
-    assert peer.spin_until(lambda: tf_pub.get_subscription_count() > 0, timeout_s=10)
-    peer.spin_until(lambda: False, timeout_s=0.3)  # the late-joining node receives it
+    # The late-joining node receives it (its diagnostics count the static transforms).
+    assert peer.spin_until(lambda: rig.counters().get("static_transforms") == "1", timeout_s=10), rig.counters()
     rng = np.random.default_rng(5)
     mean, cov = np.array(PRIOR_MEAN), np.array(PRIOR_COV).reshape(2, 2)
     mount = np.array([0.5, 0.2])
