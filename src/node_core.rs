@@ -539,7 +539,7 @@ impl NodeCore {
         let mut message = format!("{} accepted, {} rejected ({recent} since the last status)", loc.accepted(), rejected);
         if let Some(e) = offset {
             message.push_str(&format!(
-                "; range stamps look {:.2} s {} the odometry clock (± {:.2} s): check the clocks",
+                "; range stamps look {:.2} s {} the odometry clock (± {:.2} s): check the clocks (or drifting odometry)",
                 e.offset_s.abs(),
                 if e.offset_s > 0.0 { "behind" } else { "ahead of" },
                 e.std_s

@@ -17,6 +17,9 @@
 //! reads as 1.8 s in `tests/range_time_offset.rs`): a detector, not a correction. Some
 //! paths cannot show an offset at all: on a circle at constant speed a lag is a
 //! rotation of the whole path, which landmarks rotated the other way explain exactly.
+//! Odometry drift that grows with the motion correlates with v_r too: Plaza1's dead
+//! reckoning taken as exact reads +0.12 ± 0.01 s (its ground truth: +0.01 ± 0.01 s), so
+//! the report names both causes.
 
 /// Smallest |δ̂| reported as an offset, s (below: within the jitter of ordinary
 /// driver stamps).

@@ -425,7 +425,7 @@ impl ReplayReport {
         if let Some((offset_s, std_s, suspected)) = self.range_time_offset {
             md.push_str(&format!(
                 "\nRange stamps against the odometry clock: {offset_s:+.3} ± {std_s:.3} s{}.\n",
-                if suspected { " — **an offset: the range and odometry clocks disagree, the estimates are biased**" } else { " (no offset detected)" }
+                if suspected { " — **the innovations follow the motion along the line of sight as such an offset would: the range and odometry clocks disagree, or the odometry drifts**" } else { " (no offset detected)" }
             ));
         }
         if !self.odometry_noise_weights.is_empty() {
