@@ -215,6 +215,29 @@ def test_sensor_mount_from_tf_static_places_every_range(peer, start_node, tmp_pa
     assert np.allclose([b.mean.x, b.mean.y], mean, atol=1e-9), (b.mean, mean)
 
 
+def test_ids_differing_only_in_punctuation_publish_on_their_own_topics(peer, start_node, tmp_path):
+    """`beacon-a` and `beacon.a` used to share landmarks/beacon_a/pose. A ROS name token
+    stays itself; anything else becomes x_ + the hex of its bytes (computed here from the
+    id, not by the node): each id's pose arrives on its own topic and only there."""
+    ids = ("beacon-a", "beacon.a")
+    topics = {lid: "landmarks/x_" + lid.encode().hex() + "/pose" for lid in ids}
+    assert len(set(topics.values())) == 2
+    start_node("landmark_flow_node",
+               params_file=write_params(tmp_path, "landmark_flow_node", node_params("ekf", ids=ids)))
+    rig = Rig(peer, landmark_topics=())
+    received = {lid: [] for lid in ids}
+    for lid in ids:
+        peer.node.create_subscription(PoseWithCovarianceStamped, topics[lid], received[lid].append, 50)
+    rig.wait_connected()
+    for k in range(3):
+        rig.stay_at(-3.0 + k, -4.0, [("beacon-a", 6.0)])
+    assert peer.spin_until(lambda: len(received["beacon-a"]) == 3, timeout_s=10), rig.counters()
+    rig.stay_at(0.0, -4.0, [("beacon.a", 7.0)])
+    assert peer.spin_until(lambda: len(received["beacon.a"]) == 1, timeout_s=10), rig.counters()
+    peer.spin_until(lambda: False, timeout_s=0.3)
+    assert len(received["beacon-a"]) == 3 and len(received["beacon.a"]) == 1
+
+
 def test_mixture_converges_and_goals_stay_in_bounds(peer, start_node, tmp_path):
     """Default estimator (mixture) on the slides' near geometry (robot on the radius-3
     circle, the landmark outside it): 60 ranges with sigma = 0.3 m. The estimator
