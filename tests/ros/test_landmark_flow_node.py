@@ -238,6 +238,23 @@ def test_ids_differing_only_in_punctuation_publish_on_their_own_topics(peer, sta
     assert len(received["beacon-a"]) == 3 and len(received["beacon.a"]) == 1
 
 
+def test_two_namespaced_nodes_publish_distinct_diagnostics(peer, start_node, tmp_path):
+    """Two robots' nodes (namespaces /robot1 and /robot2, one parameters file for both
+    through the `/**` wildcard) publish on the shared /diagnostics under their own fully
+    qualified names, so neither hides the other's status."""
+    import yaml
+
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": node_params("ekf")}}))
+    for ns in ("/robot1", "/robot2"):
+        start_node("landmark_flow_node", "-r", f"__ns:={ns}", params_file=path)
+    names = set()
+    peer.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                  lambda m: names.update(s.name for s in m.status), 50)
+    want = {"/robot1/landmark_flow_node: inputs", "/robot2/landmark_flow_node: inputs"}
+    assert peer.spin_until(lambda: want <= names, timeout_s=20), names
+
+
 def test_mixture_converges_and_goals_stay_in_bounds(peer, start_node, tmp_path):
     """Default estimator (mixture) on the slides' near geometry (robot on the radius-3
     circle, the landmark outside it): 60 ranges with sigma = 0.3 m. The estimator
