@@ -120,6 +120,28 @@ impl LandmarkFlowNodeConfig {
         Ok(next)
     }
 
+    /// The interval `validate()` allows for numeric parameter `name`, as it states it
+    /// ("… in [min, max]"), found by asking it about a value no interval contains (NaN
+    /// for a float, `i64::MAX` for an integer): one source of truth for the check and
+    /// for `ros2 param describe`. `None` for a parameter without a closed interval.
+    pub fn allowed_range(&self, name: &str) -> Option<(f64, f64)> {
+        let tree = serde_yaml::to_value(self).ok()?;
+        let current = crate::config::flatten(&tree).into_iter().find(|(n, _)| n == name)?.1;
+        let probe = match current {
+            serde_yaml::Value::Number(n) if n.is_f64() => serde_yaml::Value::from(f64::NAN),
+            serde_yaml::Value::Number(_) => serde_yaml::Value::from(i64::MAX),
+            _ => return None,
+        };
+        let error = crate::config::with_parameter(self, name, probe).ok()?.validate().err()?;
+        let ConfigError::Invalid { parameter, allowed, .. } = error else { return None };
+        if parameter != name {
+            return None;
+        }
+        let inside = allowed.rsplit_once('[')?.1.strip_suffix(']')?;
+        let (min, max) = inside.split_once(", ")?;
+        Some((min.trim().parse().ok()?, max.trim().parse().ok()?))
+    }
+
     /// The first parameter that differs between `self` and `other` and cannot change
     /// at run time ([`is_runtime_parameter`]).
     pub fn first_start_only_change(&self, other: &Self) -> Option<String> {

@@ -143,3 +143,24 @@ fn every_node_parameter_has_a_description() {
     assert_eq!(descriptions["localizer.default_noise_std_m"], "range sigma when a measurement's variance is 0, m (default 0.5)");
     assert_eq!(descriptions["localizer.priors.ids"], "landmark ids");
 }
+
+/// `ros2 param describe` shows the interval `validate()` enforces (one source): closed
+/// intervals of floats and integers as validate states them, none for open bounds or
+/// non-numbers.
+#[test]
+fn parameter_ranges_are_the_intervals_validate_enforces() {
+    let c = LandmarkFlowNodeConfig::default();
+    assert_eq!(c.allowed_range("localizer.max_range_m"), Some((0.001, 1e6)));
+    assert_eq!(c.allowed_range("inputs.depth"), Some((1.0, 10000.0)));
+    assert_eq!(c.allowed_range("goal.replan_period_s"), Some((0.0, 3600.0)));
+    assert_eq!(c.allowed_range("goal.goal_tolerance_m"), None, "finite and > 0: no closed interval");
+    assert_eq!(c.allowed_range("goal.enabled"), None);
+    assert_eq!(c.allowed_range("no.such"), None);
+    // The interval is the one validate() enforces: its ends pass, beyond them fails.
+    for name in ["localizer.max_range_m", "goal.replan_period_s"] {
+        let (lo, hi) = c.allowed_range(name).unwrap();
+        for (v, ok) in [(lo, true), (hi, true), (hi * 1.5 + 1.0, false)] {
+            assert_eq!(c.with_parameter(name, serde_yaml::Value::from(v)).is_ok(), ok, "{name} = {v}");
+        }
+    }
+}

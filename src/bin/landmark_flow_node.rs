@@ -252,6 +252,10 @@ impl ParameterPolicy for NodeParameters {
         self.config = Self::apply(&self.config, changes)?;
         Ok(())
     }
+
+    fn range(&self, name: &str) -> Option<(f64, f64)> {
+        self.config.allowed_range(name)
+    }
 }
 
 impl Publishers {

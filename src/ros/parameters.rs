@@ -4,8 +4,9 @@
 //! answers "successful" to any set and describes only a type.
 //!
 //! - **describe**: the type, the description (unit and default, from the documented
-//!   parameters file, [`crate::config::parameter_descriptions`]) and `read_only` for
-//!   every parameter the node cannot change while it runs.
+//!   parameters file, [`crate::config::parameter_descriptions`]), `read_only` for
+//!   every parameter the node cannot change while it runs, and the closed interval the
+//!   node's `validate()` enforces ([`ParameterPolicy::range`]).
 //! - **set** (and set atomically, all or none), as rclcpp answers it: an unknown name
 //!   → "no such parameter"; another type → "wrong type"; the current value → accepted;
 //!   a read-only parameter → refused, "restart the node"; a run-time parameter → the
@@ -16,7 +17,7 @@
 
 use super::NodeError;
 use r2r::rcl_interfaces::msg::{
-    ListParametersResult, Parameter as ParameterMsg, ParameterDescriptor, ParameterType, ParameterValue as ParameterValueMsg,
+    FloatingPointRange, IntegerRange, ListParametersResult, Parameter as ParameterMsg, ParameterDescriptor, ParameterType, ParameterValue as ParameterValueMsg,
     SetParametersResult,
 };
 use r2r::rcl_interfaces::srv::{
@@ -34,6 +35,10 @@ pub trait ParameterPolicy: Send + 'static {
     /// Checks run-time changes (known names, types as declared) together and makes
     /// them the node's values, or says why not (nothing changes then).
     fn accept(&mut self, changes: &[(String, ParameterValue)]) -> Result<(), String>;
+    /// The closed interval a numeric parameter must lie in, for its descriptor.
+    fn range(&self, _name: &str) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// A node whose parameters are all read at start.
@@ -189,11 +194,23 @@ impl Server {
         } else {
             self.descriptions.get(name).cloned().unwrap_or_default()
         };
+        let range = self.policy.range(name);
+        let (floating_point_range, integer_range) = match (&p.value, range) {
+            (ParameterValue::Double(_), Some((from_value, to_value))) => {
+                (vec![FloatingPointRange { from_value, to_value, step: 0.0 }], vec![])
+            }
+            (ParameterValue::Integer(_), Some((from, to))) => {
+                (vec![], vec![IntegerRange { from_value: from as i64, to_value: to as i64, step: 0 }])
+            }
+            _ => (vec![], vec![]),
+        };
         ParameterDescriptor {
             name: name.to_string(),
             type_: type_code(&p.value),
             description,
             read_only: self.read_only(name),
+            floating_point_range,
+            integer_range,
             ..Default::default()
         }
     }

@@ -506,6 +506,11 @@ def test_parameter_services_apply_runtime_changes_and_refuse_the_rest_with_a_rea
         names=["localizer.default_noise_std_m", "goal.enabled", "use_sim_time"])).descriptors
     assert descriptors[0].type == ParameterType.PARAMETER_DOUBLE and descriptors[0].read_only
     assert ", m (default 0.5)" in descriptors[0].description, descriptors[0]
+    ranged = call(describer, DescribeParameters.Request(names=["localizer.max_range_m", "inputs.depth"])).descriptors
+    r = ranged[0].floating_point_range[0]
+    assert (r.from_value, r.to_value) == (0.001, 1e6), ranged[0]
+    r = ranged[1].integer_range[0]
+    assert (r.from_value, r.to_value) == (1, 10000), ranged[1]
     assert descriptors[1].type == ParameterType.PARAMETER_BOOL and not descriptors[1].read_only
     assert descriptors[1].description, descriptors[1]
     assert descriptors[2].type == ParameterType.PARAMETER_BOOL and descriptors[2].read_only
