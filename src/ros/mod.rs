@@ -46,11 +46,31 @@ pub fn load_parameters<T: DeserializeOwned + Serialize>(node: &r2r::Node) -> Res
     let effective = serde_yaml::to_value(&config).map_err(|e| ConfigError::Parse(e.to_string()))?;
     let mut params = node.params.lock().expect("parameter lock poisoned");
     for (name, value) in flatten(&effective) {
-        if let Some(v) = parameter_of(&value) {
+        let v = match &value {
+            Value::Sequence(items) if items.is_empty() => Some(empty_array_of(&config, &name)),
+            _ => parameter_of(&value),
+        };
+        if let Some(v) = v {
             params.insert(name, r2r::Parameter::new(v));
         }
     }
     Ok(config)
+}
+
+/// The typed empty array of list parameter `name` of `config` (an empty YAML list has
+/// no element type): the first element type `T` accepts, asked of `T` itself, so that
+/// an empty list of names is a string array (not a bool array) for `ros2 param`.
+fn empty_array_of<T: DeserializeOwned + Serialize>(config: &T, name: &str) -> ParameterValue {
+    let accepts = |item: Value| crate::config::with_parameter(config, name, Value::Sequence(vec![item])).is_ok();
+    if accepts(Value::from("x")) {
+        ParameterValue::StringArray(Vec::new())
+    } else if accepts(Value::from(true)) {
+        ParameterValue::BoolArray(Vec::new())
+    } else if accepts(Value::from(0.5)) {
+        ParameterValue::DoubleArray(Vec::new())
+    } else {
+        ParameterValue::IntegerArray(Vec::new())
+    }
 }
 
 /// A ROS parameter value as YAML (`None` for not set).
@@ -344,6 +364,21 @@ mod tests {
         assert!(check_params_file(dir.join("missing.yaml").to_str().unwrap()).unwrap_err().contains("missing.yaml"));
         assert!(check_params_file(dir.to_str().unwrap()).unwrap_err().contains("not a regular file"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn an_empty_list_gets_its_element_type_from_the_config() {
+        #[derive(serde::Serialize, serde::Deserialize, Default)]
+        #[serde(deny_unknown_fields, default)]
+        struct Lists {
+            names: Vec<String>,
+            values: Vec<f64>,
+            flags: Vec<bool>,
+        }
+        let c = Lists::default();
+        assert_eq!(empty_array_of(&c, "names"), ParameterValue::StringArray(vec![]));
+        assert_eq!(empty_array_of(&c, "values"), ParameterValue::DoubleArray(vec![]));
+        assert_eq!(empty_array_of(&c, "flags"), ParameterValue::BoolArray(vec![]));
     }
 
     #[test]
