@@ -550,6 +550,10 @@ impl NodeCore {
             level: if recent > 0 || offset.is_some() { DIAGNOSTIC_WARN } else { DIAGNOSTIC_OK },
             name: self.diagnostics_name.clone(),
             message,
+            hardware_id: match self.config.localizer.sensor_frame_id.as_str() {
+                "" => self.diagnostics_name.trim_end_matches(": inputs").to_string(),
+                frame => frame.to_string(),
+            },
             values,
         }
     }

@@ -491,6 +491,9 @@ pub struct DiagnosticStatusMsg {
     pub level: u8,
     pub name: String,
     pub message: String,
+    /// What the status is about: the range sensor's frame (`localizer.sensor_frame_id`),
+    /// or the node's name when any frame is accepted.
+    pub hardware_id: String,
     pub values: Vec<(String, String)>,
 }
 

@@ -199,7 +199,7 @@ pub fn diagnostics_out(m: &DiagnosticStatusMsg) -> DiagnosticArray {
             level: m.level,
             name: m.name.clone(),
             message: m.message.clone(),
-            hardware_id: String::new(),
+            hardware_id: m.hardware_id.clone(),
             values: m.values.iter().map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() }).collect(),
         }],
     }

@@ -443,6 +443,7 @@ def test_use_sim_time_drives_the_node_clock(peer, start_node, tmp_path):
     assert peer.spin_until(lambda: len(rig.diags) >= 2, timeout_s=20), "no diagnostics under sim time"
     # The status is named after the node's fully qualified name (distinct per namespace).
     assert rig.diags[-1].status[0].name == "/landmark_flow_node: inputs"
+    assert rig.diags[-1].status[0].hardware_id == "uwb"  # localizer.sensor_frame_id
     stamp = rig.diags[-1].header.stamp.sec + rig.diags[-1].header.stamp.nanosec * 1e-9
     assert 5000.0 < stamp <= sim["t"] + 1e-6, (stamp, sim["t"])
 
