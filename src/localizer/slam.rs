@@ -301,6 +301,11 @@ impl JointState {
             cross.column_mut(c).copy_from(&self.cov.column(j));
         }
         let gain = cross * DMatrix::from_column_slice(K, K, inverse.as_slice());
+        // The state stays finite: a gain that overflowed (a near-singular marginal) is
+        // refused here rather than committed.
+        if !gain.iter().all(|v| v.is_finite()) {
+            return Err(EstimatorError::NonFinite { quantity: "joint gain", value: "overflow".into() });
+        }
         let position = |b: &GaussianBelief<K>, at: usize| GaussianBelief {
             mean: Vector2::new(b.mean[at], b.mean[at + 1]),
             cov: b.cov.fixed_view::<2, 2>(at, at).into_owned(),
