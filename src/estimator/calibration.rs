@@ -110,15 +110,57 @@ pub fn pool_calibration(
     prior: &GaussianBelief<2>,
     landmarks: &[(GaussianBelief<4>, GaussianBelief<2>)],
 ) -> Result<GaussianBelief<2>, EstimatorError> {
-    let (mut precision, mut info) = information(prior, "calibration prior covariance")?;
+    let (mut precision, mut info) = calibration_information(prior)?;
     for (b, cavity) in landmarks {
-        let (lambda, eta) = information(&calibration_marginal(b), "landmark calibration covariance")?;
-        let (cavity_precision, cavity_info) = information(cavity, "calibration cavity covariance")?;
-        let (values, vectors) = symmetric_eigen(&(lambda - cavity_precision));
-        precision += vectors * Matrix2::from_diagonal(&values.map(|v| v.max(0.0))) * vectors.transpose();
-        info += eta - cavity_info;
+        let site = calibration_site(b, cavity)?;
+        precision += site.precision;
+        info += site.info;
     }
-    from_information(&precision, &info, "pooled calibration precision")
+    pooled_from_information(&precision, &info)
+}
+
+/// One landmark's message about c = (s, b) in information form (its EP "site"):
+/// Λ = Λᵢ − Λ_qᵢ clipped to be PSD (negative eigenvalues set to 0), η = ηᵢ − η_qᵢ
+/// ([`pool_calibration`]). The pooled belief is the prior's information plus the sum
+/// of the sites, so a pool can be kept as running sums ([`crate::localizer`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CalibrationSite {
+    /// Λ, the site's precision over (s, b).
+    pub precision: Matrix2<f64>,
+    /// η, the site's information vector.
+    pub info: Vector2<f64>,
+}
+
+/// The site of a landmark with belief `b` over θ = (y, c) and cavity `cavity`
+/// ([`CalibrationSite`]).
+///
+/// # Errors
+/// `NotPositiveDefinite` naming the landmark's calibration marginal or the cavity when
+/// it has no Cholesky factor.
+pub fn calibration_site(b: &GaussianBelief<4>, cavity: &GaussianBelief<2>) -> Result<CalibrationSite, EstimatorError> {
+    let (lambda, eta) = information(&calibration_marginal(b), "landmark calibration covariance")?;
+    let (cavity_precision, cavity_info) = information(cavity, "calibration cavity covariance")?;
+    let (values, vectors) = symmetric_eigen(&(lambda - cavity_precision));
+    Ok(CalibrationSite {
+        precision: vectors * Matrix2::from_diagonal(&values.map(|v| v.max(0.0))) * vectors.transpose(),
+        info: eta - cavity_info,
+    })
+}
+
+/// Λ = Σ⁻¹, η = Λμ of a calibration belief (the prior of a pool).
+///
+/// # Errors
+/// `NotPositiveDefinite` when its covariance has no Cholesky factor.
+pub fn calibration_information(prior: &GaussianBelief<2>) -> Result<(Matrix2<f64>, Vector2<f64>), EstimatorError> {
+    information(prior, "calibration prior covariance")
+}
+
+/// N(Λ⁻¹η, Λ⁻¹) of a pooled calibration in information form.
+///
+/// # Errors
+/// `NotPositiveDefinite` when Λ has no Cholesky factor or the belief is not publishable.
+pub fn pooled_from_information(precision: &Matrix2<f64>, info: &Vector2<f64>) -> Result<GaussianBelief<2>, EstimatorError> {
+    from_information(precision, info, "pooled calibration precision")
 }
 
 /// `anchor` over θ = (y, c) with its belief `old` about c swapped for `new`:

@@ -42,7 +42,7 @@ pub use cubature::StandardNode;
 pub use error::EstimatorError;
 pub use flow::FlowStats;
 pub use calibration::{
-    calibration_marginal, condition_position, joint_prior, pool_calibration, position_marginal,
+    calibration_information, calibration_marginal, calibration_site, pooled_from_information, CalibrationSite, condition_position, joint_prior, pool_calibration, position_marginal,
     replace_calibration_prior,
 };
 pub use initialisation::{CalibrationPrior, InitialisationGrid};
