@@ -15,56 +15,82 @@ use landmark_flow::localizer::imm::JointImm;
 use landmark_flow::localizer::slam::JointState;
 use nalgebra::{Isometry2, Matrix2, Vector2};
 
-/// A joint state with `landmarks` landmarks on a ring, correlated with the odometry
-/// error by 100 odometry steps and one range to each landmark.
-fn state(landmarks: usize, model: &OdometryErrorModel, est: &Estimator<7>) -> JointState {
-    let cal = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) };
-    let mut s = JointState::new(model, Some(&cal));
+/// What the setup below does to a joint state, for one state or the noise-scale set.
+trait Joint {
+    fn insert(&mut self, id: &str, belief: &GaussianBelief<2>);
+    fn odometry(&mut self, stamp_s: f64, pose: &Isometry2<f64>);
+    fn mean(&self, id: &str) -> Vector2<f64>;
+    fn range(&mut self, id: &str, est: &Estimator<7>, m: &JointRangeModel<7>);
+}
+
+impl Joint for (JointState, &OdometryErrorModel) {
+    fn insert(&mut self, id: &str, belief: &GaussianBelief<2>) {
+        self.0.insert_landmark(id, belief);
+    }
+    fn odometry(&mut self, stamp_s: f64, pose: &Isometry2<f64>) {
+        self.0.propagate(self.1, stamp_s, pose, None).expect("propagate");
+    }
+    fn mean(&self, id: &str) -> Vector2<f64> {
+        self.0.landmark(id).expect("exists").mean
+    }
+    fn range(&mut self, id: &str, est: &Estimator<7>, m: &JointRangeModel<7>) {
+        let (step, _) = self.0.step(id, est, m).expect("update");
+        self.0.commit(step);
+    }
+}
+
+impl Joint for JointImm {
+    fn insert(&mut self, id: &str, belief: &GaussianBelief<2>) {
+        self.insert_landmark(id, belief);
+    }
+    fn odometry(&mut self, stamp_s: f64, pose: &Isometry2<f64>) {
+        self.propagate(stamp_s, pose, None).expect("propagate");
+    }
+    fn mean(&self, id: &str) -> Vector2<f64> {
+        self.landmark(id).expect("exists").mean
+    }
+    fn range(&mut self, id: &str, est: &Estimator<7>, m: &JointRangeModel<7>) {
+        let (step, _) = self.step(id, est, m).expect("update");
+        self.commit(step);
+    }
+}
+
+/// The range calibration prior of the benchmark states.
+fn calibration() -> GaussianBelief<2> {
+    GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) }
+}
+
+/// `s` with `landmarks` landmarks on a ring, correlated with the odometry error by 100
+/// odometry steps and one range to each landmark.
+fn setup<S: Joint>(mut s: S, landmarks: usize, est: &Estimator<7>) -> S {
     for i in 0..landmarks {
         let a = i as f64 * 0.7;
         let belief = GaussianBelief { mean: Vector2::new(20.0 * a.cos(), 20.0 * a.sin()), cov: Matrix2::identity() };
-        s.insert_landmark(&format!("l{i}"), &belief);
+        s.insert(&format!("l{i}"), &belief);
     }
     for k in 0..100 {
         let th = 0.02 * k as f64;
-        s.propagate(model, 0.1 * k as f64, &Isometry2::new(Vector2::new(5.0 * th.sin(), 5.0 * (1.0 - th.cos())), th), None)
-            .expect("propagate");
+        s.odometry(0.1 * k as f64, &Isometry2::new(Vector2::new(5.0 * th.sin(), 5.0 * (1.0 - th.cos())), th));
     }
     let p = Vector2::new(1.0, 1.0);
     for i in 0..landmarks {
         let id = format!("l{i}");
-        let z = (s.landmark(&id).expect("exists").mean - p).norm() + 0.2;
+        let z = (s.mean(&id) - p).norm() + 0.2;
         let m = JointRangeModel::<7>::new(p, z, 0.25, NoiseShape::Gaussian).expect("model");
-        let (step, _) = s.step(&id, est, &m).expect("update");
-        s.commit(step);
+        s.range(&id, est, &m);
     }
     s
 }
 
-/// [`state`] under the default odometry noise scales (1, 0.1, 0.01).
+/// One joint state (one noise scale).
+fn state(landmarks: usize, model: &OdometryErrorModel, est: &Estimator<7>) -> JointState {
+    setup((JointState::new(model, Some(&calibration())), model), landmarks, est).0
+}
+
+/// The same under the default odometry noise scales (1, 0.1, 0.01).
 fn scales_state(landmarks: usize, est: &Estimator<7>) -> JointImm {
-    let config = OdometryErrorConfig::default();
-    let cal = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) };
-    let mut s = JointImm::new(&config, Some(&cal)).expect("scales");
-    for i in 0..landmarks {
-        let a = i as f64 * 0.7;
-        let belief = GaussianBelief { mean: Vector2::new(20.0 * a.cos(), 20.0 * a.sin()), cov: Matrix2::identity() };
-        s.insert_landmark(&format!("l{i}"), &belief);
-    }
-    for k in 0..100 {
-        let th = 0.02 * k as f64;
-        s.propagate(0.1 * k as f64, &Isometry2::new(Vector2::new(5.0 * th.sin(), 5.0 * (1.0 - th.cos())), th), None)
-            .expect("propagate");
-    }
-    let p = Vector2::new(1.0, 1.0);
-    for i in 0..landmarks {
-        let id = format!("l{i}");
-        let z = (s.landmark(&id).expect("exists").mean - p).norm() + 0.2;
-        let m = JointRangeModel::<7>::new(p, z, 0.25, NoiseShape::Gaussian).expect("model");
-        let (step, _) = s.step(&id, est, &m).expect("update");
-        s.commit(step);
-    }
-    s
+    let scales = JointImm::new(&OdometryErrorConfig::default(), Some(&calibration())).expect("scales");
+    setup(scales, landmarks, est)
 }
 
 fn drifting(c: &mut Criterion) {

@@ -115,7 +115,20 @@ impl LandmarkFlowNodeConfig {
     /// [`ConfigError`] naming the parameter: not a parameter, a value of the wrong
     /// type, or one `validate()` refuses.
     pub fn with_parameter(&self, name: &str, value: serde_yaml::Value) -> Result<Self, ConfigError> {
-        let next = crate::config::with_parameter(self, name, value)?;
+        self.with_parameters(&[(name.to_string(), value)])
+    }
+
+    /// This configuration with every `(name, value)` set, validated once at the end (a
+    /// rule across parameters judges the new values together, as `ros2 param set` of
+    /// several at once expects).
+    ///
+    /// # Errors
+    /// As [`LandmarkFlowNodeConfig::with_parameter`].
+    pub fn with_parameters(&self, changes: &[(String, serde_yaml::Value)]) -> Result<Self, ConfigError> {
+        let mut next = self.clone();
+        for (name, value) in changes {
+            next = crate::config::with_parameter(&next, name, value.clone())?;
+        }
         next.validate()?;
         Ok(next)
     }

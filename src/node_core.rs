@@ -309,10 +309,8 @@ impl NodeCore {
             Input::Tick => {}
             Input::StaticTransforms(m) => {
                 for t in &m.transforms {
-                    let [x, y, z] = t.translation;
-                    let [qx, qy, qz, qw] = t.rotation;
-                    let rotation = nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(qw, qx, qy, qz));
-                    let transform = nalgebra::Isometry3::from_parts(nalgebra::Translation3::new(x, y, z), rotation);
+                    // The one pose conversion (a zero quaternion is NaN: refused as not finite).
+                    let transform = crate::msg::convert::pose_from_position_quaternion(t.translation, t.rotation);
                     if let Err(r) = self.localizer.add_static_transform(&t.header.frame_id, &t.child_frame_id, transform) {
                         out.push(Output::StaticTransformRejected(r));
                     }

@@ -636,14 +636,7 @@ fn landmark_rmse(loc: &Localizer) -> f64 {
 /// model's own noise, the weight goes to the generic scale.
 #[test]
 fn the_noise_scale_evidence_recognises_perfect_and_drifting_odometry() {
-    let perfect = OdometryErrorConfig {
-        translation_std_m_per_sqrt_m: 0.0,
-        rotation_std_rad_per_sqrt_rad: 0.0,
-        rotation_std_rad_per_sqrt_m: 0.0,
-        gyro_bias_walk_rad_per_s_per_sqrt_s: 0.0,
-        gyro_bias_std_rad_per_s: 0.0,
-        ..OdometryErrorConfig::default()
-    };
+    let perfect = OdometryErrorConfig::perfect();
     let seeds = 20;
     let (mut exact, mut scales, mut single) = (0.0, 0.0, 0.0);
     let mut noisy_weight = 0.0;

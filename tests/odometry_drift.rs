@@ -399,14 +399,7 @@ fn jacobians_match_central_differences() {
 
 #[test]
 fn perfect_odometry_leaves_the_correction_exactly_zero() {
-    let c = OdometryErrorConfig {
-        translation_std_m_per_sqrt_m: 0.0,
-        rotation_std_rad_per_sqrt_rad: 0.0,
-        rotation_std_rad_per_sqrt_m: 0.0,
-        gyro_bias_walk_rad_per_s_per_sqrt_s: 0.0,
-        gyro_bias_std_rad_per_s: 0.0,
-        ..OdometryErrorConfig::default()
-    };
+    let c = OdometryErrorConfig::perfect();
     let model = OdometryErrorModel::new(c).unwrap();
     let state = propagate_path(&model, model.initial_state(), &odometry_poses(START, &mixed_path(0.1)), 0.1);
     assert_eq!(*state.cov(), Matrix4::zeros());

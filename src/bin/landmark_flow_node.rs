@@ -233,13 +233,11 @@ struct NodeParameters {
 impl NodeParameters {
     /// `config` with `changes` applied, validated.
     fn apply(config: &LandmarkFlowNodeConfig, changes: &[(String, r2r::ParameterValue)]) -> Result<LandmarkFlowNodeConfig, String> {
-        let mut next = config.clone();
-        for (name, value) in changes {
-            let yaml = yaml_of(value).ok_or_else(|| format!("{name}: a value is needed"))?;
-            next = landmark_flow::config::with_parameter(&next, name, yaml).map_err(|e| e.to_string())?;
-        }
-        next.validate().map_err(|e| e.to_string())?;
-        Ok(next)
+        let changes = changes
+            .iter()
+            .map(|(name, value)| yaml_of(value).map(|v| (name.clone(), v)).ok_or_else(|| format!("{name}: a value is needed")))
+            .collect::<Result<Vec<_>, _>>()?;
+        config.with_parameters(&changes).map_err(|e| e.to_string())
     }
 }
 

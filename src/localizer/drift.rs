@@ -190,6 +190,12 @@ impl OdometryErrorConfig {
         check_range("noise_scale_switch_probability", self.noise_scale_switch_probability, 0.0, 0.5)
     }
 
+    /// Odometry without error: every noise standard deviation and the gyro bias 0 (the
+    /// noise scales as by default).
+    pub fn perfect() -> Self {
+        Self { gyro_bias_std_rad_per_s: 0.0, ..Self::default().scaled(0.0) }
+    }
+
     /// This model with the four noise standard deviations (σ_t, σ_r, σ_rm, q_b) times
     /// `c` (σ_b and the scales themselves unchanged).
     pub fn scaled(&self, c: f64) -> Self {

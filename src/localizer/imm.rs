@@ -264,19 +264,27 @@ impl JointImm {
         GaussianBelief::new(mean, cov)
     }
 
+    /// p_ij, the probability of moving from noise level `i` to `j` between two ranges
+    /// (module doc).
+    fn transition(&self, i: usize, j: usize) -> f64 {
+        if i == j {
+            1.0 - self.switch_probability
+        } else {
+            self.switch_probability / (self.hypotheses.len() - 1) as f64
+        }
+    }
+
+    /// c̄_j = Σ_i p_ij w_i, hypothesis `j`'s weight before the range (module doc).
+    fn predicted_weight(&self, j: usize) -> f64 {
+        (0..self.hypotheses.len()).map(|i| self.transition(i, j) * self.hypotheses[i].weight).sum()
+    }
+
     /// The mixed state of hypothesis `j` (module doc), or `None` when it is its own.
     fn mixed(&self, j: usize) -> Option<JointState> {
         let m = self.hypotheses.len();
-        let p = |i: usize| {
-            if i == j {
-                1.0 - self.switch_probability
-            } else {
-                self.switch_probability / (m - 1) as f64
-            }
-        };
-        let norm: f64 = (0..m).map(|i| p(i) * self.hypotheses[i].weight).sum();
+        let norm = self.predicted_weight(j);
         let mu: Vec<f64> = (0..m)
-            .map(|i| p(i) * self.hypotheses[i].weight / norm)
+            .map(|i| self.transition(i, j) * self.hypotheses[i].weight / norm)
             .collect();
         if !norm.is_finite() || norm <= 0.0 || (0..m).all(|i| i == j || mu[i] < SKIP_MIXING) {
             return None;
@@ -318,15 +326,7 @@ impl JointImm {
             let mixed = if m > 1 { self.mixed(j) } else { None };
             let state = mixed.as_ref().unwrap_or(&self.hypotheses[j].state);
             let prior = state.touched_marginal::<K>(id)?;
-            let p = |i: usize| {
-                if i == j {
-                    1.0 - self.switch_probability
-                } else {
-                    self.switch_probability / (m - 1).max(1) as f64
-                }
-            };
-            let predicted: f64 = (0..m).map(|i| p(i) * self.hypotheses[i].weight).sum();
-            log_weights.push(predicted.ln() + predictive_log_density(&prior, model)?);
+            log_weights.push(self.predicted_weight(j).ln() + predictive_log_density(&prior, model)?);
             let (step, _) = state.step(id, estimator, model)?;
             updates.push((mixed, step));
         }

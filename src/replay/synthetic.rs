@@ -75,14 +75,7 @@ impl Default for SyntheticOdometryError {
         Self {
             gyro_bias_rad_per_s: 0.0,
             wheel_scale_error: 0.0,
-            noise: OdometryErrorConfig {
-                translation_std_m_per_sqrt_m: 0.0,
-                rotation_std_rad_per_sqrt_rad: 0.0,
-                rotation_std_rad_per_sqrt_m: 0.0,
-                gyro_bias_walk_rad_per_s_per_sqrt_s: 0.0,
-                gyro_bias_std_rad_per_s: 0.0,
-                ..OdometryErrorConfig::default()
-            },
+            noise: OdometryErrorConfig::perfect(),
             seed: 11,
         }
     }
