@@ -133,6 +133,9 @@ pub struct Localizer {
     /// The run of consecutive odometry jumps: the last rejected pose (stamp s, pose)
     /// and how many consistent jumps led to it.
     jump_run: Option<(f64, Isometry3<f64>, u32)>,
+    /// The pooled calibration the calibrated tracks' published summaries were last
+    /// all conditioned on ([`Localizer::refresh_sensor_calibration`]).
+    summaries_conditioned_on: Option<GaussianBelief<2>>,
     /// `odometry: drifting`: the error model and the joint state (module doc of
     /// [`slam`]), with the estimators of the range marginals (K = 5, or 7 with
     /// calibration).
@@ -184,6 +187,7 @@ impl Localizer {
             estimator,
             calibrated_estimator,
             sensor_calibration: None,
+            summaries_conditioned_on: None,
             calibration_pool: None,
             priors,
             config,
@@ -223,6 +227,7 @@ impl Localizer {
                 .expect("odometry_error was validated by Localizer::new");
         }
         self.sensor_calibration = None;
+        self.summaries_conditioned_on = None;
         self.tracks.clear();
         self.calibration_pool = self.config.calibration.enabled.then(|| {
             pool::CalibrationPool::new(&self.calibration_prior()).expect("the calibration prior was validated by Localizer::new")
@@ -236,7 +241,7 @@ impl Localizer {
                 self.update_calibration_site(&id);
             }
         }
-        self.refresh_sensor_calibration();
+        self.refresh_sensor_calibration(None);
         self.odometry_cov = None;
         self.jump_run = None;
         self.accepted = 0;
@@ -725,7 +730,7 @@ impl Localizer {
         if joint {
             self.refresh_joint_summaries();
         } else if calibrated {
-            self.refresh_sensor_calibration();
+            self.refresh_sensor_calibration(Some(&m.landmark_id));
         }
         if let Some((innovation, var, radial)) = offset_sample {
             self.time_offset.add(innovation, var, radial);
@@ -861,7 +866,7 @@ impl Localizer {
     /// O(1)), and every calibrated landmark re-summarised with it (O(L): each published
     /// position is conditioned on the pooled (s, b); a landmark whose summary would not
     /// be publishable keeps its previous one).
-    fn refresh_sensor_calibration(&mut self) {
+    fn refresh_sensor_calibration(&mut self, updated: Option<&str>) {
         if self.drifting.is_some() {
             return self.refresh_joint_summaries();
         }
@@ -870,13 +875,23 @@ impl Localizer {
         }
         let Some(pooled) = self.calibration_pool.as_ref().and_then(|p| p.pooled().ok()) else { return };
         self.sensor_calibration = Some(pooled);
-        for track in self.tracks.values_mut() {
+        let resummarise = |track: &mut LandmarkTrack| {
             if let TrackState::Calibrated(..) = track.state {
                 if let Ok((summary, calibration)) = summarise(&track.state, Some(&pooled)) {
                     track.summary = summary;
                     track.calibration = calibration;
                 }
             }
+        };
+        let everyone = match (updated, &self.summaries_conditioned_on) {
+            (Some(_), Some(last)) => calibration_moved(last, &pooled),
+            _ => true,
+        };
+        if everyone {
+            self.tracks.values_mut().for_each(resummarise);
+            self.summaries_conditioned_on = Some(pooled);
+        } else if let Some(track) = updated.and_then(|id| self.tracks.get_mut(id)) {
+            resummarise(track);
         }
     }
 
@@ -943,6 +958,35 @@ fn marginal_summary<const K: usize>(belief: GaussianBelief<K>) -> Summary<K> {
 fn largest_eigenvalue(c: &nalgebra::Matrix2<f64>) -> f64 {
     let (a, b, d) = (c[(0, 0)], c[(0, 1)], c[(1, 1)]);
     0.5 * (a + d) + (0.25 * (a - d).powi(2) + b * b).sqrt()
+}
+
+/// How far the pooled range calibration may move, in its own standard deviations,
+/// before every calibrated landmark's published position is conditioned on it again
+/// ([`calibration_moved`]). A published position is N(μ_y + K(c̄ − μ_c), S + K C Kᵀ)
+/// for the pooled N(c̄, C), K = Σ_yc Σ_cc⁻¹ and S ⪰ 0 the Schur complement, so a pool
+/// that moved by τ in its Mahalanobis distance and its covariance by a factor within
+/// 1 ± τ leaves each stale position within τ of the fresh one in the fresh one's
+/// Mahalanobis distance, and its covariance within a factor 1 ± τ/(1 − τ). Until then
+/// only the landmark a range updates is re-conditioned: the per-range cost stays O(1)
+/// in the number of landmarks once the calibration has settled.
+pub const CALIBRATION_REFRESH_SIGMA: f64 = 0.05;
+
+/// Whether the pooled calibration moved from `last` to `now` by more than
+/// [`CALIBRATION_REFRESH_SIGMA`]: the mean change in `last`'s Mahalanobis distance, or
+/// the covariance by more than that fraction (an eigenvalue of last⁻¹·now outside
+/// 1 ± τ).
+fn calibration_moved(last: &GaussianBelief<2>, now: &GaussianBelief<2>) -> bool {
+    let tau = CALIBRATION_REFRESH_SIGMA;
+    let Some(chol) = last.cov.cholesky() else { return true };
+    let d = now.mean - last.mean;
+    let mahalanobis2 = d.dot(&chol.solve(&d));
+    // L⁻¹ now L⁻ᵀ: symmetric, eigenvalues those of last⁻¹·now.
+    let l_inv = chol.l().try_inverse().unwrap_or_else(nalgebra::Matrix2::zeros);
+    let m = l_inv * now.cov * l_inv.transpose();
+    let m = (m + m.transpose()) * 0.5;
+    let largest = largest_eigenvalue(&m);
+    let smallest = m.trace() - largest;
+    !(mahalanobis2 <= tau * tau && largest <= 1.0 + tau && smallest >= 1.0 - tau)
 }
 
 /// uᵀ C u for the unit vector u along `direction` (λ_max when it is zero).
@@ -1443,5 +1487,73 @@ mod tests {
         }
         assert!(fused > 2000, "{fused} ranges fused");
         assert!(loc.tracks()["e"].is_tracking());
+    }
+
+    /// Every calibrated landmark's published position stays within the bound of
+    /// [`CALIBRATION_REFRESH_SIGMA`] of its position conditioned afresh on the current
+    /// pooled calibration (conditioning written here), the landmark a range updated is
+    /// exactly fresh, and most ranges do not re-condition everyone (else the bound
+    /// would be tested on nothing).
+    #[test]
+    fn stale_calibrated_positions_stay_within_the_refresh_bound() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let tau = CALIBRATION_REFRESH_SIGMA;
+        let mut c = config();
+        c.calibration.enabled = true;
+        let ids: Vec<String> = (0..12).map(|i| format!("l{i}")).collect();
+        let truth: Vec<Vector2<f64>> = (0..12)
+            .map(|i| {
+                let a = i as f64 * std::f64::consts::TAU / 12.0;
+                Vector2::new(12.0 * a.cos(), 12.0 * a.sin())
+            })
+            .collect();
+        c.priors = PriorsConfig {
+            ids: ids.clone(),
+            means_m: truth.iter().flat_map(|t| [t.x + 0.5, t.y - 0.4]).collect(),
+            covs_m2: [[2.0, 0.3, 0.3, 1.5]; 12].concat(),
+        };
+        let mut loc = Localizer::new(c).unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        let (mut stale_ranges, mut checked) = (0, 0);
+        for k in 1..=1500 {
+            let t = 0.1 * k as f64;
+            let (px, py) = (4.0 * (0.05 * t).cos(), 4.0 * (0.05 * t).sin());
+            loc.add_odometry(t, "odom", at(px, py)).unwrap();
+            let i = rng.random_range(0..12);
+            let z = 1.03 * (truth[i] - Vector2::new(px, py)).norm() + 0.2 + rng.random_range(-0.5..0.5);
+            if !matches!(loc.add_range(&range(t, &ids[i], z)), Ok(RangeOutcome::Fused(_))) {
+                continue;
+            }
+            let pooled = *loc.sensor_calibration().expect("calibration on");
+            let mut stale = false;
+            for (id, track) in loc.tracks() {
+                let TrackState::Calibrated(state, ..) = &track.state else { continue };
+                let b = state.summary().unwrap().belief;
+                // y | pooled: μ_y + K(c̄ − μ_c), Σ_yy − K Σ_cy + K C Kᵀ, K = Σ_yc Σ_cc⁻¹.
+                let s_yc: Matrix2<f64> = b.cov.fixed_view::<2, 2>(0, 2).into();
+                let s_cc: Matrix2<f64> = b.cov.fixed_view::<2, 2>(2, 2).into();
+                let s_yy: Matrix2<f64> = b.cov.fixed_view::<2, 2>(0, 0).into();
+                let gain = s_yc * s_cc.try_inverse().unwrap();
+                let mean = b.mean.fixed_rows::<2>(0) + gain * (pooled.mean - b.mean.fixed_rows::<2>(2));
+                let cov = s_yy - gain * s_yc.transpose() + gain * pooled.cov * gain.transpose();
+                let published = track.summary.belief;
+                let d = published.mean - mean;
+                let inv = cov.try_inverse().unwrap();
+                let mahalanobis = (d.transpose() * inv * d)[(0, 0)].sqrt();
+                let l_inv = cov.cholesky().unwrap().l().try_inverse().unwrap();
+                let ratio = l_inv * published.cov * l_inv.transpose();
+                let eig = ratio.symmetric_eigenvalues();
+                if *id == ids[i] {
+                    assert!(mahalanobis < 1e-9 && (eig.max() - 1.0).abs() < 1e-9 && (eig.min() - 1.0).abs() < 1e-9, "range {k}: the updated landmark {id} is not fresh");
+                }
+                assert!(mahalanobis <= tau * 1.001, "range {k}, {id}: {mahalanobis} σ from fresh");
+                assert!(eig.max() <= 1.0 + tau / (1.0 - tau) + 1e-9 && eig.min() >= 1.0 - tau / (1.0 - tau) - 1e-9, "range {k}, {id}: covariance ratio {eig}");
+                stale |= mahalanobis > 1e-12;
+                checked += 1;
+            }
+            stale_ranges += stale as u32;
+        }
+        assert!(checked > 10_000, "{checked}");
+        assert!(stale_ranges > 1000, "only {stale_ranges} ranges left a landmark stale");
     }
 }
