@@ -20,7 +20,9 @@
 //! [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..]
 //! [--bootstrap N]` (`make planner-study`). Writes CSV and PNG files into DIR (default
 //! docs/planner) and prints Markdown tables. `--policies` keeps only the listed rows (by
-//! label, e.g. `d_optimal,sigma_reduction`).
+//! label, e.g. `d_optimal,sigma_reduction`); `--estimators mixture` keeps one estimator.
+//! `--reference LABEL` pairs against that row instead of `d_optimal`.
+//! Rows `sigma_reduction_h2`/`_h3`: `horizon_steps` 2 and 3 (issue 16 item 4).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,10 @@ struct Args {
     policies: Option<Vec<String>>,
     /// Bootstrap resamples of the paired comparison.
     bootstrap: usize,
+    /// Estimator labels to run; `None` = all.
+    estimators: Option<Vec<String>>,
+    /// Row the paired comparison is against (default `d_optimal`).
+    reference: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,6 +71,8 @@ fn parse_args() -> Result<Args, String> {
         plots: true,
         policies: None,
         bootstrap: 2000,
+        estimators: None,
+        reference: "d_optimal".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -78,12 +86,17 @@ fn parse_args() -> Result<Args, String> {
                 let list = it.next().ok_or("--policies needs a comma-separated list")?;
                 args.policies = Some(list.split(',').map(|p| p.trim().to_string()).collect());
             }
+            "--reference" => args.reference = it.next().ok_or("--reference needs a policy label")?,
+            "--estimators" => {
+                let list = it.next().ok_or("--estimators needs a comma-separated list (mixture, particle)")?;
+                args.estimators = Some(list.split(',').map(|p| p.trim().to_string()).collect());
+            }
             "--bootstrap" => {
                 args.bootstrap = it.next().and_then(|v| v.parse().ok()).ok_or("--bootstrap needs a number")?
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..] [--bootstrap N]"
+                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..] [--estimators a,b] [--bootstrap N]"
                         .into(),
                 )
             }
@@ -328,6 +341,8 @@ fn policy_rows() -> Vec<PolicyRow> {
         row("random", GoalPolicy::Random, false),
         row("sigma_reduction", GoalPolicy::SigmaReduction, false),
         PolicyRow { label: "sigma_reduction_fisher", config: fisher, oracle: false },
+        PolicyRow { label: "sigma_reduction_h2", config: PlannerConfig { horizon_steps: 2, ..study_planner(GoalPolicy::SigmaReduction) }, oracle: false },
+        PolicyRow { label: "sigma_reduction_h3", config: PlannerConfig { horizon_steps: 3, ..study_planner(GoalPolicy::SigmaReduction) }, oracle: false },
     ]
 }
 
@@ -344,6 +359,11 @@ fn estimators() -> Vec<(&'static str, EstimatorConfig)> {
         ("mixture", EstimatorConfig::default()),
         ("particle", EstimatorConfig { method: Method::Particle, ..EstimatorConfig::default() }),
     ]
+}
+
+/// The estimators selected by `--estimators` (all by default).
+fn selected_estimators(args: &Args) -> Vec<(&'static str, EstimatorConfig)> {
+    estimators().into_iter().filter(|(l, _)| args.estimators.as_ref().is_none_or(|list| list.iter().any(|p| p == l))).collect()
 }
 
 /// One closed-loop run.
@@ -436,7 +456,7 @@ type Key = (Scenario, usize, usize);
 
 fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
     let rows = selected_rows(args);
-    let ests = estimators();
+    let ests = selected_estimators(args);
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let chunk = seeds.len().div_ceil(args.threads.max(1));
     let results: Vec<(u64, Key, Run)> = std::thread::scope(|scope| {
@@ -507,7 +527,8 @@ fn paired_comparison(
          delta_mean_error_m,delta_mean_lo,delta_mean_hi,delta_lost,delta_lost_lo,delta_lost_hi\n",
     );
     let mut md = format!(
-        "| scenario | estimator | policy | mean error (m) [95 % CI] | Δ mean error vs d_optimal (m) [95 % CI] | lost (> {LOST_M} m) [95 % CI] | Δ lost vs d_optimal [95 % CI] |\n|---|---|---|---|---|---|---|\n"
+        "| scenario | estimator | policy | mean error (m) [95 % CI] | Δ mean error vs {reference_label} (m) [95 % CI] | lost (> {LOST_M} m) [95 % CI] | Δ lost vs {reference_label} [95 % CI] |\n|---|---|---|---|---|---|---|\n",
+        reference_label = rows[reference].label
     );
     for scenario in [Scenario::Fixed, Scenario::FromPrior] {
         for (ei, (est, _)) in ests.iter().enumerate() {
@@ -639,7 +660,7 @@ fn main() {
     let cells = run_study(&args);
     let loop_seconds = loop_start.elapsed().as_secs_f64();
     let rows = selected_rows(&args);
-    let ests = estimators();
+    let ests = selected_estimators(&args);
     let last = args.steps - 1;
     let mut summary = String::from(
         "scenario,estimator,policy,mean_error_m,median_error_m,lost_fraction,median_trace_m2,mean_trace_m2,planner_failures,update_failures,planning_ms\n",
@@ -703,12 +724,13 @@ fn main() {
     println!("planner NoValidCandidate events: {failures}; estimator update failures: {update_failures}");
     println!("heatmaps + far field: {heat_seconds:.1} s; closed loop: {loop_seconds:.1} s on {} threads", args.threads);
 
-    // 4. Paired comparison against d_optimal.
-    if let Some(reference) = rows.iter().position(|r| r.label == "d_optimal") {
+    // 4. Paired comparison against d_optimal (or `--reference`).
+    if let Some(reference) = rows.iter().position(|r| r.label == args.reference) {
         let (csv, md) = paired_comparison(&cells, &rows, &ests, reference, last, args.bootstrap);
         std::fs::write(args.out.join("study_paired.csv"), &csv).expect("write paired comparison");
         println!(
-            "## Paired against d_optimal: {} seeds, {} bootstrap resamples of the seeds, 95 % percentile CIs\n\n{md}",
+            "## Paired against {}: {} seeds, {} bootstrap resamples of the seeds, 95 % percentile CIs\n\n{md}",
+            args.reference,
             args.seeds, args.bootstrap
         );
     }
