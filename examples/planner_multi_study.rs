@@ -260,7 +260,10 @@ fn percentile_ci(v: &mut [f64]) -> (f64, f64) {
 }
 
 /// (point, CI) of the mean of `a`, and of the paired mean difference a − b.
-fn bootstrap(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> ((f64, (f64, f64)), (f64, (f64, f64))) {
+/// A point estimate and its 95 % CI.
+type Estimate = (f64, (f64, f64));
+
+fn bootstrap(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> (Estimate, Estimate) {
     let n = a.len();
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut m, mut d) = (Vec::with_capacity(resamples), Vec::with_capacity(resamples));
@@ -325,6 +328,7 @@ fn main() {
         "| policy | steps to all 4 < 1 m, mean [95 % CI] | median | not reached in {steps} | Δ steps vs planner_all [95 % CI] | final mean error (m) [95 % CI] | Δ final error vs planner_all (m) [95 % CI] | path per step (m) | ms / plan |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     let mut per_step = String::from("policy,step,mean_error_m,median_mean_error_m,solved_fraction\n");
+    let mut per_seed = String::from("policy,seed,steps_to_all_1m,final_mean_error_m,path_m\n");
     for (pi, p) in policies.iter().enumerate() {
         let rs = &runs[pi];
         let times: Vec<f64> = rs.iter().map(|r| time_to_solved(r, steps)).collect();
@@ -364,6 +368,9 @@ fn main() {
             let solved = rs.iter().filter(|r| time_to_solved(r, steps) <= (k + 1) as f64).count() as f64 / rs.len() as f64;
             per_step += &format!("{p},{},{:.4},{:.4},{solved:.4}\n", k + 1, mean(&e), median(&e));
         }
+        for (seed, r) in rs.iter().enumerate() {
+            per_seed += &format!("{p},{seed},{},{:.4},{:.2}\n", time_to_solved(r, steps), r.mean_errors[steps - 1], r.path_m);
+        }
         let failures: usize = rs.iter().map(|r| r.plan_failures).sum();
         if failures > 0 {
             println!("{p}: {failures} NoValidCandidate plans (robot stayed)");
@@ -371,6 +378,7 @@ fn main() {
     }
     std::fs::write(args.out.join("multi_summary.csv"), &csv).expect("write summary");
     std::fs::write(args.out.join("multi_vs_step.csv"), &per_step).expect("write per step");
+    std::fs::write(args.out.join("multi_per_seed.csv"), &per_seed).expect("write per seed");
     println!(
         "## Four unknown beacons in a 100 m square: {} seeds x {steps} steps (<= {MAX_STEP_M} m), σ = {NOISE_STD_M} m; {} bootstrap resamples, paired by seed\n\n{md}",
         args.seeds, args.bootstrap

@@ -14,7 +14,8 @@
 //! ([`crate::planner::plan_next_goal_multi`] on all tracks' beliefs, initialising ones as
 //! their grid's moments, like the target path; those farther than
 //! `localizer.max_range_m + planner.max_step_m` from the robot cannot be ranged from any
-//! candidate and are left out). The target still names the plan and drives the triggers.
+//! candidate and are left out; if that leaves none, the target path plans). The target
+//! still names the plan and drives the triggers.
 
 use crate::localizer::Localizer;
 use crate::node_config::LandmarkFlowNodeConfig;
@@ -124,10 +125,13 @@ impl GoalScheduler {
         let seed = self.config.localizer.estimator.seed.wrapping_add(self.plans);
         self.plans += 1;
         let planner = &self.config.planner;
-        let all: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All).then(|| {
-            let reach = self.config.localizer.max_range_m + planner.max_step_m;
-            localizer.tracks().values().map(|t| t.summary.belief).filter(|b| (b.mean - from).norm() <= reach).collect()
-        });
+        // None of them in reach: the target path (as if `landmarks: target`).
+        let all: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All)
+            .then(|| {
+                let reach = self.config.localizer.max_range_m + planner.max_step_m;
+                localizer.tracks().values().map(|t| t.summary.belief).filter(|b| (b.mean - from).norm() <= reach).collect()
+            })
+            .filter(|beliefs: &Vec<_>| !beliefs.is_empty());
         let planned = match &all {
             Some(beliefs) => plan_next_goal_multi(planner, from, beliefs, noise_var, seed),
             None => plan_next_goal_with_grid(planner, from, &belief, noise_var, seed),
