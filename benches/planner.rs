@@ -112,7 +112,7 @@ fn planner(c: &mut Criterion) {
     }
     // Issue 16 item 4: the receding horizon (one landmark, default grid).
     for h in [2usize, 3] {
-        let horizon = PlannerConfig { horizon_steps: h, ..PlannerConfig::default() };
+        let horizon = PlannerConfig { horizon_steps: h, landmarks: LandmarkSelection::Target, ..PlannerConfig::default() };
         c.bench_function(&format!("plan_next_goal_sigma_reduction_horizon_{h}_21x21"), |bench| {
             bench.iter(|| plan_next_goal(black_box(&horizon), x, &b, 2.0, 7).expect("goal"))
         });

@@ -32,7 +32,8 @@ use landmark_flow::slides::{self, LOST_M, NOISE_VAR_M2};
 use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::{Estimator, EstimatorConfig, GaussianBelief, Method};
 use landmark_flow::planner::{
-    plan_next_goal_with_landmark, CriterionConfig, GoalPolicy, LandmarkHypothesis, PlannerConfig, PlannerError,
+    plan_next_goal_with_landmark, CriterionConfig, GoalPolicy, LandmarkHypothesis, LandmarkSelection, PlannerConfig,
+    PlannerError,
     ReductionForm, SigmaDotApproximation, SigmaDotEvaluator,
 };
 use nalgebra::{Matrix2, Vector2};
@@ -317,6 +318,8 @@ struct PolicyRow {
 fn study_planner(policy: GoalPolicy) -> PlannerConfig {
     PlannerConfig {
         policy,
+        // One landmark: the single planner (the multi-landmark work bound does not apply).
+        landmarks: LandmarkSelection::Target,
         max_step_m: 1.0,
         resolution_m: 0.1,
         min_landmark_distance_m: 1.0,

@@ -8,7 +8,8 @@
 use landmark_flow::estimator::cubature::gauss_hermite_1d;
 use landmark_flow::estimator::GaussianBelief;
 use landmark_flow::planner::{
-    criterion_grid, plan_next_goal_multi, plan_next_goal_with_grid, CandidateStatus, LandmarkHypothesis, PlannerConfig,
+    criterion_grid, plan_next_goal_multi, plan_next_goal_with_grid, CandidateStatus, LandmarkHypothesis, LandmarkSelection,
+    PlannerConfig,
     ReductionForm, SigmaDotEvaluator, WorkspaceBounds,
 };
 use nalgebra::{Matrix2, SymmetricEigen, Vector2};
@@ -71,6 +72,7 @@ fn config(horizon_steps: usize) -> PlannerConfig {
         max_step_m: 1.0,
         resolution_m: 0.5,
         horizon_steps,
+        landmarks: LandmarkSelection::Target,
         workspace: WorkspaceBounds { min_x_m: -2.0, max_x_m: 1.2, min_y_m: -10.0, max_y_m: 10.0 },
         ..PlannerConfig::default()
     };
@@ -84,7 +86,7 @@ fn config(horizon_steps: usize) -> PlannerConfig {
 #[test]
 fn horizon_one_is_the_one_step_criterion_and_longer_horizons_add() {
     let b = GaussianBelief::new(Vector2::new(1.0, 1.0), Matrix2::new(5.5, -1.5, -1.5, 5.5)).unwrap();
-    let one = PlannerConfig::default();
+    let one = PlannerConfig { landmarks: LandmarkSelection::Target, ..PlannerConfig::default() };
     let grid = criterion_grid(&one, Vector2::zeros(), &b, 2.0, 11).unwrap();
     let ev = SigmaDotEvaluator::new(&b, 2.0, 256, LandmarkHypothesis::FromBelief { draws: 16 }, &mut StdRng::seed_from_u64(11))
         .unwrap();

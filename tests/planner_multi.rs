@@ -211,7 +211,10 @@ fn new_parameters_are_validated_by_name() {
         PlannerConfig { horizon_steps: 3, landmarks: LandmarkSelection::All, ..PlannerConfig::default() },
         "horizon_steps",
     );
-    PlannerConfig { horizon_steps: 3, ..PlannerConfig::default() }.validate().unwrap();
+    // The default (landmarks: all, 16 scored) with horizon 2: 317 x 16 x 9 x 320 > 1e7.
+    check(PlannerConfig { horizon_steps: 2, ..PlannerConfig::default() }, "horizon_steps");
+    PlannerConfig { horizon_steps: 2, max_scored_landmarks: 8, ..PlannerConfig::default() }.validate().unwrap();
+    PlannerConfig { horizon_steps: 3, landmarks: LandmarkSelection::Target, ..PlannerConfig::default() }.validate().unwrap();
     PlannerConfig { landmarks: LandmarkSelection::All, ..PlannerConfig::default() }.validate().unwrap();
     let yaml = "landmarks: all\nmax_scored_landmarks: 4\nhorizon_steps: 2\n";
     let c: PlannerConfig = serde_yaml::from_str(yaml).unwrap();
