@@ -10,7 +10,8 @@
 //!   there is no goal yet;
 //! - the re-planning timer fired (`goal.replan_period_s`, driven by the caller's clock).
 //!
-//! With `planner.landmarks: all` the goal serves every landmark at once
+//! With `planner.landmarks: all` (and no `goal.target_landmark` configured: a configured
+//! target is planned for alone) the goal serves every landmark at once
 //! ([`crate::planner::plan_next_goal_multi`] on all tracks' beliefs, initialising ones as
 //! their grid's moments, like the target path; those farther than
 //! `localizer.max_range_m + planner.max_step_m` from the robot cannot be ranged from any
@@ -125,8 +126,8 @@ impl GoalScheduler {
         let seed = self.config.localizer.estimator.seed.wrapping_add(self.plans);
         self.plans += 1;
         let planner = &self.config.planner;
-        // None of them in reach: the target path (as if `landmarks: target`).
-        let all: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All)
+        // A configured target, or none of them in reach: the target path.
+        let all: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All && g.target_landmark.is_empty())
             .then(|| {
                 let reach = self.config.localizer.max_range_m + planner.max_step_m;
                 localizer.tracks().values().map(|t| t.summary.belief).filter(|b| (b.mean - from).norm() <= reach).collect()
@@ -210,6 +211,13 @@ mod tests {
         let bits = |g: &CriterionGrid| g.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(p.heatmap.as_ref().map(bits), grid.as_ref().map(bits), "the summed criterion is the heatmap");
         assert_eq!(p.landmark_id, "b", "the target still names the plan");
+        // A configured target is planned for alone.
+        c.goal.target_landmark = "a".into();
+        let mut s = GoalScheduler::new(&c);
+        let p = s.on_trigger(&PlanTrigger::Odometry, &loc).unwrap().unwrap();
+        let a = loc.tracks()["a"].summary.belief;
+        let (goal, _) = crate::planner::plan_next_goal_with_grid(&c.planner, Vector2::zeros(), &a, 0.25, 0).unwrap();
+        assert_eq!((p.landmark_id.as_str(), p.goal), ("a", goal));
     }
 
     #[test]

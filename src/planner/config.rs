@@ -98,7 +98,8 @@ pub enum LandmarkSelection {
     /// One target landmark (`goal.target_landmark`, or the one with the largest tr Σ): the
     /// policy's criterion of its belief ([`super::plan_next_goal_with_grid`]).
     Target,
-    /// Every landmark the node holds: a candidate scores the sum Σᵢ Jᵢ(x) of each
+    /// Every landmark the node holds (unless `goal.target_landmark` names one): a
+    /// candidate scores the sum Σᵢ Jᵢ(x) of each
     /// landmark's own criterion ([`super::plan_next_goal_multi`]); at most
     /// `max_scored_landmarks` of them, those with the largest λmax(Σᵢ).
     #[default]

@@ -19,7 +19,8 @@ pub enum CriterionQuantity {
     /// Expected log-det information gain of one range measurement, nats.
     InformationGain,
     /// Expected uncertainty reduction λmax(Σ − Σ₁) of one natural step (or the
-    /// expected-Fisher form, as configured), m².
+    /// expected-Fisher form, as configured), m²; summed over the rollout's steps when
+    /// `horizon_steps` > 1 and over the landmarks of a multi-landmark plan.
     UncertaintyReduction,
 }
 
