@@ -256,8 +256,8 @@ fn write_heatmap_csv(dir: &Path, h: &Heatmap) -> std::io::Result<PathBuf> {
     std::fs::write(&path, s)?;
     let red_n = normalise(&h.sigma_reduction);
     let mut s = String::from("x1_m,x2_m,j_sigma_reduction_m2,j_sigma_reduction_normalised\n");
-    for k in 0..h.cells.len() {
-        s += &format!("{:.4},{:.4},{:.8},{:.6}\n", h.cells[k].x, h.cells[k].y, h.sigma_reduction[k], red_n[k]);
+    for ((cell, value), normalised) in h.cells.iter().zip(&h.sigma_reduction).zip(&red_n) {
+        s += &format!("{:.4},{:.4},{:.8},{:.6}\n", cell.x, cell.y, value, normalised);
     }
     std::fs::write(dir.join(format!("heatmap_sigma_reduction_{}.csv", h.name)), s)?;
     Ok(path)
