@@ -5,12 +5,15 @@
 //! benches include it. Single thread. Target < 10 ms. Issue 16: the `sigma_reduction`
 //! criterion (default lite sizes 16 y × 4 z, and the expected-Fisher form) on the same
 //! grid, next to `d_optimal` (target ≤ 5 ms).
+//! Issue 16 items 3-4: the summed multi-landmark criterion for 1, 4 and 16 landmarks and
+//! the receding horizon (2, 3 steps) on the node's default 21 × 21 grid.
 //! Run: `cargo bench --no-default-features --bench planner`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use landmark_flow::estimator::GaussianBelief;
 use landmark_flow::planner::{
-    criterion_grid, plan_next_goal, GoalPolicy, LandmarkHypothesis, PlannerConfig, ReductionForm, SigmaDotEvaluator,
+    criterion_grid, multi_criterion_grid, plan_next_goal, GoalPolicy, LandmarkHypothesis, LandmarkSelection,
+    PlannerConfig, ReductionForm, SigmaDotEvaluator,
 };
 use landmark_flow::estimator::cubature::gauss_hermite_1d;
 use nalgebra::{Matrix2, Vector2};
@@ -89,6 +92,34 @@ fn planner(c: &mut Criterion) {
             .expect("evaluator");
             cells.iter().map(|p| ev.expected_sigma_reduction(p, &rule)).sum::<f64>()
         })
+    });
+    // Issue 16 item 3: the summed criterion over 1, 4, 16 landmarks on the node's default
+    // candidate grid (21 x 21 at 0.1 m, 317 reachable), default sizes (256 s, 16 y x 4 z
+    // per landmark); landmarks on a ring 5-20 m away with different beliefs.
+    let default = PlannerConfig { landmarks: LandmarkSelection::All, ..PlannerConfig::default() };
+    let ring: Vec<GaussianBelief<2>> = (0..16)
+        .map(|i| {
+            let a = 0.4 * i as f64;
+            let r = 5.0 + i as f64;
+            let cov = Matrix2::new(1.0 + 0.3 * i as f64, 0.2, 0.2, 0.5 + 0.1 * i as f64);
+            GaussianBelief::new(Vector2::new(r * a.cos(), r * a.sin()), cov).expect("SPD")
+        })
+        .collect();
+    for n in [1usize, 4, 16] {
+        c.bench_function(&format!("multi_criterion_grid_{n}_landmarks_21x21"), |bench| {
+            bench.iter(|| multi_criterion_grid(black_box(&default), x, &ring[..n], 0.25, 7).expect("grid"))
+        });
+    }
+    // Issue 16 item 4: the receding horizon (one landmark, default grid).
+    for h in [2usize, 3] {
+        let horizon = PlannerConfig { horizon_steps: h, landmarks: LandmarkSelection::Target, ..PlannerConfig::default() };
+        c.bench_function(&format!("plan_next_goal_sigma_reduction_horizon_{h}_21x21"), |bench| {
+            bench.iter(|| plan_next_goal(black_box(&horizon), x, &b, 2.0, 7).expect("goal"))
+        });
+    }
+    let one = PlannerConfig::default();
+    c.bench_function("plan_next_goal_sigma_reduction_21x21", |bench| {
+        bench.iter(|| plan_next_goal(black_box(&one), x, &b, 2.0, 7).expect("goal"))
     });
 }
 

@@ -20,7 +20,9 @@
 //! [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..]
 //! [--bootstrap N]` (`make planner-study`). Writes CSV and PNG files into DIR (default
 //! docs/planner) and prints Markdown tables. `--policies` keeps only the listed rows (by
-//! label, e.g. `d_optimal,sigma_reduction`).
+//! label, e.g. `d_optimal,sigma_reduction`); `--estimators mixture` keeps one estimator.
+//! `--reference LABEL` pairs against that row instead of `d_optimal`.
+//! Rows `sigma_reduction_h2`/`_h3`: `horizon_steps` 2 and 3 (issue 16 item 4).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +32,8 @@ use landmark_flow::slides::{self, LOST_M, NOISE_VAR_M2};
 use landmark_flow::stats::{mean, median};
 use landmark_flow::estimator::{Estimator, EstimatorConfig, GaussianBelief, Method};
 use landmark_flow::planner::{
-    plan_next_goal_with_landmark, CriterionConfig, GoalPolicy, LandmarkHypothesis, PlannerConfig, PlannerError,
+    plan_next_goal_with_landmark, CriterionConfig, GoalPolicy, LandmarkHypothesis, LandmarkSelection, PlannerConfig,
+    PlannerError,
     ReductionForm, SigmaDotApproximation, SigmaDotEvaluator,
 };
 use nalgebra::{Matrix2, Vector2};
@@ -54,6 +57,10 @@ struct Args {
     policies: Option<Vec<String>>,
     /// Bootstrap resamples of the paired comparison.
     bootstrap: usize,
+    /// Estimator labels to run; `None` = all.
+    estimators: Option<Vec<String>>,
+    /// Row the paired comparison is against (default `d_optimal`).
+    reference: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,6 +72,8 @@ fn parse_args() -> Result<Args, String> {
         plots: true,
         policies: None,
         bootstrap: 2000,
+        estimators: None,
+        reference: "d_optimal".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -78,12 +87,17 @@ fn parse_args() -> Result<Args, String> {
                 let list = it.next().ok_or("--policies needs a comma-separated list")?;
                 args.policies = Some(list.split(',').map(|p| p.trim().to_string()).collect());
             }
+            "--reference" => args.reference = it.next().ok_or("--reference needs a policy label")?,
+            "--estimators" => {
+                let list = it.next().ok_or("--estimators needs a comma-separated list (mixture, particle)")?;
+                args.estimators = Some(list.split(',').map(|p| p.trim().to_string()).collect());
+            }
             "--bootstrap" => {
                 args.bootstrap = it.next().and_then(|v| v.parse().ok()).ok_or("--bootstrap needs a number")?
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..] [--bootstrap N]"
+                    "usage: planner_study [--seeds N] [--steps N] [--threads N] [--out DIR] [--no-plots] [--policies a,b,..] [--estimators a,b] [--bootstrap N]"
                         .into(),
                 )
             }
@@ -242,8 +256,8 @@ fn write_heatmap_csv(dir: &Path, h: &Heatmap) -> std::io::Result<PathBuf> {
     std::fs::write(&path, s)?;
     let red_n = normalise(&h.sigma_reduction);
     let mut s = String::from("x1_m,x2_m,j_sigma_reduction_m2,j_sigma_reduction_normalised\n");
-    for k in 0..h.cells.len() {
-        s += &format!("{:.4},{:.4},{:.8},{:.6}\n", h.cells[k].x, h.cells[k].y, h.sigma_reduction[k], red_n[k]);
+    for ((cell, value), normalised) in h.cells.iter().zip(&h.sigma_reduction).zip(&red_n) {
+        s += &format!("{:.4},{:.4},{:.8},{:.6}\n", cell.x, cell.y, value, normalised);
     }
     std::fs::write(dir.join(format!("heatmap_sigma_reduction_{}.csv", h.name)), s)?;
     Ok(path)
@@ -304,6 +318,8 @@ struct PolicyRow {
 fn study_planner(policy: GoalPolicy) -> PlannerConfig {
     PlannerConfig {
         policy,
+        // One landmark: the single planner (the multi-landmark work bound does not apply).
+        landmarks: LandmarkSelection::Target,
         max_step_m: 1.0,
         resolution_m: 0.1,
         min_landmark_distance_m: 1.0,
@@ -328,6 +344,8 @@ fn policy_rows() -> Vec<PolicyRow> {
         row("random", GoalPolicy::Random, false),
         row("sigma_reduction", GoalPolicy::SigmaReduction, false),
         PolicyRow { label: "sigma_reduction_fisher", config: fisher, oracle: false },
+        PolicyRow { label: "sigma_reduction_h2", config: PlannerConfig { horizon_steps: 2, ..study_planner(GoalPolicy::SigmaReduction) }, oracle: false },
+        PolicyRow { label: "sigma_reduction_h3", config: PlannerConfig { horizon_steps: 3, ..study_planner(GoalPolicy::SigmaReduction) }, oracle: false },
     ]
 }
 
@@ -344,6 +362,11 @@ fn estimators() -> Vec<(&'static str, EstimatorConfig)> {
         ("mixture", EstimatorConfig::default()),
         ("particle", EstimatorConfig { method: Method::Particle, ..EstimatorConfig::default() }),
     ]
+}
+
+/// The estimators selected by `--estimators` (all by default).
+fn selected_estimators(args: &Args) -> Vec<(&'static str, EstimatorConfig)> {
+    estimators().into_iter().filter(|(l, _)| args.estimators.as_ref().is_none_or(|list| list.iter().any(|p| p == l))).collect()
 }
 
 /// One closed-loop run.
@@ -436,7 +459,7 @@ type Key = (Scenario, usize, usize);
 
 fn run_study(args: &Args) -> BTreeMap<Key, Cell> {
     let rows = selected_rows(args);
-    let ests = estimators();
+    let ests = selected_estimators(args);
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let chunk = seeds.len().div_ceil(args.threads.max(1));
     let results: Vec<(u64, Key, Run)> = std::thread::scope(|scope| {
@@ -507,7 +530,8 @@ fn paired_comparison(
          delta_mean_error_m,delta_mean_lo,delta_mean_hi,delta_lost,delta_lost_lo,delta_lost_hi\n",
     );
     let mut md = format!(
-        "| scenario | estimator | policy | mean error (m) [95 % CI] | Δ mean error vs d_optimal (m) [95 % CI] | lost (> {LOST_M} m) [95 % CI] | Δ lost vs d_optimal [95 % CI] |\n|---|---|---|---|---|---|---|\n"
+        "| scenario | estimator | policy | mean error (m) [95 % CI] | Δ mean error vs {reference_label} (m) [95 % CI] | lost (> {LOST_M} m) [95 % CI] | Δ lost vs {reference_label} [95 % CI] |\n|---|---|---|---|---|---|---|\n",
+        reference_label = rows[reference].label
     );
     for scenario in [Scenario::Fixed, Scenario::FromPrior] {
         for (ei, (est, _)) in ests.iter().enumerate() {
@@ -639,7 +663,7 @@ fn main() {
     let cells = run_study(&args);
     let loop_seconds = loop_start.elapsed().as_secs_f64();
     let rows = selected_rows(&args);
-    let ests = estimators();
+    let ests = selected_estimators(&args);
     let last = args.steps - 1;
     let mut summary = String::from(
         "scenario,estimator,policy,mean_error_m,median_error_m,lost_fraction,median_trace_m2,mean_trace_m2,planner_failures,update_failures,planning_ms\n",
@@ -703,12 +727,13 @@ fn main() {
     println!("planner NoValidCandidate events: {failures}; estimator update failures: {update_failures}");
     println!("heatmaps + far field: {heat_seconds:.1} s; closed loop: {loop_seconds:.1} s on {} threads", args.threads);
 
-    // 4. Paired comparison against d_optimal.
-    if let Some(reference) = rows.iter().position(|r| r.label == "d_optimal") {
+    // 4. Paired comparison against d_optimal (or `--reference`).
+    if let Some(reference) = rows.iter().position(|r| r.label == args.reference) {
         let (csv, md) = paired_comparison(&cells, &rows, &ests, reference, last, args.bootstrap);
         std::fs::write(args.out.join("study_paired.csv"), &csv).expect("write paired comparison");
         println!(
-            "## Paired against d_optimal: {} seeds, {} bootstrap resamples of the seeds, 95 % percentile CIs\n\n{md}",
+            "## Paired against {}: {} seeds, {} bootstrap resamples of the seeds, 95 % percentile CIs\n\n{md}",
+            args.reference,
             args.seeds, args.bootstrap
         );
     }

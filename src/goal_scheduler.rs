@@ -9,10 +9,21 @@
 //! - odometry arrived and the robot is within `goal.goal_tolerance_m` of the goal, or
 //!   there is no goal yet;
 //! - the re-planning timer fired (`goal.replan_period_s`, driven by the caller's clock).
+//!
+//! With `planner.landmarks: all` (and no `goal.target_landmark` configured: a configured
+//! target is planned for alone) the goal serves every landmark at once
+//! ([`crate::planner::plan_next_goal_multi`] on all tracks' beliefs, initialising ones as
+//! their grid's moments, like the target path; those farther than
+//! `localizer.max_range_m + planner.max_step_m` from the robot cannot be ranged from any
+//! candidate and are left out; if that leaves none, the target path plans). The target
+//! still names the plan and drives the triggers.
 
 use crate::localizer::Localizer;
 use crate::node_config::LandmarkFlowNodeConfig;
-use crate::planner::{criterion_grid, plan_next_goal_with_grid, CriterionGrid, Goal, PlannerError};
+use crate::planner::{
+    criterion_grid, multi_criterion_grid, plan_next_goal_multi, plan_next_goal_with_grid, CriterionGrid, Goal,
+    LandmarkSelection, PlannerError,
+};
 use nalgebra::Vector2;
 
 /// What happened that may call for a new goal.
@@ -115,15 +126,27 @@ impl GoalScheduler {
         let seed = self.config.localizer.estimator.seed.wrapping_add(self.plans);
         self.plans += 1;
         let planner = &self.config.planner;
-        Some(match plan_next_goal_with_grid(planner, from, &belief, noise_var, seed) {
+        // A configured target, or none of them in reach: the target path.
+        let all: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All && g.target_landmark.is_empty())
+            .then(|| {
+                let reach = self.config.localizer.max_range_m + planner.max_step_m;
+                localizer.tracks().values().map(|t| t.summary.belief).filter(|b| (b.mean - from).norm() <= reach).collect()
+            })
+            .filter(|beliefs: &Vec<_>| !beliefs.is_empty());
+        let planned = match &all {
+            Some(beliefs) => plan_next_goal_multi(planner, from, beliefs, noise_var, seed),
+            None => plan_next_goal_with_grid(planner, from, &belief, noise_var, seed),
+        };
+        Some(match planned {
             Ok((goal, grid)) => {
                 self.goal = Some(goal.position_m);
                 // The grid the goal came from; policies without a criterion get one
                 // evaluated for the heatmap only.
-                let heatmap = match (self.config.publish.heatmap, grid) {
-                    (false, _) => None,
-                    (true, Some(grid)) => Some(grid),
-                    (true, None) => criterion_grid(planner, from, &belief, noise_var, seed).ok(),
+                let heatmap = match (self.config.publish.heatmap, grid, &all) {
+                    (false, _, _) => None,
+                    (true, Some(grid), _) => Some(grid),
+                    (true, None, Some(beliefs)) => multi_criterion_grid(planner, from, beliefs, noise_var, seed).ok(),
+                    (true, None, None) => criterion_grid(planner, from, &belief, noise_var, seed).ok(),
                 };
                 Ok(PlannedGoal { landmark_id: target, from_m: from, goal, heatmap })
             }
@@ -167,6 +190,34 @@ mod tests {
         // Far from the goal: odometry does not re-plan; the timer does.
         assert_eq!(s.on_trigger(&PlanTrigger::Odometry, &loc), None);
         assert!(s.on_trigger(&PlanTrigger::Timer, &loc).is_some());
+    }
+
+    /// `planner.landmarks: all`: the goal is the multi-landmark plan over both tracks'
+    /// beliefs (the same goal and heatmap as `plan_next_goal_multi` on them).
+    #[test]
+    fn all_landmarks_plan_over_every_track() {
+        let (_, mut loc) = setup(false);
+        let mut c = LandmarkFlowNodeConfig::default();
+        c.localizer = loc.config().clone();
+        c.planner.landmarks = LandmarkSelection::All;
+        c.validate().unwrap();
+        let mut s = GoalScheduler::new(&c);
+        loc.add_odometry(1.0, "odom", at(0.0)).unwrap();
+        let p = s.on_trigger(&PlanTrigger::Odometry, &loc).unwrap().unwrap();
+        let beliefs: Vec<_> = loc.tracks().values().map(|t| t.summary.belief).collect();
+        assert_eq!(beliefs.len(), 2);
+        let (goal, grid) = plan_next_goal_multi(&c.planner, Vector2::zeros(), &beliefs, 0.25, 0).unwrap();
+        assert_eq!(p.goal, goal);
+        let bits = |g: &CriterionGrid| g.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(p.heatmap.as_ref().map(bits), grid.as_ref().map(bits), "the summed criterion is the heatmap");
+        assert_eq!(p.landmark_id, "b", "the target still names the plan");
+        // A configured target is planned for alone.
+        c.goal.target_landmark = "a".into();
+        let mut s = GoalScheduler::new(&c);
+        let p = s.on_trigger(&PlanTrigger::Odometry, &loc).unwrap().unwrap();
+        let a = loc.tracks()["a"].summary.belief;
+        let (goal, _) = crate::planner::plan_next_goal_with_grid(&c.planner, Vector2::zeros(), &a, 0.25, 0).unwrap();
+        assert_eq!((p.landmark_id.as_str(), p.goal), ("a", goal));
     }
 
     #[test]

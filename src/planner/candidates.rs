@@ -1,7 +1,7 @@
 //! The candidate grid: cells of a square grid centred on the current position, spacing
 //! `resolution_m`, half-width `max_step_m`; a cell is a valid goal when it is reachable
 //! (‖p − x‖ ≤ max_step_m), inside the workspace and at least `min_landmark_distance_m`
-//! from the landmark mean μ.
+//! from the landmark mean μ (from every landmark's mean when the plan serves several).
 
 use nalgebra::Vector2;
 
@@ -46,6 +46,13 @@ impl CandidateGrid {
     /// Builds the grid around `current_position` (metres) for a belief with mean
     /// `landmark_mean` (metres). The config is assumed validated.
     pub fn new(config: &PlannerConfig, current_position: &Vector2<f64>, landmark_mean: &Vector2<f64>) -> Self {
+        Self::with_landmarks(config, current_position, std::slice::from_ref(landmark_mean))
+    }
+
+    /// As [`CandidateGrid::new`] for several landmarks: a cell closer than
+    /// `min_landmark_distance_m` to any of `landmark_means` (metres) is
+    /// [`CandidateStatus::TooCloseToLandmark`].
+    pub fn with_landmarks(config: &PlannerConfig, current_position: &Vector2<f64>, landmark_means: &[Vector2<f64>]) -> Self {
         let half = (config.max_step_m / config.resolution_m + 1e-9).floor() as usize;
         let side = 2 * half + 1;
         let res = config.resolution_m;
@@ -60,7 +67,7 @@ impl CandidateGrid {
                     CandidateStatus::Unreachable
                 } else if !config.workspace.contains(&p) {
                     CandidateStatus::OutOfBounds
-                } else if (p - landmark_mean).norm() < config.min_landmark_distance_m {
+                } else if landmark_means.iter().any(|m| (p - m).norm() < config.min_landmark_distance_m) {
                     CandidateStatus::TooCloseToLandmark
                 } else {
                     CandidateStatus::Valid

@@ -86,6 +86,9 @@ pub struct SigmaDotEvaluator {
     nodes: Vec<StandardNode<2>>,
     /// Landmark hypotheses y, metres.
     landmarks: Vec<Vector2<f64>>,
+    /// Standard-normal points η behind the drawn hypotheses y = μ + Lη (empty for a
+    /// known landmark), kept so [`SigmaDotEvaluator::with_covariance`] can reuse them.
+    landmark_normals: Vec<Vector2<f64>>,
 }
 
 /// `count` (rounded up to even) antithetic standard-normal points transformed so that
@@ -161,6 +164,7 @@ impl SigmaDotEvaluator {
             white_y: Vec::with_capacity(eps.len()),
             nodes: Vec::with_capacity(eps.len()),
             landmarks: Vec::new(),
+            landmark_normals: Vec::new(),
         };
         for e in &eps {
             let s = belief.mean + l * e;
@@ -182,11 +186,42 @@ impl SigmaDotEvaluator {
                 if draws == 0 {
                     return Err(ConfigError::invalid("criterion.landmark_draws", 0, ">= 1").into());
                 }
-                (0..draws)
-                    .map(|_| belief.mean + l * Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal)))
-                    .collect()
+                ev.landmark_normals =
+                    (0..draws).map(|_| Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal))).collect();
+                ev.landmark_normals.iter().map(|e| belief.mean + l * e).collect()
             }
         };
+        Ok(ev)
+    }
+
+    /// The evaluator of the belief N(μ, `cov`) (same mean) on the same standard-normal
+    /// points (s = μ + L'ε, y = μ + L'η with L' the Cholesky factor of `cov`): common
+    /// random numbers for the receding horizon's predicted beliefs. A known landmark stays.
+    ///
+    /// # Errors
+    /// `InvalidBelief` when N(μ, `cov`) is not finite and SPD.
+    pub fn with_covariance(&self, cov: &Matrix2<f64>) -> Result<Self, PlannerError> {
+        let belief = GaussianBelief::new(self.belief.mean, *cov)?;
+        let l = belief.cholesky()?.l();
+        let l_inv_t = l.transpose().solve_upper_triangular(&Matrix2::identity()).ok_or_else(|| {
+            PlannerError::InvalidBelief(crate::estimator::EstimatorError::NonFinite {
+                quantity: "belief Cholesky factor",
+                value: format!("{l:?}"),
+            })
+        })?;
+        let mut ev = self.clone();
+        ev.belief = belief;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let s = belief.mean + l * node.point;
+            let w = l_inv_t * node.point;
+            ev.sample_x[i] = s.x;
+            ev.sample_y[i] = s.y;
+            ev.white_x[i] = w.x;
+            ev.white_y[i] = w.y;
+        }
+        if !self.landmark_normals.is_empty() {
+            ev.landmarks = self.landmark_normals.iter().map(|e| belief.mean + l * e).collect();
+        }
         Ok(ev)
     }
 
@@ -317,6 +352,34 @@ impl SigmaDotEvaluator {
         total / self.landmarks.len() as f64
     }
 
+    /// The predicted posterior covariance behind [`Self::expected_sigma_reduction`], m²:
+    /// E_y E_t[(Σ⁻¹ + G₊(x, ‖x − y‖ + σt))⁻¹], the mean over the same (y, t) nodes (SPD:
+    /// a mean of SPD matrices). The receding horizon continues from N(μ, this).
+    pub fn expected_posterior_cov(&self, x: &Vector2<f64>, range_rule: &[(f64, f64)]) -> Matrix2<f64> {
+        let (vals, vecs) = symmetric_eigen(&self.expected_range_hessian(x));
+        let (v0, v1): (Vector2<f64>, Vector2<f64>) = (vecs.column(0).into_owned(), vecs.column(1).into_owned());
+        let (p0, p1) = (v0 * v0.transpose(), v1 * v1.transpose());
+        let cov = &self.belief.cov;
+        let inv_var = 1.0 / self.noise_var_m2;
+        let mut total = Matrix2::zeros();
+        for y in &self.landmarks {
+            let distance = (x - y).norm();
+            for &(t, w) in range_rule {
+                let z = distance + self.noise_std_m * t;
+                let g0 = (1.0 - z * vals[0]).max(0.0) * inv_var;
+                let g1 = (1.0 - z * vals[1]).max(0.0) * inv_var;
+                total += psd_step_posterior(cov, &(p0 * g0 + p1 * g1)) * w;
+            }
+        }
+        let mean = total / self.landmarks.len() as f64;
+        0.5 * (mean + mean.transpose())
+    }
+
+    /// The expected-Fisher predicted posterior (Σ⁻¹ + E_s[u(s)u(s)ᵀ]/σ²)⁻¹, m².
+    pub fn expected_fisher_posterior_cov(&self, x: &Vector2<f64>) -> Matrix2<f64> {
+        psd_step_posterior(&self.belief.cov, &self.expected_fisher_information(x))
+    }
+
     /// E_s[u(s)u(s)ᵀ]/σ², 1/m²: the expected Fisher information of one range at x,
     /// u(s) = (s − x)/‖s − x‖ (0 below the estimator's distance floor).
     pub fn expected_fisher_information(&self, x: &Vector2<f64>) -> Matrix2<f64> {
@@ -390,6 +453,17 @@ fn psd_step_reduction(cov: &Matrix2<f64>, info_psd: &Matrix2<f64>) -> f64 {
     let b_inv = Matrix2::new(b[(1, 1)], -b[(0, 1)], -b[(1, 0)], b[(0, 0)]) / det;
     let d = cov * b_inv * gs;
     symmetric_eigenvalues(d[(0, 0)], 0.5 * (d[(0, 1)] + d[(1, 0)]), d[(1, 1)]).1.max(0.0)
+}
+
+/// (Σ⁻¹ + G)⁻¹ = Σ − Σ(I + GΣ)⁻¹GΣ for a PSD G (Woodbury, 2 × 2 closed forms), symmetrised.
+#[inline]
+fn psd_step_posterior(cov: &Matrix2<f64>, info_psd: &Matrix2<f64>) -> Matrix2<f64> {
+    let gs = info_psd * cov;
+    let b = Matrix2::identity() + gs;
+    let det = b[(0, 0)] * b[(1, 1)] - b[(0, 1)] * b[(1, 0)];
+    let b_inv = Matrix2::new(b[(1, 1)], -b[(0, 1)], -b[(1, 0)], b[(0, 0)]) / det;
+    let p = cov - cov * b_inv * gs;
+    0.5 * (p + p.transpose())
 }
 
 /// Spectral norm ‖A‖₂ of a symmetric 2 × 2 matrix (largest |eigenvalue|).

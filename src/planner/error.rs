@@ -25,6 +25,9 @@ pub enum PlannerError {
     /// The belief is not publishable (non-finite mean, covariance not SPD).
     #[error("belief rejected: {0}")]
     InvalidBelief(#[from] EstimatorError),
+    /// A plan over several landmarks was asked for with none.
+    #[error("no landmark belief to plan for")]
+    NoLandmarks,
     /// Every candidate was unreachable, outside the workspace or too close to the landmark mean.
     #[error(
         "no valid goal candidate around {position_m:?} (max_step_m {max_step_m}): \

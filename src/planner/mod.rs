@@ -16,6 +16,11 @@
 //!   natural step from Σ̇(0), J(x) = E_y E_z λmax(Σ − (Σ⁻¹ + G₊(x, z))⁻¹) with
 //!   G = −2Σ̇(0) clipped to PSD, or its expected-Fisher form.
 //!
+//! Many landmarks and a receding horizon ([`multi`]): `landmarks: all` scores a
+//! candidate by the criterion summed over every landmark's own belief
+//! ([`plan_next_goal_multi`]); `horizon_steps` > 1 adds the best predicted reductions of
+//! the next steps along a greedy rollout.
+//!
 //! Policies ([`GoalPolicy`]): `sigma_dot_min`, `sigma_dot_max`, `d_optimal`,
 //! `straight_line`, `random`, `sigma_reduction`. A goal is always reachable (≤ `max_step_m`), inside the
 //! workspace and ≥ `min_landmark_distance_m` from μ, or the call fails with
@@ -25,11 +30,16 @@ pub mod candidates;
 pub mod config;
 pub mod criterion;
 pub mod error;
+pub mod multi;
 pub mod normal;
 pub mod policy;
 
 pub use candidates::{CandidateGrid, CandidateStatus};
-pub use config::{CriterionConfig, GoalPolicy, PlannerConfig, ReductionForm, SigmaDotApproximation, WorkspaceBounds};
+pub use config::{CriterionConfig, GoalPolicy, LandmarkSelection, PlannerConfig, ReductionForm, SigmaDotApproximation, WorkspaceBounds};
 pub use criterion::{LandmarkHypothesis, SigmaDotEvaluator};
 pub use error::PlannerError;
-pub use policy::{criterion_grid, plan_next_goal, plan_next_goal_with_grid, plan_next_goal_with_landmark, CriterionGrid, CriterionQuantity, Goal};
+pub use multi::{landmark_seed, scored_landmarks};
+pub use policy::{
+    criterion_grid, multi_criterion_grid, plan_next_goal, plan_next_goal_multi, plan_next_goal_with_grid,
+    plan_next_goal_with_landmark, CriterionGrid, CriterionQuantity, Goal,
+};

@@ -5,10 +5,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::candidates::{CandidateGrid, CandidateStatus};
-use super::config::{GoalPolicy, PlannerConfig, ReductionForm, SigmaDotApproximation};
-use super::criterion::{LandmarkHypothesis, SigmaDotEvaluator};
+use super::config::{GoalPolicy, PlannerConfig};
+use super::criterion::LandmarkHypothesis;
 use super::error::PlannerError;
-use crate::estimator::cubature::gauss_hermite_1d;
+use super::multi::{evaluate_sum, scored_landmarks};
 use crate::estimator::GaussianBelief;
 
 /// What a [`CriterionGrid`] holds.
@@ -19,7 +19,8 @@ pub enum CriterionQuantity {
     /// Expected log-det information gain of one range measurement, nats.
     InformationGain,
     /// Expected uncertainty reduction λmax(Σ − Σ₁) of one natural step (or the
-    /// expected-Fisher form, as configured), m².
+    /// expected-Fisher form, as configured), m²; summed over the rollout's steps when
+    /// `horizon_steps` > 1 and over the landmarks of a multi-landmark plan.
     UncertaintyReduction,
 }
 
@@ -102,17 +103,15 @@ fn no_candidate(config: &PlannerConfig, current_position: &Vector2<f64>, grid: &
     }
 }
 
-/// Seed of the belief samples / landmark draws and the seed of the random policy are
-/// decorrelated so that switching policy does not change the samples.
-fn sampling_rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
-}
-
+/// The seed of the belief samples / landmark draws (`seed` itself for a single landmark,
+/// [`super::multi::landmark_seed`]) and that of the random policy are decorrelated so
+/// that switching policy does not change the samples.
 fn policy_rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed ^ 0xD1B5_4A32_D192_ED03)
 }
 
-/// Evaluates `quantity` at the valid candidates (NaN elsewhere).
+/// Evaluates `quantity` at the valid candidates (NaN elsewhere) for one belief (plus the
+/// receding horizon's rollout when configured).
 fn evaluate(
     config: &PlannerConfig,
     grid: CandidateGrid,
@@ -122,33 +121,7 @@ fn evaluate(
     quantity: CriterionQuantity,
     seed: u64,
 ) -> Result<CriterionGrid, PlannerError> {
-    let ev = SigmaDotEvaluator::new(belief, noise_var_m2, config.criterion.belief_samples, landmark, &mut sampling_rng(seed))?;
-    let range_rule = match (quantity, config.criterion.reduction_form) {
-        (CriterionQuantity::UncertaintyReduction, ReductionForm::NaturalStep) => {
-            gauss_hermite_1d(config.criterion.reduction_range_nodes)
-        }
-        _ => Vec::new(),
-    };
-    let values = grid
-        .positions
-        .iter()
-        .zip(&grid.status)
-        .map(|(p, s)| match (s, quantity, config.criterion.approximation) {
-            (CandidateStatus::Valid, CriterionQuantity::InformationGain, _) => ev.expected_information_gain(p),
-            (CandidateStatus::Valid, CriterionQuantity::UncertaintyReduction, _) => match config.criterion.reduction_form {
-                ReductionForm::NaturalStep => ev.expected_sigma_reduction(p, &range_rule),
-                ReductionForm::ExpectedFisher => ev.expected_fisher_reduction(p),
-            },
-            (CandidateStatus::Valid, CriterionQuantity::SigmaDotNorm, SigmaDotApproximation::MonteCarlo) => {
-                ev.expected_sigma_dot_norm(p)
-            }
-            (CandidateStatus::Valid, CriterionQuantity::SigmaDotNorm, SigmaDotApproximation::FarField) => {
-                ev.far_field_sigma_dot_norm(p)
-            }
-            _ => f64::NAN,
-        })
-        .collect();
-    Ok(CriterionGrid { candidates: grid, values, quantity })
+    evaluate_sum(config, grid, std::slice::from_ref(belief), &[0], noise_var_m2, landmark, quantity, seed)
 }
 
 fn quantity_of(policy: GoalPolicy) -> CriterionQuantity {
@@ -264,6 +237,20 @@ fn plan_with_grid(
     seed: u64,
 ) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
     let (belief, grid) = prepare(config, &current_position, belief, noise_var_m2)?;
+    choose(config, current_position, grid, seed, |grid, quantity| {
+        evaluate(config, grid, &belief, noise_var_m2, landmark, quantity, seed)
+    })
+}
+
+/// The policy's choice among the valid cells of `grid`; `evaluate` computes the
+/// criterion grid of a quantity (not called by `straight_line` and `random`).
+fn choose(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    grid: CandidateGrid,
+    seed: u64,
+    evaluate: impl FnOnce(CandidateGrid, CriterionQuantity) -> Result<CriterionGrid, PlannerError>,
+) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
     let valid = grid.valid_indices();
     if valid.is_empty() {
         return Err(no_candidate(config, &current_position, &grid));
@@ -289,7 +276,7 @@ fn plan_with_grid(
             Ok((pick(i, None, &grid), None))
         }
         policy @ (GoalPolicy::SigmaDotMin | GoalPolicy::SigmaDotMax | GoalPolicy::DOptimal | GoalPolicy::SigmaReduction) => {
-            let evaluated = evaluate(config, grid, &belief, noise_var_m2, landmark, quantity_of(policy), seed)?;
+            let evaluated = evaluate(grid, quantity_of(policy))?;
             let minimise = policy == GoalPolicy::SigmaDotMin;
             let mut best: Option<(usize, f64)> = None;
             for &i in &valid {
@@ -312,4 +299,66 @@ fn plan_with_grid(
             Ok((goal, Some(evaluated)))
         }
     }
+}
+
+/// The checked beliefs and the candidate grid of a multi-landmark plan (cells too close
+/// to any landmark mean are invalid).
+fn prepare_multi(
+    config: &PlannerConfig,
+    current_position: &Vector2<f64>,
+    beliefs: &[GaussianBelief<2>],
+    noise_var_m2: f64,
+) -> Result<(Vec<GaussianBelief<2>>, CandidateGrid), PlannerError> {
+    let first = beliefs.first().ok_or(PlannerError::NoLandmarks)?;
+    check_inputs(config, current_position, first, noise_var_m2)?;
+    let beliefs = beliefs.iter().map(|b| GaussianBelief::new(b.mean, b.cov)).collect::<Result<Vec<_>, _>>()?;
+    let means: Vec<Vector2<f64>> = beliefs.iter().map(|b| b.mean).collect();
+    let grid = CandidateGrid::with_landmarks(config, current_position, &means);
+    Ok((beliefs, grid))
+}
+
+/// The configured policy's criterion summed over the landmarks
+/// ([`super::multi::scored_landmarks`] of `beliefs`; see [`super::multi`]) over the
+/// candidate grid around `current_position`, the grid [`plan_next_goal_multi`] chooses
+/// from with the same seed. Cells within `min_landmark_distance_m` of any mean are invalid.
+///
+/// # Errors
+/// As [`criterion_grid`], and `NoLandmarks` for an empty `beliefs`.
+pub fn multi_criterion_grid(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    beliefs: &[GaussianBelief<2>],
+    noise_var_m2: f64,
+    seed: u64,
+) -> Result<CriterionGrid, PlannerError> {
+    let (beliefs, grid) = prepare_multi(config, &current_position, beliefs, noise_var_m2)?;
+    let scored = scored_landmarks(config, &beliefs);
+    evaluate_sum(config, grid, &beliefs, &scored, noise_var_m2, bayesian(config), quantity_of(config.policy), seed)
+}
+
+/// Chooses the next goal for several landmarks at once: the configured policy with the
+/// criterion summed over the landmarks, J(x) = Σᵢ Jᵢ(x), each landmark's term computed
+/// from its own belief `beliefs[i]` and seeded by [`super::multi::landmark_seed`]`(seed, i)`
+/// (Bayesian variant; see [`super::multi`] for which landmarks are scored and the
+/// receding horizon). Goals are valid candidates: reachable, in the workspace and ≥
+/// `min_landmark_distance_m` from every landmark mean. With one belief this is exactly
+/// [`plan_next_goal_with_grid`]. Returns the criterion grid the goal came from (`None`
+/// for `straight_line` and `random`). Inputs are plain values (a snapshot of the beliefs),
+/// so any thread can call it.
+///
+/// # Errors
+/// `NoLandmarks` for an empty `beliefs`, otherwise as [`plan_next_goal_with_landmark`]
+/// (`InvalidBelief` if any belief is not finite and SPD).
+pub fn plan_next_goal_multi(
+    config: &PlannerConfig,
+    current_position: Vector2<f64>,
+    beliefs: &[GaussianBelief<2>],
+    noise_var_m2: f64,
+    seed: u64,
+) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
+    let (beliefs, grid) = prepare_multi(config, &current_position, beliefs, noise_var_m2)?;
+    let scored = scored_landmarks(config, &beliefs);
+    choose(config, current_position, grid, seed, |grid, quantity| {
+        evaluate_sum(config, grid, &beliefs, &scored, noise_var_m2, bayesian(config), quantity, seed)
+    })
 }
