@@ -9,10 +9,18 @@
 //! - odometry arrived and the robot is within `goal.goal_tolerance_m` of the goal, or
 //!   there is no goal yet;
 //! - the re-planning timer fired (`goal.replan_period_s`, driven by the caller's clock).
+//!
+//! A plan is one pure function of an owned snapshot: [`GoalScheduler::request`] takes
+//! the [`PlanRequest`] (target belief, robot position, planner parameters, seed,
+//! trigger, stamp), [`plan`] computes it, [`GoalScheduler::accept`] makes its goal
+//! current. The node core runs `plan` inline or on its planning thread
+//! (`crate::node_core`); the goal is the same either way.
 
+use crate::estimator::GaussianBelief;
 use crate::localizer::Localizer;
+use crate::msg::Stamp;
 use crate::node_config::LandmarkFlowNodeConfig;
-use crate::planner::{criterion_grid, plan_next_goal_with_grid, CriterionGrid, Goal, PlannerError};
+use crate::planner::{criterion_grid, plan_next_goal_with_grid, CriterionGrid, Goal, PlannerConfig, PlannerError};
 use nalgebra::Vector2;
 
 /// What happened that may call for a new goal.
@@ -51,12 +59,15 @@ pub struct GoalScheduler {
     config: LandmarkFlowNodeConfig,
     goal: Option<Vector2<f64>>,
     plans: u64,
+    /// The request whose outcome is awaited (only ever set between `request` and
+    /// `accept`, i.e. while a plan runs in the background).
+    awaiting: Option<u64>,
 }
 
 impl GoalScheduler {
     /// `config` must be validated.
     pub fn new(config: &LandmarkFlowNodeConfig) -> Self {
-        Self { config: config.clone(), goal: None, plans: 0 }
+        Self { config: config.clone(), goal: None, plans: 0, awaiting: None }
     }
 
     /// Takes a new (validated) configuration: the next trigger plans with it; the
@@ -70,9 +81,15 @@ impl GoalScheduler {
         self.goal
     }
 
-    /// Forgets the goal (the next trigger plans a new one).
+    /// Forgets the goal and any awaited plan (the next trigger plans a new one).
     pub fn reset(&mut self) {
         self.goal = None;
+        self.awaiting = None;
+    }
+
+    /// Whether a requested plan's outcome is still awaited (background planning).
+    pub fn awaiting_plan(&self) -> bool {
+        self.awaiting.is_some()
     }
 
     /// The landmark to plan for (see the module doc).
@@ -88,13 +105,28 @@ impl GoalScheduler {
             .map(|(id, _)| id.clone())
     }
 
-    /// Plans a new goal if `trigger` calls for one; `None` when it does not or when
-    /// there is no target or no robot position yet.
+    /// Plans a new goal if `trigger` calls for one, inline: [`GoalScheduler::request`],
+    /// [`plan`], [`GoalScheduler::accept`]. `None` when it does not or when there is no
+    /// target or no robot position yet. (The request's stamp is left at zero: the
+    /// node core passes its own through [`GoalScheduler::request`].)
     pub fn on_trigger(
         &mut self,
         trigger: &PlanTrigger,
         localizer: &Localizer,
     ) -> Option<Result<PlannedGoal, PlanFailure>> {
+        let request = self.request(trigger, localizer, Stamp::default())?;
+        let outcome = plan(&request);
+        self.accept(&request, &outcome);
+        Some(outcome)
+    }
+
+    /// The owned snapshot of a plan if `trigger` calls for one (see the module doc);
+    /// `None` when it does not or when there is no target or no robot position yet.
+    /// `stamp` is the time of the data the plan starts from (the goal's stamp). Each
+    /// request takes the next planner seed. While a request is awaiting its result
+    /// (background planning), "no goal yet" and "goal reached" do not ask again: the
+    /// timer and `replan_on_update` do (the newest request wins in the worker).
+    pub fn request(&mut self, trigger: &PlanTrigger, localizer: &Localizer, stamp: Stamp) -> Option<PlanRequest> {
         let g = &self.config.goal;
         if !g.enabled {
             return None;
@@ -102,33 +134,92 @@ impl GoalScheduler {
         let target = self.target(localizer)?;
         let x = localizer.latest_base_position()?;
         let from = Vector2::new(x.x, x.y);
+        let waiting = self.awaiting.is_some();
         let due = match trigger {
             PlanTrigger::Timer => true,
-            PlanTrigger::Fused(id) => self.goal.is_none() || (g.replan_on_update && *id == target),
-            PlanTrigger::Odometry => self.goal.is_none_or(|goal| (from - goal).norm() <= g.goal_tolerance_m),
+            PlanTrigger::Fused(id) => (self.goal.is_none() && !waiting) || (g.replan_on_update && *id == target),
+            PlanTrigger::Odometry => !waiting && self.goal.is_none_or(|goal| (from - goal).norm() <= g.goal_tolerance_m),
         };
         if !due {
             return None;
         }
         let belief = localizer.tracks()[&target].summary.belief;
         let noise_var = self.config.localizer.default_noise_std_m.powi(2);
-        let seed = self.config.localizer.estimator.seed.wrapping_add(self.plans);
+        let seq = self.plans;
+        let seed = self.config.localizer.estimator.seed.wrapping_add(seq);
         self.plans += 1;
-        let planner = &self.config.planner;
-        Some(match plan_next_goal_with_grid(planner, from, &belief, noise_var, seed) {
-            Ok((goal, grid)) => {
-                self.goal = Some(goal.position_m);
-                // The grid the goal came from; policies without a criterion get one
-                // evaluated for the heatmap only.
-                let heatmap = match (self.config.publish.heatmap, grid) {
-                    (false, _) => None,
-                    (true, Some(grid)) => Some(grid),
-                    (true, None) => criterion_grid(planner, from, &belief, noise_var, seed).ok(),
-                };
-                Ok(PlannedGoal { landmark_id: target, from_m: from, goal, heatmap })
-            }
-            Err(error) => Err(PlanFailure { landmark_id: target, error }),
+        self.awaiting = Some(seq);
+        Some(PlanRequest {
+            seq,
+            trigger: trigger.clone(),
+            stamp,
+            planner: self.config.planner,
+            heatmap: self.config.publish.heatmap,
+            landmark_id: target,
+            belief,
+            from_m: from,
+            noise_var_m2: noise_var,
+            seed,
         })
+    }
+
+    /// Takes the outcome of `request` ([`plan`]'s): a goal becomes the current goal; the
+    /// newest request's outcome (goal or failure) ends the wait.
+    pub fn accept(&mut self, request: &PlanRequest, outcome: &Result<PlannedGoal, PlanFailure>) {
+        if let Ok(planned) = outcome {
+            self.goal = Some(planned.goal.position_m);
+        }
+        if self.awaiting == Some(request.seq) {
+            self.awaiting = None;
+        }
+    }
+}
+
+/// Everything one plan needs, owned: a snapshot of the scheduler's configuration and
+/// of the localizer at the trigger ([`GoalScheduler::request`]), so [`plan`] runs the
+/// same inline or on a planning thread while the localizer moves on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRequest {
+    /// The scheduler's plan counter at the request: orders requests (newest wins).
+    pub seq: u64,
+    /// What called for the plan.
+    pub trigger: PlanTrigger,
+    /// Time of the data the plan starts from; the goal's and heatmap's stamp.
+    pub stamp: Stamp,
+    /// The planner's parameters (validated with the node's).
+    pub planner: PlannerConfig,
+    /// Whether the criterion grid is wanted (`publish.heatmap`).
+    pub heatmap: bool,
+    /// The target landmark and its moment-matched belief, metres / m².
+    pub landmark_id: String,
+    pub belief: GaussianBelief<2>,
+    /// Robot (base) position, metres.
+    pub from_m: Vector2<f64>,
+    /// Range-noise variance σ² = `localizer.default_noise_std_m`², m².
+    pub noise_var_m2: f64,
+    /// Planner seed: `localizer.estimator.seed` + `seq`.
+    pub seed: u64,
+}
+
+/// The plan of `request`: [`plan_next_goal_with_grid`] on its snapshot, plus the
+/// criterion grid for the heatmap when asked (policies without a criterion get one
+/// evaluated for the heatmap only). Pure: the same request gives the same goal.
+///
+/// # Errors
+/// [`PlanFailure`] carrying the planner's error (e.g. no valid candidate).
+pub fn plan(request: &PlanRequest) -> Result<PlannedGoal, PlanFailure> {
+    let PlanRequest { planner, from_m: from, belief, noise_var_m2: noise_var, seed, .. } = request;
+    let landmark_id = request.landmark_id.clone();
+    match plan_next_goal_with_grid(planner, *from, belief, *noise_var, *seed) {
+        Ok((goal, grid)) => {
+            let heatmap = match (request.heatmap, grid) {
+                (false, _) => None,
+                (true, Some(grid)) => Some(grid),
+                (true, None) => criterion_grid(planner, *from, belief, *noise_var, *seed).ok(),
+            };
+            Ok(PlannedGoal { landmark_id, from_m: *from, goal, heatmap })
+        }
+        Err(error) => Err(PlanFailure { landmark_id, error }),
     }
 }
 
@@ -181,5 +272,29 @@ mod tests {
         loc.add_range(&r).unwrap();
         assert!(s.on_trigger(&PlanTrigger::Fused("b".into()), &loc).is_some());
         assert_eq!(s.on_trigger(&PlanTrigger::Fused("a".into()), &loc), None, "not the target");
+    }
+
+    /// Background planning: while a request is awaited, "no goal yet" and "goal reached"
+    /// do not ask again (odometry at 50 Hz would queue a plan per message); the timer
+    /// does, with the next seed; only the newest request's outcome ends the wait.
+    #[test]
+    fn an_awaited_plan_holds_back_the_goal_conditions_but_not_the_timer() {
+        let (mut s, mut loc) = setup(false);
+        loc.add_odometry(1.0, "odom", at(0.0)).unwrap();
+        let first = s.request(&PlanTrigger::Odometry, &loc, Stamp::from_secs(1.0)).unwrap();
+        assert!(s.awaiting_plan());
+        assert_eq!(s.request(&PlanTrigger::Odometry, &loc, Stamp::from_secs(1.1)), None, "awaited");
+        assert_eq!(s.request(&PlanTrigger::Fused("b".into()), &loc, Stamp::from_secs(1.1)), None, "awaited");
+        let timer = s.request(&PlanTrigger::Timer, &loc, Stamp::from_secs(1.2)).unwrap();
+        assert_eq!((first.seq, timer.seq, timer.seed - first.seed), (0, 1, 1));
+        assert_eq!((first.stamp, first.landmark_id.as_str()), (Stamp::from_secs(1.0), "b"));
+        let outcome = plan(&first);
+        s.accept(&first, &outcome);
+        assert_eq!(s.current_goal(), Some(outcome.unwrap().goal.position_m));
+        assert!(s.awaiting_plan(), "the timer's request is still out");
+        s.accept(&timer, &plan(&timer));
+        assert!(!s.awaiting_plan());
+        s.reset();
+        assert_eq!(s.current_goal(), None);
     }
 }
