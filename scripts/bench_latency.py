@@ -2,7 +2,8 @@
 """End-to-end latency of landmark_flow_node: time from a range published by rclpy to
 the LandmarkBeliefArray that fuses it, received by rclpy, at 50 Hz over loopback
 (odometry at 50 Hz too), plus the node's resident memory. Run through scripts/with_ros
-(`make bench-latency`). Prints p50/p99/max and RSS; writes out/bench/latency.csv."""
+(`make bench-latency`). Prints p50/p99/max and RSS; writes out/bench/latency.csv.
+BENCH_REPLAN_PERIOD_S sets goal.replan_period_s (default: the shipped file's)."""
 
 import math
 import os
@@ -45,6 +46,8 @@ def main():
     p = params["landmark_flow_node"]["ros__parameters"]
     p["localizer"]["priors"] = {"ids": ["beacon_a"], "means_m": [1.0, 1.0], "covs_m2": [5.5, -1.5, -1.5, 5.5]}
     p["localizer"]["odom_frame_id"] = "odom"
+    if "BENCH_REPLAN_PERIOD_S" in os.environ:
+        p["goal"]["replan_period_s"] = float(os.environ["BENCH_REPLAN_PERIOD_S"])
     tmp = Path(tempfile.mkdtemp())
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     exe = shutil.which("landmark_flow_node") or sys.exit("landmark_flow_node not on PATH: make build")

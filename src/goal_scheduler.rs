@@ -17,12 +17,20 @@
 //! `localizer.max_range_m + planner.max_step_m` from the robot cannot be ranged from any
 //! candidate and are left out; if that leaves none, the target path plans). The target
 //! still names the plan and drives the triggers.
+//!
+//! A plan is one pure function of an owned snapshot: [`GoalScheduler::request`] takes
+//! the [`PlanRequest`] (target belief, robot position, planner parameters, seed,
+//! trigger, stamp), [`plan`] computes it, [`GoalScheduler::accept`] makes its goal
+//! current. The node core runs `plan` inline or on its planning thread
+//! (`crate::node_core`); the goal is the same either way.
 
+use crate::estimator::GaussianBelief;
 use crate::localizer::Localizer;
+use crate::msg::Stamp;
 use crate::node_config::LandmarkFlowNodeConfig;
 use crate::planner::{
     criterion_grid, multi_criterion_grid, plan_next_goal_multi, plan_next_goal_with_grid, CriterionGrid, Goal,
-    LandmarkSelection, PlannerError,
+    LandmarkSelection, PlannerConfig, PlannerError,
 };
 use nalgebra::Vector2;
 
@@ -62,12 +70,15 @@ pub struct GoalScheduler {
     config: LandmarkFlowNodeConfig,
     goal: Option<Vector2<f64>>,
     plans: u64,
+    /// The request whose outcome is awaited (only ever set between `request` and
+    /// `accept`, i.e. while a plan runs in the background).
+    awaiting: Option<u64>,
 }
 
 impl GoalScheduler {
     /// `config` must be validated.
     pub fn new(config: &LandmarkFlowNodeConfig) -> Self {
-        Self { config: config.clone(), goal: None, plans: 0 }
+        Self { config: config.clone(), goal: None, plans: 0, awaiting: None }
     }
 
     /// Takes a new (validated) configuration: the next trigger plans with it; the
@@ -81,9 +92,15 @@ impl GoalScheduler {
         self.goal
     }
 
-    /// Forgets the goal (the next trigger plans a new one).
+    /// Forgets the goal and any awaited plan (the next trigger plans a new one).
     pub fn reset(&mut self) {
         self.goal = None;
+        self.awaiting = None;
+    }
+
+    /// Whether a requested plan's outcome is still awaited (background planning).
+    pub fn awaiting_plan(&self) -> bool {
+        self.awaiting.is_some()
     }
 
     /// The landmark to plan for (see the module doc).
@@ -99,13 +116,28 @@ impl GoalScheduler {
             .map(|(id, _)| id.clone())
     }
 
-    /// Plans a new goal if `trigger` calls for one; `None` when it does not or when
-    /// there is no target or no robot position yet.
+    /// Plans a new goal if `trigger` calls for one, inline: [`GoalScheduler::request`],
+    /// [`plan`], [`GoalScheduler::accept`]. `None` when it does not or when there is no
+    /// target or no robot position yet. (The request's stamp is left at zero: the
+    /// node core passes its own through [`GoalScheduler::request`].)
     pub fn on_trigger(
         &mut self,
         trigger: &PlanTrigger,
         localizer: &Localizer,
     ) -> Option<Result<PlannedGoal, PlanFailure>> {
+        let request = self.request(trigger, localizer, Stamp::default())?;
+        let outcome = plan(&request);
+        self.accept(&request, &outcome);
+        Some(outcome)
+    }
+
+    /// The owned snapshot of a plan if `trigger` calls for one (see the module doc);
+    /// `None` when it does not or when there is no target or no robot position yet.
+    /// `stamp` is the time of the data the plan starts from (the goal's stamp). Each
+    /// request takes the next planner seed. While a request is awaiting its result
+    /// (background planning), "no goal yet" and "goal reached" do not ask again: the
+    /// timer and `replan_on_update` do (the newest request wins in the worker).
+    pub fn request(&mut self, trigger: &PlanTrigger, localizer: &Localizer, stamp: Stamp) -> Option<PlanRequest> {
         let g = &self.config.goal;
         if !g.enabled {
             return None;
@@ -113,45 +145,118 @@ impl GoalScheduler {
         let target = self.target(localizer)?;
         let x = localizer.latest_base_position()?;
         let from = Vector2::new(x.x, x.y);
+        let waiting = self.awaiting.is_some();
         let due = match trigger {
             PlanTrigger::Timer => true,
-            PlanTrigger::Fused(id) => self.goal.is_none() || (g.replan_on_update && *id == target),
-            PlanTrigger::Odometry => self.goal.is_none_or(|goal| (from - goal).norm() <= g.goal_tolerance_m),
+            PlanTrigger::Fused(id) => (self.goal.is_none() && !waiting) || (g.replan_on_update && *id == target),
+            PlanTrigger::Odometry => !waiting && self.goal.is_none_or(|goal| (from - goal).norm() <= g.goal_tolerance_m),
         };
         if !due {
             return None;
         }
         let belief = localizer.tracks()[&target].summary.belief;
         let noise_var = self.config.localizer.default_noise_std_m.powi(2);
-        let seed = self.config.localizer.estimator.seed.wrapping_add(self.plans);
+        let seq = self.plans;
+        let seed = self.config.localizer.estimator.seed.wrapping_add(seq);
         self.plans += 1;
         let planner = &self.config.planner;
         // A configured target, or none of them in reach: the target path.
-        let all: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All && g.target_landmark.is_empty())
+        let all_beliefs: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All && g.target_landmark.is_empty())
             .then(|| {
                 let reach = self.config.localizer.max_range_m + planner.max_step_m;
                 localizer.tracks().values().map(|t| t.summary.belief).filter(|b| (b.mean - from).norm() <= reach).collect()
             })
             .filter(|beliefs: &Vec<_>| !beliefs.is_empty());
-        let planned = match &all {
-            Some(beliefs) => plan_next_goal_multi(planner, from, beliefs, noise_var, seed),
-            None => plan_next_goal_with_grid(planner, from, &belief, noise_var, seed),
-        };
-        Some(match planned {
-            Ok((goal, grid)) => {
-                self.goal = Some(goal.position_m);
-                // The grid the goal came from; policies without a criterion get one
-                // evaluated for the heatmap only.
-                let heatmap = match (self.config.publish.heatmap, grid, &all) {
-                    (false, _, _) => None,
-                    (true, Some(grid), _) => Some(grid),
-                    (true, None, Some(beliefs)) => multi_criterion_grid(planner, from, beliefs, noise_var, seed).ok(),
-                    (true, None, None) => criterion_grid(planner, from, &belief, noise_var, seed).ok(),
-                };
-                Ok(PlannedGoal { landmark_id: target, from_m: from, goal, heatmap })
-            }
-            Err(error) => Err(PlanFailure { landmark_id: target, error }),
+        self.awaiting = Some(seq);
+        Some(PlanRequest {
+            seq,
+            trigger: trigger.clone(),
+            stamp,
+            planner: self.config.planner,
+            heatmap: self.config.publish.heatmap,
+            landmark_id: target,
+            belief,
+            all_beliefs,
+            from_m: from,
+            noise_var_m2: noise_var,
+            seed,
         })
+    }
+
+    /// Takes the outcome of `request` ([`plan`]'s): a goal becomes the current goal; the
+    /// newest request's outcome (goal or failure) ends the wait.
+    pub fn accept(&mut self, request: &PlanRequest, outcome: &Result<PlannedGoal, PlanFailure>) {
+        if let Ok(planned) = outcome {
+            self.goal = Some(planned.goal.position_m);
+        }
+        if self.awaiting == Some(request.seq) {
+            self.awaiting = None;
+        }
+    }
+}
+
+/// Everything one plan needs, owned: a snapshot of the scheduler's configuration and
+/// of the localizer at the trigger ([`GoalScheduler::request`]), so [`plan`] runs the
+/// same inline or on a planning thread while the localizer moves on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRequest {
+    /// The scheduler's plan counter at the request: orders requests (newest wins).
+    pub seq: u64,
+    /// What called for the plan.
+    pub trigger: PlanTrigger,
+    /// Time of the data the plan starts from; the goal's and heatmap's stamp.
+    pub stamp: Stamp,
+    /// The planner's parameters (validated with the node's).
+    pub planner: PlannerConfig,
+    /// Whether the criterion grid is wanted (`publish.heatmap`).
+    pub heatmap: bool,
+    /// The target landmark and its moment-matched belief, metres / m².
+    pub landmark_id: String,
+    pub belief: GaussianBelief<2>,
+    /// `planner.landmarks: all`: every landmark in reach (module doc), the target's
+    /// among them; `None` plans for the target alone.
+    pub all_beliefs: Option<Vec<GaussianBelief<2>>>,
+    /// Robot (base) position, metres.
+    pub from_m: Vector2<f64>,
+    /// Range-noise variance σ² = `localizer.default_noise_std_m`², m².
+    pub noise_var_m2: f64,
+    /// Planner seed: `localizer.estimator.seed` + `seq`.
+    pub seed: u64,
+}
+
+/// The plan of `request`: [`plan_next_goal_multi`] over its landmarks, or
+/// [`plan_next_goal_with_grid`] for the target alone (when `all_beliefs` is `None`, or
+/// when every candidate is within `min_landmark_distance_m` of some landmark's mean —
+/// e.g. just-heard landmarks whose grids are centred on the robot — where the target
+/// path keeps only the target's mean away), plus the criterion grid for the heatmap
+/// when asked (policies without a criterion get one evaluated for the heatmap only).
+/// Pure: the same request gives the same goal.
+///
+/// # Errors
+/// [`PlanFailure`] carrying the planner's error (e.g. no valid candidate).
+pub fn plan(request: &PlanRequest) -> Result<PlannedGoal, PlanFailure> {
+    let PlanRequest { planner, from_m: from, belief, noise_var_m2: noise_var, seed, .. } = request;
+    let landmark_id = request.landmark_id.clone();
+    let multi = request
+        .all_beliefs
+        .as_ref()
+        .map(|beliefs| (beliefs, plan_next_goal_multi(planner, *from, beliefs, *noise_var, *seed)))
+        .filter(|(_, planned)| !matches!(planned, Err(PlannerError::NoValidCandidate { .. })));
+    let planned = match &multi {
+        Some((_, planned)) => planned.clone(),
+        None => plan_next_goal_with_grid(planner, *from, belief, *noise_var, *seed),
+    };
+    match planned {
+        Ok((goal, grid)) => {
+            let heatmap = match (request.heatmap, grid, &multi) {
+                (false, _, _) => None,
+                (true, Some(grid), _) => Some(grid),
+                (true, None, Some((beliefs, _))) => multi_criterion_grid(planner, *from, beliefs, *noise_var, *seed).ok(),
+                (true, None, None) => criterion_grid(planner, *from, belief, *noise_var, *seed).ok(),
+            };
+            Ok(PlannedGoal { landmark_id, from_m: *from, goal, heatmap })
+        }
+        Err(error) => Err(PlanFailure { landmark_id, error }),
     }
 }
 
@@ -220,6 +325,35 @@ mod tests {
         assert_eq!((p.landmark_id.as_str(), p.goal), ("a", goal));
     }
 
+    /// `planner.landmarks: all` with a landmark whose mean is at the robot (every
+    /// candidate within `min_landmark_distance_m` of it, as for a just-heard landmark's
+    /// grid): the plan is the target path's, not a failure.
+    #[test]
+    fn all_landmarks_fall_back_to_the_target_when_a_mean_blocks_every_candidate() {
+        let mut c = LandmarkFlowNodeConfig::default();
+        c.localizer.priors = PriorsConfig {
+            ids: vec!["far".into(), "here".into()],
+            means_m: vec![20.0, 0.0, 0.2, 0.0],
+            covs_m2: vec![50.0, 0.0, 0.0, 50.0, 4.0, 0.0, 0.0, 4.0],
+        };
+        c.planner.landmarks = LandmarkSelection::All;
+        // Every candidate (≤ max_step_m = 1 m from the robot) is within 1.5 m of "here".
+        c.planner.min_landmark_distance_m = 1.5;
+        c.publish.heatmap = false;
+        c.validate().unwrap();
+        let mut loc = Localizer::new(c.localizer.clone()).unwrap();
+        loc.add_odometry(1.0, "odom", at(0.0)).unwrap();
+        let beliefs: Vec<_> = loc.tracks().values().map(|t| t.summary.belief).collect();
+        assert!(
+            matches!(plan_next_goal_multi(&c.planner, Vector2::zeros(), &beliefs, 0.25, 0), Err(PlannerError::NoValidCandidate { .. })),
+            "the scenario must block every candidate"
+        );
+        let p = GoalScheduler::new(&c).on_trigger(&PlanTrigger::Odometry, &loc).unwrap().unwrap();
+        let far = loc.tracks()["far"].summary.belief;
+        let (goal, _) = plan_next_goal_with_grid(&c.planner, Vector2::zeros(), &far, 0.25, 0).unwrap();
+        assert_eq!((p.landmark_id.as_str(), p.goal), ("far", goal));
+    }
+
     #[test]
     fn replans_on_reaching_the_goal_and_on_fused_ranges_when_asked() {
         let (mut s, mut loc) = setup(true);
@@ -232,5 +366,29 @@ mod tests {
         loc.add_range(&r).unwrap();
         assert!(s.on_trigger(&PlanTrigger::Fused("b".into()), &loc).is_some());
         assert_eq!(s.on_trigger(&PlanTrigger::Fused("a".into()), &loc), None, "not the target");
+    }
+
+    /// Background planning: while a request is awaited, "no goal yet" and "goal reached"
+    /// do not ask again (odometry at 50 Hz would queue a plan per message); the timer
+    /// does, with the next seed; only the newest request's outcome ends the wait.
+    #[test]
+    fn an_awaited_plan_holds_back_the_goal_conditions_but_not_the_timer() {
+        let (mut s, mut loc) = setup(false);
+        loc.add_odometry(1.0, "odom", at(0.0)).unwrap();
+        let first = s.request(&PlanTrigger::Odometry, &loc, Stamp::from_secs(1.0)).unwrap();
+        assert!(s.awaiting_plan());
+        assert_eq!(s.request(&PlanTrigger::Odometry, &loc, Stamp::from_secs(1.1)), None, "awaited");
+        assert_eq!(s.request(&PlanTrigger::Fused("b".into()), &loc, Stamp::from_secs(1.1)), None, "awaited");
+        let timer = s.request(&PlanTrigger::Timer, &loc, Stamp::from_secs(1.2)).unwrap();
+        assert_eq!((first.seq, timer.seq, timer.seed - first.seed), (0, 1, 1));
+        assert_eq!((first.stamp, first.landmark_id.as_str()), (Stamp::from_secs(1.0), "b"));
+        let outcome = plan(&first);
+        s.accept(&first, &outcome);
+        assert_eq!(s.current_goal(), Some(outcome.unwrap().goal.position_m));
+        assert!(s.awaiting_plan(), "the timer's request is still out");
+        s.accept(&timer, &plan(&timer));
+        assert!(!s.awaiting_plan());
+        s.reset();
+        assert_eq!(s.current_goal(), None);
     }
 }

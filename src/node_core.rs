@@ -26,10 +26,19 @@
 //! frame is the localizer's: the odometry frame, or with `odometry: drifting` the map
 //! frame, where each accepted odometry also yields [`Output::OdometryCorrection`]
 //! (map → odom) and [`Output::RobotPose`] (after the ranges it released).
+//!
+//! Planning runs inline by default: the goal comes in the same call as its trigger, and
+//! a replay is deterministic. [`NodeCore::with_background_planning`] (the live node)
+//! moves it to one planning thread: the trigger only takes a [`PlanRequest`] (an owned
+//! snapshot) and hands it over, the newest request replacing one not yet started;
+//! each later call first emits the plans finished since (goal and heatmap stamped with
+//! their request's stamp, exactly as inline), unless a reset came in between. The goal
+//! is the same function of the request either way ([`crate::goal_scheduler::plan`]);
+//! only when it is emitted differs.
 
 use crate::config::ConfigError;
 use crate::estimator::GaussianBelief;
-use crate::goal_scheduler::{GoalScheduler, PlanTrigger};
+use crate::goal_scheduler::{plan, GoalScheduler, PlanFailure, PlanRequest, PlanTrigger, PlannedGoal};
 use crate::localizer::drift::planar_pose_covariance;
 use crate::localizer::{LandmarkTrack, Localizer, RangeCalibration, RangeInput, RangeOutcome, Rejection, TrackStatus};
 use crate::msg::{
@@ -41,6 +50,12 @@ use crate::node_config::LandmarkFlowNodeConfig;
 use crate::planner::PlannerError;
 use nalgebra::{Point3, Vector2};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod plan_worker;
+use plan_worker::PlanWorker;
+pub use plan_worker::PlanFn;
 
 /// Name of the node's diagnostic status when the adapter gives none
 /// ([`NodeCore::with_diagnostics_name`]: the live node uses its fully qualified name,
@@ -218,6 +233,10 @@ pub struct NodeCore {
     /// Total rejections at the last diagnostics publication (the level reflects the
     /// period since, not the lifetime count).
     rejected_at_last_diagnostics: u64,
+    /// The planning thread (`None`: plans run inline).
+    worker: Option<PlanWorker>,
+    /// The newest request whose plan was emitted: an older one finishing later is dropped.
+    last_emitted_plan: Option<u64>,
 }
 
 impl NodeCore {
@@ -240,12 +259,45 @@ impl NodeCore {
             beliefs_changed: false,
             diagnostics_name: DIAGNOSTICS_NAME.to_string(),
             rejected_at_last_diagnostics: 0,
+            worker: None,
+            last_emitted_plan: None,
         })
+    }
+
+    /// Plans on a planning thread instead of inside [`NodeCore::handle`] (the live node:
+    /// a plan takes milliseconds and the node must keep fusing meanwhile). A trigger
+    /// hands its [`PlanRequest`] to the thread; the newest request replaces one still
+    /// waiting; each later `handle` call emits the plans finished since, first. The
+    /// replayer and the tests keep the default (inline: same goals, emitted in the
+    /// triggering call, deterministic).
+    pub fn with_background_planning(self) -> Self {
+        self.with_background_planner(Arc::new(plan))
+    }
+
+    /// [`NodeCore::with_background_planning`] with `planner` in place of
+    /// [`crate::goal_scheduler::plan`]: a hook for tests and benchmarks (e.g. a planner
+    /// that blocks until released).
+    pub fn with_background_planner(mut self, planner: PlanFn) -> Self {
+        self.worker = Some(PlanWorker::start(planner));
+        self
+    }
+
+    /// Whether plans run on the planning thread.
+    pub fn plans_in_background(&self) -> bool {
+        self.worker.is_some()
+    }
+
+    /// Blocks until the planning thread has nothing waiting or running, at most
+    /// `timeout`; true when it is idle (always with inline planning). The finished plans
+    /// are emitted by the next [`NodeCore::handle`] call (e.g. [`Input::Tick`]).
+    pub fn wait_for_planner(&self, timeout: Duration) -> bool {
+        self.worker.as_ref().is_none_or(|w| w.wait_idle(timeout))
     }
 
     /// Applies a configuration changed at run time (`ros2 param set`): validated as at
     /// start, and only [`crate::node_config::RUNTIME_PARAMETERS`] may differ. The
-    /// goal scheduler plans with it from the next trigger on, the timers restart with
+    /// goal scheduler plans with it from the next trigger on (a plan already requested
+    /// from the planning thread finishes with the parameters it was requested with), the timers restart with
     /// their new periods, publication follows the new switches and the localizer the
     /// new innovation gate. The beliefs and the current goal are kept.
     ///
@@ -298,6 +350,7 @@ impl NodeCore {
     pub fn handle(&mut self, now_s: f64, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         self.localizer.set_clock(now_s);
+        self.emit_finished_plans(&mut out);
         self.advance_clock(now_s, &mut out);
         match input {
             Input::Odometry(m) => self.on_odometry(&m, &mut out),
@@ -319,6 +372,10 @@ impl NodeCore {
             Input::Reset => {
                 self.localizer.reset();
                 self.goals.reset();
+                // A plan of the beliefs before the reset is never emitted.
+                if let Some(w) = &self.worker {
+                    w.discard();
+                }
                 out.push(Output::Beliefs(self.belief_array(Stamp::from_secs(now_s))));
                 let message = format!("restored the priors of {} landmark(s)", self.localizer.tracks().len());
                 out.push(Output::Reset { message });
@@ -471,31 +528,51 @@ impl NodeCore {
         MarkersMsg { header: self.header(stamp), landmarks, goal_arrow }
     }
 
-    /// Asks the goal scheduler whether `trigger` calls for a new goal.
+    /// Asks the goal scheduler whether `trigger` calls for a new goal; plans it inline
+    /// or hands it to the planning thread.
     fn replan(&mut self, trigger: PlanTrigger, stamp: Stamp, out: &mut Vec<Output>) {
-        let kind = match trigger {
+        let Some(request) = self.goals.request(&trigger, &self.localizer, stamp) else { return };
+        match &self.worker {
+            Some(worker) => worker.submit(request),
+            None => {
+                let outcome = plan(&request);
+                self.emit_plan(request, outcome, out);
+            }
+        }
+    }
+
+    /// The plans the planning thread finished since the last call, in request order; a
+    /// plan older than one already emitted is dropped.
+    fn emit_finished_plans(&mut self, out: &mut Vec<Output>) {
+        let Some(worker) = &self.worker else { return };
+        for (request, outcome) in worker.take_finished() {
+            if self.last_emitted_plan.is_some_and(|seq| request.seq <= seq) {
+                continue;
+            }
+            self.emit_plan(request, outcome, out);
+        }
+    }
+
+    /// A plan's outcome: the goal becomes current and is emitted with its heatmap, both
+    /// stamped with the request's stamp; or the failure.
+    fn emit_plan(&mut self, request: PlanRequest, outcome: Result<PlannedGoal, PlanFailure>, out: &mut Vec<Output>) {
+        self.goals.accept(&request, &outcome);
+        self.last_emitted_plan = Some(request.seq);
+        let trigger = match request.trigger {
             PlanTrigger::Fused(_) => GoalTrigger::Fused,
             PlanTrigger::Odometry => GoalTrigger::Odometry,
             PlanTrigger::Timer => GoalTrigger::Timer,
         };
-        match self.goals.on_trigger(&trigger, &self.localizer) {
-            None => {}
-            Some(Ok(planned)) => {
-                let header = self.header(stamp);
+        match outcome {
+            Ok(planned) => {
+                let header = self.header(request.stamp);
                 let msg = PoseStampedMsg::goal(header.clone(), &planned.from_m, &planned.goal.position_m);
-                out.push(Output::Goal(GoalUpdate {
-                    trigger: kind,
-                    landmark_id: planned.landmark_id,
-                    from_m: planned.from_m,
-                    msg,
-                }));
+                out.push(Output::Goal(GoalUpdate { trigger, landmark_id: planned.landmark_id, from_m: planned.from_m, msg }));
                 if let Some(grid) = planned.heatmap {
                     out.push(Output::Heatmap(HeatmapMsg { header, grid }));
                 }
             }
-            Some(Err(failure)) => {
-                out.push(Output::PlanFailed { landmark_id: failure.landmark_id, error: failure.error })
-            }
+            Err(failure) => out.push(Output::PlanFailed { landmark_id: failure.landmark_id, error: failure.error }),
         }
     }
 

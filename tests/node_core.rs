@@ -524,3 +524,215 @@ fn drifting_odometry_ignores_an_implausible_covariance_growth() {
         assert!(fused, "range {k} not fused: {out:?}");
     }
 }
+
+// ---- Planning inline and on the planning thread --------------------------------------
+
+use landmark_flow::goal_scheduler::{plan, PlanRequest};
+use landmark_flow::node_core::PlanFn;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Bound of every wait below (never reached when the code is right; a wait is a
+/// condition with a bound, not a timing assertion).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A planner that announces each request it starts (on `started`) and then
+/// blocks until the test releases it (one `()` on the returned sender per plan); then
+/// plans for real. Run on the caller's thread (inline), it would wait for a release
+/// that cannot come, and fails after `WAIT` instead of hanging.
+fn gated_planner() -> (PlanFn, Receiver<PlanRequest>, Sender<()>) {
+    let (started_tx, started) = channel();
+    let (release, release_rx) = channel::<()>();
+    let (started_tx, release_rx) = (Mutex::new(started_tx), Mutex::new(release_rx));
+    let planner: PlanFn = Arc::new(move |request: &PlanRequest| {
+        started_tx.lock().unwrap().send(request.clone()).unwrap();
+        release_rx.lock().unwrap().recv_timeout(WAIT).expect("the plan was never released: was it run on the caller's thread?");
+        plan(request)
+    });
+    (planner, started, release)
+}
+
+fn goal_updates(outputs: &[Output]) -> Vec<landmark_flow::node_core::GoalUpdate> {
+    outputs.iter().filter_map(|o| if let Output::Goal(g) = o { Some(g.clone()) } else { None }).collect()
+}
+
+fn fused(outputs: &[Output]) -> usize {
+    outputs.iter().filter(|o| matches!(o, Output::Range(u) if u.result.is_ok())).count()
+}
+
+/// While a plan is running (blocked), the core keeps fusing: every range comes back at
+/// once with its outputs; the goal comes afterwards, on the first call after the plan
+/// finished, stamped with the data it was planned from.
+#[test]
+fn the_core_keeps_fusing_while_a_background_plan_runs() {
+    let (planner, started, release) = gated_planner();
+    let mut core = NodeCore::new(&config(0.0)).unwrap().with_background_planner(planner);
+    assert!(core.plans_in_background());
+    let out = core.handle(1.0, odom(1.0, 0.0, 0.0));
+    assert!(goal_updates(&out).is_empty(), "the plan runs on the thread, not in this call");
+    assert_eq!(started.recv_timeout(WAIT).unwrap().seq, 0, "the first odometry asked for a plan");
+    for k in 1..=20 {
+        let t = 1.0 + 0.05 * k as f64;
+        core.handle(t, odom(t, 0.0, 0.0));
+        let out = core.handle(t, range(t, "a", 5.0, 0.25));
+        assert_eq!(fused(&out), 1, "range {k} fused while the plan is blocked");
+        assert!(goal_updates(&out).is_empty());
+    }
+    assert!(started.try_recv().is_err(), "no goal yet and a plan awaited: odometry does not ask again");
+    release.send(()).unwrap();
+    assert!(core.wait_for_planner(WAIT));
+    let out = core.handle(2.5, Input::Tick);
+    let g = goal_updates(&out);
+    assert_eq!(g.len(), 1);
+    assert_eq!((g[0].trigger, g[0].msg.header.stamp), (GoalTrigger::Odometry, Stamp::from_secs(1.0)));
+    assert_eq!(core.goals().current_goal().map(|p| [p.x, p.y]), Some([g[0].msg.pose.position[0], g[0].msg.pose.position[1]]));
+}
+
+/// Three requests while the first is running: the second is replaced by the third
+/// before it starts and is never planned; the first's goal is emitted before the
+/// third's, never after.
+#[test]
+fn the_newest_plan_request_wins() {
+    let (planner, started, release) = gated_planner();
+    let mut c = config(0.0);
+    c.goal.replan_on_update = true;
+    let mut core = NodeCore::new(&c).unwrap().with_background_planner(planner);
+    core.handle(1.0, odom(1.0, 0.0, 0.0)); // request 0 (no goal yet): starts, blocks
+    assert_eq!(started.recv_timeout(WAIT).unwrap().seq, 0);
+    for t in [1.1, 1.2] {
+        // Odometry first (a range waits for it); no request: one is awaited.
+        core.handle(t, odom(t, 0.0, 0.0));
+        core.handle(t, range(t, "a", 5.0, 0.25)); // request 1 (waits), then 2 (replaces 1)
+    }
+    for _ in 0..3 {
+        release.send(()).unwrap();
+    }
+    assert!(core.wait_for_planner(WAIT));
+    let emitted: Vec<Stamp> = goal_updates(&core.handle(1.3, Input::Tick)).iter().map(|g| g.msg.header.stamp).collect();
+    assert_eq!(started.recv_timeout(WAIT).unwrap().seq, 2, "request 1 was replaced before it started");
+    assert!(started.try_recv().is_err());
+    assert_eq!(emitted, [Stamp::from_secs(1.0), Stamp::from_secs(1.2)], "0's goal, then 2's");
+}
+
+/// A reset while a plan runs: that plan's goal (of the beliefs before the reset) is
+/// never emitted; planning goes on afterwards.
+#[test]
+fn a_reset_discards_the_plan_in_flight() {
+    let (planner, started, release) = gated_planner();
+    let mut core = NodeCore::new(&config(0.0)).unwrap().with_background_planner(planner);
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    assert_eq!(started.recv_timeout(WAIT).unwrap().seq, 0);
+    core.handle(1.1, Input::Reset);
+    release.send(()).unwrap();
+    assert!(core.wait_for_planner(WAIT));
+    assert!(goal_updates(&core.handle(1.2, Input::Tick)).is_empty(), "the plan from before the reset is dropped");
+    assert_eq!(core.goals().current_goal(), None);
+    // After the reset there is no goal and none awaited: the next odometry asks again.
+    core.handle(1.3, odom(1.3, 0.0, 0.0));
+    assert_eq!(started.recv_timeout(WAIT).unwrap().seq, 1);
+    release.send(()).unwrap();
+    assert!(core.wait_for_planner(WAIT));
+    let g = goal_updates(&core.handle(1.4, Input::Tick));
+    assert_eq!(g.iter().map(|g| g.msg.header.stamp).collect::<Vec<_>>(), [Stamp::from_secs(1.3)]);
+}
+
+/// Dropping the core (the node exiting) while a plan is blocked returns at once: the
+/// planning thread is not waited for.
+#[test]
+fn dropping_the_core_does_not_wait_for_a_running_plan() {
+    let (planner, started, _release) = gated_planner();
+    let mut core = NodeCore::new(&config(0.0)).unwrap().with_background_planner(planner);
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    assert_eq!(started.recv_timeout(WAIT).unwrap().seq, 0);
+    let (done_tx, done) = channel();
+    std::thread::spawn(move || {
+        drop(core);
+        done_tx.send(()).unwrap();
+    });
+    done.recv_timeout(Duration::from_secs(5)).expect("dropping the core waited for the blocked plan");
+}
+
+/// A run-time parameter change reaches the next request, not the one running.
+#[test]
+fn a_reconfiguration_applies_to_the_next_background_plan() {
+    use serde_yaml::Value;
+    let (planner, started, release) = gated_planner();
+    let mut core = NodeCore::new(&config(1.0)).unwrap().with_background_planner(planner);
+    core.handle(1.0, odom(1.0, 0.0, 0.0));
+    let first = started.recv_timeout(WAIT).unwrap();
+    assert_eq!((first.seq, first.planner.max_step_m), (0, 1.0));
+    let short = core.config().with_parameter("planner.max_step_m", Value::from(0.3)).unwrap();
+    core.reconfigure(&short).unwrap();
+    core.handle(2.0, Input::Tick); // the re-plan timer (1 s): request 1, with 0.3 m
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    assert!(core.wait_for_planner(WAIT));
+    let next = started.recv_timeout(WAIT).unwrap();
+    assert_eq!((next.seq, next.planner.max_step_m), (1, 0.3));
+    let g = goal_updates(&core.handle(2.1, Input::Tick));
+    let step = |g: &landmark_flow::node_core::GoalUpdate| Vector2::new(g.msg.pose.position[0], g.msg.pose.position[1]).norm();
+    assert_eq!(g.len(), 2, "the running plan (max_step_m = 1) and the next");
+    assert!(step(&g[1]) <= 0.3 + 1e-9, "the next one has 0.3 m ({})", step(&g[1]));
+}
+
+/// A scripted run (odometry at 10 Hz on a line, a range to `a` every 0.2 s, re-plan on
+/// every fused range of the target): the inline core's goals and heatmaps are those of
+/// `planner::plan_next_goal_with_grid` called here with the same inputs (the belief
+/// after the range, the robot position, σ² = default_noise_std_m², seed = estimator
+/// seed + plan count); and the background core, given time to plan after each input,
+/// emits the same goals.
+#[test]
+fn inline_goals_equal_the_planner_called_directly_and_background_goals_equal_inline() {
+    use landmark_flow::planner::plan_next_goal_with_grid;
+    let mut c = config(0.0);
+    c.goal.replan_on_update = true;
+    c.publish.heatmap = true;
+    c.localizer.estimator.seed = 7;
+    let mut inline = NodeCore::new(&c).unwrap();
+    let mut background = NodeCore::new(&c).unwrap().with_background_planning();
+    let script: Vec<(f64, Input, Vector2<f64>)> = (0..30)
+        .flat_map(|k| {
+            let t = 1.0 + 0.1 * k as f64;
+            let x = Vector2::new(0.05 * k as f64, 0.0);
+            let d = (Vector2::new(4.5, 2.5) - x).norm();
+            let mut v = vec![(t, odom(t, x.x, x.y), x)];
+            if k % 2 == 1 {
+                v.push((t, range(t, "a", d, 0.09), x));
+            }
+            v
+        })
+        .collect();
+    let (mut expected, mut got_inline, mut got_background, mut heatmaps) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let mut plans = 0u64;
+    for (t, input, x) in script {
+        let out = inline.handle(t, input.clone());
+        for o in &out {
+            match o {
+                Output::Goal(g) => {
+                    got_inline.push(g.msg.clone());
+                    let belief = inline.localizer().tracks()["a"].summary.belief;
+                    let (goal, grid) = plan_next_goal_with_grid(&c.planner, x, &belief, 0.25, 7 + plans).unwrap();
+                    plans += 1;
+                    assert_eq!(g.from_m, x);
+                    assert_eq!([g.msg.pose.position[0], g.msg.pose.position[1]], [goal.position_m.x, goal.position_m.y]);
+                    expected.push(goal.position_m);
+                    let Some(Output::Heatmap(h)) = out.iter().find(|o| matches!(o, Output::Heatmap(_))) else { panic!("no heatmap") };
+                    let grid = grid.unwrap();
+                    assert_eq!(h.grid.candidates, grid.candidates);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&h.grid.values), bits(&grid.values), "the same criterion values (NaN off the candidates)");
+                    heatmaps += 1;
+                }
+                Output::PlanFailed { error, .. } => panic!("plan failed: {error}"),
+                _ => {}
+            }
+        }
+        background.handle(t, input);
+        assert!(background.wait_for_planner(WAIT));
+        got_background.extend(goal_updates(&background.handle(t, Input::Tick)).into_iter().map(|g| g.msg));
+    }
+    assert!(expected.len() >= 15, "a goal per fused range and the first odometry: {}", expected.len());
+    assert_eq!(heatmaps, expected.len());
+    assert_eq!(got_background, got_inline);
+}

@@ -11,7 +11,10 @@
 //! reason in the core and logged here (throttled), never fused.
 //!
 //! Outputs: `landmarks/<id>/pose` (PoseWithCovarianceStamped) and `landmark_beliefs`
-//! (LandmarkBeliefArray) after every fused range, `goal_pose` (PoseStamped, for Nav2),
+//! (LandmarkBeliefArray) after every fused range, `goal_pose` (PoseStamped, for Nav2;
+//! planned on the core's planning thread, so a plan never holds up the ranges, and
+//! published by the loop's next iteration, at most ~5 ms after it finished; stamped
+//! with the time of the data it was planned from),
 //! `markers` (MarkerArray), `criterion_heatmap` (OccupancyGrid), `/diagnostics`;
 //! with `localizer.odometry: drifting` also, after every accepted odometry message,
 //! `odometry_correction` (landmark_flow/OdometryCorrection), the same correction as the
@@ -120,13 +123,21 @@ fn input_qos(config: &LandmarkFlowNodeConfig) -> QosProfile {
 /// again. r2r hands messages over through a 10-slot channel per subscription and drops
 /// what does not fit; draining after every spin keeps it from ever filling, so bursts
 /// queue in DDS (bounded by the input QoS depth) instead of being dropped silently.
+/// Plans run on the core's planning thread; every iteration ends with an
+/// `Input::Tick`, which publishes the plans finished since (spin_once waits at most 5 ms,
+/// so a goal is out within ~5 ms of its plan even when no message arrives). On a
+/// signal the loop ends at once: dropping the core does not wait for a running plan.
 fn run() -> Result<(), NodeError> {
     landmark_flow::ros::exit_on_bad_params_files(NODE);
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, NODE, "")?;
     let logger = node.logger().to_string();
     let config: LandmarkFlowNodeConfig = load_parameters(&node)?;
-    let mut core = NodeCore::new(&config)?.with_diagnostics_name(&format!("{}: inputs", node.fully_qualified_name()?));
+    // Plans run on the core's planning thread: the loop keeps fusing while one runs, and
+    // the Tick at the end of every iteration (at most 5 ms apart) publishes finished ones.
+    let mut core = NodeCore::new(&config)?
+        .with_diagnostics_name(&format!("{}: inputs", node.fully_qualified_name()?))
+        .with_background_planning();
 
     // The parameter services (`ros2 param`; run-time changes reach the loop on
     // `parameter_changes`) and use_sim_time; they run on their own thread.
@@ -169,7 +180,7 @@ fn run() -> Result<(), NodeError> {
     let clock = node.get_ros_clock();
     r2r::log_info!(
         &publishers.logger,
-        "estimator `{}`, {} configured landmark(s), planner `{}`",
+        "estimator `{}`, {} configured landmark(s), planner `{}` (on its own thread)",
         config.localizer.estimator.method.name(),
         core.localizer().tracks().len(),
         config.planner.policy.name()

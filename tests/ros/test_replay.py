@@ -272,7 +272,11 @@ def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
     Goals: re-planned after every fused range of the target (replan_on_update), no
     timer and a goal tolerance no robot reaches, so every goal follows a fused range and
     is planned from the pose of that range's odometry (the newest one sent when the
-    range is, on both paths): the sequences must match goal for goal.
+    range is, on both paths): the sequences must match goal for goal. The live node
+    plans on its planning thread, where a request replaced by a newer one before it
+    started is never planned (the newest wins); pacing also on the goals (after a range,
+    until the live node has published as many goals as the replay had by that range's
+    stamp) gives every plan its time, so none is replaced.
     """
     from geometry_msgs.msg import Point, Pose, PoseWithCovariance, Quaternion
     from nav_msgs.msg import Odometry
@@ -335,8 +339,11 @@ def test_replay_equals_live(bags, replay, peer, start_node, tmp_path):
                                             range=float(np.float32(f["z"])),
                                             variance=float(np.float32(NOISE_STD_M**2))))
         sent += 1
-        # Paced: the node has fused (and published for) every range sent so far.
+        # Paced: the node has fused (and published for) every range sent so far, and
+        # published the goals the replay had planned by then.
         assert peer.spin_until(lambda: len(live) >= sent, timeout_s=10), f"no beliefs for range {sent}"
+        planned = sum(1 for g in replayed_goals if (g.header.stamp.sec * 10**9 + g.header.stamp.nanosec) <= f["stamp_ns"])
+        assert peer.spin_until(lambda: len(live_goals) >= planned, timeout_s=10), f"{len(live_goals)} goals of {planned}"
     assert sent == n_ranges == len(live)
     final_live = {b.landmark_id: b for b in live[-1].beliefs}
     final_replay = {b.landmark_id: b for b in replayed.beliefs}
