@@ -237,21 +237,19 @@ pub struct PlanRequest {
 pub fn plan(request: &PlanRequest) -> Result<PlannedGoal, PlanFailure> {
     let PlanRequest { planner, from_m: from, belief, noise_var_m2: noise_var, seed, .. } = request;
     let landmark_id = request.landmark_id.clone();
-    let multi = request
-        .all_beliefs
-        .as_ref()
-        .map(|beliefs| (beliefs, plan_next_goal_multi(planner, *from, beliefs, *noise_var, *seed)))
-        .filter(|(_, planned)| !matches!(planned, Err(PlannerError::NoValidCandidate { .. })));
-    let planned = match &multi {
-        Some((_, planned)) => planned.clone(),
-        None => plan_next_goal_with_grid(planner, *from, belief, *noise_var, *seed),
+    let (scored, planned) = match &request.all_beliefs {
+        Some(beliefs) => match plan_next_goal_multi(planner, *from, beliefs, *noise_var, *seed) {
+            Err(PlannerError::NoValidCandidate { .. }) => (None, plan_next_goal_with_grid(planner, *from, belief, *noise_var, *seed)),
+            planned => (Some(beliefs), planned),
+        },
+        None => (None, plan_next_goal_with_grid(planner, *from, belief, *noise_var, *seed)),
     };
     match planned {
         Ok((goal, grid)) => {
-            let heatmap = match (request.heatmap, grid, &multi) {
+            let heatmap = match (request.heatmap, grid, scored) {
                 (false, _, _) => None,
                 (true, Some(grid), _) => Some(grid),
-                (true, None, Some((beliefs, _))) => multi_criterion_grid(planner, *from, beliefs, *noise_var, *seed).ok(),
+                (true, None, Some(beliefs)) => multi_criterion_grid(planner, *from, beliefs, *noise_var, *seed).ok(),
                 (true, None, None) => criterion_grid(planner, *from, belief, *noise_var, *seed).ok(),
             };
             Ok(PlannedGoal { landmark_id, from_m: *from, goal, heatmap })

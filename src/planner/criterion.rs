@@ -334,43 +334,37 @@ impl SigmaDotEvaluator {
     /// eigenvalues clipped (see the module doc). One pass over the s-samples for M(x);
     /// M and G share eigenvectors, so G₊ = Σₖ max(0, 1 − zλₖ)/σ² vₖvₖᵀ.
     pub fn expected_sigma_reduction(&self, x: &Vector2<f64>, range_rule: &[(f64, f64)]) -> f64 {
+        let cov = &self.belief.cov;
+        let mut total = 0.0;
+        self.for_each_clipped_rate(x, range_rule, |w, g| total += w * psd_step_reduction(cov, g));
+        total / self.landmarks.len() as f64
+    }
+
+    /// Calls `f(weight, G₊(x, z))` for every (y, t) node of E_y E_t: z = ‖x − y‖ + σt,
+    /// G₊ = Σₖ max(0, 1 − zλₖ)/σ² vₖvₖᵀ from M(x)'s eigenpairs (computed once).
+    fn for_each_clipped_rate(&self, x: &Vector2<f64>, range_rule: &[(f64, f64)], mut f: impl FnMut(f64, &Matrix2<f64>)) {
         let (vals, vecs) = symmetric_eigen(&self.expected_range_hessian(x));
         let (v0, v1): (Vector2<f64>, Vector2<f64>) = (vecs.column(0).into_owned(), vecs.column(1).into_owned());
         let (p0, p1) = (v0 * v0.transpose(), v1 * v1.transpose());
-        let cov = &self.belief.cov;
         let inv_var = 1.0 / self.noise_var_m2;
-        let mut total = 0.0;
         for y in &self.landmarks {
             let distance = (x - y).norm();
             for &(t, w) in range_rule {
                 let z = distance + self.noise_std_m * t;
                 let g0 = (1.0 - z * vals[0]).max(0.0) * inv_var;
                 let g1 = (1.0 - z * vals[1]).max(0.0) * inv_var;
-                total += w * psd_step_reduction(cov, &(p0 * g0 + p1 * g1));
+                f(w, &(p0 * g0 + p1 * g1));
             }
         }
-        total / self.landmarks.len() as f64
     }
 
     /// The predicted posterior covariance behind [`Self::expected_sigma_reduction`], m²:
     /// E_y E_t[(Σ⁻¹ + G₊(x, ‖x − y‖ + σt))⁻¹], the mean over the same (y, t) nodes (SPD:
     /// a mean of SPD matrices). The receding horizon continues from N(μ, this).
     pub fn expected_posterior_cov(&self, x: &Vector2<f64>, range_rule: &[(f64, f64)]) -> Matrix2<f64> {
-        let (vals, vecs) = symmetric_eigen(&self.expected_range_hessian(x));
-        let (v0, v1): (Vector2<f64>, Vector2<f64>) = (vecs.column(0).into_owned(), vecs.column(1).into_owned());
-        let (p0, p1) = (v0 * v0.transpose(), v1 * v1.transpose());
         let cov = &self.belief.cov;
-        let inv_var = 1.0 / self.noise_var_m2;
         let mut total = Matrix2::zeros();
-        for y in &self.landmarks {
-            let distance = (x - y).norm();
-            for &(t, w) in range_rule {
-                let z = distance + self.noise_std_m * t;
-                let g0 = (1.0 - z * vals[0]).max(0.0) * inv_var;
-                let g1 = (1.0 - z * vals[1]).max(0.0) * inv_var;
-                total += psd_step_posterior(cov, &(p0 * g0 + p1 * g1)) * w;
-            }
-        }
+        self.for_each_clipped_rate(x, range_rule, |w, g| total += psd_step_posterior(cov, g) * w);
         let mean = total / self.landmarks.len() as f64;
         0.5 * (mean + mean.transpose())
     }
