@@ -13,9 +13,22 @@
 //! order: residual z − (s₀·d + b₀) with variance σ² + σ_s²·d² + σ_b², in the configured
 //! noise shape (the shape's scale property p_v(r) = p₁(r/√v)/√v).
 //!
-//! Cost: cells whose log-density falls more than [`ACTIVE_WINDOW_NATS`] below the
-//! maximum are dropped for good (their mass is below e⁻⁸⁰ of the mode's), so after the
-//! first few ranges an update touches only the cells near the surviving modes.
+//! Cost and memory: cells whose log-density falls more than [`ACTIVE_WINDOW_NATS`] below
+//! the maximum are dropped for good (their mass is below e⁻⁸⁰ of the mode's), and the
+//! grid never holds more than [`MAX_ACTIVE_CELLS`] cells (12 bytes each). It starts at
+//! the finest level of cell_m·2^ℓ whose disc fits that budget, and splits every cell in
+//! four — each child's log-density evaluated afresh from all stored ranges, so the
+//! finer grid is the exact posterior at its own cell centres, not an interpolation —
+//! whenever the survivors ×4 fit again, down to the configured `cell_m`. A coarse level
+//! is the midpoint rule on coarser cells: its moments are accurate while the posterior's
+//! standard deviations are a few cells wide (the Sheppard term cell²/12 is added), and
+//! a posterior narrower than that has few cells and is refined at once. A coarse cell is
+//! dropped only when an upper bound of its log-density over the whole cell (each
+//! range's likelihood at the distance in the cell closest to fitting it) is out of the
+//! window, so no mass the finer grid would keep is lost by starting coarse. An update
+//! touches at most the budget plus, when refining, four children per survivor per stored
+//! range. A coarse cell on the disc's edge is kept while any of it is inside, weighted by
+//! the fraction inside.
 
 use nalgebra::{Matrix2, Vector2};
 
@@ -26,6 +39,15 @@ use super::model::{NoiseShape, ScalarNoise};
 
 /// Log-density window (nats below the maximum) of the cells that are kept.
 pub const ACTIVE_WINDOW_NATS: f64 = 80.0;
+
+/// Most cells a grid holds at once (96 KiB of [`Cell`]s): the
+/// resolution is coarsened until the surviving cells fit (module doc). With the default
+/// region (100 m radius, 0.5 m cells: 125 664 cells at full resolution) a grid starts at
+/// 4 m cells and reaches 0.5 m once its posterior covers less than ~1/16 of the disc.
+pub const MAX_ACTIVE_CELLS: usize = 8192;
+
+/// One grid cell: index, log-density at its centre, upper bound over its square.
+type Cell = (u32, f32, f32);
 
 /// A Gaussian prior over the range calibration z = s·d + b + w.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,12 +70,19 @@ impl CalibrationPrior {
 /// The grid posterior of one landmark being initialised.
 #[derive(Clone, Debug)]
 pub struct InitialisationGrid {
-    /// Centre of cell (0, 0), metres.
+    /// Centre of cell (0, 0) at the current level, metres.
     origin: Vector2<f64>,
+    /// Side of the current level's cells (fine_cell_m·2^level), metres.
     cell_m: f64,
+    /// The configured (finest) cell side, metres.
+    fine_cell_m: f64,
+    /// Cells per axis at the current level.
     cells_per_axis: usize,
-    /// (cell index, unnormalised log-density) of the cells still in play.
-    active: Vec<(u32, f64)>,
+    /// The cells still in play: (index, log-density at the centre, an upper bound of
+    /// the log-density over the cell (= the centre's at the configured resolution)),
+    /// both relative to the largest centre value (so in [−ACTIVE_WINDOW_NATS, 0] for
+    /// the centre at full resolution; f32 keeps that range to 1e-5 nats).
+    active: Vec<Cell>,
     unit_noise: ScalarNoise,
     calibration: CalibrationPrior,
     centre: Vector2<f64>,
@@ -88,11 +117,17 @@ impl InitialisationGrid {
         if !(cell_m.is_finite() && cell_m > 0.0) || (2.0 * radius_m / cell_m).ceil() > 4096.0 {
             return Err(bad("initialisation.cell_m", cell_m, "> 0 and at most 4096 cells across the region"));
         }
-        let cells_per_axis = (2.0 * radius_m / cell_m).ceil() as usize;
-        let origin = centre - Vector2::repeat(0.5 * (cells_per_axis as f64 - 1.0) * cell_m);
+        // The finest level whose disc (≈ π R² / cell² cells) fits the budget.
+        let mut level_cell_m = cell_m;
+        while std::f64::consts::PI * (radius_m / level_cell_m).powi(2) > MAX_ACTIVE_CELLS as f64 {
+            level_cell_m *= 2.0;
+        }
+        let cells_per_axis = ((2.0 * radius_m / level_cell_m).ceil() as usize).max(1);
+        let origin = centre - Vector2::repeat(0.5 * (cells_per_axis as f64 - 1.0) * level_cell_m);
         let mut grid = Self {
             origin,
-            cell_m,
+            cell_m: level_cell_m,
+            fine_cell_m: cell_m,
             cells_per_axis,
             active: Vec::new(),
             unit_noise: ScalarNoise::new(shape, 1.0)?,
@@ -102,10 +137,12 @@ impl InitialisationGrid {
             measurements: Vec::new(),
             moments: GaussianBelief { mean: centre, cov: Matrix2::identity() },
         };
-        let r2 = radius_m * radius_m;
-        grid.active = (0..cells_per_axis * cells_per_axis)
-            .filter(|&k| (grid.centre_of(k as u32) - centre).norm_squared() <= r2)
-            .map(|k| (k as u32, 0.0))
+        let coarse = grid.bound_half_diagonal_m() > 0.0;
+        grid.active = (0..cells_per_axis as u32 * cells_per_axis as u32)
+            .filter_map(|k| {
+                let prior = grid.log_disc_fraction(&grid.centre_of(k), grid.cell_m, coarse)?;
+                Some((k, prior as f32, 0.0))
+            })
             .collect();
         grid.update_moments();
         Ok(grid)
@@ -117,12 +154,70 @@ impl InitialisationGrid {
     }
 
     /// ln p(z | y) of one range from `sensor` (module doc), up to a constant.
-    fn log_likelihood(&self, y: &Vector2<f64>, sensor: &Vector2<f64>, range_m: f64, noise_var_m2: f64) -> f64 {
+    /// (ln p(z | y) of one range from `sensor` (module doc) at the centre y, up to a
+    /// constant; an upper bound of ln p(z | y') over the square cell
+    /// of half-diagonal `half_diagonal_m` around y). The distance d' = ‖y' − x‖ lies in
+    /// [d − h, d + h]; the noise density is symmetric and falls with |u|, and the
+    /// variance σ² + σ_s²d'² + σ_b² grows with d', so the bound takes the smallest
+    /// |residual| over that interval over the largest variance, and the smallest
+    /// variance in the normaliser.
+    fn log_likelihood_bounds(&self, y: &Vector2<f64>, half_diagonal_m: f64, sensor: &Vector2<f64>, range_m: f64, noise_var_m2: f64) -> (f64, f64) {
         let c = &self.calibration;
+        let var_at = |d: f64| noise_var_m2 + (c.scale_std * d).powi(2) + c.offset_std_m.powi(2);
+        let residual_at = |d: f64| range_m - (c.scale * d + c.offset_m);
+        let log_density = |residual: f64, var: f64, norm_var: f64| {
+            self.unit_noise.log_density_derivatives(residual / var.sqrt()).0 - 0.5 * norm_var.ln()
+        };
         let d = (y - sensor).norm();
-        let var = noise_var_m2 + (c.scale_std * d).powi(2) + c.offset_std_m.powi(2);
-        let residual = range_m - (c.scale * d + c.offset_m);
-        self.unit_noise.log_density_derivatives(residual / var.sqrt()).0 - 0.5 * var.ln()
+        let var = var_at(d);
+        let centre = log_density(residual_at(d), var, var);
+        if half_diagonal_m == 0.0 {
+            return (centre, centre);
+        }
+        let (near, far) = ((d - half_diagonal_m).max(0.0), d + half_diagonal_m);
+        // The residual is linear in d' (s₀ > 0): zero inside the interval or smallest at an end.
+        let (r_near, r_far) = (residual_at(near), residual_at(far));
+        let smallest = if r_near.signum() != r_far.signum() { 0.0 } else { r_near.abs().min(r_far.abs()) };
+        (centre, log_density(smallest, var_at(far), var_at(near)).max(centre))
+    }
+
+    /// ln of the prior mass of the square cell of side `cell_m` at `y` relative to a
+    /// cell inside the disc, or None for a cell out of it. At the configured resolution
+    /// (`coarse` false) a cell is in when its centre is, as the midpoint rule has it; a
+    /// coarse cell is kept while any of it is in the disc, with the fraction inside
+    /// (8 × 8 sub-points) as its mass, so a coarse level neither loses the disc's edge
+    /// nor widens it.
+    fn log_disc_fraction(&self, y: &Vector2<f64>, cell_m: f64, coarse: bool) -> Option<f64> {
+        let distance = (y - self.centre).norm();
+        if !coarse {
+            return (distance <= self.radius_m).then_some(0.0);
+        }
+        let half_diagonal = cell_m * std::f64::consts::FRAC_1_SQRT_2;
+        if distance > self.radius_m + half_diagonal {
+            return None;
+        }
+        if distance + half_diagonal <= self.radius_m {
+            return Some(0.0);
+        }
+        let r2 = self.radius_m * self.radius_m;
+        let inside = (0..64)
+            .filter(|i| {
+                let offset = Vector2::new((i % 8) as f64 + 0.5, (i / 8) as f64 + 0.5) / 8.0 - Vector2::repeat(0.5);
+                (y + offset * cell_m - self.centre).norm_squared() <= r2
+            })
+            .count();
+        // A corner that reaches in between the sub-points: half a sub-point's mass.
+        Some((inside.max(1) as f64 / 64.0).ln() - if inside == 0 { std::f64::consts::LN_2 } else { 0.0 })
+    }
+
+    /// Half-diagonal of the current cells for the pruning bound, metres: 0 at the
+    /// configured resolution (the centre stands for its cell there, as it always has).
+    fn bound_half_diagonal_m(&self) -> f64 {
+        if self.cell_m > self.fine_cell_m * 1.5 {
+            self.cell_m * std::f64::consts::FRAC_1_SQRT_2
+        } else {
+            0.0
+        }
     }
 
     /// Multiplies in one range `range_m` (metres) from `sensor` (metres) with noise
@@ -153,26 +248,23 @@ impl InitialisationGrid {
         if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
             return Err(EstimatorError::InvalidNoiseVariance(noise_var_m2));
         }
-        let mut active: Vec<(u32, f64)> = self
+        let h = self.bound_half_diagonal_m();
+        let active = self
             .active
             .iter()
-            .map(|&(k, l)| (k, l + self.log_likelihood(&self.centre_of(k), &sensor, range_m, noise_var_m2)))
+            .map(|&(k, centre, upper)| {
+                let (dc, du) = self.log_likelihood_bounds(&self.centre_of(k), h, &sensor, range_m, noise_var_m2);
+                (k, f64::from(centre) + dc, f64::from(upper) + du)
+            })
             .collect();
-        let max = active.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
-        if !max.is_finite() {
-            return Err(EstimatorError::NonFinite { quantity: "initialisation grid log-density", value: max.to_string() });
-        }
-        // Renormalise so the maximum is 0 (no drift towards −∞ over many ranges).
-        active.retain(|c| c.1 > max - ACTIVE_WINDOW_NATS);
-        for c in &mut active {
-            c.1 -= max;
-        }
+        let active = window(active)?;
         let mut measurements = Vec::with_capacity(self.measurements.len() + 1);
         measurements.extend_from_slice(&self.measurements);
         measurements.push((sensor, range_m, noise_var_m2));
         let mut next = Self {
             origin: self.origin,
             cell_m: self.cell_m,
+            fine_cell_m: self.fine_cell_m,
             cells_per_axis: self.cells_per_axis,
             active,
             unit_noise: self.unit_noise,
@@ -182,14 +274,51 @@ impl InitialisationGrid {
             measurements,
             moments: self.moments,
         };
+        while next.cell_m > next.fine_cell_m * 1.5 && next.active.len() * 4 <= MAX_ACTIVE_CELLS {
+            next.refine()?;
+        }
         next.update_moments();
         Ok(next)
     }
 
+    /// Splits every surviving cell into its four children inside the disc, each
+    /// evaluated afresh: ln p(y | z₁..z_k) = Σₖ ln p(zₖ | y) at the child's centre (the
+    /// prior is uniform on the disc), then windowed like a range update.
+    fn refine(&mut self) -> Result<(), EstimatorError> {
+        let half = 0.5 * self.cell_m;
+        let child_half_diagonal = if half > self.fine_cell_m * 1.5 { half * std::f64::consts::FRAC_1_SQRT_2 } else { 0.0 };
+        let n = self.cells_per_axis as u32;
+        let children_per_axis = 2 * self.cells_per_axis;
+        let origin = self.origin - Vector2::repeat(0.5 * half);
+        let mut children = Vec::with_capacity(4 * self.active.len());
+        for &(k, _, _) in &self.active {
+            let (ix, iy) = (k % n, k / n);
+            for (a, b) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let (cx, cy) = (2 * ix + a, 2 * iy + b);
+                let y = origin + Vector2::new(f64::from(cx), f64::from(cy)) * half;
+                let Some(prior) = self.log_disc_fraction(&y, half, child_half_diagonal > 0.0) else {
+                    continue;
+                };
+                let (mut centre, mut upper) = (prior, 0.0);
+                for (x, z, var) in &self.measurements {
+                    let (dc, du) = self.log_likelihood_bounds(&y, child_half_diagonal, x, *z, *var);
+                    centre += dc;
+                    upper += du;
+                }
+                children.push((cy * children_per_axis as u32 + cx, centre, upper));
+            }
+        }
+        self.active = window(children)?;
+        self.origin = origin;
+        self.cell_m = half;
+        self.cells_per_axis = children_per_axis;
+        Ok(())
+    }
+
     fn update_moments(&mut self) {
         let (mut total, mut mean, mut second) = (0.0, Vector2::zeros(), Matrix2::zeros());
-        for &(k, l) in &self.active {
-            let w = l.exp();
+        for &(k, l, _) in &self.active {
+            let w = f64::from(l).exp();
             let c = self.centre_of(k) - self.origin;
             total += w;
             mean += c * w;
@@ -236,10 +365,28 @@ impl InitialisationGrid {
         self.active.len()
     }
 
-    /// Cell side, metres.
+    /// Cell side at the current level, metres (the configured `cell_m` once refined).
     pub fn cell_m(&self) -> f64 {
         self.cell_m
     }
+}
+
+/// Keeps the cells whose upper bound is within [`ACTIVE_WINDOW_NATS`] of the largest
+/// centre log-density (a lower bound of the maximum), shifted so that centre value is 0
+/// (no drift towards −∞ over many ranges).
+///
+/// # Errors
+/// `NonFinite` when no cell has a finite log-density.
+fn window(cells: Vec<(u32, f64, f64)>) -> Result<Vec<Cell>, EstimatorError> {
+    let max = cells.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return Err(EstimatorError::NonFinite { quantity: "initialisation grid log-density", value: max.to_string() });
+    }
+    Ok(cells
+        .into_iter()
+        .filter(|c| c.2 > max - ACTIVE_WINDOW_NATS)
+        .map(|(k, centre, upper)| (k, (centre - max) as f32, (upper - max) as f32))
+        .collect())
 }
 
 #[cfg(test)]
@@ -302,9 +449,9 @@ mod tests {
         let mut w_sum = 0.0;
         let mut m1 = 0.0;
         let mut m2 = 0.0;
-        for &(k, l) in &g.active {
+        for &(k, l, _) in &g.active {
             let r = g.centre_of(k).norm();
-            let w = l.exp();
+            let w = f64::from(l).exp();
             w_sum += w;
             m1 += w * r;
             m2 += w * r * r;
@@ -312,6 +459,120 @@ mod tests {
         let radial_std = (m2 / w_sum - (m1 / w_sum).powi(2)).sqrt();
         let expect = (0.01f64 + (0.05f64 * 20.0).powi(2)).sqrt();
         assert!((radial_std - expect).abs() < 0.1 * expect, "{radial_std} vs {expect}");
+    }
+
+    /// ln p(z | y) of the module doc for Gaussian noise, written out here.
+    fn gaussian_log_likelihood(y: &Vector2<f64>, x: &Vector2<f64>, z: f64, var: f64, cal: &CalibrationPrior) -> f64 {
+        let d = (y - x).norm();
+        let v = var + (cal.scale_std * d).powi(2) + cal.offset_std_m.powi(2);
+        -0.5 * (z - cal.scale * d - cal.offset_m).powi(2) / v - 0.5 * v.ln()
+    }
+
+    /// The coarse-to-fine grid against the dense posterior at the configured resolution
+    /// (every 0.5 m cell of the 100 m disc evaluated here, no window): narrow noise
+    /// (σ = 5 cm, exact calibration: the ring is ~100× thinner than the 4 m starting
+    /// cells) and a wide calibration prior. The grid never holds more than the budget,
+    /// the dense posterior's mass outside the grid's surviving cells is negligible (no
+    /// part of the ring was dropped at a coarse level), and the moments agree.
+    #[test]
+    fn coarse_to_fine_matches_the_dense_posterior_within_its_budget() {
+        let truth = Vector2::new(23.0, -41.0);
+        let sensors = [
+            Vector2::new(0.0, 0.0),
+            Vector2::new(3.0, 1.0),
+            Vector2::new(6.0, 4.0),
+            Vector2::new(8.0, 9.0),
+            Vector2::new(15.0, 2.0),
+            Vector2::new(20.0, -5.0),
+        ];
+        // (calibration, noise variance, whether six nearby viewpoints make it unimodal)
+        let cases = [
+            (CalibrationPrior::EXACT, 0.05f64 * 0.05, true),
+            // an arc ~14 m wide: it stays at 2 m cells (6 000 of them)
+            (CalibrationPrior { scale: 1.02, scale_std: 0.1, offset_m: 0.3, offset_std_m: 1.0 }, 0.5 * 0.5, false),
+        ];
+        for (cal, var, unimodal) in cases {
+            let mut g = InitialisationGrid::new(Vector2::zeros(), 100.0, 0.5, NoiseShape::Gaussian, cal).unwrap();
+            assert!(g.cell_m() > 0.5 && g.active_cells() <= MAX_ACTIVE_CELLS);
+            let ranges: Vec<(Vector2<f64>, f64)> =
+                sensors.iter().map(|x| (*x, cal.scale * (truth - x).norm() + cal.offset_m)).collect();
+            for (k, (x, z)) in ranges.iter().enumerate() {
+                g.add_range(*x, *z, var).unwrap();
+                assert!(g.active_cells() <= MAX_ACTIVE_CELLS, "{} cells", g.active_cells());
+                // Dense reference over the disc's 0.5 m cells, the first k + 1 ranges.
+                let n = 400usize;
+                let origin = Vector2::repeat(-0.5 * (n as f64 - 1.0) * 0.5);
+                let mut cells = Vec::new();
+                for iy in 0..n {
+                    for ix in 0..n {
+                        let y = origin + Vector2::new(ix as f64, iy as f64) * 0.5;
+                        if y.norm_squared() <= 100.0 * 100.0 {
+                            let l: f64 = ranges[..=k].iter().map(|(x, z)| gaussian_log_likelihood(&y, x, *z, var, &cal)).sum();
+                            cells.push((y, l));
+                        }
+                    }
+                }
+                let max = cells.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
+                let (mut total, mut outside, mut mean, mut second) = (0.0, 0.0, Vector2::zeros(), Matrix2::zeros());
+                let half = 0.5 * g.cell_m();
+                let covered = |y: &Vector2<f64>| {
+                    g.active.iter().any(|&(c, _, _)| {
+                        let d = y - g.centre_of(c);
+                        d.x.abs() <= half + 1e-9 && d.y.abs() <= half + 1e-9
+                    })
+                };
+                for (y, l) in &cells {
+                    let w = (l - max).exp();
+                    total += w;
+                    mean += y * w;
+                    second += y * y.transpose() * w;
+                    if w > 1e-30 && !covered(y) {
+                        outside += w;
+                    }
+                }
+                assert!(outside / total < 1e-12, "range {k}: mass {} outside the grid's cells", outside / total);
+                let mean = mean / total;
+                let cov = second / total - mean * mean.transpose() + Matrix2::identity() * (0.25 / 12.0);
+                let m = g.moments();
+                let std = cov.symmetric_eigenvalues().max().sqrt();
+                // A coarse level is the midpoint rule on cells of 2^ℓ × 0.5 m: the mean
+                // within 1 % of a cell, the spread within 1 % + the Sheppard terms.
+                assert!((m.mean - mean).norm() < 0.01 * g.cell_m(), "range {k}: {} vs {}", m.mean, mean);
+                assert!((g.largest_std_m() - std).abs() < 0.01 * std + g.cell_m() / 12f64.sqrt(), "range {k}: {} vs {std}", g.largest_std_m());
+            }
+            if unimodal {
+                assert!((g.cell_m() - 0.5).abs() < 1e-12, "refined to the configured cell: {}", g.cell_m());
+                assert!((g.moments().mean - truth).norm() < 0.5, "{}", g.moments().mean);
+            }
+        }
+    }
+
+    /// The pruning bound: for random cells and ranges, no point of the cell has a
+    /// larger log-likelihood than the bound (checked on a 21 × 21 lattice of the cell),
+    /// for each noise shape.
+    #[test]
+    fn the_cell_bound_is_an_upper_bound() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let cal = CalibrationPrior { scale: 1.05, scale_std: 0.05, offset_m: 0.5, offset_std_m: 0.3 };
+        for shape in [NoiseShape::Gaussian, NoiseShape::Huber { threshold_sigma: 2.0 }, NoiseShape::StudentT { dof: 3.0 }] {
+            let g = InitialisationGrid::new(Vector2::zeros(), 10.0, 0.1, shape, cal).unwrap();
+            for _ in 0..2000 {
+                let y = Vector2::new(rng.random_range(-20.0..20.0), rng.random_range(-20.0..20.0));
+                let x = Vector2::new(rng.random_range(-20.0..20.0), rng.random_range(-20.0..20.0));
+                let z = rng.random_range(0.0..40.0);
+                let var = rng.random_range(0.001..1.0);
+                let side = rng.random_range(0.1..8.0);
+                let (_, upper) = g.log_likelihood_bounds(&y, side * std::f64::consts::FRAC_1_SQRT_2, &x, z, var);
+                for i in 0..21 {
+                    for j in 0..21 {
+                        let p = y + Vector2::new(i as f64 / 20.0 - 0.5, j as f64 / 20.0 - 0.5) * side;
+                        let (at, _) = g.log_likelihood_bounds(&p, 0.0, &x, z, var);
+                        assert!(at <= upper + 1e-9, "{at} > {upper}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
