@@ -16,6 +16,7 @@
 
 use landmark_flow::localizer::drift::OdometryErrorConfig;
 use landmark_flow::replay::synthetic::{SyntheticBag, SyntheticOdometryError};
+use nalgebra::Vector2;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,6 +54,11 @@ Odometry error (all default 0 = odometry equals the true pose):
                                    noise keeps its own seed, 7)
 
 Other:
+  --landmarks N                    N landmarks on a square lattice over +-60 m
+                                   (ids lm_0..lm_{N-1}) instead of a, b, c: every
+                                   one is heard once per N/10 s, so with
+                                   unknown_landmarks: initialise most are being
+                                   initialised at once (issue 14's memory case)
   --ground-truth FILE              also write the true landmark positions as YAML for
                                    `landmark_flow_replay --ground-truth FILE`
   -h, --help                       this text
@@ -64,6 +70,16 @@ struct Args {
     sqlite: bool,
     error: SyntheticOdometryError,
     ground_truth: Option<PathBuf>,
+    landmarks: Option<usize>,
+}
+
+/// `n` landmarks on the smallest square lattice that holds them, spanning ±60 m.
+fn lattice(n: usize) -> Vec<(String, Vector2<f64>)> {
+    let side = (n as f64).sqrt().ceil().max(2.0) as usize;
+    let spacing_m = 120.0 / (side - 1) as f64;
+    (0..n)
+        .map(|i| (format!("lm_{i}"), Vector2::new((i % side) as f64, (i / side) as f64) * spacing_m - Vector2::repeat(60.0)))
+        .collect()
 }
 
 fn number(flag: &str, value: Option<&String>) -> Result<f64, String> {
@@ -86,6 +102,7 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut positional = Vec::new();
     let mut error = SyntheticOdometryError::default();
     let mut ground_truth = None;
+    let mut landmarks = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let n = &mut error.noise;
@@ -108,6 +125,10 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
                 let v = it.next().ok_or("--odometry-seed needs a value")?;
                 error.seed = v.parse().map_err(|_| format!("--odometry-seed: `{v}` is not an unsigned integer"))?;
             }
+            "--landmarks" => {
+                let v = it.next().ok_or("--landmarks needs a value")?;
+                landmarks = Some(v.parse().ok().filter(|&n: &usize| n >= 1).ok_or_else(|| format!("--landmarks: `{v}` is not a positive integer"))?);
+            }
             "--ground-truth" => ground_truth = Some(PathBuf::from(it.next().ok_or("--ground-truth needs a file")?)),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => positional.push(a.clone()),
@@ -127,7 +148,7 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
     if positional.len() > 3 {
         return Err(format!("unexpected argument `{}`", positional[3]));
     }
-    Ok(Some(Args { out, duration_s, sqlite, error, ground_truth }))
+    Ok(Some(Args { out, duration_s, sqlite, error, ground_truth, landmarks }))
 }
 
 fn main() -> ExitCode {
@@ -143,7 +164,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let bag = SyntheticBag { duration_s: args.duration_s, odometry_error: args.error, ..Default::default() };
+    let mut bag = SyntheticBag { duration_s: args.duration_s, odometry_error: args.error, ..Default::default() };
+    if let Some(n) = args.landmarks {
+        bag.landmarks = lattice(n);
+    }
     let written = if args.sqlite { bag.write_sqlite(&args.out) } else { bag.write_mcap(&args.out) };
     let written = written.map_err(|e| e.to_string()).and_then(|()| match &args.ground_truth {
         Some(p) => std::fs::write(p, bag.ground_truth_yaml()).map_err(|e| format!("{}: {e}", p.display())),
