@@ -57,7 +57,9 @@ pub struct InitialisationConfig {
     /// The landmark is within this distance of the sensor position of its first
     /// range, metres (the grid's extent).
     pub region_radius_m: f64,
-    /// Grid cell side, metres.
+    /// Grid cell side at full resolution, metres. A grid starts on cells 2^ℓ times
+    /// larger (at most `estimator::initialisation::MAX_ACTIVE_CELLS` of them) and is
+    /// refined to this as its posterior narrows.
     pub cell_m: f64,
     /// Tracking starts when the grid posterior's largest standard deviation is at
     /// most this, metres...
