@@ -653,6 +653,36 @@ fn dropping_the_core_does_not_wait_for_a_running_plan() {
     done.recv_timeout(Duration::from_secs(5)).expect("dropping the core waited for the blocked plan");
 }
 
+/// A plan function that panics (a bug) on the thread: its request ends as a failure
+/// naming the panic, so the scheduler stops awaiting it and the next odometry asks for
+/// a plan again at once (not only the re-plan timer), which then succeeds.
+#[test]
+fn a_panicking_plan_fails_that_request_and_planning_goes_on() {
+    let calls = Arc::new(Mutex::new(0));
+    let counter = calls.clone();
+    let planner: PlanFn = Arc::new(move |request: &PlanRequest| {
+        let first = {
+            let mut n = counter.lock().unwrap();
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            panic!("injected planner bug");
+        }
+        plan(request)
+    });
+    let mut core = NodeCore::new(&config(0.0)).unwrap().with_background_planner(planner);
+    core.handle(1.0, odom(1.0, 0.0, 0.0)); // request 0: panics on the thread
+    assert!(core.wait_for_planner(WAIT));
+    let out = core.handle(1.1, Input::Tick);
+    let failure = out.iter().find_map(|o| if let Output::PlanFailed { error, .. } = o { Some(error.to_string()) } else { None });
+    assert!(failure.as_deref().is_some_and(|e| e.contains("injected planner bug")), "{out:?}");
+    core.handle(1.2, odom(1.2, 0.0, 0.0)); // no goal and none awaited: request 1
+    assert!(core.wait_for_planner(WAIT));
+    assert_eq!(goal_updates(&core.handle(1.3, Input::Tick)).len(), 1);
+    assert_eq!(*calls.lock().unwrap(), 2);
+}
+
 /// A run-time parameter change reaches the next request, not the one running.
 #[test]
 fn a_reconfiguration_applies_to_the_next_background_plan() {

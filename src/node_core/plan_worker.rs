@@ -12,6 +12,7 @@
 //! (the thread ends after that plan, or with the process).
 
 use crate::goal_scheduler::{PlanFailure, PlanRequest, PlannedGoal};
+use crate::planner::PlannerError;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -141,14 +142,21 @@ fn run(shared: &Shared, plan: &PlanFn) {
                 s = shared.changed.wait(s).unwrap_or_else(|e| e.into_inner());
             }
         };
-        // A panicking plan function must not leave `running` set (wait_idle would hang).
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan(&request)));
+        // A panicking plan function must neither leave `running` set (wait_idle would
+        // hang) nor swallow the outcome (the scheduler would await it for ever, and only
+        // the re-plan timer would ask again): it finishes as a failure.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan(&request))).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            Err(PlanFailure { landmark_id: request.landmark_id.clone(), error: PlannerError::Panicked(message) })
+        });
         let mut s = shared.lock();
         s.running = false;
-        if let Ok(outcome) = outcome {
-            if s.generation == generation && !s.stop {
-                s.finished.push((request, outcome));
-            }
+        if s.generation == generation && !s.stop {
+            s.finished.push((request, outcome));
         }
         drop(s);
         shared.changed.notify_all();

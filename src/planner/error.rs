@@ -25,6 +25,10 @@ pub enum PlannerError {
     /// The belief is not publishable (non-finite mean, covariance not SPD).
     #[error("belief rejected: {0}")]
     InvalidBelief(#[from] EstimatorError),
+    /// The plan function panicked (a bug): the planning thread reports it as this
+    /// failure, with the panic's message, so the request does not stay awaited.
+    #[error("the planner failed unexpectedly (a bug; please report it): {0}")]
+    Panicked(String),
     /// A plan over several landmarks was asked for with none.
     #[error("no landmark belief to plan for")]
     NoLandmarks,
