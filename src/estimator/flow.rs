@@ -574,3 +574,237 @@ pub fn kl_gradient<const D: usize, M: MeasurementModel<D>>(
         cov: -(cov_inv - prior_precision + hessian) * 0.5,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimator::cubature::{antithetic_normal_nodes, gauss_hermite_nodes};
+    use crate::estimator::model::{CalibratedRangeModel, JointRangeModel, NoiseShape, RangeModel};
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// ℓ(r) and ℓ′(r), written out from the densities' formulas (independent of
+    /// `ScalarNoise`).
+    fn reference_slopes(shape: NoiseShape, var: f64, r: f64) -> (f64, f64) {
+        let pi = std::f64::consts::PI;
+        match shape {
+            NoiseShape::Gaussian => (-0.5 * (2.0 * pi * var).ln() - r * r / (2.0 * var), -r / var),
+            NoiseShape::StudentT { dof } => {
+                let ln_gamma = crate::estimator::model::ln_gamma;
+                let c = ln_gamma((dof + 1.0) / 2.0) - ln_gamma(dof / 2.0) - 0.5 * (pi * dof * var).ln();
+                (c - (dof + 1.0) / 2.0 * (1.0 + r * r / (dof * var)).ln(), -(dof + 1.0) * r / (dof * var + r * r))
+            }
+            NoiseShape::Huber { threshold_sigma: k } => {
+                let sigma = var.sqrt();
+                let c = -0.5 * (2.0 * pi * var).ln();
+                if r.abs() <= k * sigma {
+                    (c - r * r / (2.0 * var), -r / var)
+                } else {
+                    (c - k * r.abs() / sigma + k * k / 2.0, if r > 0.0 { -k / sigma } else { k / sigma })
+                }
+            }
+        }
+    }
+
+    /// The sums of [`Expectations`] node by node in plain scalar code, with the sums of
+    /// the terms' absolute values (the scale of a reassociation error).
+    fn reference_expectations<const D: usize>(
+        it: &Iterate<D>,
+        nodes: &[StandardNode<D>],
+        point: impl Fn(&[f64; D]) -> (f64, [f64; D]),
+    ) -> ([f64; 2], [[f64; 2]; D], [[[f64; 2]; D]; D]) {
+        let mut l = [0.0; 2];
+        let mut g = [[0.0; 2]; D];
+        let mut eg = [[[0.0; 2]; D]; D];
+        for node in nodes {
+            let mut s = [0.0; D];
+            for (k, sk) in s.iter_mut().enumerate() {
+                *sk = it.mean[k] + (0..D).map(|m| it.l_inv_t[(k, m)] * node.point[m]).sum::<f64>();
+            }
+            let (lj, gj) = point(&s);
+            let add = |acc: &mut [f64; 2], v: f64| {
+                acc[0] += v;
+                acc[1] += v.abs();
+            };
+            add(&mut l, node.weight * lj);
+            for b in 0..D {
+                add(&mut g[b], node.weight * gj[b]);
+                for k in 0..D {
+                    add(&mut eg[k][b], node.weight * node.point[k] * gj[b]);
+                }
+            }
+        }
+        (l, g, eg)
+    }
+
+    fn assert_close<const D: usize>(e: &Expectations<D>, reference: ([f64; 2], [[f64; 2]; D], [[[f64; 2]; D]; D])) {
+        let close = |what: &str, got: f64, [want, scale]: [f64; 2]| {
+            assert!((got - want).abs() <= 1e-12 * (scale + 1e-300), "{what}: kernel {got:e}, scalar {want:e} (terms' scale {scale:e})");
+        };
+        let (l, g, eg) = reference;
+        close("E[ln p]", e.log_lik, l);
+        for b in 0..D {
+            close("E[∇ ln p]", e.grad[b], g[b]);
+            for k in 0..D {
+                close("E[ε ∇ ln pᵀ]", e.eps_grad[(k, b)], eg[k][b]);
+            }
+        }
+    }
+
+    fn iterate<const D: usize>(mean: SVector<f64, D>, l_cov: SMatrix<f64, D, D>) -> Iterate<D> {
+        let cov = l_cov * l_cov.transpose() + SMatrix::<f64, D, D>::identity() * 1e-3;
+        let precision = cov.cholesky().expect("SPD").inverse();
+        let (chol, precision) = Iterate::from_precision(precision).expect("SPD precision");
+        Iterate::new(mean, &chol, precision).expect("finite iterate")
+    }
+
+    fn shape_strategy() -> impl Strategy<Value = NoiseShape> {
+        prop_oneof![
+            Just(NoiseShape::Gaussian),
+            (1.0..10.0f64).prop_map(|dof| NoiseShape::StudentT { dof }),
+            (0.3..3.0f64).prop_map(|threshold_sigma| NoiseShape::Huber { threshold_sigma }),
+        ]
+    }
+
+    /// Monte-Carlo node sets of every size up to a few blocks (partial last blocks), or
+    /// a Gauss–Hermite rule.
+    fn nodes<const D: usize>(count: usize, seed: u64) -> Vec<StandardNode<D>> {
+        if count == 0 {
+            gauss_hermite_nodes::<D>(3 + (seed % 3) as usize)
+        } else {
+            antithetic_normal_nodes::<D, _>(count, &mut StdRng::seed_from_u64(seed))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The vectorised range kernel against a scalar evaluation written here, on
+        /// random beliefs, ranges, noise shapes and node sets.
+        #[test]
+        fn range_kernel_equals_scalar_evaluation(
+            mean in prop::array::uniform2(-20.0..20.0f64),
+            l_cov in prop::array::uniform4(-4.0..4.0f64),
+            sensor in prop::array::uniform2(-20.0..20.0f64),
+            range_m in 0.0..40.0f64,
+            var in 0.01..10.0f64,
+            shape in shape_strategy(),
+            count in 0usize..130,
+            seed in any::<u64>(),
+        ) {
+            let it = iterate(SVector::<f64, 2>::from(mean), SMatrix::<f64, 2, 2>::from_column_slice(&l_cov));
+            let model = RangeModel::new(SVector::<f64, 2>::from(sensor), range_m, var, shape).unwrap();
+            let nodes = nodes::<2>(count, seed);
+            let reference = reference_expectations(&it, &nodes, |s| {
+                let delta = [s[0] - sensor[0], s[1] - sensor[1]];
+                let d = (delta[0] * delta[0] + delta[1] * delta[1]).sqrt();
+                let (l, dl) = reference_slopes(shape, var, range_m - d);
+                (l, [-dl * delta[0] / d, -dl * delta[1] / d])
+            });
+            assert_close(&expectations(&model, &it, &nodes), reference);
+        }
+
+        /// The same for the calibrated 4-D state θ = (y, s, b): h = s‖y − x‖ + b.
+        #[test]
+        fn calibrated_kernel_equals_scalar_evaluation(
+            mean in prop::array::uniform2(-20.0..20.0f64),
+            calibration in (0.8..1.2f64, -1.0..1.0f64),
+            l_cov in prop::array::uniform16(-2.0..2.0f64),
+            sensor in prop::array::uniform2(-20.0..20.0f64),
+            range_m in 0.0..40.0f64,
+            var in 0.01..10.0f64,
+            shape in shape_strategy(),
+            count in 0usize..130,
+            seed in any::<u64>(),
+        ) {
+            let mean = SVector::<f64, 4>::new(mean[0], mean[1], calibration.0, calibration.1);
+            let mut l_cov = SMatrix::<f64, 4, 4>::from_column_slice(&l_cov);
+            // Calibration spreads of a few per cent and decimetres, as in use.
+            l_cov.row_mut(2).scale_mut(0.02);
+            l_cov.row_mut(3).scale_mut(0.1);
+            let it = iterate(mean, l_cov);
+            let model = CalibratedRangeModel::new(SVector::<f64, 2>::from(sensor), range_m, var, shape).unwrap();
+            let nodes = nodes::<4>(count, seed);
+            let reference = reference_expectations(&it, &nodes, |t| {
+                let delta = [t[0] - sensor[0], t[1] - sensor[1]];
+                let d = (delta[0] * delta[0] + delta[1] * delta[1]).sqrt();
+                let (l, dl) = reference_slopes(shape, var, range_m - (t[2] * d + t[3]));
+                (l, [-dl * t[2] * delta[0] / d, -dl * t[2] * delta[1] / d, -dl * d, -dl])
+            });
+            assert_close(&expectations(&model, &it, &nodes), reference);
+        }
+
+        /// A batch of ranges (two slices) in 3-D: the sum of the ranges' terms.
+        #[test]
+        fn batch_kernel_equals_scalar_evaluation(
+            mean in prop::array::uniform3(-10.0..10.0f64),
+            l_cov in prop::array::uniform9(-3.0..3.0f64),
+            sensors in prop::array::uniform3(prop::array::uniform3(-10.0..10.0f64)),
+            ranges in prop::array::uniform3(0.0..20.0f64),
+            count in 0usize..100,
+            seed in any::<u64>(),
+        ) {
+            let it = iterate(SVector::<f64, 3>::from(mean), SMatrix::<f64, 3, 3>::from_column_slice(&l_cov));
+            let models: Vec<_> = (0..3)
+                .map(|i| RangeModel::new(SVector::<f64, 3>::from(sensors[i]), ranges[i], 0.5, NoiseShape::Gaussian).unwrap())
+                .collect();
+            let nodes = nodes::<3>(count, seed);
+            let reference = reference_expectations(&it, &nodes, |s| {
+                let (mut l, mut g) = (0.0, [0.0; 3]);
+                for (x, z) in sensors.iter().zip(ranges) {
+                    let delta = [s[0] - x[0], s[1] - x[1], s[2] - x[2]];
+                    let d = delta.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    let (lk, dl) = reference_slopes(NoiseShape::Gaussian, 0.5, z - d);
+                    l += lk;
+                    for k in 0..3 {
+                        g[k] += -dl * delta[k] / d;
+                    }
+                }
+                (l, g)
+            });
+            assert_close(&expectations(&MeasurementBatch(&models[..2], &models[2..]), &it, &nodes), reference);
+        }
+    }
+
+    /// Models without a block form (here the 5-D joint range) go point by point through
+    /// the same sums.
+    #[test]
+    fn point_by_point_default_equals_scalar_evaluation() {
+        let model = JointRangeModel::<5>::new(SVector::<f64, 2>::new(1.5, -0.7), 4.0, 0.3, NoiseShape::Gaussian).unwrap();
+        let mean = SVector::<f64, 5>::from_column_slice(&[0.3, -0.2, 0.4, 3.0, 2.0]);
+        let it = iterate(mean, SMatrix::<f64, 5, 5>::identity() * 0.3);
+        for count in [1, 31, 32, 33, 256] {
+            let nodes = nodes::<5>(count, 7);
+            let reference = reference_expectations(&it, &nodes, |s| {
+                let (l, g) = model.log_likelihood_gradient(&SVector::<f64, 5>::from_column_slice(s));
+                (l, g.into())
+            });
+            assert_close(&expectations(&model, &it, &nodes), reference);
+        }
+    }
+
+    /// The run-time choice of the AVX2 build changes no bit of the sums (so results do
+    /// not depend on the machine), also with a landmark on the sensor (distance floor).
+    #[test]
+    fn avx2_and_baseline_kernels_agree_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            let it = iterate(SVector::<f64, 2>::new(1.0, 1.0), SMatrix::<f64, 2, 2>::new(2.0, 0.0, -0.5, 1.5));
+            let mut nodes = nodes::<2>(255, 3);
+            nodes.push(StandardNode { point: SVector::zeros(), weight: 0.0 });
+            for shape in [NoiseShape::Gaussian, NoiseShape::StudentT { dof: 4.0 }, NoiseShape::Huber { threshold_sigma: 1.0 }] {
+                for sensor in [SVector::<f64, 2>::new(0.0, 0.0), SVector::<f64, 2>::new(1.0, 1.0)] {
+                    let model = RangeModel::new(sensor, 3.0, 2.0, shape).unwrap();
+                    let base = expectations_blocks(&model, &it, &nodes);
+                    // SAFETY: the features were detected above.
+                    let wide = unsafe { expectations_avx2(&model, &it, &nodes) };
+                    assert_eq!(base.log_lik.to_bits(), wide.log_lik.to_bits());
+                    assert!(base.grad.iter().zip(wide.grad.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
+                    assert!(base.eps_grad.iter().zip(wide.eps_grad.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
+                    assert!(base.log_lik.is_finite() && base.grad.iter().all(|v| v.is_finite()));
+                }
+            }
+        }
+    }
+}

@@ -116,41 +116,20 @@ impl ScalarNoise {
         }
     }
 
-    /// ℓ(rⱼ) and ℓ′(rⱼ) for the first `n` residuals of a block (`n` ≤ [`BLOCK`]), into `l`
-    /// and `dl`: a loop over the points without branches for the Gaussian and Huber
-    /// shapes, so that it vectorises (Student-t's ln(1+x) is a library call: point by
-    /// point). Equal to [`ScalarNoise::log_density_derivatives`] up to rounding: 1/σ²
-    /// and 1/σ are multiplied instead of divided by.
+    /// Runs `job` with this density's (ℓ(r), ℓ′(r)) as a [`Slopes`] value of the shape's
+    /// own type, so that a loop over many residuals matches the shape once and compiles
+    /// without branches for the Gaussian and Huber shapes (and so vectorises;
+    /// Student-t's ln(1+x) is a library call, one residual at a time).
     #[inline(always)]
-    pub fn log_density_slopes_block(&self, n: usize, r: &Block, l: &mut Block, dl: &mut Block) {
-        let n = n.min(BLOCK);
+    fn with_slopes<J: SlopesJob>(&self, job: J) -> J::Output {
         let c = self.log_normaliser;
         let inv_var = 1.0 / self.var;
         match self.shape {
-            NoiseShape::Gaussian => {
-                for j in 0..n {
-                    l[j] = c - 0.5 * r[j] * r[j] * inv_var;
-                    dl[j] = -r[j] * inv_var;
-                }
-            }
-            NoiseShape::StudentT { .. } => {
-                for j in 0..n {
-                    (l[j], dl[j], _) = self.log_density_derivatives(r[j]);
-                }
-            }
+            NoiseShape::Gaussian => job.run(GaussianSlopes { c, inv_var }),
+            NoiseShape::StudentT { .. } => job.run(ExactSlopes(*self)),
             NoiseShape::Huber { threshold_sigma } => {
-                let k = threshold_sigma;
                 let sigma = self.var.sqrt();
-                let inv_sigma = 1.0 / sigma;
-                let bound = k * sigma;
-                for j in 0..n {
-                    let inside = r[j].abs() <= bound;
-                    let (quadratic, quadratic_slope) = (c - 0.5 * r[j] * r[j] * inv_var, -r[j] * inv_var);
-                    let linear = c - (k * r[j].abs() * inv_sigma - 0.5 * k * k);
-                    let linear_slope = -k * 1f64.copysign(r[j]) * inv_sigma;
-                    l[j] = if inside { quadratic } else { linear };
-                    dl[j] = if inside { quadratic_slope } else { linear_slope };
-                }
+                job.run(HuberSlopes { c, inv_var, k: threshold_sigma, inv_sigma: 1.0 / sigma, bound: threshold_sigma * sigma })
             }
         }
     }
@@ -163,6 +142,66 @@ impl ScalarNoise {
             NoiseShape::StudentT { .. } => 3.0 * self.var,
             _ => self.var,
         }
+    }
+}
+
+/// (ℓ(r), ℓ′(r)) of one noise density, for loops over many residuals. Equal to
+/// [`ScalarNoise::log_density_derivatives`] up to rounding (1/σ² and 1/σ are multiplied
+/// instead of divided by).
+trait Slopes: Copy {
+    fn at(&self, r: f64) -> (f64, f64);
+}
+
+/// Something to run with the [`Slopes`] of a density ([`ScalarNoise::with_slopes`]).
+trait SlopesJob {
+    type Output;
+    fn run<S: Slopes>(self, slopes: S) -> Self::Output;
+}
+
+#[derive(Clone, Copy)]
+struct GaussianSlopes {
+    c: f64,
+    inv_var: f64,
+}
+
+impl Slopes for GaussianSlopes {
+    #[inline(always)]
+    fn at(&self, r: f64) -> (f64, f64) {
+        (self.c - 0.5 * r * r * self.inv_var, -r * self.inv_var)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct HuberSlopes {
+    c: f64,
+    inv_var: f64,
+    k: f64,
+    inv_sigma: f64,
+    /// kσ.
+    bound: f64,
+}
+
+impl Slopes for HuberSlopes {
+    /// Both branches, then a select: no branch in the loop.
+    #[inline(always)]
+    fn at(&self, r: f64) -> (f64, f64) {
+        let Self { c, inv_var, k, inv_sigma, bound } = *self;
+        let inside = r.abs() <= bound;
+        let quadratic = (c - 0.5 * r * r * inv_var, -r * inv_var);
+        let linear = (c - (k * r.abs() * inv_sigma - 0.5 * k * k), -k * 1f64.copysign(r) * inv_sigma);
+        (if inside { quadratic.0 } else { linear.0 }, if inside { quadratic.1 } else { linear.1 })
+    }
+}
+
+/// The point form itself (Student-t).
+#[derive(Clone, Copy)]
+struct ExactSlopes(ScalarNoise);
+
+impl Slopes for ExactSlopes {
+    #[inline(always)]
+    fn at(&self, r: f64) -> (f64, f64) {
+        let (l, dl, _) = self.0.log_density_derivatives(r);
+        (l, dl)
     }
 }
 
@@ -221,18 +260,15 @@ pub trait MeasurementModel<const D: usize> {
     }
 }
 
-/// Distances d[j] = ‖sⱼ − x‖ of the first `n` points of a block (coordinates `s[k][j]`,
-/// k < D) from a sensor at x.
+/// ‖sⱼ − x‖ for point j of a block (coordinates `s[k][j]`, k < D).
 #[inline(always)]
-fn distance_block<const D: usize>(s: &[Block], x: &SVector<f64, D>, n: usize, d: &mut Block) {
-    for j in 0..n.min(BLOCK) {
-        let mut squared = 0.0;
-        for k in 0..D {
-            let delta = s[k][j] - x[k];
-            squared += delta * delta;
-        }
-        d[j] = squared.sqrt();
+fn distance<const D: usize>(s: &[Block], x: &SVector<f64, D>, j: usize) -> f64 {
+    let mut squared = 0.0;
+    for k in 0..D {
+        let delta = s[k][j] - x[k];
+        squared += delta * delta;
     }
+    squared.sqrt()
 }
 
 /// 1/d, or 0 below [`RANGE_DISTANCE_FLOOR_M`] (the subgradient 0 of ∇h at the sensor),
@@ -300,25 +336,34 @@ impl<const D: usize> MeasurementModel<D> for RangeModel<D> {
         let (d, u) = self.predict(s);
         (SMatrix::identity() - u * u.transpose()) / d.max(RANGE_DISTANCE_FLOOR_M)
     }
-    /// ℓ(z − d) and −ℓ′(z − d)·(s − x)/d (0 below the distance floor), point by point.
+    /// ℓ(z − d) and −ℓ′(z − d)·(s − x)/d (0 below the distance floor), point by point in
+    /// one branch-free loop.
     #[inline(always)]
     fn log_likelihood_gradient_block(&self, s: &[Block; D], n: usize, l: &mut Block, grad: &mut [Block; D]) {
-        let n = n.min(BLOCK);
-        let x = &self.sensor_position;
-        let mut d = [0.0; BLOCK];
-        distance_block(s, x, n, &mut d);
-        let mut r = [0.0; BLOCK];
-        for j in 0..n {
-            r[j] = self.range_m - d[j];
+        struct Job<'a, const D: usize> {
+            model: &'a RangeModel<D>,
+            s: &'a [Block; D],
+            n: usize,
+            l: &'a mut Block,
+            grad: &'a mut [Block; D],
         }
-        let mut dl = [0.0; BLOCK];
-        self.noise.log_density_slopes_block(n, &r, l, &mut dl);
-        for j in 0..n {
-            let factor = -dl[j] * inverse_distance(d[j]);
-            for k in 0..D {
-                grad[k][j] = (s[k][j] - x[k]) * factor;
+        impl<const D: usize> SlopesJob for Job<'_, D> {
+            type Output = ();
+            #[inline(always)]
+            fn run<S: Slopes>(self, slopes: S) {
+                let x = &self.model.sensor_position;
+                for j in 0..self.n.min(BLOCK) {
+                    let d = distance(self.s, x, j);
+                    let (l, dl) = slopes.at(self.model.range_m - d);
+                    self.l[j] = l;
+                    let factor = -dl * inverse_distance(d);
+                    for k in 0..D {
+                        self.grad[k][j] = (self.s[k][j] - x[k]) * factor;
+                    }
+                }
             }
         }
+        self.noise.with_slopes(Job { model: self, s, n, l, grad });
     }
 }
 
@@ -386,27 +431,37 @@ impl MeasurementModel<4> for CalibratedRangeModel {
         h.fixed_view_mut::<1, 2>(2, 0).copy_from(&u.transpose());
         h
     }
-    /// ℓ(r) and −ℓ′(r)·(s·(y − x)/d, d, 1) with r = z − s·d − b, point by point.
+    /// ℓ(r) and −ℓ′(r)·(s·(y − x)/d, d, 1) with r = z − s·d − b, point by point in one
+    /// branch-free loop.
     #[inline(always)]
     fn log_likelihood_gradient_block(&self, theta: &[Block; 4], n: usize, l: &mut Block, grad: &mut [Block; 4]) {
-        let n = n.min(BLOCK);
-        let x = &self.sensor_position;
-        let mut d = [0.0; BLOCK];
-        distance_block(&theta[..2], x, n, &mut d);
-        let mut r = [0.0; BLOCK];
-        for j in 0..n {
-            r[j] = self.range_m - (theta[2][j] * d[j] + theta[3][j]);
+        struct Job<'a> {
+            model: &'a CalibratedRangeModel,
+            theta: &'a [Block; 4],
+            n: usize,
+            l: &'a mut Block,
+            grad: &'a mut [Block; 4],
         }
-        let mut dl = [0.0; BLOCK];
-        self.noise.log_density_slopes_block(n, &r, l, &mut dl);
-        for j in 0..n {
-            let slope = -dl[j];
-            let factor = slope * theta[2][j] * inverse_distance(d[j]);
-            grad[0][j] = (theta[0][j] - x[0]) * factor;
-            grad[1][j] = (theta[1][j] - x[1]) * factor;
-            grad[2][j] = slope * d[j];
-            grad[3][j] = slope;
+        impl SlopesJob for Job<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<S: Slopes>(self, slopes: S) {
+                let x = &self.model.sensor_position;
+                let theta = self.theta;
+                for j in 0..self.n.min(BLOCK) {
+                    let d = distance(&theta[..2], x, j);
+                    let (l, dl) = slopes.at(self.model.range_m - (theta[2][j] * d + theta[3][j]));
+                    self.l[j] = l;
+                    let slope = -dl;
+                    let factor = slope * theta[2][j] * inverse_distance(d);
+                    self.grad[0][j] = (theta[0][j] - x[0]) * factor;
+                    self.grad[1][j] = (theta[1][j] - x[1]) * factor;
+                    self.grad[2][j] = slope * d;
+                    self.grad[3][j] = slope;
+                }
+            }
         }
+        self.noise.with_slopes(Job { model: self, theta, n, l, grad });
     }
 }
 
