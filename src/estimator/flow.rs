@@ -107,7 +107,7 @@ struct Expectations<const D: usize> {
 fn expectations<const D: usize, M: LogLikelihood<D>>(
     model: &M,
     it: &Iterate<D>,
-    nodes: &[StandardNode<D>],
+    nodes: &NodeBlocks<'_, D>,
 ) -> Expectations<D> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -128,14 +128,51 @@ fn expectations<const D: usize, M: LogLikelihood<D>>(
 unsafe fn expectations_avx2<const D: usize, M: LogLikelihood<D>>(
     model: &M,
     it: &Iterate<D>,
-    nodes: &[StandardNode<D>],
+    nodes: &NodeBlocks<'_, D>,
 ) -> Expectations<D> {
     expectations_blocks(model, it, nodes)
 }
 
+/// The nodes of one flow update in blocks of [`BLOCK`], the first [`SOA_BLOCKS`] of
+/// them also in coordinate arrays (εᵏⱼ, wⱼ), copied once since the nodes are the same
+/// at every iteration (the rest are copied block by block at each evaluation).
+struct NodeBlocks<'a, const D: usize> {
+    nodes: &'a [StandardNode<D>],
+    soa: [([Block; D], Block); SOA_BLOCKS],
+}
+
+/// Blocks of [`NodeBlocks`] kept in coordinate arrays: 256 nodes, the default sample
+/// count (6 KiB of stack in 2-D).
+const SOA_BLOCKS: usize = 8;
+
+impl<'a, const D: usize> NodeBlocks<'a, D> {
+    fn new(nodes: &'a [StandardNode<D>]) -> Self {
+        let mut soa = [([[0.0; BLOCK]; D], [0.0; BLOCK]); SOA_BLOCKS];
+        for (block, arrays) in nodes.chunks(BLOCK).zip(soa.iter_mut()) {
+            gather(block, arrays);
+        }
+        Self { nodes, soa }
+    }
+
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+/// Copies a block of nodes into coordinate arrays: ε[k][j] = εⱼₖ, w[j] = wⱼ.
+#[inline(always)]
+fn gather<const D: usize>(block: &[StandardNode<D>], (eps, w): &mut ([Block; D], Block)) {
+    for (j, node) in block.iter().enumerate().take(BLOCK) {
+        for k in 0..D {
+            eps[k][j] = node.point[k];
+        }
+        w[j] = node.weight;
+    }
+}
+
 /// The kernel of [`expectations`], in struct-of-arrays form so that the compiler
-/// vectorises it: the nodes in blocks of [`BLOCK`], each block copied into coordinate
-/// arrays (εᵏⱼ, wⱼ), mapped to sⱼ = μ + L⁻ᵀεⱼ, evaluated by
+/// vectorises it: the nodes in blocks of [`BLOCK`] in coordinate arrays (εᵏⱼ, wⱼ)
+/// ([`NodeBlocks`]), mapped to sⱼ = μ + L⁻ᵀεⱼ, evaluated by
 /// [`LogLikelihood::log_likelihood_and_gradient_block`], and added into one partial sum
 /// per position j in the block (element-wise, so a vector lane computes exactly what a
 /// scalar would); the partial sums are added in a fixed order at the end. The order of
@@ -145,25 +182,25 @@ unsafe fn expectations_avx2<const D: usize, M: LogLikelihood<D>>(
 fn expectations_blocks<const D: usize, M: LogLikelihood<D>>(
     model: &M,
     it: &Iterate<D>,
-    nodes: &[StandardNode<D>],
+    nodes: &NodeBlocks<'_, D>,
 ) -> Expectations<D> {
     let a = &it.l_inv_t;
     let mut sum_l = [0.0; BLOCK];
     let mut sum_g = [[0.0; BLOCK]; D];
     let mut sum_eg = [[[0.0; BLOCK]; D]; D];
-    let mut eps = [[0.0; BLOCK]; D];
-    let mut w = [0.0; BLOCK];
+    let mut copied = ([[0.0; BLOCK]; D], [0.0; BLOCK]);
     let mut s = [[0.0; BLOCK]; D];
     let mut l = [0.0; BLOCK];
     let mut g = [[0.0; BLOCK]; D];
-    for block in nodes.chunks(BLOCK) {
+    for (index, block) in nodes.nodes.chunks(BLOCK).enumerate() {
         let n = block.len().min(BLOCK);
-        for (j, node) in block.iter().enumerate().take(n) {
-            for k in 0..D {
-                eps[k][j] = node.point[k];
+        let (eps, w) = match nodes.soa.get(index) {
+            Some(arrays) => arrays,
+            None => {
+                gather(block, &mut copied);
+                &copied
             }
-            w[j] = node.weight;
-        }
+        };
         for k in 0..D {
             for j in 0..n {
                 let mut t = 0.0;
@@ -373,7 +410,8 @@ pub fn natural_flow_from<const D: usize, L: LogLikelihood<D>>(
     let start_precision = symmetrise(&start_chol.solve(&SMatrix::identity()));
     let (chol, precision) = Iterate::from_precision(start_precision).ok_or_else(|| not_spd("start precision", &start_precision))?;
     let mut it = Iterate::new(start.mean, &chol, precision).ok_or_else(|| not_spd("start precision", &start_precision))?;
-    let ex = expectations(model, &it, nodes);
+    let blocks = NodeBlocks::new(nodes);
+    let ex = expectations(model, &it, &blocks);
     let mut j = objective(&prior_q, &it, ex.log_lik);
     if !j.is_finite() {
         return Err(EstimatorError::NonFinite { quantity: "expected log-likelihood at prior", value: j.to_string() });
@@ -396,7 +434,7 @@ pub fn natural_flow_from<const D: usize, L: LogLikelihood<D>>(
                 Iterate::new(mean, &chol, precision)
             });
             if let Some(candidate) = candidate {
-                let cex = expectations(model, &candidate, nodes);
+                let cex = expectations(model, &candidate, &blocks);
                 stats.evaluations += nodes.len();
                 let cj = objective(&prior_q, &candidate, cex.log_lik);
                 if cj.is_finite() {
@@ -690,7 +728,7 @@ mod tests {
             range_m in 0.0..40.0f64,
             var in 0.01..10.0f64,
             shape in shape_strategy(),
-            count in 0usize..130,
+            count in 0usize..300,
             seed in any::<u64>(),
         ) {
             let it = iterate(SVector::<f64, 2>::from(mean), SMatrix::<f64, 2, 2>::from_column_slice(&l_cov));
@@ -702,7 +740,7 @@ mod tests {
                 let (l, dl) = reference_slopes(shape, var, range_m - d);
                 (l, [-dl * delta[0] / d, -dl * delta[1] / d])
             });
-            assert_close(&expectations(&model, &it, &nodes), reference);
+            assert_close(&expectations(&model, &it, &NodeBlocks::new(&nodes)), reference);
         }
 
         /// The same for the calibrated 4-D state θ = (y, s, b): h = s‖y − x‖ + b.
@@ -715,7 +753,7 @@ mod tests {
             range_m in 0.0..40.0f64,
             var in 0.01..10.0f64,
             shape in shape_strategy(),
-            count in 0usize..130,
+            count in 0usize..300,
             seed in any::<u64>(),
         ) {
             let mean = SVector::<f64, 4>::new(mean[0], mean[1], calibration.0, calibration.1);
@@ -732,7 +770,7 @@ mod tests {
                 let (l, dl) = reference_slopes(shape, var, range_m - (t[2] * d + t[3]));
                 (l, [-dl * t[2] * delta[0] / d, -dl * t[2] * delta[1] / d, -dl * d, -dl])
             });
-            assert_close(&expectations(&model, &it, &nodes), reference);
+            assert_close(&expectations(&model, &it, &NodeBlocks::new(&nodes)), reference);
         }
 
         /// A batch of ranges (two slices) in 3-D: the sum of the ranges' terms.
@@ -742,7 +780,7 @@ mod tests {
             l_cov in prop::array::uniform9(-3.0..3.0f64),
             sensors in prop::array::uniform3(prop::array::uniform3(-10.0..10.0f64)),
             ranges in prop::array::uniform3(0.0..20.0f64),
-            count in 0usize..100,
+            count in 0usize..300,
             seed in any::<u64>(),
         ) {
             let it = iterate(SVector::<f64, 3>::from(mean), SMatrix::<f64, 3, 3>::from_column_slice(&l_cov));
@@ -763,7 +801,7 @@ mod tests {
                 }
                 (l, g)
             });
-            assert_close(&expectations(&MeasurementBatch(&models[..2], &models[2..]), &it, &nodes), reference);
+            assert_close(&expectations(&MeasurementBatch(&models[..2], &models[2..]), &it, &NodeBlocks::new(&nodes)), reference);
         }
     }
 
@@ -774,13 +812,13 @@ mod tests {
         let model = JointRangeModel::<5>::new(SVector::<f64, 2>::new(1.5, -0.7), 4.0, 0.3, NoiseShape::Gaussian).unwrap();
         let mean = SVector::<f64, 5>::from_column_slice(&[0.3, -0.2, 0.4, 3.0, 2.0]);
         let it = iterate(mean, SMatrix::<f64, 5, 5>::identity() * 0.3);
-        for count in [1, 31, 32, 33, 256] {
+        for count in [1, 31, 32, 33, 256, 300] {
             let nodes = nodes::<5>(count, 7);
             let reference = reference_expectations(&it, &nodes, |s| {
                 let (l, g) = model.log_likelihood_gradient(&SVector::<f64, 5>::from_column_slice(s));
                 (l, g.into())
             });
-            assert_close(&expectations(&model, &it, &nodes), reference);
+            assert_close(&expectations(&model, &it, &NodeBlocks::new(&nodes)), reference);
         }
     }
 
@@ -791,11 +829,12 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             let it = iterate(SVector::<f64, 2>::new(1.0, 1.0), SMatrix::<f64, 2, 2>::new(2.0, 0.0, -0.5, 1.5));
-            let mut nodes = nodes::<2>(255, 3);
+            let mut nodes = nodes::<2>(299, 3);
             nodes.push(StandardNode { point: SVector::zeros(), weight: 0.0 });
             for shape in [NoiseShape::Gaussian, NoiseShape::StudentT { dof: 4.0 }, NoiseShape::Huber { threshold_sigma: 1.0 }] {
                 for sensor in [SVector::<f64, 2>::new(0.0, 0.0), SVector::<f64, 2>::new(1.0, 1.0)] {
                     let model = RangeModel::new(sensor, 3.0, 2.0, shape).unwrap();
+                    let nodes = NodeBlocks::new(&nodes);
                     let base = expectations_blocks(&model, &it, &nodes);
                     // SAFETY: the features were detected above.
                     let wide = unsafe { expectations_avx2(&model, &it, &nodes) };
