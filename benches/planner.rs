@@ -7,6 +7,9 @@
 //! grid, next to `d_optimal` (target ≤ 5 ms).
 //! Issue 16 items 3-4: the summed multi-landmark criterion for 1, 4 and 16 landmarks and
 //! the receding horizon (2, 3 steps) on the node's default 21 × 21 grid.
+//! Issue 14 (vectorised criteria, no libm in the per-candidate loops): compare against
+//! the previous commit by building both bench binaries and running them alternately,
+//! at least twice (the machine is shared); README "Benchmark" has the numbers.
 //! Run: `cargo bench --no-default-features --bench planner`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
