@@ -17,6 +17,7 @@
 
 pub mod estimator;
 pub mod config;
+pub mod cpu;
 pub mod goal_scheduler;
 pub mod localizer;
 pub mod msg;

@@ -110,7 +110,7 @@ fn expectations<const D: usize, M: LogLikelihood<D>>(
     nodes: &NodeBlocks<'_, D>,
 ) -> Expectations<D> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::cpu::has_avx2_fma() {
         // SAFETY: the features `expectations_avx2` is compiled for were just detected.
         return unsafe { expectations_avx2(model, it, nodes) };
     }
@@ -827,7 +827,7 @@ mod tests {
     #[test]
     fn avx2_and_baseline_kernels_agree_bit_for_bit() {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::has_avx2_fma() {
             let it = iterate(SVector::<f64, 2>::new(1.0, 1.0), SMatrix::<f64, 2, 2>::new(2.0, 0.0, -0.5, 1.5));
             let mut nodes = nodes::<2>(299, 3);
             nodes.push(StandardNode { point: SVector::zeros(), weight: 0.0 });

@@ -303,6 +303,27 @@ impl SigmaDotEvaluator {
     /// (the √ and ÷), then the three sums in four lanes.
     #[inline]
     fn stein_sums(&self, x0: f64, y0: f64) -> (f64, f64, f64) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::has_avx2_fma() {
+            // SAFETY: the features `stein_sums_avx2` is compiled for were just detected.
+            return unsafe { self.stein_sums_avx2(x0, y0) };
+        }
+        self.stein_sums_blocks(x0, y0)
+    }
+
+    /// [`Self::stein_sums_blocks`] compiled for AVX2 (same bits, [`crate::cpu`]).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn stein_sums_avx2(&self, x0: f64, y0: f64) -> (f64, f64, f64) {
+        self.stein_sums_blocks(x0, y0)
+    }
+
+    /// The kernel of [`Self::stein_sums`].
+    #[inline(always)]
+    fn stein_sums_blocks(&self, x0: f64, y0: f64) -> (f64, f64, f64) {
         const LANES: usize = 4;
         const BLOCK: usize = 64;
         const FLOOR2: f64 = RANGE_DISTANCE_FLOOR_M * RANGE_DISTANCE_FLOOR_M;
@@ -526,6 +547,27 @@ impl SigmaDotEvaluator {
     /// [`LN_MAX_REL_ERROR`] relative (the rounding of each wᵢ and of the products, then
     /// the log), i.e. |ΔJ| ≤ ½(4.5e-16 + 1e-15·2J).
     pub fn expected_information_gain(&self, x: &Vector2<f64>) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::has_avx2_fma() {
+            // SAFETY: the features `information_gain_avx2` is compiled for were just detected.
+            return unsafe { self.information_gain_avx2(x) };
+        }
+        self.information_gain_blocks(x)
+    }
+
+    /// [`Self::information_gain_blocks`] compiled for AVX2 (same bits, [`crate::cpu`]).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn information_gain_avx2(&self, x: &Vector2<f64>) -> f64 {
+        self.information_gain_blocks(x)
+    }
+
+    /// The kernel of [`Self::expected_information_gain`].
+    #[inline(always)]
+    fn information_gain_blocks(&self, x: &Vector2<f64>) -> f64 {
         const LANES: usize = 4;
         const FLOOR2: f64 = RANGE_DISTANCE_FLOOR_M * RANGE_DISTANCE_FLOOR_M;
         let c = self.gain_quad;
@@ -841,6 +883,31 @@ mod tests {
     }
 
     const BELIEF_SCALES: [(f64, f64); 5] = [(1e-6, 1e-4), (1e-3, 1.0), (0.1, 10.0), (1.0, 1.0), (10.0, 1e4)];
+
+    /// The AVX2 builds picked at run time (`crate::cpu`) change no bit of the Stein sums
+    /// or the information gain, so goals do not depend on the machine; 255 samples leave
+    /// partial blocks and lanes, and one candidate sits on a sample (distance floor).
+    #[test]
+    fn avx2_and_baseline_criteria_agree_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::has_avx2_fma() {
+            let mut rng = StdRng::seed_from_u64(12);
+            for trial in 0..10 {
+                let (lo, hi) = BELIEF_SCALES[trial % BELIEF_SCALES.len()];
+                let belief = random_belief(&mut rng, lo, hi);
+                let ev = SigmaDotEvaluator::new(&belief, 0.3, 255, LandmarkHypothesis::FromBelief { draws: 5 }, &mut rng)
+                    .expect("evaluator");
+                let mut points = candidates(&mut rng, &belief);
+                points.push(Vector2::new(ev.sample_x[7], ev.sample_y[7]));
+                for x in points {
+                    // SAFETY: the features were detected above.
+                    let (wide_sums, wide_gain) = unsafe { (ev.stein_sums_avx2(x.x, x.y), ev.information_gain_avx2(&x)) };
+                    assert_eq!(wide_sums, ev.stein_sums_blocks(x.x, x.y));
+                    assert_eq!(wide_gain.to_bits(), ev.information_gain_blocks(&x).to_bits());
+                }
+            }
+        }
+    }
 
     #[test]
     fn information_gain_equals_a_per_sample_scalar_evaluation() {
