@@ -368,6 +368,9 @@ impl<const D: usize, M: MeasurementModel<D>> LogLikelihood<D> for MeasurementBat
         self.1.iter().fold(first, add)
     }
 
+    // Inlined into the kernel so that it is compiled for the kernel's CPU features
+    // (an outlined copy would be the baseline build's).
+    #[inline(always)]
     fn log_likelihood_and_gradient_block(&self, s: &[Block; D], n: usize, l: &mut Block, grad: &mut [Block; D]) {
         let n = n.min(BLOCK);
         l[..n].fill(0.0);
