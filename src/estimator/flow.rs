@@ -846,6 +846,18 @@ mod tests {
                     assert!(base.eps_grad.iter().zip(wide.eps_grad.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
                     assert!(base.log_lik.is_finite() && base.grad.iter().all(|v| v.is_finite()));
                 }
+                // A batch of ranges (the relinearisation window), inlined into the kernel.
+                let window: Vec<_> = (0..7)
+                    .map(|k| RangeModel::new(SVector::<f64, 2>::new(k as f64 - 3.0, 0.5 * k as f64), 2.0 + 0.3 * k as f64, 0.5, shape).unwrap())
+                    .collect();
+                let batch = MeasurementBatch(&window[..4], &window[4..]);
+                let nodes = NodeBlocks::new(&nodes);
+                let base = expectations_blocks(&batch, &it, &nodes);
+                // SAFETY: the features were detected above.
+                let wide = unsafe { expectations_avx2(&batch, &it, &nodes) };
+                assert_eq!(base.log_lik.to_bits(), wide.log_lik.to_bits());
+                assert!(base.grad.iter().zip(wide.grad.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(base.eps_grad.iter().zip(wide.eps_grad.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
             }
         }
     }
