@@ -325,18 +325,9 @@ pub trait LogLikelihood<const D: usize> {
     fn log_likelihood_and_gradient(&self, s: &SVector<f64, D>) -> (f64, SVector<f64, D>);
 
     /// The same at the first `n` points of a block in struct-of-arrays form, as
-    /// [`MeasurementModel::log_likelihood_gradient_block`]; the default goes point by
-    /// point.
-    #[inline]
-    fn log_likelihood_and_gradient_block(&self, s: &[Block; D], n: usize, l: &mut Block, grad: &mut [Block; D]) {
-        for j in 0..n.min(BLOCK) {
-            let (lj, gj) = self.log_likelihood_and_gradient(&SVector::from_fn(|k, _| s[k][j]));
-            l[j] = lj;
-            for k in 0..D {
-                grad[k][j] = gj[k];
-            }
-        }
-    }
+    /// [`MeasurementModel::log_likelihood_gradient_block`] (whose default goes point by
+    /// point).
+    fn log_likelihood_and_gradient_block(&self, s: &[Block; D], n: usize, l: &mut Block, grad: &mut [Block; D]);
 }
 
 impl<const D: usize, M: MeasurementModel<D>> LogLikelihood<D> for M {

@@ -137,10 +137,10 @@ impl InitialisationGrid {
             measurements: Vec::new(),
             moments: GaussianBelief { mean: centre, cov: Matrix2::identity() },
         };
-        let coarse = grid.bound_half_diagonal_m() > 0.0;
+        let half_diagonal = grid.bound_half_diagonal_m(grid.cell_m);
         grid.active = (0..cells_per_axis as u32 * cells_per_axis as u32)
             .filter_map(|k| {
-                let prior = grid.log_disc_fraction(&grid.centre_of(k), grid.cell_m, coarse)?;
+                let prior = grid.log_disc_fraction(&grid.centre_of(k), half_diagonal)?;
                 Some((k, prior as f32, 0.0))
             })
             .collect();
@@ -181,18 +181,18 @@ impl InitialisationGrid {
         (centre, log_density(smallest, var_at(far), var_at(near)).max(centre))
     }
 
-    /// ln of the prior mass of the square cell of side `cell_m` at `y` relative to a
-    /// cell inside the disc, or None for a cell out of it. At the configured resolution
-    /// (`coarse` false) a cell is in when its centre is, as the midpoint rule has it; a
-    /// coarse cell is kept while any of it is in the disc, with the fraction inside
-    /// (8 × 8 sub-points) as its mass, so a coarse level neither loses the disc's edge
-    /// nor widens it.
-    fn log_disc_fraction(&self, y: &Vector2<f64>, cell_m: f64, coarse: bool) -> Option<f64> {
+    /// ln of the prior mass of the square cell at `y` with half-diagonal `half_diagonal`
+    /// ([`Self::bound_half_diagonal_m`]) relative to a cell inside the disc, or None for
+    /// a cell out of it. At the configured resolution (half-diagonal 0) a cell is in
+    /// when its centre is, as the midpoint rule has it; a coarse cell is kept while any
+    /// of it is in the disc, with the fraction inside (8 × 8 sub-points) as its mass, so
+    /// a coarse level neither loses the disc's edge nor widens it.
+    fn log_disc_fraction(&self, y: &Vector2<f64>, half_diagonal: f64) -> Option<f64> {
         let distance = (y - self.centre).norm();
-        if !coarse {
+        if half_diagonal == 0.0 {
             return (distance <= self.radius_m).then_some(0.0);
         }
-        let half_diagonal = cell_m * std::f64::consts::FRAC_1_SQRT_2;
+        let cell_m = half_diagonal * std::f64::consts::SQRT_2;
         if distance > self.radius_m + half_diagonal {
             return None;
         }
@@ -210,11 +210,12 @@ impl InitialisationGrid {
         Some((inside.max(1) as f64 / 64.0).ln() - if inside == 0 { std::f64::consts::LN_2 } else { 0.0 })
     }
 
-    /// Half-diagonal of the current cells for the pruning bound, metres: 0 at the
-    /// configured resolution (the centre stands for its cell there, as it always has).
-    fn bound_half_diagonal_m(&self) -> f64 {
-        if self.cell_m > self.fine_cell_m * 1.5 {
-            self.cell_m * std::f64::consts::FRAC_1_SQRT_2
+    /// Half-diagonal of cells of side `cell_m` for the pruning bound and the disc's edge,
+    /// metres: 0 at the configured resolution (the centre stands for its cell there, as
+    /// it always has), so > 0 means a coarse level.
+    fn bound_half_diagonal_m(&self, cell_m: f64) -> f64 {
+        if cell_m > self.fine_cell_m * 1.5 {
+            cell_m * std::f64::consts::FRAC_1_SQRT_2
         } else {
             0.0
         }
@@ -248,7 +249,7 @@ impl InitialisationGrid {
         if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
             return Err(EstimatorError::InvalidNoiseVariance(noise_var_m2));
         }
-        let h = self.bound_half_diagonal_m();
+        let h = self.bound_half_diagonal_m(self.cell_m);
         let active = self
             .active
             .iter()
@@ -274,7 +275,7 @@ impl InitialisationGrid {
             measurements,
             moments: self.moments,
         };
-        while next.cell_m > next.fine_cell_m * 1.5 && next.active.len() * 4 <= MAX_ACTIVE_CELLS {
+        while next.bound_half_diagonal_m(next.cell_m) > 0.0 && next.active.len() * 4 <= MAX_ACTIVE_CELLS {
             next.refine()?;
         }
         next.update_moments();
@@ -286,7 +287,7 @@ impl InitialisationGrid {
     /// prior is uniform on the disc), then windowed like a range update.
     fn refine(&mut self) -> Result<(), EstimatorError> {
         let half = 0.5 * self.cell_m;
-        let child_half_diagonal = if half > self.fine_cell_m * 1.5 { half * std::f64::consts::FRAC_1_SQRT_2 } else { 0.0 };
+        let child_half_diagonal = self.bound_half_diagonal_m(half);
         let n = self.cells_per_axis as u32;
         let children_per_axis = 2 * self.cells_per_axis;
         let origin = self.origin - Vector2::repeat(0.5 * half);
@@ -296,7 +297,7 @@ impl InitialisationGrid {
             for (a, b) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
                 let (cx, cy) = (2 * ix + a, 2 * iy + b);
                 let y = origin + Vector2::new(f64::from(cx), f64::from(cy)) * half;
-                let Some(prior) = self.log_disc_fraction(&y, half, child_half_diagonal > 0.0) else {
+                let Some(prior) = self.log_disc_fraction(&y, child_half_diagonal) else {
                     continue;
                 };
                 let (mut centre, mut upper) = (prior, 0.0);
