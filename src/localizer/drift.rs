@@ -1,7 +1,6 @@
-//! Drifting odometry (issue 17), groundwork: the odometry's error as a state, its
-//! first-order (EKF-style) propagation over an odometry step, and the map pose it
-//! implies. Not wired into the [`Localizer`](super::Localizer) yet: nothing here
-//! changes what the node does.
+//! Drifting odometry (issue 17): the odometry's error as a state, its first-order
+//! (EKF-style) propagation over an odometry step, and the map pose it implies (the
+//! joint state of `slam.rs` propagates its drift block with it).
 //!
 //! # Model
 //!

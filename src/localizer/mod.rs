@@ -73,6 +73,7 @@ mod pool;
 pub mod time_offset;
 mod input;
 pub mod slam;
+pub mod smoother;
 mod track;
 
 pub use config::{
