@@ -399,7 +399,11 @@ fn main() {
          with `mirror_mixture_flow_update`; the other 3-D rows start from the prior as one Gaussian through \
          `Estimator::update`. `2d_model_*`: a 2-D estimator with the slides' prior fed the same ranges as if \
          they were horizontal distances (the localizer today); only its horizontal error is meaningful. \
-         Lost: horizontal error > {lost} m. {grid_note}\n\n{table}",
+         Lost: horizontal error > {lost} m. {grid_note}\n\n\
+         `plain` (the slides' flow, Euler step η = 0.05) diverges in this scenario, in 2-D as well \
+         (`2d_model_plain`): consistent with the mean step μ ← μ + η E[∇ ln p] being unstable once the \
+         belief's precision exceeds 2/η = 40 m⁻² (σ < 0.16 m; σ = 0.5 m ranges get there), not with the \
+         dimension; η = 0.005 does not diverge (checked by hand, not in the table).\n\n{table}",
         seeds = args.seeds,
         secs = started.elapsed().as_secs_f64(),
         lost = LOST_M,

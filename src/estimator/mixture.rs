@@ -393,7 +393,8 @@ impl GaussianMixture<3> {
 /// on the other); the better-resolved side has the larger ELBO and wins weight that the
 /// data do not give it (on a symmetric problem 0.57/0.43 after 40 ranges instead of
 /// ½/½). Separate, equal budgets make mirrored halves evolve as exact mirror images.
-/// With all components on one side this is [`mixture_flow_update`].
+/// With all components on one side this is [`mixture_flow_update`]; a side whose
+/// update has no finite evidence (`DegenerateWeights`) is dropped.
 ///
 /// # Errors
 /// `DegenerateWeights` when neither side has a finite evidence; flow errors.
