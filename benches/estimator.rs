@@ -44,4 +44,54 @@ criterion_group! {
     config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
     targets = estimators
 }
-criterion_main!(benches);
+
+/// 3-D landmark (issue 15): the slides' (x, y) prior with z ~ N(0, 3²), σ² = 0.25 m², the
+/// landmark 2.5 m above the sensor plane z = 0. "first" is a range from inside the prior
+/// (x = 0, the mixture splits), "far" one from (10, 0, 0). `mixture_mirror` is one
+/// `mirror_mixture_flow_update` of the two-component mirror split of the prior.
+/// Run: `cargo bench --no-default-features --bench estimator -- 3d`.
+fn prior3() -> GaussianBelief<3> {
+    let p = prior();
+    let mut cov = nalgebra::Matrix3::zeros();
+    cov.fixed_view_mut::<2, 2>(0, 0).copy_from(&p.cov);
+    cov[(2, 2)] = 9.0;
+    GaussianBelief::new(nalgebra::Vector3::new(p.mean.x, p.mean.y, 0.0), cov).expect("SPD prior")
+}
+
+fn estimators_3d(c: &mut Criterion) {
+    use landmark_flow::estimator::cubature::gauss_hermite_nodes;
+    use landmark_flow::estimator::mixture::{mirror_mixture, mirror_mixture_flow_update};
+    use landmark_flow::estimator::{NoiseShape, RangeModel};
+    use nalgebra::Vector3;
+    let y = Vector3::new(4.7, -3.1, 2.5);
+    let cases = [("first", Vector3::zeros()), ("far", Vector3::new(10.0, 0.0, 0.0))];
+    for (label, method) in [("natural_gh5x5x5", Method::Natural), ("mixture_gh5x5x5", Method::Mixture)] {
+        let est = Estimator::<3>::new(EstimatorConfig { method, ..EstimatorConfig::default() }).expect("valid config");
+        let state = est.initial_state(prior3()).expect("valid prior");
+        for (case, x) in cases {
+            let z = (x - y).norm();
+            c.bench_function(&format!("3d/{label}/{case}"), |b| {
+                b.iter(|| est.update(black_box(&state), black_box(x), black_box(z), 0.25).expect("update"))
+            });
+        }
+    }
+    let config = EstimatorConfig::default();
+    let nodes = gauss_hermite_nodes::<3>(config.flow.cubature_points_per_axis);
+    let mix = mirror_mixture(&prior3(), 0.0).expect("valid prior");
+    for (case, x) in cases {
+        let model = RangeModel::new(x, (x - y).norm(), 0.25, NoiseShape::Gaussian).expect("valid range");
+        c.bench_function(&format!("3d/mixture_mirror_gh5x5x5/{case}"), |b| {
+            b.iter(|| {
+                mirror_mixture_flow_update(black_box(&mix), 0.0, black_box(&model), &nodes, &config.natural_settings(), &config.mixture_settings())
+                    .expect("update")
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = benches_3d;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
+    targets = estimators_3d
+}
+criterion_main!(benches, benches_3d);

@@ -24,6 +24,7 @@ pub mod cubature;
 pub mod error;
 pub mod flow;
 pub mod grid;
+pub mod grid3;
 pub mod initialisation;
 pub mod kalman;
 pub mod mixture;
