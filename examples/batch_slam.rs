@@ -15,7 +15,7 @@
 use landmark_flow::config::node_parameters_from_yaml;
 use landmark_flow::estimator::GaussianBelief;
 use landmark_flow::localizer::drift::planar_pose;
-use landmark_flow::localizer::smoother::{solve, OdometrySample, RangeSample, SmootherConfig};
+use landmark_flow::localizer::smoother::{solve, LandmarkStart, OdometrySample, RangeSample, SolveConfig};
 use landmark_flow::msg::cdr::CdrMessage;
 use landmark_flow::msg::{OdometryMsg, RangeMsg};
 use landmark_flow::node_config::LandmarkFlowNodeConfig;
@@ -98,7 +98,7 @@ fn main() {
                 }
             } else if let Ok(r) = RangeMsg::decode(&m.data) {
                 if let Some(&landmark) = index.get(r.header.frame_id.as_str()) {
-                    ranges.push(RangeSample { stamp_s: r.header.stamp.secs(), landmark, mount_m: mount, range_m: r.range as f64 });
+                    ranges.push((r.header.stamp.secs(), landmark, r.range as f64));
                 }
             }
             Ok::<(), ()>(())
@@ -106,6 +106,24 @@ fn main() {
         .expect("read");
     odometry.sort_by(|a, b| a.stamp_s.total_cmp(&b.stamp_s));
     odometry.dedup_by(|b, a| b.stamp_s <= a.stamp_s);
+    // Each range with the base's odometry pose at its stamp (linear between samples).
+    let ranges: Vec<RangeSample> = ranges
+        .iter()
+        .filter_map(|&(stamp_s, landmark, range_m)| {
+            let k = odometry.partition_point(|o| o.stamp_s <= stamp_s);
+            let (a, b) = (odometry.get(k.checked_sub(1)?)?, odometry.get(k)?);
+            let f = (stamp_s - a.stamp_s) / (b.stamp_s - a.stamp_s);
+            let turn = (b.heading_rad - a.heading_rad + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
+            Some(RangeSample {
+                stamp_s,
+                landmark,
+                odom_position: a.position + (b.position - a.position) * f,
+                odom_heading_rad: a.heading_rad + f * turn,
+                mount_m: mount,
+                range_m,
+            })
+        })
+        .collect();
 
     let loc = &config.localizer;
     let calibration_prior = loc.calibration.enabled.then(|| {
@@ -123,7 +141,7 @@ fn main() {
             model.rotation_std_rad_per_sqrt_rad *= heading;
             model.rotation_std_rad_per_sqrt_m *= heading;
             model.gyro_bias_walk_rad_per_s_per_sqrt_s *= heading;
-            let smoother = SmootherConfig {
+            let smoother = SolveConfig {
                 knot_period_s: knot_s,
                 max_knots: 256,
                 range_std_m: loc.default_noise_std_m,
@@ -134,7 +152,8 @@ fn main() {
                 max_iterations: 50,
             };
             let started = std::time::Instant::now();
-            match solve(&odometry, &ranges, &initial, &smoother) {
+            let starts: Vec<LandmarkStart> = initial.iter().map(|&initial| LandmarkStart { initial, prior: None }).collect();
+            match solve(&odometry, &ranges, &starts, &smoother, None) {
                 Ok(s) => {
                     let label = format!("batch heading ×{heading} translation ×{translation}");
                     print_row(&label, Some(s.log_evidence), &ids, &s.landmarks, &truth);

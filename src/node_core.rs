@@ -609,6 +609,19 @@ impl NodeCore {
         for (scale, weight) in loc.joint_state().map(|s| s.weights()).unwrap_or_default() {
             values.push(kv(format!("odometry_noise_scale.{scale}.weight"), format!("{weight:.4}")));
         }
+        // The batch re-solves (`smoother`): how many, how long the last took, and the
+        // weight of each (heading, translation) noise level in it.
+        if let Some(st) = loc.smoother_stats() {
+            values.push(kv("smoother.solves".into(), st.solves.to_string()));
+            values.push(kv("smoother.failures".into(), st.failures.to_string()));
+            values.push(kv("smoother.last_duration_s".into(), format!("{:.4}", st.duration_s)));
+            if let Some(f) = &st.last_failure {
+                values.push(kv("smoother.last_failure".into(), f.clone()));
+            }
+            for ((h, t), w) in st.weights.iter().filter(|(_, w)| *w > 0.0) {
+                values.push(kv(format!("smoother.noise_scale.heading_{h}.translation_{t}.weight"), format!("{w:.4}")));
+            }
+        }
         let recent = rejected - self.rejected_at_last_diagnostics;
         let offset = loc.range_time_offset().filter(|e| e.suspected());
         let mut message = format!("{} accepted, {} rejected ({recent} since the last status)", loc.accepted(), rejected);

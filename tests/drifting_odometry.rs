@@ -456,6 +456,40 @@ fn a_drifting_synthetic_bag_replays_to_the_truth_with_drifting_odometry() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The batch re-solve (`smoother`) against the filter alone on the model's own
+/// simulation with a strong gyro bias (σ_b = 5 mrad/s: 0.6 rad of heading error after
+/// the 120 s), 40 seeds, against the truth: the re-solve must not cost accuracy or
+/// consistency (within 20 %; measured RMSE 0.244 m against 0.234 m, ANEES 3.7 against
+/// 3.5: here the landmarks start from tight priors, so the filter has no early heading
+/// error to undo — the gain on data where it has, Plaza1 with a gyro bias, is in the
+/// README). Re-solves must have run. With the default gyro prior the test above holds
+/// the re-solve to the χ² band itself.
+#[test]
+fn the_batch_re_solve_stays_consistent_under_a_strong_gyro_bias() {
+    let c = OdometryErrorConfig { gyro_bias_std_rad_per_s: 0.005, ..OdometryErrorConfig::default() };
+    let (mut with, mut without, mut nees, mut nees_without) = (0.0, 0.0, Vec::new(), Vec::new());
+    let seeds = 40;
+    for seed in 0..seeds {
+        let run = simulate(1000 + seed, &c);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0xB1A5);
+        let mut config = drifting_config(&mut rng);
+        config.odometry_error = c.clone();
+        let smoothed = localize(&run, config.clone());
+        assert!(smoothed.smoother_stats().is_some_and(|s| s.solves >= 3), "seed {seed}: {:?}", smoothed.smoother_stats());
+        config.smoother.enabled = false;
+        let filtered = localize(&run, config);
+        with += landmark_rmse(&smoothed) / seeds as f64;
+        without += landmark_rmse(&filtered) / seeds as f64;
+        nees.extend(landmark_nees(&smoothed));
+        nees_without.extend(landmark_nees(&filtered));
+    }
+    let anees = nees.iter().sum::<f64>() / nees.len() as f64;
+    let anees_without = nees_without.iter().sum::<f64>() / nees_without.len() as f64;
+    eprintln!("landmark RMSE {with:.3} m with the re-solve, {without:.3} m without; ANEES {anees:.2} with, {anees_without:.2} without");
+    assert!(anees < 1.2 * anees_without + 0.2, "landmark ANEES {anees} with the re-solve, {anees_without} without");
+    assert!(with < 1.2 * without + 0.01, "re-solve {with} m vs filter {without} m");
+}
+
 /// The slides' ambiguous start with drifting odometry: prior N((1, 1), [[5.5, −1.5],
 /// [−1.5, 5.5]]) (two modes after the first ranges), one beacon at (4.7, −3.1), range
 /// variance 2 m², a robot circling it with a 0.01 rad/s gyro bias and a 2 % wheel scale
@@ -619,6 +653,17 @@ fn noise_scale_hypotheses_equal_an_imm_of_joint_kalman_filters() {
     }
 }
 
+/// Each landmark's final NEES against the truth.
+fn landmark_nees(loc: &Localizer) -> Vec<f64> {
+    (0..LANDMARKS.len())
+        .map(|i| {
+            let b = loc.tracks()[&format!("l{i}")].summary.belief;
+            let e = b.mean - Vector2::new(LANDMARKS[i].0, LANDMARKS[i].1);
+            (e.transpose() * b.cov.try_inverse().unwrap() * e)[(0, 0)]
+        })
+        .collect()
+}
+
 /// Final landmark RMSE (m) against the truth.
 fn landmark_rmse(loc: &Localizer) -> f64 {
     let sum: f64 = (0..LANDMARKS.len())
@@ -638,6 +683,13 @@ fn landmark_rmse(loc: &Localizer) -> f64 {
 fn the_noise_scale_evidence_recognises_perfect_and_drifting_odometry() {
     let perfect = OdometryErrorConfig::perfect();
     let seeds = 20;
+    // The filter's own evidence is the subject: the batch re-solve, which resets
+    // every hypothesis to one state, is off.
+    let drifting_config = |rng: &mut StdRng| {
+        let mut c = drifting_config(rng);
+        c.smoother.enabled = false;
+        c
+    };
     let (mut exact, mut scales, mut single) = (0.0, 0.0, 0.0);
     let mut noisy_weight = 0.0;
     for seed in 0..seeds {

@@ -178,6 +178,44 @@ impl Default for RelinearisationConfig {
     }
 }
 
+/// The batch re-solve of `odometry: drifting` (`localizer::smoother`): every
+/// `period_s` of odometry time the whole recorded history (odometry and fused ranges)
+/// is solved as one range-only SLAM problem and the joint state is reset to its
+/// solution, so what is learnt later (a gyro bias, the map) corrects the early
+/// trajectory and the landmarks mapped from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmootherConfig {
+    /// Re-solve (only with `odometry: drifting`; ignored with `exact`).
+    pub enabled: bool,
+    /// Odometry time between re-solves, s.
+    pub period_s: f64,
+    /// Knot period of the odometry error's piecewise-linear heading and translation, s.
+    pub knot_period_s: f64,
+    /// Most knots (the knot period grows beyond): the solve's memory O((4·max_knots)²),
+    /// its work O(ranges·max_knots² + (4·max_knots)³) per iteration.
+    pub max_knots: u32,
+    /// Most Levenberg–Marquardt iterations per solve.
+    pub max_iterations: u32,
+    /// Most odometry samples and ranges kept: a full list drops every other entry.
+    pub max_odometry_samples: u32,
+    pub max_ranges: u32,
+}
+
+impl Default for SmootherConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            period_s: 30.0,
+            knot_period_s: 20.0,
+            max_knots: 128,
+            max_iterations: 10,
+            max_odometry_samples: 20_000,
+            max_ranges: 5_000,
+        }
+    }
+}
+
 /// Configuration of the localiser (the node's estimation parameters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -230,6 +268,8 @@ pub struct LocalizerConfig {
     pub odometry_error: OdometryErrorConfig,
     /// Plausibility bounds on odometry messages.
     pub odometry_gate: OdometryGateConfig,
+    /// The batch re-solve of `odometry: drifting`.
+    pub smoother: SmootherConfig,
     /// Frame of the landmarks and the corrected robot pose with `odometry: drifting`
     /// (REP-105 `map`; the node publishes `map_frame_id → odom` on `/tf`).
     pub map_frame_id: String,
@@ -259,6 +299,7 @@ impl Default for LocalizerConfig {
             odometry: OdometryMode::Exact,
             odometry_error: OdometryErrorConfig::default(),
             odometry_gate: OdometryGateConfig::default(),
+            smoother: SmootherConfig::default(),
             map_frame_id: "map".into(),
         }
     }
@@ -349,6 +390,13 @@ impl LocalizerConfig {
         check_range("odometry_gate.jump_slack_m", gate.jump_slack_m, 0.0, 1e4)?;
         check_integer("odometry_gate.accept_after", gate.accept_after, 1, 1_000_000)?;
         check_range("odometry_gate.max_future_s", gate.max_future_s, 0.0, 1e9)?;
+        let sm = &self.smoother;
+        check_range("smoother.period_s", sm.period_s, 0.1, 1e6)?;
+        check_range("smoother.knot_period_s", sm.knot_period_s, 0.1, 1e5)?;
+        check_integer("smoother.max_knots", sm.max_knots, 2, 1024)?;
+        check_integer("smoother.max_iterations", sm.max_iterations, 1, 1000)?;
+        check_integer("smoother.max_odometry_samples", sm.max_odometry_samples, 16, 10_000_000)?;
+        check_integer("smoother.max_ranges", sm.max_ranges, 16, 10_000_000)?;
         self.check_combinations()
     }
 

@@ -139,7 +139,9 @@ pub struct OdometryErrorConfig {
     /// `localizer::imm`). Default [1, 0.1, 0.01]: the generic defaults above, down to
     /// odometry that barely drifts (the pose of a localisation stack). A single value
     /// is a single model (cheapest: the per-range cost is proportional to the number of
-    /// values). 1 to 5 values, each in [1e-4, 100].
+    /// values). The batch re-solve (`localizer::smoother`) weighs the heading and the
+    /// translation noise by these multipliers separately (their pairs). 1 to 5 values,
+    /// each in [1e-4, 100].
     pub noise_scales: Vec<f64>,
     /// ε, the probability per fused range that the odometry's noise level moves to
     /// another of `noise_scales` (spread evenly over them). Default 0: the noise level

@@ -204,6 +204,27 @@ impl JointImm {
         }
     }
 
+    /// The landmarks in the joint state, in its order.
+    pub fn landmark_ids(&self) -> Vec<String> {
+        let state = &self.hypotheses[0].state;
+        let mut ids: Vec<(usize, String)> = state.landmark_slots().map(|(id, i)| (i, id.clone())).collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Sets every hypothesis's mean and covariance (the batch re-solve's solution, in
+    /// the joint state's order); `false`, changing nothing, when the dimension differs.
+    pub fn set_moments(&mut self, mean: &DVector<f64>, cov: &DMatrix<f64>) -> bool {
+        let dim = self.hypotheses[0].state.dimension();
+        if mean.len() != dim || cov.shape() != (dim, dim) {
+            return false;
+        }
+        for h in &mut self.hypotheses {
+            h.state = h.state.with_moments(mean.clone(), cov.clone());
+        }
+        true
+    }
+
     /// [`JointState::restart_odometry`] for every hypothesis.
     pub fn restart_odometry(&mut self) {
         for h in &mut self.hypotheses {

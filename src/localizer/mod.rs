@@ -78,7 +78,7 @@ mod track;
 
 pub use config::{
     CalibrationConfig, InitialisationConfig, LocalizerConfig, OdometryGateConfig, OdometryMode, PriorConfig, PriorsConfig, RelinearisationConfig,
-    UnknownLandmarkPolicy,
+    SmootherConfig, UnknownLandmarkPolicy,
 };
 pub use input::{innovation_gate, Fused, Processed, RangeInput, RangeOutcome, Rejection, MAX_PENDING_RANGES};
 pub use track::{LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackStatus};
@@ -86,8 +86,9 @@ pub use track::{LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackS
 use crate::config::ConfigError;
 use crate::estimator::{
     calibration_site, joint_prior, replace_calibration_prior, CalibratedRangeModel, Estimator, EstimatorError,
-    GaussianBelief, InitialisationGrid, JointRangeModel, MixtureComponent, RangeModel, Summary, UpdateStats,
+    GaussianBelief, InitialisationGrid, JointRangeModel, MixtureComponent, NoiseShape, RangeModel, Summary, UpdateStats,
 };
+use smoother::{History, SmootherStats, SolveConfig};
 use drift::{map_pose, planar_pose, MapPose};
 use imm::JointImm;
 use slam::psd_part;
@@ -105,6 +106,30 @@ fn estimator_config_error(e: EstimatorError) -> ConfigError {
         EstimatorError::Config(c) => c.prefixed("estimator"),
         other => ConfigError::Parse(other.to_string()),
     }
+}
+
+/// The re-solve of `smoother.enabled` from the localizer's config: the range noise and
+/// its Huber tails (Student-t ranges get Huber at 3σ, Gaussian ones none), the odometry
+/// error model with its noise scales, the calibration prior when calibrated.
+fn new_smoother(config: &LocalizerConfig) -> smoother::Smoother {
+    let sm = &config.smoother;
+    let huber_threshold_sigma = match config.estimator.noise_shape {
+        NoiseShape::Gaussian => f64::INFINITY,
+        NoiseShape::Huber { threshold_sigma } => threshold_sigma,
+        NoiseShape::StudentT { .. } => 3.0,
+    };
+    let base = SolveConfig {
+        knot_period_s: sm.knot_period_s,
+        max_knots: sm.max_knots as usize,
+        range_std_m: config.default_noise_std_m,
+        huber_threshold_sigma,
+        odometry_huber_threshold_sigma: None,
+        odometry_error: config.odometry_error.clone(),
+        calibration_prior: config.calibration.enabled.then(|| config.calibration.prior().belief()),
+        max_iterations: sm.max_iterations as usize,
+    };
+    let history = History::new(sm.max_odometry_samples as usize, sm.max_ranges as usize);
+    smoother::Smoother::new(base, &config.odometry_error.noise_scales, sm.period_s, config.initialisation.min_ranges as usize, history)
 }
 
 /// Per-landmark beliefs plus the odometry buffer and the rejection counters.
@@ -154,6 +179,11 @@ struct Drifting {
     state: JointImm,
     estimator5: Estimator<5>,
     estimator7: Estimator<7>,
+    /// The periodic batch re-solve (`smoother.enabled`; [`smoother`]).
+    smoother: Option<smoother::Smoother>,
+    /// Set by an odometry discontinuity: the history cannot be integrated across it,
+    /// so re-solving stops until a reset.
+    smoother_suspended: bool,
 }
 
 impl Localizer {
@@ -172,6 +202,8 @@ impl Localizer {
                     state,
                     estimator5: Estimator::new(config.estimator).map_err(estimator_config_error)?,
                     estimator7: Estimator::new(config.estimator).map_err(estimator_config_error)?,
+                    smoother: config.smoother.enabled.then(|| new_smoother(&config)),
+                    smoother_suspended: false,
                 })
             }
         };
@@ -226,6 +258,10 @@ impl Localizer {
             let calibration = self.config.calibration.enabled.then(|| self.config.calibration.prior().belief());
             d.state = JointImm::new(&self.config.odometry_error, calibration.as_ref())
                 .expect("odometry_error was validated by Localizer::new");
+            if let Some(sm) = &mut d.smoother {
+                sm.clear();
+            }
+            d.smoother_suspended = false;
         }
         self.sensor_calibration = None;
         self.summaries_conditioned_on = None;
@@ -317,6 +353,9 @@ impl Localizer {
     fn insert_joint_track(&mut self, id: &str, belief: &GaussianBelief<2>) {
         let Some(d) = &mut self.drifting else { return };
         d.state.insert_landmark(id, belief);
+        if let Some(sm) = &mut d.smoother {
+            sm.history.set_prior(id, belief);
+        }
         let summary = gaussian_summary(*belief, UpdateStats { converged: true, ..UpdateStats::default() });
         self.tracks.insert(id.to_string(), LandmarkTrack::new(TrackState::Joint, summary, None));
         self.refresh_joint_summaries();
@@ -423,6 +462,9 @@ impl Localizer {
                 *self.rejected.entry(r.reason()).or_insert(0) += 1;
                 return Err(r);
             }
+            if let (Some(sm), false) = (&mut d.smoother, d.smoother_suspended) {
+                sm.history.push_odometry(stamp_s, &planar_pose(&pose));
+            }
         }
         self.odometry_cov = pose_cov;
         let mut processed = Vec::new();
@@ -451,7 +493,44 @@ impl Localizer {
             processed.push(Processed { input, result });
         }
         self.pending = still_waiting;
+        self.resolve_if_due(stamp_s);
         Ok(processed)
+    }
+
+    /// `smoother.enabled`: when a re-solve is due at odometry time `stamp_s`, solves
+    /// the recorded history and resets the joint state (every noise-scale hypothesis)
+    /// to the solution. A failed solve, or a solution that would widen a landmark's
+    /// belief more than a hundredfold (a landmark the thinned history no longer
+    /// places), leaves the filter's state as it was (counted in
+    /// [`Localizer::smoother_stats`]).
+    fn resolve_if_due(&mut self, stamp_s: f64) {
+        let Some(d) = &mut self.drifting else { return };
+        let Some(sm) = &mut d.smoother else { return };
+        if d.smoother_suspended || !sm.due(stamp_s) {
+            return;
+        }
+        let landmarks: Vec<(String, Vector2<f64>)> =
+            d.state.landmark_ids().into_iter().filter_map(|id| Some((id.clone(), d.state.landmark(&id)?.mean))).collect();
+        // Ranges to fewer than three landmarks leave the robot's pose ambiguous (two
+        // give a mirror image of the path): the batch waits for a third. Beyond
+        // MAX_LANDMARKS the filter goes on alone (bounded work).
+        if landmarks.len() < smoother::MIN_LANDMARKS || landmarks.len() > smoother::MAX_LANDMARKS {
+            return;
+        }
+        let Ok(solution) = sm.solve(stamp_s, &landmarks) else { return };
+        let widened = landmarks.iter().zip(&solution.landmarks).any(|((id, _), new)| {
+            d.state.landmark(id).is_none_or(|old| new.cov.trace() > 100.0 * old.cov.trace() + 1e-6)
+        });
+        if widened || !d.state.set_moments(&solution.state.0, &solution.state.1) {
+            sm.count_rejected("the solution would widen a landmark's belief a hundredfold, or has another layout");
+            return;
+        }
+        self.refresh_joint_summaries();
+    }
+
+    /// What the batch re-solves did (`smoother.enabled` with `odometry: drifting`).
+    pub fn smoother_stats(&self) -> Option<&SmootherStats> {
+        self.drifting.as_ref()?.smoother.as_ref().map(|s| s.stats())
     }
 
     /// Stores a static transform `parent → child` (the child's pose in the parent, from
@@ -541,6 +620,10 @@ impl Localizer {
                         self.odometry = OdometryBuffer::new(self.config.odom_buffer_s, self.config.odom_tolerance_s);
                         if let Some(d) = &mut self.drifting {
                             d.state.restart_odometry();
+                            d.smoother_suspended = d.smoother.is_some();
+                            if let Some(sm) = &mut d.smoother {
+                                sm.clear();
+                            }
                         }
                     }
                     self.odometry.push(stamp_s, pose).map_err(Rejection::Odometry)
@@ -735,6 +818,10 @@ impl Localizer {
         }
         if let Some((innovation, var, radial)) = offset_sample {
             self.time_offset.add(innovation, var, radial);
+        }
+        if let Some(Drifting { smoother: Some(sm), smoother_suspended: false, .. }) = &mut self.drifting {
+            let mount = self.mounts.position_in(&self.config.base_frame_id, &m.frame_id).unwrap_or_else(|| self.config.sensor_offset());
+            sm.history.push_range(&m.landmark_id, m.stamp_s, &planar_pose(&pose), Vector2::new(mount.x, mount.y), m.range_m);
         }
         let sensor_position = Point3::new(x.x, x.y, sensor.z);
         Ok(RangeOutcome::Fused(Fused { sensor_position, stats, latency_s }))

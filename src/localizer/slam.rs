@@ -352,6 +352,11 @@ impl JointState {
         (&self.mean, &self.cov)
     }
 
+    /// Every landmark's id and the index of its x in [`JointState::moments`].
+    pub fn landmark_slots(&self) -> impl Iterator<Item = (&String, usize)> {
+        self.slots.iter().map(|(id, &i)| (id, i))
+    }
+
     /// Index of landmark `id`'s x in [`JointState::moments`].
     pub fn landmark_index(&self, id: &str) -> Option<usize> {
         self.slots.get(id).copied()

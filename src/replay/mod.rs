@@ -540,6 +540,12 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         final_rmse_aligned_m,
         robot_path: path_errors.report(),
         odometry_noise_weights: localizer.joint_state().map(|s| s.weights()).unwrap_or_default(),
+        smoother: localizer.smoother_stats().map(|st| report::SmootherReport {
+            solves: st.solves,
+            failures: st.failures,
+            last_failure: st.last_failure.clone(),
+            weights: st.weights.clone(),
+        }),
         range_time_offset: localizer.range_time_offset().map(|e| (e.offset_s, e.std_s, e.suspected())),
         odometry_messages,
         range_messages,

@@ -321,6 +321,9 @@ pub struct ReplayReport {
     /// `odometry: drifting`: each odometry noise scale and its weight at the end
     /// (`localizer::imm`).
     pub odometry_noise_weights: Vec<(f64, f64)>,
+    /// `odometry: drifting` with `smoother.enabled`: re-solves, failures, and each
+    /// (heading, translation) noise level's weight in the last (`localizer::smoother`).
+    pub smoother: Option<SmootherReport>,
     /// The range-stamp offset against the odometry clock (s, positive = range stamps
     /// late), its standard deviation, and whether it is established
     /// (`localizer::time_offset`).
@@ -328,6 +331,16 @@ pub struct ReplayReport {
     pub throughput: Throughput,
     /// The error that stopped reading the bag early, if any.
     pub bag_error: Option<String>,
+}
+
+/// What the batch re-solves did in a replay ([`crate::localizer::smoother::SmootherStats`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SmootherReport {
+    pub solves: u64,
+    pub failures: u64,
+    pub last_failure: Option<String>,
+    /// ((heading multiplier, translation multiplier), weight) in the last re-solve.
+    pub weights: Vec<((f64, f64), f64)>,
 }
 
 /// RMSE of `pairs` (estimate, truth) after the rotation R and translation t that
@@ -434,6 +447,17 @@ impl ReplayReport {
                 "
 Odometry noise scales (times `odometry_error`'s standard deviations) and their weights at the end: {}.
 ",
+                weights.join(", ")
+            ));
+        }
+        if let Some(sm) = &self.smoother {
+            let weights: Vec<String> =
+                sm.weights.iter().filter(|(_, w)| *w >= 0.001).map(|((h, t), w)| format!("heading ×{h}, translation ×{t}: {w:.3}")).collect();
+            md.push_str(&format!(
+                "\nBatch re-solves of the whole history (`smoother`): {} ({} failed or not applied{}); noise levels in the last: {}.\n",
+                sm.solves,
+                sm.failures,
+                sm.last_failure.as_ref().map_or(String::new(), |f| format!(", the last: {f}")),
                 weights.join(", ")
             ));
         }
