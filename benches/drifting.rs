@@ -6,6 +6,7 @@
 //! `range_scales3_*` is the same range through the default three odometry noise scales
 //! (`localizer::imm`: three joint states, their predictive densities and weights), as
 //! the localizer runs it.
+//! `smoother_*`: one batch re-solve of the whole history (see `smoother` below).
 //! Run: `cargo bench --no-default-features --bench drifting`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -135,9 +136,87 @@ fn drifting(c: &mut Criterion) {
     }
 }
 
+/// The batch re-solve (`localizer::smoother::solve`) of `duration_s` of history: a
+/// 30 m circle at 1 m/s, odometry at 10 Hz with a 1 mrad/s gyro bias, ranges at 2 Hz
+/// round-robin to four beacons 8 m outside the circle, calibration estimated, default
+/// knots (20 s, ≤ 128) and model; `cold` starts from zeros and the landmarks 1 m off,
+/// `warm` from its own solution (what a periodic re-solve mostly is). One noise level:
+/// a re-solve solves one to three (`Smoother`).
+fn smoother(c: &mut Criterion) {
+    use landmark_flow::localizer::smoother::{solve, LandmarkStart, OdometrySample, RangeSample, SolveConfig};
+    use nalgebra::{Matrix2, Rotation2};
+    let beacons: Vec<Vector2<f64>> = (0..4)
+        .map(|i| {
+            let a = (0.3 + i as f64) * std::f64::consts::FRAC_PI_2;
+            Vector2::new(38.0 * a.cos(), 38.0 * a.sin())
+        })
+        .collect();
+    for duration_s in [600.0, 1800.0] {
+        let n = (duration_s * 10.0) as usize;
+        let pose = |t: f64| {
+            let a = t / 30.0;
+            let heading = a + std::f64::consts::FRAC_PI_2;
+            // The odometry's heading runs ahead by the gyro bias; its position is
+            // integrated with it (approximately: the circle turned by b·t²/2 is enough
+            // for timing).
+            let odom_heading = heading + 1e-3 * t;
+            (Vector2::new(30.0 * a.cos(), 30.0 * a.sin()), heading, odom_heading)
+        };
+        let odometry: Vec<OdometrySample> = (0..n)
+            .map(|k| {
+                let t = k as f64 * 0.1;
+                let (p, _, h) = pose(t);
+                OdometrySample { stamp_s: t, position: Rotation2::new(5e-4 * t * t / 30.0) * p, heading_rad: h }
+            })
+            .collect();
+        let ranges: Vec<RangeSample> = (0..n / 5)
+            .map(|k| {
+                let t = k as f64 * 0.5;
+                let (p, _, h) = pose(t);
+                RangeSample {
+                    stamp_s: t,
+                    landmark: k % 4,
+                    odom_position: Rotation2::new(5e-4 * t * t / 30.0) * p,
+                    odom_heading_rad: h,
+                    mount_m: Vector2::zeros(),
+                    range_m: 1.03 * (beacons[k % 4] - p).norm() + 0.1,
+                }
+            })
+            .collect();
+        let starts: Vec<LandmarkStart> =
+            beacons.iter().map(|b| LandmarkStart { initial: b + Vector2::new(1.0, -1.0), prior: None }).collect();
+        let config = SolveConfig {
+            knot_period_s: 20.0,
+            max_knots: 128,
+            range_std_m: 0.5,
+            huber_threshold_sigma: 4.0,
+            odometry_huber_threshold_sigma: None,
+            odometry_error: OdometryErrorConfig::default(),
+            calibration_prior: Some(
+                GaussianBelief::new(Vector2::new(1.0, 0.0), Matrix2::new(0.01, 0.0, 0.0, 1.0)).expect("prior"),
+            ),
+            max_iterations: 10,
+        };
+        let label = format!("smoother_{}s_{}ranges", duration_s as u32, ranges.len());
+        c.bench_function(&format!("{label}_cold"), |b| {
+            b.iter(|| solve(&odometry, &ranges, &starts, &config, None).expect("solve"))
+        });
+        let first = solve(&odometry, &ranges, &starts, &config, None).expect("solve");
+        let solved: Vec<LandmarkStart> = first.landmarks.iter().map(|l| LandmarkStart { initial: l.mean, prior: None }).collect();
+        c.bench_function(&format!("{label}_warm"), |b| {
+            b.iter(|| solve(&odometry, &ranges, &solved, &config, Some(&first.warm)).expect("solve"))
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2));
     targets = drifting
 }
-criterion_main!(benches);
+criterion_group! {
+    name = smoother_benches;
+    config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(5));
+    targets = smoother
+}
+criterion_main!(benches, smoother_benches);

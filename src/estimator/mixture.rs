@@ -347,7 +347,9 @@ pub fn mirror_mixture(prior: &GaussianBelief<3>, sensor_plane_z_m: f64) -> Resul
 }
 
 /// Upper tail Q(a) = 1 − Φ(a) and the inverse Mills ratio φ(a)/Q(a), through
-/// erfc(x) = t·exp(−x² + P(t)), t = 1/(1 + x/2) (Numerical Recipes `erfcc`).
+/// erfc(x) = t·exp(−x² + P(t)), t = 1/(1 + x/2) (Numerical Recipes `erfcc`). Not the
+/// planner's `normal_cdf_pdf`: its error is absolute (7.5e-8), and the Mills ratio far
+/// in the tail needs Q to relative accuracy.
 fn upper_tail_and_mills(a: f64) -> (f64, f64) {
     let x = a.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.5 * x);
