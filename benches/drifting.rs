@@ -190,7 +190,6 @@ fn smoother(c: &mut Criterion) {
             max_knots: 128,
             range_std_m: 0.5,
             huber_threshold_sigma: 4.0,
-            odometry_huber_threshold_sigma: None,
             odometry_error: OdometryErrorConfig::default(),
             calibration_prior: Some(
                 GaussianBelief::new(Vector2::new(1.0, 0.0), Matrix2::new(0.01, 0.0, 0.0, 1.0)).expect("prior"),

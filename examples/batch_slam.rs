@@ -146,7 +146,6 @@ fn main() {
                 max_knots: 256,
                 range_std_m: loc.default_noise_std_m,
                 huber_threshold_sigma: 4.0,
-                odometry_huber_threshold_sigma: flag("--odometry-huber").map(|v| v.parse().expect("--odometry-huber")),
                 odometry_error: model,
                 calibration_prior,
                 max_iterations: 50,

@@ -123,7 +123,6 @@ fn new_smoother(config: &LocalizerConfig) -> smoother::Smoother {
         max_knots: sm.max_knots as usize,
         range_std_m: config.default_noise_std_m,
         huber_threshold_sigma,
-        odometry_huber_threshold_sigma: None,
         odometry_error: config.odometry_error.clone(),
         calibration_prior: config.calibration.enabled.then(|| config.calibration.prior().belief()),
         max_iterations: sm.max_iterations as usize,
@@ -728,7 +727,8 @@ impl Localizer {
             }
             Err(e) => return Err(Rejection::NoPose(e)),
         };
-        let sensor = pose * Point3::from(self.sensor_mount(&m.frame_id));
+        let mount = self.sensor_mount(&m.frame_id);
+        let sensor = pose * Point3::from(mount);
         // A reported variance below (default_noise_std_m / 100)² is floored there: no
         // radio is that good, and a belief fed σ = 1e-15 m freezes wherever it is.
         let floor = (self.config.default_noise_std_m / 100.0).powi(2);
@@ -820,7 +820,6 @@ impl Localizer {
             self.time_offset.add(innovation, var, radial);
         }
         if let Some(Drifting { smoother: Some(sm), smoother_suspended: false, .. }) = &mut self.drifting {
-            let mount = self.mounts.position_in(&self.config.base_frame_id, &m.frame_id).unwrap_or_else(|| self.config.sensor_offset());
             sm.history.push_range(&m.landmark_id, m.stamp_s, &planar_pose(&pose), Vector2::new(mount.x, mount.y), m.range_m);
         }
         let sensor_position = Point3::new(x.x, x.y, sensor.z);

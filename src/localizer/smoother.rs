@@ -91,8 +91,6 @@ pub struct SolveConfig {
     pub range_std_m: f64,
     /// Huber threshold of the ranges in units of σ.
     pub huber_threshold_sigma: f64,
-    /// Huber threshold of the odometry increments in units of their σ; `None` = Gaussian.
-    pub odometry_huber_threshold_sigma: Option<f64>,
     /// The odometry error model (its noise scales are not used: scale it first).
     pub odometry_error: OdometryErrorConfig,
     /// Prior of the radio calibration (s, b) when it is estimated; `None` = s = 1, b = 0.
@@ -370,20 +368,11 @@ impl Problem<'_> {
         rows
     }
 
-    /// Huber weights (1 inside the threshold) of the range rows and, with
-    /// `odometry_huber_threshold_sigma`, of the odometry rows (heading and translation
-    /// increments: a wheel slip is a rare large step, not a Gaussian one).
-    fn threshold(&self, row: usize) -> Option<f64> {
-        if row < self.ranges.len() {
-            return Some(self.config.huber_threshold_sigma);
-        }
-        let m = row - self.ranges.len();
-        (m < 4 * (self.layout.knots - 1) && m % 4 != 3).then_some(self.config.odometry_huber_threshold_sigma?)
-    }
-
+    /// The Huber (IRLS) weight of row `row`: 1 inside the threshold, k/|r| beyond for
+    /// a range row (the rows come ranges first); priors are Gaussian.
     fn weight(&self, row: usize, residual: f64) -> f64 {
-        let Some(k) = self.threshold(row) else { return 1.0 };
-        if residual.abs() <= k {
+        let k = self.config.huber_threshold_sigma;
+        if row >= self.ranges.len() || residual.abs() <= k {
             1.0
         } else {
             k / residual.abs()
@@ -401,8 +390,8 @@ impl Problem<'_> {
         for (i, row) in self.rows(x).iter().enumerate() {
             let w = self.weight(i, row.residual);
             if w < 1.0 {
-                let k = self.threshold(i).unwrap_or(f64::INFINITY);
-                outliers += usize::from(i < self.ranges.len());
+                let k = self.config.huber_threshold_sigma;
+                outliers += 1;
                 cost += 2.0 * k * row.residual.abs() - k * k;
             } else {
                 cost += row.residual * row.residual;
@@ -984,11 +973,11 @@ impl Smoother {
 /// [`Smoother`]); its log evidence is `log_evidence` (that of the average).
 fn model_average(weighted: &[(f64, &SmootherSolution)], log_evidence: f64) -> SmootherSolution {
     let (_, first) = weighted.iter().copied().max_by(|a, b| a.0.total_cmp(&b.0)).expect("at least one solution");
-    let mut mean = first.state.0.clone() * 0.0;
+    let mut mean = DVector::zeros(first.state.0.len());
     for (w, s) in weighted {
         mean += &s.state.0 * *w;
     }
-    let mut cov = first.state.1.clone() * 0.0;
+    let mut cov = DMatrix::zeros(mean.len(), mean.len());
     for (w, s) in weighted {
         let d = &s.state.0 - &mean;
         cov += (&s.state.1 + &d * d.transpose()) * *w;
@@ -1063,7 +1052,6 @@ mod tests {
             max_knots: 64,
             range_std_m: 0.5,
             huber_threshold_sigma: 1.5,
-            odometry_huber_threshold_sigma: Some(2.0),
             odometry_error: OdometryErrorConfig::default(),
             calibration_prior: Some(
                 GaussianBelief::new(Vector2::new(1.0, 0.0), Matrix2::new(0.01, 0.001, 0.001, 1.0)).unwrap(),
