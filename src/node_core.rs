@@ -282,6 +282,17 @@ impl NodeCore {
         self
     }
 
+    /// Runs the batch re-solves of drifting odometry (`smoother.*`) on a thread of
+    /// their own ([`Localizer::resolve_in_background`]; the live node: one can take
+    /// seconds on a long history). Each is applied by the first odometry message after
+    /// it finished, with the inputs fused meanwhile replayed onto it. Without this the
+    /// re-solve runs inside the odometry message that made it due (the replayer, the
+    /// tests: deterministic).
+    pub fn with_background_resolve(mut self) -> Self {
+        self.localizer.resolve_in_background();
+        self
+    }
+
     /// Whether plans run on the planning thread.
     pub fn plans_in_background(&self) -> bool {
         self.worker.is_some()

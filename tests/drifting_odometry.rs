@@ -320,9 +320,14 @@ fn drifting_config(rng: &mut StdRng) -> LocalizerConfig {
 
 /// The localizer with `config` after every odometry message and range of `run`.
 fn localize(run: &Run, config: LocalizerConfig) -> Localizer {
-    let mut loc = Localizer::new(config).unwrap();
+    localize_with(run, Localizer::new(config).unwrap(), |_| {})
+}
+
+/// [`localize`] from `loc`, calling `before_odometry` before each odometry message.
+fn localize_with(run: &Run, mut loc: Localizer, mut before_odometry: impl FnMut(&mut Localizer)) -> Localizer {
     let mut r = run.ranges.iter().peekable();
     for (t, odom, _) in &run.odometry {
+        before_odometry(&mut loc);
         loc.add_odometry(*t, "odom", iso3(odom)).unwrap();
         while let Some(&&(tr, i, z)) = r.peek() {
             if tr > *t {
@@ -488,6 +493,62 @@ fn the_batch_re_solve_stays_consistent_under_a_strong_gyro_bias() {
     eprintln!("landmark RMSE {with:.3} m with the re-solve, {without:.3} m without; ANEES {anees:.2} with, {anees_without:.2} without");
     assert!(anees < 1.2 * anees_without + 0.2, "landmark ANEES {anees} with the re-solve, {anees_without} without");
     assert!(with < 1.2 * without + 0.01, "re-solve {with} m vs filter {without} m");
+}
+
+/// The re-solve on its own thread (the live node) ends where the inline one does: the
+/// solution is applied 1 to 19 odometry messages (≤ 2 s) after its history was taken, with the joint
+/// state's changes since replayed onto it, which must equal applying it at once and
+/// then fusing the same inputs (to 1e-9, every landmark and the odometry correction;
+/// 5 seeds under a 5 mrad/s gyro bias, where the re-solve moves the map). The
+/// innovation gate is off: a replayed range is not gated again (it was accepted). A
+/// reset while a re-solve runs drops it.
+#[test]
+fn a_background_re_solve_applied_later_equals_the_inline_one() {
+    let c = OdometryErrorConfig { gyro_bias_std_rad_per_s: 0.005, ..OdometryErrorConfig::default() };
+    for seed in 0..5 {
+        let run = simulate(2000 + seed, &c);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0xBAC6);
+        let config = LocalizerConfig { odometry_error: c.clone(), innovation_gate_sigma: 0.0, ..drifting_config(&mut rng) };
+        let inline = localize(&run, config.clone());
+        let mut background = Localizer::new(config).unwrap();
+        background.resolve_in_background();
+        // The solve is applied by the first odometry after it finished (at least one
+        // message later), at the latest after a seed-dependent number of messages.
+        let wait_messages = 3 + 4 * seed as usize;
+        let mut waited = 0;
+        let mut background = localize_with(&run, background, |loc| {
+            waited = if loc.resolve_in_flight() { waited + 1 } else { 0 };
+            if waited == wait_messages {
+                assert!(loc.wait_for_resolve());
+            }
+        });
+        // A re-solve taken within the last messages is applied with the rest replayed.
+        background.wait_for_resolve();
+        let (a, b) = (inline.smoother_stats().unwrap(), background.smoother_stats().unwrap());
+        assert!(a.solves >= 3, "seed {seed}: {a:?}");
+        assert_eq!((a.solves, a.failures), (b.solves, b.failures), "seed {seed}");
+        for (id, track) in inline.tracks() {
+            let (x, y) = (track.summary.belief, background.tracks()[id].summary.belief);
+            assert!((x.mean - y.mean).amax() < 1e-9 && (x.cov - y.cov).amax() < 1e-9, "seed {seed} {id}: {x:?} vs {y:?}");
+        }
+        let (x, y) = (inline.map_correction().unwrap(), background.map_correction().unwrap());
+        assert!((x.1.mean() - y.1.mean()).amax() < 1e-9 && (x.1.cov() - y.1.cov()).amax() < 1e-9, "seed {seed}");
+    }
+    // A reset while the re-solve runs: it is never applied.
+    let run = simulate(2100, &c);
+    let mut rng = StdRng::seed_from_u64(0xBAC7);
+    let mut loc = Localizer::new(drifting_config(&mut rng)).unwrap();
+    loc.resolve_in_background();
+    let mut reset = false;
+    let loc = localize_with(&run, loc, |loc| {
+        if loc.resolve_in_flight() && !reset {
+            loc.reset();
+            reset = true;
+            assert!(!loc.resolve_in_flight() && !loc.wait_for_resolve());
+        }
+    });
+    assert!(reset);
+    assert!(loc.smoother_stats().is_some_and(|s| s.solves >= 1), "re-solving goes on after the reset");
 }
 
 /// The slides' ambiguous start with drifting odometry: prior N((1, 1), [[5.5, −1.5],

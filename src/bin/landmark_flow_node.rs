@@ -135,9 +135,11 @@ fn run() -> Result<(), NodeError> {
     let config: LandmarkFlowNodeConfig = load_parameters(&node)?;
     // Plans run on the core's planning thread: the loop keeps fusing while one runs, and
     // the Tick at the end of every iteration (at most 5 ms apart) publishes finished ones.
+    // Batch re-solves of drifting odometry run on a thread of their own likewise.
     let mut core = NodeCore::new(&config)?
         .with_diagnostics_name(&format!("{}: inputs", node.fully_qualified_name()?))
-        .with_background_planning();
+        .with_background_planning()
+        .with_background_resolve();
 
     // The parameter services (`ros2 param`; run-time changes reach the loop on
     // `parameter_changes`) and use_sim_time; they run on their own thread.

@@ -183,6 +183,112 @@ struct Drifting {
     /// Set by an odometry discontinuity: the history cannot be integrated across it,
     /// so re-solving stops until a reset.
     smoother_suspended: bool,
+    /// Re-solve on a thread of its own ([`Localizer::resolve_in_background`]).
+    background: bool,
+    /// The re-solve running on its thread, with what it must replay.
+    in_flight: Option<InFlight>,
+}
+
+/// A re-solve running on its own thread: the joint state when its history was taken,
+/// and every change made to the joint state since, in order, to replay onto the
+/// solution when it arrives (so nothing fused meanwhile is lost).
+#[derive(Debug)]
+struct InFlight {
+    handle: std::thread::JoinHandle<smoother::ResolveOutcome>,
+    snapshot: JointImm,
+    since: Vec<JointChange>,
+}
+
+/// Most changes a re-solve in flight records: a solve that takes longer than this
+/// many inputs is dropped (its history would be stale anyway), which bounds memory.
+const MAX_CHANGES_IN_FLIGHT: usize = 100_000;
+
+/// A range fused into the joint state: landmark, sensor position in the odometry frame
+/// (m), range (m) and the noise variance it was fused with (m²).
+#[derive(Debug, Clone)]
+struct JointRange {
+    id: String,
+    odom_xy: Vector2<f64>,
+    range_m: f64,
+    variance: f64,
+}
+
+/// One change to the joint state, as recorded for a re-solve in flight.
+#[derive(Debug, Clone)]
+enum JointChange {
+    /// [`JointImm::propagate`] to an odometry pose (with the filled covariance's growth).
+    Propagate { stamp_s: f64, pose: nalgebra::Isometry2<f64>, growth: Option<Matrix3<f64>> },
+    /// [`JointImm::insert_landmark`].
+    Insert(String, GaussianBelief<2>),
+    /// A range's update ([`Drifting::range_step`]).
+    Range(JointRange),
+}
+
+impl Drifting {
+    /// The joint state's change by one range (computed from `state`, which is left as
+    /// it is): the marginal (E, landmark[, s, b]) the range touches, gated when
+    /// `gate` > 0, updated by the flow, the rest carried along ([`JointImm::step`]).
+    fn range_step(
+        &self,
+        state: &JointImm,
+        range: &JointRange,
+        calibrated: bool,
+        shape: NoiseShape,
+        gate: f64,
+    ) -> Result<(imm::ImmStep, UpdateStats), Rejection> {
+        let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
+        let JointRange { id, odom_xy, range_m, variance } = range;
+        if calibrated {
+            let model = JointRangeModel::<7>::new(*odom_xy, *range_m, *variance, shape).map_err(estimator_error)?;
+            check_gate(gate, &marginal_summary(state.touched_marginal::<7>(id).map_err(estimator_error)?), &model)?;
+            state.step(id, &self.estimator7, &model).map_err(estimator_error)
+        } else {
+            let model = JointRangeModel::<5>::new(*odom_xy, *range_m, *variance, shape).map_err(estimator_error)?;
+            check_gate(gate, &marginal_summary(state.touched_marginal::<5>(id).map_err(estimator_error)?), &model)?;
+            state.step(id, &self.estimator5, &model).map_err(estimator_error)
+        }
+    }
+
+    /// Adds a landmark to the joint state (recorded for a re-solve in flight).
+    fn insert_landmark(&mut self, id: &str, belief: &GaussianBelief<2>) {
+        self.state.insert_landmark(id, belief);
+        self.record(JointChange::Insert(id.to_string(), *belief));
+    }
+
+    /// Records a change for the re-solve in flight, if any (dropping the re-solve when
+    /// it has waited for [`MAX_CHANGES_IN_FLIGHT`] changes).
+    fn record(&mut self, change: JointChange) {
+        if let Some(f) = &mut self.in_flight {
+            if f.since.len() >= MAX_CHANGES_IN_FLIGHT {
+                self.in_flight = None;
+                if let Some(sm) = &mut self.smoother {
+                    sm.count_rejected("the re-solve took longer than 100 000 inputs");
+                }
+            } else {
+                f.since.push(change);
+            }
+        }
+    }
+
+    /// `snapshot` with the solution's moments, then every change recorded since
+    /// replayed onto it (ranges ungated: they were accepted when they came); `None`
+    /// when the layout differs or a replayed update fails.
+    fn replay(&self, mut snapshot: JointImm, solution: &smoother::SmootherSolution, since: &[JointChange], calibrated: bool, shape: NoiseShape) -> Option<JointImm> {
+        if !snapshot.set_moments(&solution.state.0, &solution.state.1) {
+            return None;
+        }
+        for change in since {
+            match change {
+                JointChange::Propagate { stamp_s, pose, growth } => snapshot.propagate(*stamp_s, pose, growth.as_ref()).ok()?,
+                JointChange::Insert(id, belief) => snapshot.insert_landmark(id, belief),
+                JointChange::Range(range) => {
+                    let (step, _) = self.range_step(&snapshot, range, calibrated, shape, 0.0).ok()?;
+                    snapshot.commit(step);
+                }
+            }
+        }
+        Some(snapshot)
+    }
 }
 
 impl Localizer {
@@ -203,6 +309,8 @@ impl Localizer {
                     estimator7: Estimator::new(config.estimator).map_err(estimator_config_error)?,
                     smoother: config.smoother.enabled.then(|| new_smoother(&config)),
                     smoother_suspended: false,
+                    background: false,
+                    in_flight: None,
                 })
             }
         };
@@ -261,6 +369,8 @@ impl Localizer {
                 sm.clear();
             }
             d.smoother_suspended = false;
+            // A re-solve of the history before the reset is never applied.
+            d.in_flight = None;
         }
         self.sensor_calibration = None;
         self.summaries_conditioned_on = None;
@@ -351,7 +461,7 @@ impl Localizer {
     /// frame), and its track.
     fn insert_joint_track(&mut self, id: &str, belief: &GaussianBelief<2>) {
         let Some(d) = &mut self.drifting else { return };
-        d.state.insert_landmark(id, belief);
+        d.insert_landmark(id, belief);
         if let Some(sm) = &mut d.smoother {
             sm.history.set_prior(id, belief);
         }
@@ -461,6 +571,7 @@ impl Localizer {
                 *self.rejected.entry(r.reason()).or_insert(0) += 1;
                 return Err(r);
             }
+            d.record(JointChange::Propagate { stamp_s, pose: planar_pose(&pose), growth });
             if let (Some(sm), false) = (&mut d.smoother, d.smoother_suspended) {
                 sm.history.push_odometry(stamp_s, &planar_pose(&pose));
             }
@@ -498,14 +609,16 @@ impl Localizer {
 
     /// `smoother.enabled`: when a re-solve is due at odometry time `stamp_s`, solves
     /// the recorded history and resets the joint state (every noise-scale hypothesis)
-    /// to the solution. A failed solve, or a solution that would widen a landmark's
-    /// belief more than a hundredfold (a landmark the thinned history no longer
-    /// places), leaves the filter's state as it was (counted in
-    /// [`Localizer::smoother_stats`]).
+    /// to the solution — inline, or with [`Localizer::resolve_in_background`] on a
+    /// thread, applied by a later call once it is done ([`Localizer::poll_resolve`]).
     fn resolve_if_due(&mut self, stamp_s: f64) {
+        let background = self.drifting.as_ref().is_some_and(|d| d.background);
+        if background {
+            self.poll_resolve();
+        }
         let Some(d) = &mut self.drifting else { return };
         let Some(sm) = &mut d.smoother else { return };
-        if d.smoother_suspended || !sm.due(stamp_s) {
+        if d.smoother_suspended || d.in_flight.is_some() || !sm.due(stamp_s) {
             return;
         }
         let landmarks: Vec<(String, Vector2<f64>)> =
@@ -516,15 +629,99 @@ impl Localizer {
         if landmarks.len() < smoother::MIN_LANDMARKS || landmarks.len() > smoother::MAX_LANDMARKS {
             return;
         }
-        let Ok(solution) = sm.solve(stamp_s, &landmarks) else { return };
-        let widened = landmarks.iter().zip(&solution.landmarks).any(|((id, _), new)| {
-            d.state.landmark(id).is_none_or(|old| new.cov.trace() > 100.0 * old.cov.trace() + 1e-6)
+        let Ok(job) = sm.prepare(stamp_s, &landmarks) else { return };
+        if background {
+            let handle = std::thread::spawn(move || job.run());
+            d.in_flight = Some(InFlight { handle, snapshot: d.state.clone(), since: Vec::new() });
+        } else {
+            let outcome = job.run();
+            self.apply_resolve(outcome, None);
+        }
+    }
+
+    /// Takes a re-solve's outcome in ([`smoother::Smoother::finish`]) and, unless it
+    /// failed, resets the joint state to the solution: directly (inline), or, for one
+    /// that ran in the background, onto the `(snapshot, changes since)` it was taken
+    /// with, the changes replayed ([`Drifting::replay`]). A failed solve, a failed
+    /// replay, or a solution that would widen a landmark's belief more than a
+    /// hundredfold (a landmark the thinned history no longer places) leaves the
+    /// filter's state as it was (counted in [`Localizer::smoother_stats`]).
+    fn apply_resolve(&mut self, outcome: smoother::ResolveOutcome, replay: Option<(JointImm, Vec<JointChange>)>) {
+        let calibrated = self.config.calibration.enabled;
+        let shape = self.config.estimator.noise_shape;
+        let Some(d) = &mut self.drifting else { return };
+        let Some(sm) = &mut d.smoother else { return };
+        let Ok(solution) = sm.finish(outcome) else { return };
+        let before = replay.as_ref().map_or(&d.state, |(snapshot, _)| snapshot);
+        let widened = before.landmark_ids().iter().zip(&solution.landmarks).any(|(id, new)| {
+            before.landmark(id).is_none_or(|old| new.cov.trace() > 100.0 * old.cov.trace() + 1e-6)
         });
-        if widened || !d.state.set_moments(&solution.state.0, &solution.state.1) {
-            sm.count_rejected("the solution would widen a landmark's belief a hundredfold, or has another layout");
+        let applied = !widened
+            && match replay {
+                None => d.state.set_moments(&solution.state.0, &solution.state.1),
+                Some((snapshot, since)) => match d.replay(snapshot, &solution, &since, calibrated, shape) {
+                    Some(next) => {
+                        d.state = next;
+                        true
+                    }
+                    None => false,
+                },
+            };
+        if !applied {
+            let sm = d.smoother.as_mut().expect("checked above");
+            sm.count_rejected("the solution would widen a landmark's belief a hundredfold, or could not be applied");
             return;
         }
         self.refresh_joint_summaries();
+    }
+
+    /// Re-solve on a thread of its own from now on (the live node: a re-solve of a long
+    /// history takes up to seconds and the node must keep fusing meanwhile). A due
+    /// re-solve then copies its problem to the thread; the joint state goes on with the
+    /// filter, and the first odometry after the solve finished applies it with every
+    /// change since replayed ([`Localizer::poll_resolve`]). Inline (the default: the
+    /// replayer and the tests) applies it in the odometry call that made it due. With
+    /// the same inputs both end in the same state, as long as the replayed ranges would
+    /// have passed the innovation gate after the re-solve too.
+    pub fn resolve_in_background(&mut self) {
+        if let Some(d) = &mut self.drifting {
+            d.background = true;
+        }
+    }
+
+    /// Applies the background re-solve if it has finished (called by each odometry
+    /// message; the node may call it more often). True when one was applied or
+    /// dropped.
+    pub fn poll_resolve(&mut self) -> bool {
+        let Some(d) = &mut self.drifting else { return false };
+        if !d.in_flight.as_ref().is_some_and(|f| f.handle.is_finished()) {
+            return false;
+        }
+        let InFlight { handle, snapshot, since } = d.in_flight.take().expect("checked above");
+        match handle.join() {
+            Ok(outcome) => self.apply_resolve(outcome, Some((snapshot, since))),
+            Err(_) => {
+                if let Some(sm) = &mut d.smoother {
+                    sm.count_rejected("the re-solve thread panicked");
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether a background re-solve is running or waiting to be applied.
+    pub fn resolve_in_flight(&self) -> bool {
+        self.drifting.as_ref().is_some_and(|d| d.in_flight.is_some())
+    }
+
+    /// Blocks until the background re-solve in flight, if any, has finished, then
+    /// applies it (tests, benches and shutdown). True when one was applied or dropped.
+    pub fn wait_for_resolve(&mut self) -> bool {
+        let Some(f) = self.drifting.as_ref().and_then(|d| d.in_flight.as_ref()) else { return false };
+        while !f.handle.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.poll_resolve()
     }
 
     /// What the batch re-solves did (`smoother.enabled` with `odometry: drifting`).
@@ -620,6 +817,7 @@ impl Localizer {
                         if let Some(d) = &mut self.drifting {
                             d.state.restart_odometry();
                             d.smoother_suspended = d.smoother.is_some();
+                            d.in_flight = None;
                             if let Some(sm) = &mut d.smoother {
                                 sm.clear();
                             }
@@ -780,11 +978,12 @@ impl Localizer {
         let joint = match (step, &mut self.drifting) {
             (TrackStep::Joint(change), Some(d)) => {
                 d.state.commit(*change);
+                d.record(JointChange::Range(JointRange { id: m.landmark_id.clone(), odom_xy, range_m: m.range_m, variance }));
                 true
             }
             // A grid became unimodal: the landmark joins the joint state.
             (TrackStep::Start(_), Some(d)) => {
-                d.state.insert_landmark(&m.landmark_id, &summary.belief);
+                d.insert_landmark(&m.landmark_id, &summary.belief);
                 track.state = TrackState::Joint;
                 true
             }
@@ -795,7 +994,7 @@ impl Localizer {
                 // joint state once its belief is one tight Gaussian.
                 match drifting {
                     Some(d) if summary.components.len() <= 1 && largest_eigenvalue(&summary.belief.cov).sqrt() <= self.config.initialisation.max_std_m => {
-                        d.state.insert_landmark(&m.landmark_id, &summary.belief);
+                        d.insert_landmark(&m.landmark_id, &summary.belief);
                         track.state = TrackState::Joint;
                         true
                     }
@@ -933,17 +1132,8 @@ impl Localizer {
             }
             TrackState::Joint => {
                 let d = self.drifting.as_ref().expect("joint tracks exist only with odometry: drifting");
-                let (change, stats) = if self.config.calibration.enabled {
-                    let model = JointRangeModel::<7>::new(odom_xy, range_m, variance, shape).map_err(estimator_error)?;
-                    let marginal = d.state.touched_marginal::<7>(id).map_err(estimator_error)?;
-                    check_gate(gate, &marginal_summary(marginal), &model)?;
-                    d.state.step(id, &d.estimator7, &model).map_err(estimator_error)?
-                } else {
-                    let model = JointRangeModel::<5>::new(odom_xy, range_m, variance, shape).map_err(estimator_error)?;
-                    let marginal = d.state.touched_marginal::<5>(id).map_err(estimator_error)?;
-                    check_gate(gate, &marginal_summary(marginal), &model)?;
-                    d.state.step(id, &d.estimator5, &model).map_err(estimator_error)?
-                };
+                let range = JointRange { id: id.to_string(), odom_xy, range_m, variance };
+                let (change, stats) = d.range_step(&d.state, &range, self.config.calibration.enabled, shape, gate)?;
                 (TrackStep::Joint(Box::new(change)), stats)
             }
         })

@@ -1,6 +1,7 @@
 //! Batch range-only SLAM over the whole odometry history (issue 17): the re-solve of
-//! the early trajectory that a filter cannot do. Not wired into the localizer yet:
-//! `examples/batch_slam.rs` runs it on a bag.
+//! the early trajectory that a filter cannot do. The localizer re-solves every
+//! `smoother.period_s` with `odometry: drifting` ([`Smoother`]); `examples/batch_slam.rs`
+//! runs one solve per noise level on a bag.
 //!
 //! # Why
 //! The joint filter (`slam.rs`) commits to the heading error at the time a landmark
@@ -710,7 +711,7 @@ pub struct History {
 /// Drops every other entry, keeping the last.
 fn thin<T: Copy>(v: &mut Vec<T>) {
     let last = v.len() - 1;
-    let kept: Vec<T> = v.iter().enumerate().filter(|(i, _)| (last - i) % 2 == 0).map(|(_, e)| *e).collect();
+    let kept: Vec<T> = v.iter().enumerate().filter(|(i, _)| (last - i).is_multiple_of(2)).map(|(_, e)| *e).collect();
     *v = kept;
 }
 
@@ -908,49 +909,65 @@ impl Smoother {
     }
 
     /// Re-solves at odometry time `stamp_s` for `landmarks` (id and current estimate,
-    /// in the joint state's order): the model average of the type doc.
+    /// in the joint state's order): the model average of the type doc, inline
+    /// ([`Smoother::prepare`], [`ResolveJob::run`], [`Smoother::finish`] in one call).
     ///
     /// # Errors
     /// [`SmootherError`] (counted in the stats): too little data, a landmark the batch
     /// cannot place, or every pair's solve failed.
     pub fn solve(&mut self, stamp_s: f64, landmarks: &[(String, Vector2<f64>)]) -> Result<SmootherSolution, SmootherError> {
+        let job = self.prepare(stamp_s, landmarks)?;
+        self.finish(job.run())
+    }
+
+    /// The re-solve due at odometry time `stamp_s` as an owned job (a copy of the
+    /// history's problem, each noise pair to solve with its warm start), to run here or
+    /// on another thread; the next one is due `period_s` later whatever its outcome.
+    ///
+    /// # Errors
+    /// [`SmootherError::TooLittleData`] (counted) when a landmark has neither a prior
+    /// nor enough ranges.
+    pub fn prepare(&mut self, stamp_s: f64, landmarks: &[(String, Vector2<f64>)]) -> Result<ResolveJob, SmootherError> {
         self.last_solve_s = Some(stamp_s);
-        let started = std::time::Instant::now();
-        let result = self.average(landmarks);
-        self.stats.duration_s = started.elapsed().as_secs_f64();
+        let Some((ranges, starts)) = self.history.problem(landmarks, self.min_ranges) else {
+            let e = SmootherError::TooLittleData("a landmark with neither a prior nor enough ranges".into());
+            self.count_rejected(&e.to_string());
+            return Err(e);
+        };
+        // Every RECHECK_EVERY-th re-solve also solves one pruned pair, in turn.
+        let pruned: Vec<usize> = (0..self.pairs.len()).filter(|&k| self.weights[k] < PRUNE_WEIGHT).collect();
+        let recheck = (self.stats.solves.is_multiple_of(RECHECK_EVERY) && !pruned.is_empty())
+            .then(|| pruned[(self.stats.solves / RECHECK_EVERY) as usize % pruned.len()]);
+        // A pair without a solution of its own starts from the best one's.
+        let best = self.weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+        let pairs = (0..self.pairs.len())
+            .filter(|&k| self.weights[k] >= PRUNE_WEIGHT || recheck == Some(k))
+            .map(|k| (k, self.config(k), self.warm[k].clone().or_else(|| best.and_then(|b| self.warm[b].clone()))))
+            .collect();
+        Ok(ResolveJob { odometry: self.history.odometry.clone(), ranges, starts, pairs })
+    }
+
+    /// Takes a job's outcome in (weights, warm starts, stats) and returns the model
+    /// average.
+    ///
+    /// # Errors
+    /// The last pair's [`SmootherError`] (counted) when every pair failed.
+    pub fn finish(&mut self, outcome: ResolveOutcome) -> Result<SmootherSolution, SmootherError> {
+        self.stats.duration_s = outcome.duration_s;
+        let result = self.average(outcome.solved);
         match &result {
             Ok(_) => self.stats.solves += 1,
-            Err(e) => {
-                self.stats.failures += 1;
-                self.stats.last_failure = Some(e.to_string());
-            }
+            Err(e) => self.count_rejected(&e.to_string()),
         }
         result
     }
 
-    fn average(&mut self, landmarks: &[(String, Vector2<f64>)]) -> Result<SmootherSolution, SmootherError> {
-        let (ranges, starts) = self
-            .history
-            .problem(landmarks, self.min_ranges)
-            .ok_or_else(|| SmootherError::TooLittleData("a landmark with neither a prior nor enough ranges".into()))?;
-        // Every RECHECK_EVERY-th re-solve also solves one pruned pair, in turn.
-        let pruned: Vec<usize> = (0..self.pairs.len()).filter(|&k| self.weights[k] < PRUNE_WEIGHT).collect();
-        let recheck = (self.stats.solves % RECHECK_EVERY == 0 && !pruned.is_empty())
-            .then(|| pruned[(self.stats.solves / RECHECK_EVERY) as usize % pruned.len()]);
-        let mut solved: Vec<(usize, SmootherSolution)> = Vec::new();
+    fn average(&mut self, solved: Vec<(usize, Result<SmootherSolution, SmootherError>)>) -> Result<SmootherSolution, SmootherError> {
         let mut last_error = None;
-        for k in 0..self.pairs.len() {
-            if self.weights[k] < PRUNE_WEIGHT && recheck != Some(k) {
-                continue;
-            }
-            // A pair without a solution of its own starts from the best one's.
-            let best_warm = self.weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).and_then(|(i, _)| self.warm[i].as_ref());
-            let warm = self.warm[k].as_ref().or(best_warm);
-            match solve(&self.history.odometry, &ranges, &starts, &self.config(k), warm) {
-                Ok(s) => solved.push((k, s)),
-                Err(e) => last_error = Some(e),
-            }
-        }
+        let solved: Vec<(usize, SmootherSolution)> = solved
+            .into_iter()
+            .filter_map(|(k, r)| r.map_err(|e| last_error = Some(e)).ok().map(|s| (k, s)))
+            .collect();
         if solved.is_empty() {
             return Err(last_error.unwrap_or(SmootherError::TooLittleData("no noise level to solve".into())));
         }
@@ -966,6 +983,36 @@ impl Smoother {
         self.stats.weights = self.pairs.iter().copied().zip(self.weights.iter().copied()).collect();
         let weighted: Vec<(f64, &SmootherSolution)> = solved.iter().map(|(k, s)| (self.weights[*k], s)).collect();
         Ok(model_average(&weighted, max + total.ln()))
+    }
+}
+
+/// One re-solve, owned ([`Smoother::prepare`]): the batch problem and the noise pairs
+/// to solve it under (index, scaled config, warm start).
+#[derive(Debug, Clone)]
+pub struct ResolveJob {
+    odometry: Vec<OdometrySample>,
+    ranges: Vec<RangeSample>,
+    starts: Vec<LandmarkStart>,
+    pairs: Vec<(usize, SolveConfig, Option<WarmStart>)>,
+}
+
+/// What a [`ResolveJob`] computed: each pair's solution or error, and the wall time.
+#[derive(Debug)]
+pub struct ResolveOutcome {
+    solved: Vec<(usize, Result<SmootherSolution, SmootherError>)>,
+    duration_s: f64,
+}
+
+impl ResolveJob {
+    /// Solves every pair ([`solve`]); pure, so it can run on any thread.
+    pub fn run(self) -> ResolveOutcome {
+        let started = std::time::Instant::now();
+        let solved = self
+            .pairs
+            .iter()
+            .map(|(k, config, warm)| (*k, solve(&self.odometry, &self.ranges, &self.starts, config, warm.as_ref())))
+            .collect();
+        ResolveOutcome { solved, duration_s: started.elapsed().as_secs_f64() }
     }
 }
 
