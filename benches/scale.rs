@@ -34,6 +34,7 @@ fn localizer(count: usize, calibration: bool) -> Localizer {
             ids: (0..count).map(|i| format!("l{i}")).collect(),
             means_m: (0..count).flat_map(|i| { let p = landmark(i, count); [p.x + 0.5, p.y - 0.5] }).collect(),
             covs_m2: (0..count).flat_map(|_| [1.0, 0.0, 0.0, 1.0]).collect(),
+            ..PriorsConfig::default()
         },
         ..Default::default()
     };

@@ -270,6 +270,7 @@ mod tests {
             ids: vec!["a".into(), "b".into()],
             means_m: vec![5.0, 0.0, -5.0, 0.0],
             covs_m2: vec![1.0, 0.0, 0.0, 1.0, 4.0, 0.0, 0.0, 4.0],
+            ..PriorsConfig::default()
         };
         c.goal.replan_on_update = replan_on_update;
         c.publish.heatmap = false;
@@ -333,6 +334,7 @@ mod tests {
             ids: vec!["far".into(), "here".into()],
             means_m: vec![20.0, 0.0, 0.2, 0.0],
             covs_m2: vec![50.0, 0.0, 0.0, 50.0, 4.0, 0.0, 0.0, 4.0],
+            ..PriorsConfig::default()
         };
         c.planner.landmarks = LandmarkSelection::All;
         // Every candidate (≤ max_step_m = 1 m from the robot) is within 1.5 m of "here".

@@ -494,7 +494,7 @@ impl NodeCore {
             calibration: track.calibration,
         };
         let stamp = Stamp::from_secs(track.last_stamp_s);
-        let pose = track.is_tracking().then(|| PoseWithCovarianceStampedMsg::from_belief(self.header(stamp), &track.summary.belief));
+        let pose = track.is_tracking().then(|| PoseWithCovarianceStampedMsg::from_track(self.header(stamp), track));
         out.push(Output::Range(RangeUpdate { input, result: Ok(fused) }));
         if let Some(msg) = pose {
             out.push(Output::LandmarkPose { landmark_id: id.clone(), msg });

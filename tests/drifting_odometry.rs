@@ -312,7 +312,7 @@ fn drifting_config(rng: &mut StdRng) -> LocalizerConfig {
         odometry: OdometryMode::Drifting,
         unknown_landmarks: UnknownLandmarkPolicy::Reject,
         default_noise_std_m: RANGE_STD_M,
-        priors: PriorsConfig { ids: (0..LANDMARKS.len()).map(|i| format!("l{i}")).collect(), means_m: means, covs_m2: covs },
+        priors: PriorsConfig { ids: (0..LANDMARKS.len()).map(|i| format!("l{i}")).collect(), means_m: means, covs_m2: covs, ..PriorsConfig::default() },
         estimator: EstimatorConfig { method: Method::Natural, ..EstimatorConfig::default() },
         ..LocalizerConfig::default()
     }
@@ -571,7 +571,7 @@ fn an_ambiguous_start_with_drifting_odometry_keeps_its_mixture_until_resolved() 
                 odom_frame_id: "odom".into(),
                 odometry: mode,
                 unknown_landmarks: UnknownLandmarkPolicy::Reject,
-                priors: PriorsConfig { ids: vec!["a".into()], means_m: vec![1.0, 1.0], covs_m2: vec![5.5, -1.5, -1.5, 5.5] },
+                priors: PriorsConfig { ids: vec!["a".into()], means_m: vec![1.0, 1.0], covs_m2: vec![5.5, -1.5, -1.5, 5.5], ..PriorsConfig::default() },
                 estimator: EstimatorConfig { method: Method::Mixture, ..EstimatorConfig::default() },
                 ..LocalizerConfig::default()
             };

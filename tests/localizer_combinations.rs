@@ -18,7 +18,7 @@ fn config(method: Method, calibration: bool, policy: UnknownLandmarkPolicy, reli
     let mut c = LocalizerConfig {
         unknown_landmarks: policy,
         initialisation: InitialisationConfig { region_radius_m: 20.0, cell_m: 0.5, max_std_m: 2.0, min_ranges: 3 },
-        priors: PriorsConfig { ids: vec!["known".into()], means_m: vec![2.0, 1.0], covs_m2: vec![9.0, 0.0, 0.0, 9.0] },
+        priors: PriorsConfig { ids: vec!["known".into()], means_m: vec![2.0, 1.0], covs_m2: vec![9.0, 0.0, 0.0, 9.0], ..PriorsConfig::default() },
         ..Default::default()
     };
     c.estimator.method = method;

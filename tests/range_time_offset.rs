@@ -27,7 +27,7 @@ fn estimate(offset_s: f64, seed: u64) -> landmark_flow::localizer::time_offset::
     let config = LocalizerConfig {
         unknown_landmarks: UnknownLandmarkPolicy::Reject,
         default_noise_std_m: 0.1,
-        priors: PriorsConfig { ids: vec!["a".into()], means_m: vec![LANDMARK.0, LANDMARK.1], covs_m2: vec![0.01, 0.0, 0.0, 0.01] },
+        priors: PriorsConfig { ids: vec!["a".into()], means_m: vec![LANDMARK.0, LANDMARK.1], covs_m2: vec![0.01, 0.0, 0.0, 0.01], ..PriorsConfig::default() },
         estimator: EstimatorConfig { method: Method::Ekf, ..EstimatorConfig::default() },
         ..LocalizerConfig::default()
     };

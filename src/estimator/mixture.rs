@@ -285,8 +285,9 @@ pub fn mixture_flow_update<const D: usize, M: MeasurementModel<D>>(
 pub const MIRROR_MIN_MASS: f64 = 1e-9;
 
 /// The two mirror modes of a landmark seen by ranges from a sensor moving in the plane
-/// z = z_s: the prior N(μ, Σ) over s = (x, y, z) split at that plane into two
-/// components, each the prior truncated to its half-space and moment-matched.
+/// z = z_s: the prior N(μ, Σ) over s = (x, y, z, …) (z is coordinate [`HEIGHT`]; a
+/// calibrated state appends (s, b)) split at that plane into two components, each the
+/// prior truncated to its half-space and moment-matched.
 ///
 /// Ranges from points of the plane cannot tell z_s + h from z_s − h, so the posterior
 /// keeps whatever weight the prior gives each half-space; a single Gaussian straddling
@@ -309,16 +310,18 @@ pub const MIRROR_MIN_MASS: f64 = 1e-9;
 /// < 1.2·10⁻⁷), with λ computed from the fit's exponent so it does not underflow.
 ///
 /// # Errors
-/// `NotPositiveDefinite` for a non-SPD prior; `NonFinite` for a non-finite plane height.
-pub fn mirror_mixture(prior: &GaussianBelief<3>, sensor_plane_z_m: f64) -> Result<GaussianMixture<3>, EstimatorError> {
+/// `NotPositiveDefinite` for a non-SPD prior; `NonFinite` for a non-finite plane height;
+/// `Config` for D < 3.
+pub fn mirror_mixture<const D: usize>(prior: &GaussianBelief<D>, sensor_plane_z_m: f64) -> Result<GaussianMixture<D>, EstimatorError> {
+    no_height::<D>()?;
     let prior = GaussianBelief::new(prior.mean, prior.cov)?;
     if !sensor_plane_z_m.is_finite() {
         return Err(EstimatorError::NonFinite { quantity: "sensor_plane_z_m", value: format!("{sensor_plane_z_m}") });
     }
-    let var_z = prior.cov[(2, 2)];
+    let var_z = prior.cov[(HEIGHT, HEIGHT)];
     let sd_z = var_z.sqrt();
-    let gain = prior.cov.column(2) / var_z;
-    let alpha = (sensor_plane_z_m - prior.mean.z) / sd_z;
+    let gain = prior.cov.column(HEIGHT) / var_z;
+    let alpha = (sensor_plane_z_m - prior.mean[HEIGHT]) / sd_z;
     // (mass, mean shift in σ_z, variance ratio) of each side.
     let upper = |a: f64| {
         let (mass, lambda) = upper_tail_and_mills(a);
@@ -344,6 +347,18 @@ pub fn mirror_mixture(prior: &GaussianBelief<3>, sensor_plane_z_m: f64) -> Resul
         return Ok(GaussianMixture::single(prior));
     }
     GaussianMixture::new(components)
+}
+
+/// Index of the height z in a state whose first three coordinates are the landmark's
+/// (x, y, z) (a 3-D position, or one with the range calibration appended).
+pub const HEIGHT: usize = 2;
+
+/// `Config` naming `dimension` for a state without a height (D < 3).
+fn no_height<const D: usize>() -> Result<(), EstimatorError> {
+    if D <= HEIGHT {
+        return Err(crate::config::ConfigError::invalid("dimension", D, "at least 3 (a height) for mirror modes").into());
+    }
+    Ok(())
 }
 
 /// Upper tail Q(a) = 1 − Φ(a) and the inverse Mills ratio φ(a)/Q(a), through
@@ -399,17 +414,19 @@ impl GaussianMixture<3> {
 /// update has no finite evidence (`DegenerateWeights`) is dropped.
 ///
 /// # Errors
-/// `DegenerateWeights` when neither side has a finite evidence; flow errors.
-pub fn mirror_mixture_flow_update<M: MeasurementModel<3>>(
-    prior: &GaussianMixture<3>,
+/// `DegenerateWeights` when neither side has a finite evidence; flow errors; `Config`
+/// for D < 3.
+pub fn mirror_mixture_flow_update<const D: usize, M: MeasurementModel<D>>(
+    prior: &GaussianMixture<D>,
     sensor_plane_z_m: f64,
     model: &M,
-    nodes: &[StandardNode<3>],
+    nodes: &[StandardNode<D>],
     flow: &NaturalFlowSettings,
     settings: &MixtureSettings,
-) -> Result<(GaussianMixture<3>, FlowStats), EstimatorError> {
+) -> Result<(GaussianMixture<D>, FlowStats), EstimatorError> {
+    no_height::<D>()?;
     let (above, below): (Vec<_>, Vec<_>) =
-        prior.components.iter().copied().partition(|c| c.belief.mean.z >= sensor_plane_z_m);
+        prior.components.iter().copied().partition(|c| c.belief.mean[HEIGHT] >= sensor_plane_z_m);
     if above.is_empty() || below.is_empty() {
         return mixture_flow_update(prior, model, nodes, flow, settings);
     }
@@ -437,7 +454,7 @@ pub fn mirror_mixture_flow_update<M: MeasurementModel<3>>(
         return Err(EstimatorError::DegenerateWeights(log_evidence));
     }
     stats.elbo = log_evidence;
-    let components: Vec<MixtureComponent<3>> = sides
+    let components: Vec<MixtureComponent<D>> = sides
         .iter()
         .flat_map(|(lw, mix)| {
             let side = (lw - log_evidence).exp();

@@ -85,6 +85,10 @@ pub struct State<const D: usize> {
     belief: Belief<D>,
     updates: u64,
     last: UpdateStats,
+    /// The sensor plane z = z_s of a mixture started by
+    /// [`Estimator::initial_mirrored_state`]: its updates keep the two mirror modes
+    /// apart ([`mixture::mirror_mixture_flow_update`]).
+    mirror_plane_z_m: Option<f64>,
 }
 
 /// What the node publishes: the moment-matched Gaussian, the components, the health.
@@ -196,7 +200,7 @@ impl<const D: usize> Estimator<D> {
         } else {
             self
         };
-        let state = State { belief: Belief::Gaussian(*prior), updates, last: UpdateStats::default() };
+        let state = State { belief: Belief::Gaussian(*prior), updates, last: UpdateStats::default(), mirror_plane_z_m: None };
         let (next, stats) = gaussian.update_with_model(&state, model)?;
         match next.belief {
             Belief::Gaussian(g) => Ok((g, stats)),
@@ -224,7 +228,25 @@ impl<const D: usize> Estimator<D> {
                 Belief::Particles(ParticleSet::from_prior(&prior, self.config.particle.count, &mut rng)?)
             }
         };
-        Ok(State { belief, updates: 0, last: UpdateStats { converged: true, ..UpdateStats::default() } })
+        Ok(State { belief, updates: 0, last: UpdateStats { converged: true, ..UpdateStats::default() }, mirror_plane_z_m: None })
+    }
+
+    /// The state before any measurement of a landmark with a height (coordinate
+    /// [`mixture::HEIGHT`]) seen by a sensor moving in the plane z = `sensor_plane_z_m`:
+    /// with the mixture method the prior split at that plane into its two mirror halves
+    /// ([`mixture::mirror_mixture`]), which its updates then keep apart until the data
+    /// or the prior decide; other methods carry one belief and start from the prior as
+    /// [`Estimator::initial_state`].
+    ///
+    /// # Errors
+    /// As [`Estimator::initial_state`]; `Config` for D < 3, `NonFinite` for the plane.
+    pub fn initial_mirrored_state(&self, prior: GaussianBelief<D>, sensor_plane_z_m: f64) -> Result<State<D>, EstimatorError> {
+        if self.config.method != Method::Mixture {
+            return self.initial_state(prior);
+        }
+        let mixture = mixture::mirror_mixture(&prior, sensor_plane_z_m)?;
+        let last = UpdateStats { converged: true, components: mixture.components().len(), ..UpdateStats::default() };
+        Ok(State { belief: Belief::Mixture(mixture), updates: 0, last, mirror_plane_z_m: Some(sensor_plane_z_m) })
     }
 
     /// Absorbs one range measurement `range_m` (metres) taken at `sensor_position`
@@ -309,7 +331,7 @@ impl<const D: usize> Estimator<D> {
             components: 1,
             log_evidence: s.elbo,
         };
-        let next = State { belief, updates: state.updates, last: stats };
+        let next = State { belief, updates: state.updates, last: stats, mirror_plane_z_m: state.mirror_plane_z_m };
         next.summary()?;
         Ok((next, stats))
     }
@@ -364,13 +386,11 @@ impl<const D: usize> Estimator<D> {
             (Belief::Gaussian(g), Method::Ekf) => closed_form(kalman::ekf_update(g, model)?),
             (Belief::Gaussian(g), Method::Ukf) => closed_form(kalman::ukf_update(g, model)?),
             (Belief::Mixture(m), Method::Mixture) => {
-                let (mix, s) = mixture::mixture_flow_update(
-                    m,
-                    model,
-                    nodes,
-                    &self.config.natural_settings(),
-                    &self.config.mixture_settings(),
-                )?;
+                let (flow, settings) = (&self.config.natural_settings(), &self.config.mixture_settings());
+                let (mix, s) = match state.mirror_plane_z_m {
+                    Some(plane) => mixture::mirror_mixture_flow_update(m, plane, model, nodes, flow, settings)?,
+                    None => mixture::mixture_flow_update(m, model, nodes, flow, settings)?,
+                };
                 let components = mix.components().len();
                 (
                     Belief::Mixture(mix),
@@ -393,7 +413,7 @@ impl<const D: usize> Estimator<D> {
             }
             _ => return Err(mismatch()),
         };
-        let next = State { belief, updates: state.updates + 1, last: stats };
+        let next = State { belief, updates: state.updates + 1, last: stats, mirror_plane_z_m: state.mirror_plane_z_m };
         // Never hand back a state the node could not publish.
         next.summary()?;
         Ok((next, stats))

@@ -48,6 +48,30 @@ pub struct PriorsConfig {
     pub means_m: Vec<f64>,
     /// Covariances, m²: row-major 2×2 (4 numbers) per id.
     pub covs_m2: Vec<f64>,
+    /// With `dimension: 3`: each id's height prior (z mean, metres, odometry frame)...
+    /// (empty: `height_prior` for every id).
+    pub height_means_m: Vec<f64>,
+    /// ...and its standard deviation, metres (empty, or one per id).
+    pub height_stds_m: Vec<f64>,
+}
+
+/// A Gaussian prior on a landmark's height z (odometry frame, metres), independent of
+/// its (x, y): N(mean_m, std_m²).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeightPriorConfig {
+    /// Mean height, metres.
+    pub mean_m: f64,
+    /// Standard deviation, metres.
+    pub std_m: f64,
+}
+
+impl Default for HeightPriorConfig {
+    /// Anchors within a few metres of the odometry frame's z = 0 (a ground robot's
+    /// floor): N(0, (3 m)²), either side of the sensor.
+    fn default() -> Self {
+        Self { mean_m: 0.0, std_m: 3.0 }
+    }
 }
 
 /// How a landmark without a prior is started (`unknown_landmarks: initialise`).
@@ -273,6 +297,12 @@ pub struct LocalizerConfig {
     /// Frame of the landmarks and the corrected robot pose with `odometry: drifting`
     /// (REP-105 `map`; the node publishes `map_frame_id → odom` on `/tf`).
     pub map_frame_id: String,
+    /// Landmark positions: 2 = (x, y), ranges taken as distances in the plane; 3 = (x,
+    /// y, z), ranges as 3-D distances from the sensor's 3-D position (odometry pose ⊕
+    /// mount), each landmark's height from `height_prior` (or `priors.height_*`).
+    pub dimension: u32,
+    /// With `dimension: 3`, the height prior of every landmark without its own.
+    pub height_prior: HeightPriorConfig,
 }
 
 impl Default for LocalizerConfig {
@@ -301,6 +331,8 @@ impl Default for LocalizerConfig {
             odometry_gate: OdometryGateConfig::default(),
             smoother: SmootherConfig::default(),
             map_frame_id: "map".into(),
+            dimension: 2,
+            height_prior: HeightPriorConfig::default(),
         }
     }
 }
@@ -397,6 +429,10 @@ impl LocalizerConfig {
         check_integer("smoother.max_iterations", sm.max_iterations, 1, 1000)?;
         check_integer("smoother.max_odometry_samples", sm.max_odometry_samples, 16, 10_000_000)?;
         check_integer("smoother.max_ranges", sm.max_ranges, 16, 10_000_000)?;
+        check_integer("dimension", self.dimension, 2, 3)?;
+        check_range("height_prior.mean_m", self.height_prior.mean_m, -1e5, 1e5)?;
+        check_range("height_prior.std_m", self.height_prior.std_m, 1e-3, 1e5)?;
+        self.configured_heights()?;
         self.check_combinations()
     }
 
@@ -447,6 +483,25 @@ impl LocalizerConfig {
                 ));
             }
         }
+        if self.dimension == 3 {
+            // Not yet built in 3-D: each is refused here rather than run planar.
+            let refuse = |parameter: &str, value: &dyn std::fmt::Debug, allowed: &str| {
+                Err(ConfigError::invalid(parameter, format!("{value:?}"), allowed))
+            };
+            if self.odometry == OdometryMode::Drifting {
+                return refuse("odometry", &"drifting", "exact with dimension: 3 (the drifting joint state is planar)");
+            }
+            if self.calibration.enabled {
+                return refuse("calibration.enabled", &true, "false with dimension: 3 (the calibrated state is planar)");
+            }
+            if self.unknown_landmarks == UnknownLandmarkPolicy::Initialise {
+                return refuse(
+                    "unknown_landmarks",
+                    &"initialise",
+                    "default_prior or reject with dimension: 3 (the initialisation grid is planar)",
+                );
+            }
+        }
         // A range may precede the buffered odometry by at most the buffer's length.
         if self.odom_tolerance_s > self.odom_buffer_s {
             return Err(ConfigError::invalid(
@@ -489,6 +544,30 @@ impl LocalizerConfig {
             out.push((id.clone(), b));
         }
         Ok(out)
+    }
+
+    /// Each configured id's height prior (mean, standard deviation), metres, in the
+    /// order of `priors.ids`: `priors.height_*` when given, else `height_prior`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `priors.height_means_m` or
+    /// `priors.height_stds_m` when not empty and not one finite number per id (standard
+    /// deviations in [1e-3, 1e5] m).
+    pub fn configured_heights(&self) -> Result<Vec<(f64, f64)>, ConfigError> {
+        let p = &self.priors;
+        let n = p.ids.len();
+        let check = |parameter: &str, values: &[f64], low: f64| {
+            if !values.is_empty() && (values.len() != n || values.iter().any(|v| !(v.is_finite() && *v >= low && v.abs() <= 1e5))) {
+                return Err(ConfigError::invalid(parameter, values, &format!("empty, or one number per id ({n}), within 1e5 m")));
+            }
+            Ok(())
+        };
+        check("priors.height_means_m", &p.height_means_m, -1e5)?;
+        check("priors.height_stds_m", &p.height_stds_m, 1e-3)?;
+        let h = self.height_prior;
+        Ok((0..n)
+            .map(|k| (p.height_means_m.get(k).copied().unwrap_or(h.mean_m), p.height_stds_m.get(k).copied().unwrap_or(h.std_m)))
+            .collect())
     }
 
     pub(crate) fn sensor_offset(&self) -> Vector3<f64> {

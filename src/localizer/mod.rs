@@ -77,7 +77,7 @@ pub mod smoother;
 mod track;
 
 pub use config::{
-    CalibrationConfig, InitialisationConfig, LocalizerConfig, OdometryGateConfig, OdometryMode, PriorConfig, PriorsConfig, RelinearisationConfig,
+    CalibrationConfig, InitialisationConfig, LocalizerConfig, OdometryGateConfig, OdometryMode, PriorConfig, PriorsConfig, RelinearisationConfig, HeightPriorConfig,
     SmootherConfig, UnknownLandmarkPolicy,
 };
 pub use input::{innovation_gate, Fused, Processed, RangeInput, RangeOutcome, Rejection, MAX_PENDING_RANGES};
@@ -94,7 +94,7 @@ use imm::JointImm;
 use slam::psd_part;
 use crate::odometry::{OdometryBuffer, OdometryRejection, PoseLookupError};
 use input::{check_gate, check_message};
-use nalgebra::{Isometry3, Matrix2x3, Matrix3, Point3, Vector2};
+use nalgebra::{Isometry3, Matrix2x3, Matrix3, Point3, Vector2, Vector3};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use track::{gaussian_summary, summarise, TrackStep};
@@ -137,6 +137,10 @@ pub struct Localizer {
     config: LocalizerConfig,
     estimator: Estimator<2>,
     calibrated_estimator: Estimator<4>,
+    /// `dimension: 3`: the estimator of (x, y, z).
+    estimator3: Estimator<3>,
+    /// `dimension: 3`: each configured id's height prior (mean, std), metres.
+    heights: BTreeMap<String, (f64, f64)>,
     /// The pooled (s, b) belief, once a calibrated landmark exists.
     sensor_calibration: Option<GaussianBelief<2>>,
     /// Every calibrated landmark's (s, b) site and their running sums ([`pool`]);
@@ -299,6 +303,7 @@ impl Localizer {
         let estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
         let calibrated_estimator = Estimator::new(config.estimator).map_err(estimator_config_error)?;
         let priors: BTreeMap<_, _> = config.configured_priors()?.into_iter().collect();
+        let heights = config.priors.ids.iter().cloned().zip(config.configured_heights()?).collect();
         let drifting = match config.odometry {
             OdometryMode::Exact => None,
             OdometryMode::Drifting => {
@@ -326,6 +331,8 @@ impl Localizer {
             odom_frame_id: config.odom_frame_id.clone(),
             estimator,
             calibrated_estimator,
+            estimator3: Estimator::new(config.estimator).map_err(estimator_config_error)?,
+            heights,
             sensor_calibration: None,
             summaries_conditioned_on: None,
             calibration_pool: None,
@@ -382,7 +389,7 @@ impl Localizer {
         for (id, prior) in priors {
             if self.joins_now(&prior) {
                 self.insert_joint_track(&id, &prior);
-            } else if let Ok(track) = self.tracking_state(prior).and_then(|state| self.new_track(state)) {
+            } else if let Ok(track) = self.tracking_state(&id, prior).and_then(|state| self.new_track(state)) {
                 self.tracks.insert(id.clone(), track);
                 self.update_calibration_site(&id);
             }
@@ -399,7 +406,14 @@ impl Localizer {
 
     /// A tracking state from a position prior: the prior itself, or, with calibration
     /// on, the prior × N(s₀, σ_s²) × N(b₀, σ_b²) over θ = (y₁, y₂, s, b).
-    fn tracking_state(&self, prior: GaussianBelief<2>) -> Result<TrackState, EstimatorError> {
+    ///
+    /// With `dimension: 3` the prior is (x, y) × the landmark's height prior
+    /// ([`Localizer::prior3`]).
+    fn tracking_state(&self, id: &str, prior: GaussianBelief<2>) -> Result<TrackState, EstimatorError> {
+        if self.config.dimension == 3 {
+            let prior = self.prior3(id, &prior);
+            return Ok(TrackState::Position3(self.estimator3.initial_state(prior)?, RangeWindow::new(prior)));
+        }
         if !self.config.calibration.enabled {
             return Ok(TrackState::Position(self.estimator.initial_state(prior)?, RangeWindow::new(prior)));
         }
@@ -441,6 +455,17 @@ impl Localizer {
             Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges }, cavity),
             Err(_) => TrackState::Calibrated(state, RangeWindow::new(prior), cavity),
         })
+    }
+
+    /// N((μ, m_z), diag(Σ, σ_z²)): the (x, y) prior `prior` of landmark `id` and its
+    /// height prior (`priors.height_*`, else `height_prior`), independent.
+    fn prior3(&self, id: &str, prior: &GaussianBelief<2>) -> GaussianBelief<3> {
+        let h = self.config.height_prior;
+        let (mean_z, std_z) = self.heights.get(id).copied().unwrap_or((h.mean_m, h.std_m));
+        let mut cov = nalgebra::Matrix3::zeros();
+        cov.fixed_view_mut::<2, 2>(0, 0).copy_from(&prior.cov);
+        cov[(2, 2)] = std_z * std_z;
+        GaussianBelief { mean: nalgebra::Vector3::new(prior.mean.x, prior.mean.y, mean_z), cov }
     }
 
     fn new_track(&self, state: TrackState) -> Result<LandmarkTrack, EstimatorError> {
@@ -897,7 +922,7 @@ impl Localizer {
                 self.insert_joint_track(&m.landmark_id, &prior);
             } else if self.config.unknown_landmarks == UnknownLandmarkPolicy::DefaultPrior {
                 let track = self
-                    .tracking_state(self.default_prior)
+                    .tracking_state(&m.landmark_id, self.default_prior)
                     .and_then(|state| self.new_track(state))
                     .map_err(|e| Rejection::Estimator(e.to_string()))?;
                 self.tracks.insert(m.landmark_id.clone(), track);
@@ -966,9 +991,10 @@ impl Localizer {
                 TrackState::Initialising(_) => largest_eigenvalue(&position_cov),
                 _ => variance_along(&position_cov, &(self.tracks[&m.landmark_id].summary.belief.mean - x)),
             };
-        let (step, stats) = self.step(&m.landmark_id, x, odom_xy, m.range_m, variance)?;
+        let (step, stats) = self.step(&m.landmark_id, x, sensor.z, odom_xy, m.range_m, variance)?;
         let (summary, calibration) =
             step.summarise(self.sensor_calibration.as_ref()).map_err(estimator_error)?;
+        let summary3 = step.summary3().map_err(estimator_error)?;
         if !summary.belief.is_publishable() {
             return Err(Rejection::Estimator("the updated belief is not finite and SPD".into()));
         }
@@ -1003,6 +1029,9 @@ impl Localizer {
             }
         };
         track.summary = summary;
+        if summary3.is_some() {
+            track.summary3 = summary3;
+        }
         track.calibration = calibration;
         track.measurements_fused += 1;
         track.last_stamp_s = m.stamp_s;
@@ -1083,6 +1112,7 @@ impl Localizer {
         &self,
         id: &str,
         x: Vector2<f64>,
+        sensor_z_m: f64,
         odom_xy: Vector2<f64>,
         range_m: f64,
         variance: f64,
@@ -1114,6 +1144,22 @@ impl Localizer {
                 let (next, stats) = self.estimator.update_with_model(state, &model).map_err(estimator_error)?;
                 let (next, change, _) = window.advance(&self.estimator, next, model, relinearisation, None);
                 (TrackStep::Position(next, change), stats)
+            }
+            TrackState::Position3(state, window) => {
+                let model = RangeModel::new(Vector3::new(x.x, x.y, sensor_z_m), range_m, variance, shape).map_err(estimator_error)?;
+                // The first range splits the prior at the sensor's plane into its mirror
+                // halves: a planar path cannot tell above from below that plane.
+                let mirrored;
+                let state = if state.updates() == 0 {
+                    mirrored = self.estimator3.initial_mirrored_state(window.anchor, sensor_z_m).map_err(estimator_error)?;
+                    &mirrored
+                } else {
+                    state
+                };
+                check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
+                let (next, stats) = self.estimator3.update_with_model(state, &model).map_err(estimator_error)?;
+                let (next, change, _) = window.advance(&self.estimator3, next, model, relinearisation, None);
+                (TrackStep::Position3(next, change), stats)
             }
             TrackState::Calibrated(state, window, cavity) => {
                 let model = CalibratedRangeModel::new(x, range_m, variance, shape).map_err(estimator_error)?;
@@ -1290,6 +1336,7 @@ mod tests {
                 ids: vec!["a".into()],
                 means_m: vec![1.0, 1.0],
                 covs_m2: vec![5.5, -1.5, -1.5, 5.5],
+                ..PriorsConfig::default()
             },
             ..Default::default()
         };
@@ -1730,6 +1777,7 @@ mod tests {
             ids: ["a", "b", "c", "d"].map(String::from).to_vec(),
             means_m: vec![10.0, 0.0, 0.0, 10.0, -10.0, 0.0, 0.0, -10.0],
             covs_m2: [[4.0, 0.5, 0.5, 3.0]; 4].concat(),
+            ..PriorsConfig::default()
         };
         let truth = [("a", 10.5, 0.5), ("b", 0.5, 9.0), ("c", -9.0, -1.0), ("d", 1.0, -10.5), ("e", 3.0, 4.0)];
         let mut loc = Localizer::new(c.clone()).unwrap();
@@ -1788,6 +1836,7 @@ mod tests {
             ids: ids.clone(),
             means_m: truth.iter().flat_map(|t| [t.x + 0.5, t.y - 0.4]).collect(),
             covs_m2: [[2.0, 0.3, 0.3, 1.5]; 12].concat(),
+            ..PriorsConfig::default()
         };
         let mut loc = Localizer::new(c).unwrap();
         let mut rng = StdRng::seed_from_u64(3);

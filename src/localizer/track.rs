@@ -26,6 +26,10 @@ pub enum TrackState {
     Initialising(Box<InitialisationGrid>),
     /// Position (x, y), calibration off.
     Position(State<2>, RangeWindow<2, RangeModel<2>>),
+    /// Position (x, y, z) (`localizer.dimension: 3`), calibration off. Before its first
+    /// range the state is the prior; the first range splits it at the sensor's plane
+    /// into its mirror halves ([`Estimator::initial_mirrored_state`]).
+    Position3(State<3>, RangeWindow<3, RangeModel<3>>),
     /// Position and range calibration θ = (y₁, y₂, s, b), and the belief over (s, b)
     /// from the other landmarks (the "cavity") that its anchor includes.
     ///
@@ -50,6 +54,8 @@ pub(crate) enum TrackStep {
     Start(TrackState),
     /// The position state after one range.
     Position(State<2>, WindowStep<2, RangeModel<2>>),
+    /// The 3-D position state after one range.
+    Position3(State<3>, WindowStep<3, RangeModel<3>>),
     /// The calibrated state after one range, and its cavity.
     Calibrated(State<4>, WindowStep<4, CalibratedRangeModel>, GaussianBelief<2>),
     /// The joint state's change (committed by the localizer, which owns that state).
@@ -67,8 +73,17 @@ impl TrackStep {
             TrackStep::Grid(grid) => Ok((grid_summary(grid), None)),
             TrackStep::Start(state) => summarise(state, sensor),
             TrackStep::Position(state, _) => Ok((state.summary()?, None)),
+            TrackStep::Position3(state, _) => Ok((planar(&state.summary()?), None)),
             TrackStep::Calibrated(state, ..) => calibrated_summary(state, sensor),
             TrackStep::Joint(step) => Ok((gaussian_summary(step.landmark, step.stats), None)),
+        }
+    }
+
+    /// The (x, y, z) summary of the state this step leads to, for a 3-D state.
+    pub(crate) fn summary3(&self) -> Result<Option<Summary<3>>, EstimatorError> {
+        match self {
+            TrackStep::Position3(state, _) => Ok(Some(state.summary()?)),
+            _ => Ok(None),
         }
     }
 
@@ -86,6 +101,10 @@ impl TrackState {
             (this, TrackStep::Grid(grid)) => *this = TrackState::Initialising(grid),
             (this, TrackStep::Start(state)) => *this = state,
             (TrackState::Position(state, window), TrackStep::Position(next, change)) => {
+                *state = next;
+                window.commit(change);
+            }
+            (TrackState::Position3(state, window), TrackStep::Position3(next, change)) => {
                 *state = next;
                 window.commit(change);
             }
@@ -212,6 +231,9 @@ pub struct LandmarkTrack {
     /// Position belief: the (x, y) marginal of `state` (moment-matched Gaussian,
     /// components, health); the grid's moments while initialising.
     pub summary: Summary<2>,
+    /// With `localizer.dimension: 3`, the (x, y, z) belief that `summary` is the (x, y)
+    /// marginal of.
+    pub summary3: Option<Summary<3>>,
     /// The range calibration estimate, when calibration is on and the track is tracking.
     pub calibration: Option<RangeCalibration>,
     pub measurements_fused: u32,
@@ -229,6 +251,10 @@ impl LandmarkTrack {
     /// A track with no range fused yet.
     pub(crate) fn new(state: TrackState, summary: Summary<2>, calibration: Option<RangeCalibration>) -> Self {
         Self {
+            summary3: match &state {
+                TrackState::Position3(s, _) => s.summary().ok(),
+                _ => None,
+            },
             summary,
             calibration,
             state,
@@ -252,6 +278,18 @@ impl LandmarkTrack {
     /// The belief is an estimate (not initialising) and publishable.
     pub fn is_tracking(&self) -> bool {
         self.status() == TrackStatus::Tracking && self.summary.belief.is_publishable()
+    }
+}
+
+/// The (x, y) marginal of a 3-D summary: of the moment-matched Gaussian and of each
+/// component (a Gaussian's marginal is its (x, y) block).
+pub(crate) fn planar(s: &Summary<3>) -> Summary<2> {
+    let xy = |b: &GaussianBelief<3>| GaussianBelief { mean: b.mean.xy(), cov: b.cov.fixed_view::<2, 2>(0, 0).into_owned() };
+    Summary {
+        belief: xy(&s.belief),
+        components: s.components.iter().map(|c| MixtureComponent { weight: c.weight, belief: xy(&c.belief) }).collect(),
+        updates: s.updates,
+        last_update: s.last_update,
     }
 }
 
@@ -303,6 +341,7 @@ pub(crate) fn summarise(
     match state {
         TrackState::Initialising(grid) => Ok((grid_summary(grid), None)),
         TrackState::Position(s, _) => Ok((s.summary()?, None)),
+        TrackState::Position3(s, _) => Ok((planar(&s.summary()?), None)),
         TrackState::Calibrated(s, ..) => calibrated_summary(s, sensor),
         TrackState::Joint => Err(EstimatorError::StateMismatch { state: "joint", method: "summarise (the joint state holds it)" }),
     }

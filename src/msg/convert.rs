@@ -3,7 +3,7 @@
 //! the goal's heading, topic names, and covariance ellipses. Plain numbers and
 //! nalgebra types in and out.
 
-use nalgebra::{Isometry3, Matrix2, Quaternion, Translation3, UnitQuaternion, Vector2};
+use nalgebra::{Isometry3, Matrix2, Matrix3, Quaternion, Rotation3, Translation3, UnitQuaternion, Vector2, Vector3};
 
 /// `builtin_interfaces/Time` (sec, nanosec) → seconds: `sec + nanosec · 1e-9`.
 pub fn stamp_secs(sec: i32, nanosec: u32) -> f64 {
@@ -55,6 +55,43 @@ pub fn covariance3_row_major(cov: &Matrix2<f64>) -> [f64; 9] {
     [cov[(0, 0)], cov[(0, 1)], 0.0, cov[(1, 0)], cov[(1, 1)], 0.0, 0.0, 0.0, 0.0]
 }
 
+/// Row-major 3×3 (x, y, z) covariance of a 3-D belief, m².
+pub fn covariance3_full_row_major(cov: &Matrix3<f64>) -> [f64; 9] {
+    let mut c = [0.0; 9];
+    for (k, v) in c.iter_mut().enumerate() {
+        *v = cov[(k / 3, k % 3)];
+    }
+    c
+}
+
+/// [`pose_covariance6_row_major`] of a 3-D belief: Σ in the (x, y, z) block.
+pub fn pose_covariance6_row_major_3d(cov: &Matrix3<f64>) -> [f64; 36] {
+    let mut c = [0.0; 36];
+    for i in 0..3 {
+        for j in 0..3 {
+            c[i * 6 + j] = cov[(i, j)];
+        }
+        c[(i + 3) * 6 + i + 3] = UNESTIMATED_ORIENTATION_VAR_RAD2;
+    }
+    c
+}
+
+/// The k-σ ellipsoid of a 3×3 covariance as an RViz SPHERE marker takes it: the
+/// orientation `[x, y, z, w]` whose rotation's columns are Σ's eigenvectors (a proper
+/// rotation: the third is the cross product of the first two) and the diameters 2k√λᵢ
+/// along them, metres. A negative eigenvalue counts as 0; `None` for a non-finite Σ.
+pub fn ellipsoid_axes(cov: &Matrix3<f64>, k: f64) -> Option<([f64; 4], [f64; 3])> {
+    if !cov.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let eig = nalgebra::SymmetricEigen::new(*cov);
+    let (a, b) = (eig.eigenvectors.column(0).into_owned(), eig.eigenvectors.column(1).into_owned());
+    let axes = Matrix3::from_columns(&[a, b, a.cross(&b)]);
+    let q = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(axes));
+    let diameters = eig.eigenvalues.map(|l| 2.0 * k * l.max(0.0).sqrt());
+    Some(([q.i, q.j, q.k, q.w], [diameters[0], diameters[1], diameters[2]]))
+}
+
 /// Row-major 6×6 covariance over (x, y, z, roll, pitch, yaw) of a landmark pose:
 /// Σ in the x–y block, 0 for z (the estimate is planar),
 /// [`UNESTIMATED_ORIENTATION_VAR_RAD2`] on the orientation diagonal.
@@ -73,6 +110,11 @@ pub fn pose_covariance6_row_major(cov: &Matrix2<f64>) -> [f64; 36] {
 /// A planar point as a message position (z = 0).
 pub fn position3(p: &Vector2<f64>) -> [f64; 3] {
     [p.x, p.y, 0.0]
+}
+
+/// A 3-D point as a message position.
+pub fn position3_3d(p: &Vector3<f64>) -> [f64; 3] {
+    [p.x, p.y, p.z]
 }
 
 /// Heading of the goal pose: the direction of travel from `from` to `goal`, rad
@@ -132,6 +174,24 @@ pub fn ellipse_points(mean: &Vector2<f64>, cov: &Matrix2<f64>, k: f64, segments:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ellipsoid's rotation R and diameters D rebuild Σ: R diag((D/2k)²) Rᵀ = Σ,
+    /// and R is a proper rotation (the quaternion is a unit one).
+    #[test]
+    fn ellipsoid_axes_rebuild_the_covariance() {
+        let cov = Matrix3::new(4.0, 0.5, -0.3, 0.5, 9.0, 1.2, -0.3, 1.2, 2.5);
+        let (q, d) = ellipsoid_axes(&cov, 2.0).unwrap();
+        let q = UnitQuaternion::from_quaternion(Quaternion::new(q[3], q[0], q[1], q[2]));
+        let r = q.to_rotation_matrix().into_inner();
+        let lambda = Matrix3::from_diagonal(&Vector3::new(d[0], d[1], d[2]).map(|x| (x / 4.0).powi(2)));
+        let rebuilt = r * lambda * r.transpose();
+        assert!((rebuilt - cov).amax() < 1e-9, "{rebuilt} vs {cov}");
+        assert!(ellipsoid_axes(&Matrix3::from_element(f64::NAN), 2.0).is_none());
+        let full = covariance3_full_row_major(&cov);
+        assert_eq!((full[1], full[5], full[6]), (0.5, 1.2, -0.3));
+        let pose = pose_covariance6_row_major_3d(&cov);
+        assert_eq!((pose[2], pose[14], pose[21]), (-0.3, 2.5, UNESTIMATED_ORIENTATION_VAR_RAD2));
+    }
 
     #[test]
     fn stamps_round_trip() {

@@ -20,7 +20,8 @@ use crate::localizer::{LandmarkTrack, RangeCalibration, RangeInput, TrackStatus}
 use crate::planner::CriterionGrid;
 use cdr::{CdrError, CdrFields, CdrMessage};
 use convert::{
-    covariance3_row_major, pose_covariance6_row_major, pose_from_position_quaternion, position3, stamp_from_secs,
+    covariance3_full_row_major, covariance3_row_major, ellipsoid_axes, pose_covariance6_row_major, pose_covariance6_row_major_3d,
+    pose_from_position_quaternion, position3, position3_3d, stamp_from_secs,
     stamp_secs, travel_yaw, yaw_quaternion_xyzw,
 };
 use nalgebra::{Isometry3, Vector2};
@@ -218,6 +219,18 @@ impl PoseWithCovarianceStampedMsg {
         let pose = Pose { position: position3(&belief.mean), orientation: [0.0, 0.0, 0.0, 1.0] };
         Self { header, pose, covariance: pose_covariance6_row_major(&belief.cov) }
     }
+
+    /// A landmark's pose: its (x, y, z) belief with `localizer.dimension: 3` (Σ in the
+    /// (x, y, z) block), else [`PoseWithCovarianceStampedMsg::from_belief`].
+    pub fn from_track(header: Header, track: &LandmarkTrack) -> Self {
+        match &track.summary3 {
+            Some(s) => {
+                let pose = Pose { position: position3_3d(&s.belief.mean), orientation: [0.0, 0.0, 0.0, 1.0] };
+                Self { header, pose, covariance: pose_covariance6_row_major_3d(&s.belief.cov) }
+            }
+            None => Self::from_belief(header, &track.summary.belief),
+        }
+    }
 }
 
 impl PoseWithCovarianceStampedMsg {
@@ -313,6 +326,33 @@ impl LandmarkBeliefMsg {
     /// is estimated (else scale 1, offset 0, variances 0).
     pub fn from_track(header: Header, id: &str, track: &LandmarkTrack) -> Self {
         let s = &track.summary;
+        // (x, y, z) with `localizer.dimension: 3`, else (x, y, 0) with a zero z row.
+        let (mean, covariance, components) = match &track.summary3 {
+            Some(s3) => (
+                position3_3d(&s3.belief.mean),
+                covariance3_full_row_major(&s3.belief.cov),
+                s3.components
+                    .iter()
+                    .map(|c| GaussianComponentMsg {
+                        weight: c.weight,
+                        mean: position3_3d(&c.belief.mean),
+                        covariance: covariance3_full_row_major(&c.belief.cov),
+                    })
+                    .collect(),
+            ),
+            None => (
+                position3(&s.belief.mean),
+                covariance3_row_major(&s.belief.cov),
+                s.components
+                    .iter()
+                    .map(|c| GaussianComponentMsg {
+                        weight: c.weight,
+                        mean: position3(&c.belief.mean),
+                        covariance: covariance3_row_major(&c.belief.cov),
+                    })
+                    .collect(),
+            ),
+        };
         let cal = track.calibration.unwrap_or(RangeCalibration {
             scale: 1.0,
             scale_variance: 0.0,
@@ -326,18 +366,10 @@ impl LandmarkBeliefMsg {
                 TrackStatus::Initialising => STATE_INITIALISING,
                 TrackStatus::Tracking => STATE_TRACKING,
             },
-            dimension: 2,
-            mean: position3(&s.belief.mean),
-            covariance: covariance3_row_major(&s.belief.cov),
-            components: s
-                .components
-                .iter()
-                .map(|c| GaussianComponentMsg {
-                    weight: c.weight,
-                    mean: position3(&c.belief.mean),
-                    covariance: covariance3_row_major(&c.belief.cov),
-                })
-                .collect(),
+            dimension: if track.summary3.is_some() { 3 } else { 2 },
+            mean,
+            covariance,
+            components,
             measurements_fused: track.measurements_fused,
             measurements_rejected: track.measurements_rejected,
             iterations: track.last_stats.iterations as u32,
@@ -515,6 +547,10 @@ pub struct LandmarkMarkers {
     pub components: Vec<(f64, GaussianBelief<2>)>,
     /// Sensor position and range of the last fused range, metres.
     pub last_range: Option<(Vector2<f64>, f64)>,
+    /// With `localizer.dimension: 3`: the 2σ ellipsoid of the (x, y, z) belief as an
+    /// RViz SPHERE draws it (centre, orientation `[x, y, z, w]`, diameters, metres);
+    /// the planar markers are then drawn at the mean height.
+    pub ellipsoid: Option<([f64; 3], [f64; 4], [f64; 3])>,
 }
 
 /// `markers` (visualization_msgs/MarkerArray) as plain values.
@@ -537,6 +573,10 @@ impl LandmarkMarkers {
             belief: s.belief,
             components: s.components.iter().map(|c| (c.weight, c.belief)).collect(),
             last_range: track.last_range,
+            ellipsoid: track.summary3.as_ref().and_then(|s3| {
+                let (orientation, diameters) = ellipsoid_axes(&s3.belief.cov, 2.0)?;
+                Some((position3_3d(&s3.belief.mean), orientation, diameters))
+            }),
         }
     }
 }

@@ -241,12 +241,26 @@ fn landmark_markers(header: &Header, m: &LandmarkMarkers) -> Vec<Marker> {
     let mut mean = base(Marker::SPHERE as i32, 0);
     mean.pose.position = point(&b.mean);
     mean.scale = Vector3 { x: 0.3, y: 0.3, z: 0.3 };
+    // A 3-D belief: everything at its mean height, and its 2σ ellipsoid (translucent).
+    let height_m = m.ellipsoid.map_or(0.0, |(centre, ..)| centre[2]);
+    mean.pose.position.z = height_m;
     out.push(mean);
+    if let Some((centre, q, d)) = m.ellipsoid {
+        let mut ellipsoid = base(Marker::SPHERE as i32, 4);
+        ellipsoid.pose = Pose {
+            position: Point { x: centre[0], y: centre[1], z: centre[2] },
+            orientation: Quaternion { x: q[0], y: q[1], z: q[2], w: q[3] },
+        };
+        ellipsoid.scale = Vector3 { x: d[0], y: d[1], z: d[2] };
+        ellipsoid.color = color(0.1, 0.4, 1.0, 0.25);
+        out.push(ellipsoid);
+    }
     let mut ellipse = base(Marker::LINE_STRIP as i32, 1);
     ellipse.points = ellipse_marker_points(&b.mean, &b.cov, 2.0, 72);
+    ellipse.pose.position.z = height_m;
     out.push(ellipse);
     let mut text = base(Marker::TEXT_VIEW_FACING as i32, 2);
-    text.pose.position = Point { x: b.mean.x, y: b.mean.y, z: 0.6 };
+    text.pose.position = Point { x: b.mean.x, y: b.mean.y, z: height_m + 0.6 };
     text.scale.z = 0.4;
     text.color = color(1.0, 1.0, 1.0, 1.0);
     text.text = m.landmark_id.clone();
@@ -261,6 +275,7 @@ fn landmark_markers(header: &Header, m: &LandmarkMarkers) -> Vec<Marker> {
         let mut comp = base(Marker::LINE_STRIP as i32, 10 + k as i32);
         comp.color = color(0.6, 0.2, 0.9, (0.2 + 0.8 * weight) as f32);
         comp.points = ellipse_marker_points(&c.mean, &c.cov, 2.0, 36);
+        comp.pose.position.z = height_m;
         out.push(comp);
     }
     out
