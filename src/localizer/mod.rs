@@ -1158,6 +1158,17 @@ impl Localizer {
                 };
                 check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
                 let (next, stats) = self.estimator3.update_with_model(state, &model).map_err(estimator_error)?;
+                // The mirror halves' weights from all ranges at once, while the window
+                // still starts at the prior (a folded window's anchor is the two halves
+                // moment-matched into one Gaussian, which says nothing of their weights).
+                let prior = self.prior3(id, self.priors.get(id).unwrap_or(&self.default_prior));
+                let next = if window.anchor == prior {
+                    self.estimator3
+                        .reweight_mirror_sides(&next, &prior, &window.ranges, std::slice::from_ref(&model))
+                        .map_err(estimator_error)?
+                } else {
+                    next
+                };
                 let (next, change, _) = window.advance(&self.estimator3, next, model, relinearisation, None);
                 (TrackStep::Position3(next, change), stats)
             }
