@@ -48,7 +48,7 @@ pub use calibration::{
 };
 pub use initialisation::{CalibrationPrior, InitialisationGrid};
 pub use mixture::{GaussianMixture, MixtureComponent};
-pub use model::{CalibratedRangeModel, JointRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
+pub use model::{CalibratedLayout, CalibratedRange, CalibratedRangeModel, CalibratedRangeModel3, JointRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
 pub use particle::ParticleSet;
 
 /// Health of one update.
