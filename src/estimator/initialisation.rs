@@ -29,8 +29,30 @@
 //! touches at most the budget plus, when refining, four children per survivor per stored
 //! range. A coarse cell on the disc's edge is kept while any of it is inside, weighted by
 //! the fraction inside.
+//!
+//! A 3-D landmark whose height is unknown ([`InitialisationGrid::with_height_prior`]):
+//! the grid stays over (x, y) and each range's likelihood is marginalised over the
+//! height z ~ N(μ_z, σ_z²) of the landmark. With Δz = z − z_x (z_x the sensor's
+//! height, per range), Δz ~ N(m, v), m = μ_z − z_x, v = σ_z², the 3-D distance is
+//! d₃ = √u, u = d² + Δz², with E[u] = ū = d² + m² + v and Var(u) = Var(Δz²) = 4m²v + 2v².
+//! To second order in u − ū (the delta method),
+//!
+//!   E[d₃] ≈ √ū − Var(u)/(8ū^{3/2}),   Var(d₃) ≈ Var(u)/(4ū),
+//!
+//! and the range is taken as a residual z − (s₀·E[d₃] + b₀) with variance
+//! σ² + σ_s²·ū + σ_b² + s₀²·Var(d₃) (E[d₃²] = ū exactly; s, b and Δz independent), in
+//! the configured noise shape. The mean's correction term keeps E[d₃] within a few
+//! centimetres of the exact E|Δz| when the sensor is under the landmark (√ū alone is
+//! up to √(1 + v/m²)·|m| − |m| off there). Each range is marginalised on its own, as
+//! if every range saw its own Δz: the product of those marginals is not the joint
+//! marginal (z is one number for all ranges, and many ranges would pin it), so the
+//! grid's posterior over (x, y) is wider than the exact one and its mean is only
+//! approximately the exact horizontal mean. That is all it is for: it finds the
+//! horizontal mode without committing to a height; the 3-D estimator then re-solves
+//! every stored range ([`InitialisationGrid::measurements`], with the sensor heights)
+//! exactly. Without a height prior the grid is the planar one above, bit for bit.
 
-use nalgebra::{Matrix2, Vector2};
+use nalgebra::{Matrix2, Vector2, Vector3};
 
 use super::belief::GaussianBelief;
 use super::error::EstimatorError;
@@ -67,6 +89,75 @@ impl CalibrationPrior {
     pub const EXACT: Self = Self { scale: 1.0, scale_std: 0.0, offset_m: 0.0, offset_std_m: 0.0 };
 }
 
+/// A Gaussian prior N(μ_z, σ_z²) on the height of a landmark (metres), for a planar
+/// grid that marginalises the height (module doc).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeightPrior {
+    /// μ_z, metres (in the frame of the sensor heights).
+    pub mean_m: f64,
+    /// σ_z, metres (0: the height is known).
+    pub std_m: f64,
+}
+
+/// One range multiplied into an [`InitialisationGrid`], as given: enough to re-solve it
+/// in 2-D or 3-D.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GridRange {
+    /// Sensor position in the grid's plane, metres.
+    pub sensor: Vector2<f64>,
+    /// Sensor height, metres (0 for ranges added by [`InitialisationGrid::add_range`]).
+    pub sensor_z_m: f64,
+    /// Measured range, metres.
+    pub range_m: f64,
+    /// Noise variance σ², m².
+    pub noise_var_m2: f64,
+}
+
+impl GridRange {
+    /// The sensor position (x, y, z), metres.
+    pub fn sensor_position3(&self) -> Vector3<f64> {
+        Vector3::new(self.sensor.x, self.sensor.y, self.sensor_z_m)
+    }
+}
+
+/// Moments of the 3-D distance d₃ = √(d² + Δz²), Δz ~ N(m, v), to second order
+/// (module doc): `sq_mean` = E[Δz²] = m² + v, `sq_var` = Var(Δz²) = 4m²v + 2v².
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct HeightMarginal {
+    sq_mean: f64,
+    sq_var: f64,
+}
+
+impl HeightMarginal {
+    fn new(height: &HeightPrior, sensor_z_m: f64) -> Self {
+        let m = height.mean_m - sensor_z_m;
+        let v = height.std_m * height.std_m;
+        Self { sq_mean: m * m + v, sq_var: 4.0 * m * m * v + 2.0 * v * v }
+    }
+
+    /// ū = E[d₃²] = d² + E[Δz²] at horizontal distance `d`.
+    fn u(&self, d: f64) -> f64 {
+        d * d + self.sq_mean
+    }
+
+    /// E[d₃] ≈ √ū − Var(Δz²)/(8ū^{3/2}), increasing in ū (derivative
+    /// 1/(2√ū) + 3Var/(16ū^{5/2}) > 0) and ≥ ¾√ū (Var(Δz²) ≤ 2E[Δz²]²).
+    fn mean_at_u(&self, u: f64) -> f64 {
+        // sq_var > 0 implies v > 0, so u ≥ v > 0.
+        let correction = if self.sq_var > 0.0 { self.sq_var / (8.0 * u * u.sqrt()) } else { 0.0 };
+        u.sqrt() - correction
+    }
+
+    /// Var(d₃) ≈ Var(Δz²)/(4ū).
+    fn var_at_u(&self, u: f64) -> f64 {
+        if self.sq_var > 0.0 {
+            self.sq_var / (4.0 * u)
+        } else {
+            0.0
+        }
+    }
+}
+
 /// The grid posterior of one landmark being initialised.
 #[derive(Clone, Debug)]
 pub struct InitialisationGrid {
@@ -87,8 +178,10 @@ pub struct InitialisationGrid {
     calibration: CalibrationPrior,
     centre: Vector2<f64>,
     radius_m: f64,
-    /// (sensor position, range, noise variance) of every range multiplied in.
-    measurements: Vec<(Vector2<f64>, f64, f64)>,
+    /// The landmark height's prior, marginalised per range (module doc); None: planar.
+    height: Option<HeightPrior>,
+    /// Every range multiplied in.
+    measurements: Vec<GridRange>,
     moments: GaussianBelief<2>,
 }
 
@@ -134,6 +227,7 @@ impl InitialisationGrid {
             calibration,
             centre,
             radius_m,
+            height: None,
             measurements: Vec::new(),
             moments: GaussianBelief { mean: centre, cov: Matrix2::identity() },
         };
@@ -146,6 +240,35 @@ impl InitialisationGrid {
             .collect();
         grid.update_moments();
         Ok(grid)
+    }
+
+    /// This grid for a 3-D landmark of unknown height z ~ N(μ_z, σ_z²): every range is
+    /// then marginalised over z (module doc) instead of taken as a horizontal distance.
+    /// Ranges carry their sensor's height ([`InitialisationGrid::add_range3`]; 0 for
+    /// [`InitialisationGrid::add_range`]).
+    ///
+    /// # Errors
+    /// `Config` naming `initialisation.height_prior.mean_m` (not finite),
+    /// `initialisation.height_prior.std_m` (not finite or < 0), or
+    /// `initialisation.height_prior` when ranges were already multiplied in (their
+    /// planar likelihoods cannot be taken back).
+    pub fn with_height_prior(mut self, height: HeightPrior) -> Result<Self, EstimatorError> {
+        if !height.mean_m.is_finite() {
+            return Err(ConfigError::invalid("initialisation.height_prior.mean_m", height.mean_m, "finite").into());
+        }
+        if !(height.std_m.is_finite() && height.std_m >= 0.0) {
+            return Err(ConfigError::invalid("initialisation.height_prior.std_m", height.std_m, "finite and >= 0").into());
+        }
+        if !self.measurements.is_empty() {
+            return Err(ConfigError::invalid("initialisation.height_prior", self.measurements.len(), "set before the first range (0 ranges)").into());
+        }
+        self.height = Some(height);
+        Ok(self)
+    }
+
+    /// The landmark height's prior, if the grid marginalises it.
+    pub fn height_prior(&self) -> Option<HeightPrior> {
+        self.height
     }
 
     fn centre_of(&self, k: u32) -> Vector2<f64> {
@@ -161,7 +284,7 @@ impl InitialisationGrid {
     /// variance σ² + σ_s²d'² + σ_b² grows with d', so the bound takes the smallest
     /// |residual| over that interval over the largest variance, and the smallest
     /// variance in the normaliser.
-    fn log_likelihood_bounds(&self, y: &Vector2<f64>, half_diagonal_m: f64, sensor: &Vector2<f64>, range_m: f64, noise_var_m2: f64) -> (f64, f64) {
+    fn planar_log_likelihood_bounds(&self, y: &Vector2<f64>, half_diagonal_m: f64, sensor: &Vector2<f64>, range_m: f64, noise_var_m2: f64) -> (f64, f64) {
         let c = &self.calibration;
         let var_at = |d: f64| noise_var_m2 + (c.scale_std * d).powi(2) + c.offset_std_m.powi(2);
         let residual_at = |d: f64| range_m - (c.scale * d + c.offset_m);
@@ -179,6 +302,61 @@ impl InitialisationGrid {
         let (r_near, r_far) = (residual_at(near), residual_at(far));
         let smallest = if r_near.signum() != r_far.signum() { 0.0 } else { r_near.abs().min(r_far.abs()) };
         (centre, log_density(smallest, var_at(far), var_at(near)).max(centre))
+    }
+
+    /// (centre, upper bound) of one stored range's log-likelihood for the cell around
+    /// `y`: the planar form, or the height-marginal one when the grid has a height prior.
+    fn range_bounds(&self, y: &Vector2<f64>, half_diagonal_m: f64, range: &GridRange) -> (f64, f64) {
+        match &self.height {
+            None => self.planar_log_likelihood_bounds(y, half_diagonal_m, &range.sensor, range.range_m, range.noise_var_m2),
+            Some(height) => self.height_log_likelihood_bounds(y, half_diagonal_m, range, height),
+        }
+    }
+
+    /// The planar bounds of a range from a sensor in the plane (tests of the bound).
+    #[cfg(test)]
+    fn log_likelihood_bounds(&self, y: &Vector2<f64>, half_diagonal_m: f64, sensor: &Vector2<f64>, range_m: f64, noise_var_m2: f64) -> (f64, f64) {
+        self.range_bounds(y, half_diagonal_m, &GridRange { sensor: *sensor, sensor_z_m: 0.0, range_m, noise_var_m2 })
+    }
+
+    /// The bounds of [`Self::planar_log_likelihood_bounds`] for the height-marginal
+    /// likelihood (module doc): residual z − (s₀·E[d₃] + b₀), variance
+    /// V(ū) = σ² + σ_b² + σ_s²ū + s₀²Var(Δz²)/(4ū), ū = d² + E[Δz²]. Over the cell, ū
+    /// lies in [ū(d − h), ū(d + h)]. E[d₃] increases with ū, so the residual is
+    /// monotone and its smallest |·| is 0 or at an end, as in the plane. V is no longer
+    /// monotone but convex in ū (a line plus c/ū, c ≥ 0): its largest value over the
+    /// interval is at an end, its smallest at the interior minimum
+    /// ū* = s₀√Var(Δz²)/(2σ_s) clamped to the interval. The bound takes the smallest
+    /// |residual| over the largest variance, and the smallest variance in the normaliser.
+    fn height_log_likelihood_bounds(&self, y: &Vector2<f64>, half_diagonal_m: f64, range: &GridRange, height: &HeightPrior) -> (f64, f64) {
+        let c = &self.calibration;
+        let marginal = HeightMarginal::new(height, range.sensor_z_m);
+        let base_var = range.noise_var_m2 + c.offset_std_m.powi(2);
+        let var_at_u = |u: f64| base_var + c.scale_std.powi(2) * u + c.scale * c.scale * marginal.var_at_u(u);
+        let residual_at_u = |u: f64| range.range_m - (c.scale * marginal.mean_at_u(u) + c.offset_m);
+        let log_density = |residual: f64, var: f64, norm_var: f64| {
+            self.unit_noise.log_density_derivatives(residual / var.sqrt()).0 - 0.5 * norm_var.ln()
+        };
+        let d = (y - range.sensor).norm();
+        let u = marginal.u(d);
+        let var = var_at_u(u);
+        let centre = log_density(residual_at_u(u), var, var);
+        if half_diagonal_m == 0.0 {
+            return (centre, centre);
+        }
+        let (near, far) = (marginal.u((d - half_diagonal_m).max(0.0)), marginal.u(d + half_diagonal_m));
+        let (r_near, r_far) = (residual_at_u(near), residual_at_u(far));
+        let smallest = if r_near.signum() != r_far.signum() { 0.0 } else { r_near.abs().min(r_far.abs()) };
+        let largest_var = var_at_u(near).max(var_at_u(far));
+        let u_star = if marginal.sq_var == 0.0 {
+            near
+        } else if c.scale_std == 0.0 {
+            far
+        } else {
+            (c.scale.abs() * marginal.sq_var.sqrt() / (2.0 * c.scale_std)).clamp(near, far)
+        };
+        let smallest_var = var_at_u(u_star).min(var_at_u(near)).min(var_at_u(far));
+        (centre, log_density(smallest, largest_var, smallest_var).max(centre))
     }
 
     /// ln of the prior mass of the square cell at `y` with half-diagonal `half_diagonal`
@@ -223,13 +401,37 @@ impl InitialisationGrid {
 
     /// Multiplies in one range `range_m` (metres) from `sensor` (metres) with noise
     /// variance `noise_var_m2` (m²), drops the cells outside the window and refreshes
-    /// the moments. On error the grid is unchanged.
+    /// the moments. On error the grid is unchanged. With a height prior the sensor is
+    /// at height 0 ([`InitialisationGrid::add_range3`]).
     ///
     /// # Errors
     /// As [`InitialisationGrid::with_range`].
     pub fn add_range(&mut self, sensor: Vector2<f64>, range_m: f64, noise_var_m2: f64) -> Result<(), EstimatorError> {
         *self = self.with_range(sensor, range_m, noise_var_m2)?;
         Ok(())
+    }
+
+    /// [`InitialisationGrid::add_range`] from a sensor at (x, y, z) (metres): its height
+    /// enters the height-marginal likelihood (module doc) and is stored with the range;
+    /// a grid without a height prior uses (x, y) only, as the planar model has it.
+    ///
+    /// # Errors
+    /// As [`InitialisationGrid::with_range`].
+    pub fn add_range3(&mut self, sensor: Vector3<f64>, range_m: f64, noise_var_m2: f64) -> Result<(), EstimatorError> {
+        *self = self.with_range3(sensor, range_m, noise_var_m2)?;
+        Ok(())
+    }
+
+    /// This grid with one more range from a sensor at (x, y, z)
+    /// ([`InitialisationGrid::add_range3`], [`InitialisationGrid::with_range`]).
+    ///
+    /// # Errors
+    /// As [`InitialisationGrid::with_range`].
+    pub fn with_range3(&self, sensor: Vector3<f64>, range_m: f64, noise_var_m2: f64) -> Result<Self, EstimatorError> {
+        if !sensor.iter().all(|v| v.is_finite()) {
+            return Err(EstimatorError::InvalidSensorPosition(sensor.as_slice().to_vec()));
+        }
+        self.with_grid_range(GridRange { sensor: sensor.xy(), sensor_z_m: sensor.z, range_m, noise_var_m2 })
     }
 
     /// This grid with one more range ([`InitialisationGrid::add_range`]), built from a
@@ -243,6 +445,13 @@ impl InitialisationGrid {
         if !sensor.iter().all(|v| v.is_finite()) {
             return Err(EstimatorError::InvalidSensorPosition(sensor.as_slice().to_vec()));
         }
+        self.with_grid_range(GridRange { sensor, sensor_z_m: 0.0, range_m, noise_var_m2 })
+    }
+
+    /// The checks of a range and its update ([`InitialisationGrid::with_range`]); the
+    /// sensor position is checked by the callers.
+    fn with_grid_range(&self, range: GridRange) -> Result<Self, EstimatorError> {
+        let GridRange { range_m, noise_var_m2, .. } = range;
         if !(range_m.is_finite() && range_m >= 0.0) {
             return Err(EstimatorError::InvalidRange(range_m));
         }
@@ -254,14 +463,14 @@ impl InitialisationGrid {
             .active
             .iter()
             .map(|&(k, centre, upper)| {
-                let (dc, du) = self.log_likelihood_bounds(&self.centre_of(k), h, &sensor, range_m, noise_var_m2);
+                let (dc, du) = self.range_bounds(&self.centre_of(k), h, &range);
                 (k, f64::from(centre) + dc, f64::from(upper) + du)
             })
             .collect();
         let active = window(active)?;
         let mut measurements = Vec::with_capacity(self.measurements.len() + 1);
         measurements.extend_from_slice(&self.measurements);
-        measurements.push((sensor, range_m, noise_var_m2));
+        measurements.push(range);
         let mut next = Self {
             origin: self.origin,
             cell_m: self.cell_m,
@@ -272,6 +481,7 @@ impl InitialisationGrid {
             calibration: self.calibration,
             centre: self.centre,
             radius_m: self.radius_m,
+            height: self.height,
             measurements,
             moments: self.moments,
         };
@@ -301,8 +511,8 @@ impl InitialisationGrid {
                     continue;
                 };
                 let (mut centre, mut upper) = (prior, 0.0);
-                for (x, z, var) in &self.measurements {
-                    let (dc, du) = self.log_likelihood_bounds(&y, child_half_diagonal, x, *z, *var);
+                for range in &self.measurements {
+                    let (dc, du) = self.range_bounds(&y, child_half_diagonal, range);
                     centre += dc;
                     upper += du;
                 }
@@ -351,8 +561,8 @@ impl InitialisationGrid {
         self.measurements.len() as u32
     }
 
-    /// (sensor position (m), range (m), noise variance (m²)) of every range multiplied in.
-    pub fn measurements(&self) -> &[(Vector2<f64>, f64, f64)] {
+    /// Every range multiplied in (sensor position and height, range, noise variance).
+    pub fn measurements(&self) -> &[GridRange] {
         &self.measurements
     }
 

@@ -46,7 +46,7 @@ pub use calibration::{
     calibration_information, calibration_marginal, calibration_site, pooled_from_information, CalibrationSite, condition_position, joint_prior, pool_calibration, position_marginal,
     replace_calibration_prior,
 };
-pub use initialisation::{CalibrationPrior, InitialisationGrid};
+pub use initialisation::{CalibrationPrior, GridRange, HeightPrior, InitialisationGrid};
 pub use mixture::{GaussianMixture, MixtureComponent};
 pub use model::{CalibratedLayout, CalibratedRange, CalibratedRangeModel, CalibratedRangeModel3, JointRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
 pub use particle::ParticleSet;
