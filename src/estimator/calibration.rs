@@ -229,7 +229,7 @@ pub fn condition_position<const P: usize, const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nalgebra::{Matrix4, RowVector4, Vector4};
+    use nalgebra::{Matrix3, Matrix4, RowVector4, Vector3, Vector4};
 
     fn spd4() -> Matrix4<f64> {
         let a = Matrix4::new(
@@ -331,6 +331,133 @@ mod tests {
         let h = RowVector4::new(0.6, -0.8, 7.0, 1.0);
         let seen_old = kalman(&joint_prior(&position, &old), h, 9.0, 0.25);
         let seen_new = kalman(&joint_prior(&position, &new), h, 9.0, 0.25);
+        let got = replace_calibration_prior(&seen_old, &old, &new).unwrap();
+        assert!((got.mean - seen_new.mean).amax() < 1e-9, "{} vs {}", got.mean, seen_new.mean);
+        assert!((got.cov - seen_new.cov).amax() < 1e-9, "{} vs {}", got.cov, seen_new.cov);
+    }
+
+    fn spd5() -> SMatrix<f64, 5, 5> {
+        let a = SMatrix::<f64, 5, 5>::from_row_slice(&[
+            1.0, 0.3, -0.2, 0.1, 0.2, //
+            0.0, 1.5, 0.4, -0.3, 0.0, //
+            0.4, -0.1, 2.0, 0.05, -0.1, //
+            0.2, 0.0, 0.1, 0.2, 0.05, //
+            -0.1, 0.3, 0.2, 0.0, 0.8,
+        ]);
+        a * a.transpose() + SMatrix::<f64, 5, 5>::identity() * 0.05
+    }
+
+    fn belief5() -> GaussianBelief<5> {
+        GaussianBelief::new(SVector::<f64, 5>::from_column_slice(&[3.0, -1.0, 2.5, 1.05, 0.3]), spd5()).unwrap()
+    }
+
+    /// The 3-D blocks: y = θ[0..3], c = θ[3..5]. The conditional written out with plain
+    /// matrix inverses (`try_inverse`, no Cholesky): K = Σ_yc Σ_cc⁻¹,
+    /// y ~ N(μ_y + K(m − μ_c), Σ_yy − KΣ_cy + KPKᵀ); and for an exactly known c the
+    /// precision form of the Gaussian conditional, y | c = m ~ N(μ_y − Λ_yy⁻¹Λ_yc(m − μ_c),
+    /// Λ_yy⁻¹) with Λ = Σ⁻¹ over all five coordinates, a different route to the same.
+    #[test]
+    fn three_d_blocks_and_conditioning_match_the_gaussian_conditional() {
+        let b = belief5();
+        let y = position_marginal::<3, 5>(&b);
+        let c = calibration_marginal(&b);
+        for i in 0..3 {
+            assert_eq!(y.mean[i], b.mean[i]);
+            for j in 0..3 {
+                assert_eq!(y.cov[(i, j)], b.cov[(i, j)]);
+            }
+        }
+        for i in 0..2 {
+            assert_eq!(c.mean[i], b.mean[3 + i]);
+            for j in 0..2 {
+                assert_eq!(c.cov[(i, j)], b.cov[(3 + i, 3 + j)]);
+            }
+        }
+        let joint: GaussianBelief<5> = joint_prior(&y, &c);
+        assert_eq!(position_marginal::<3, 5>(&joint), y);
+        assert_eq!(calibration_marginal(&joint), c);
+        assert!(joint.cov.fixed_view::<3, 2>(0, 3).iter().all(|v| *v == 0.0));
+
+        let m = Vector2::new(1.1, 0.1);
+        let p = Matrix2::new(0.01, 0.002, 0.002, 0.04);
+        let got = condition_position::<3, 5>(&b, &GaussianBelief { mean: m, cov: p }).unwrap();
+        let cov_yc = b.cov.fixed_view::<3, 2>(0, 3).into_owned();
+        let k = cov_yc * c.cov.try_inverse().unwrap();
+        let expected_mean = y.mean + k * (m - c.mean);
+        let expected_cov = y.cov - k * cov_yc.transpose() + k * p * k.transpose();
+        assert!((got.mean - expected_mean).amax() < 1e-12, "{} vs {}", got.mean, expected_mean);
+        assert!((got.cov - expected_cov).amax() < 1e-12, "{} vs {}", got.cov, expected_cov);
+
+        let exact = condition_position::<3, 5>(&b, &GaussianBelief { mean: m, cov: Matrix2::zeros() }).unwrap();
+        let lambda = b.cov.try_inverse().unwrap();
+        let lambda_yy_inv = lambda.fixed_view::<3, 3>(0, 0).into_owned().try_inverse().unwrap();
+        let lambda_yc = lambda.fixed_view::<3, 2>(0, 3).into_owned();
+        let precision_mean = y.mean - lambda_yy_inv * lambda_yc * (m - c.mean);
+        assert!((exact.mean - precision_mean).amax() < 1e-10, "{} vs {}", exact.mean, precision_mean);
+        assert!((exact.cov - lambda_yy_inv).amax() < 1e-10, "{} vs {}", exact.cov, lambda_yy_inv);
+    }
+
+    /// `b` over (y₁, y₂, s, b) with an independent height y₃ ~ N(z, v) inserted as θ[2].
+    fn with_independent_height(b: &GaussianBelief<4>, z: f64, v: f64) -> GaussianBelief<5> {
+        let index = [0, 1, usize::MAX, 2, 3];
+        let mean = SVector::<f64, 5>::from_fn(|i, _| if index[i] == usize::MAX { z } else { b.mean[index[i]] });
+        let cov = SMatrix::<f64, 5, 5>::from_fn(|i, j| match (index[i], index[j]) {
+            (usize::MAX, usize::MAX) => v,
+            (usize::MAX, _) | (_, usize::MAX) => 0.0,
+            (a, c) => b.cov[(a, c)],
+        });
+        GaussianBelief { mean, cov }
+    }
+
+    /// A height independent of everything else changes nothing about c: 3-D landmarks
+    /// send the sites, pool, swapped priors and conditioned (y₁, y₂) of the 2-D ones
+    /// (to rounding: the 5×5 factorisations differ from the 4×4 ones), and the height
+    /// keeps its own marginal. Also checks the 3-D swap against a 5-D Kalman filter.
+    #[test]
+    fn three_d_landmarks_with_an_independent_height_pool_as_the_planar_ones() {
+        let prior = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.04, 0.0, 0.0, 1.0) };
+        let planar = [belief4(), {
+            let mut b = belief4();
+            b.mean = Vector4::new(-2.0, 4.0, 1.02, -0.4);
+            b.cov *= 0.5;
+            b
+        }];
+        let cavity = GaussianBelief { mean: Vector2::new(1.01, 0.05), cov: Matrix2::new(0.03, 0.001, 0.001, 0.9) };
+        let spatial = [with_independent_height(&planar[0], 2.5, 1.7), with_independent_height(&planar[1], -0.5, 0.3)];
+        let pooled2 = pool_calibration(&prior, &[(planar[0], cavity), (planar[1], prior)]).unwrap();
+        let pooled3 = pool_calibration(&prior, &[(spatial[0], cavity), (spatial[1], prior)]).unwrap();
+        assert!((pooled2.mean - pooled3.mean).amax() < 1e-12, "{} vs {}", pooled2.mean, pooled3.mean);
+        assert!((pooled2.cov - pooled3.cov).amax() < 1e-12, "{} vs {}", pooled2.cov, pooled3.cov);
+        let (site2, site3) = (calibration_site(&planar[0], &cavity).unwrap(), calibration_site(&spatial[0], &cavity).unwrap());
+        assert!((site2.precision - site3.precision).amax() < 1e-9 && (site2.info - site3.info).amax() < 1e-9);
+
+        let conditioned2 = condition_position::<2, 4>(&planar[0], &pooled2).unwrap();
+        let conditioned3 = condition_position::<3, 5>(&spatial[0], &pooled2).unwrap();
+        assert!((conditioned3.mean.xy() - conditioned2.mean).amax() < 1e-12);
+        assert!((conditioned3.cov.fixed_view::<2, 2>(0, 0) - conditioned2.cov).amax() < 1e-12);
+        assert!((conditioned3.mean.z - 2.5).abs() < 1e-12 && (conditioned3.cov[(2, 2)] - 1.7).abs() < 1e-12);
+        assert!(conditioned3.cov.fixed_view::<1, 2>(2, 0).amax() < 1e-12);
+
+        let own = calibration_marginal(&planar[0]);
+        let swapped2 = replace_calibration_prior(&planar[0], &own, &pooled2).unwrap();
+        let swapped3 = replace_calibration_prior(&spatial[0], &own, &pooled2).unwrap();
+        let expect = with_independent_height(&swapped2, 2.5, 1.7);
+        assert!((swapped3.mean - expect.mean).amax() < 1e-9, "{} vs {}", swapped3.mean, expect.mean);
+        assert!((swapped3.cov - expect.cov).amax() < 1e-9, "{} vs {}", swapped3.cov, expect.cov);
+
+        // A range-like linear measurement in 3-D seen from N(y) × N(c; old), re-based on
+        // N(c; new), equals the same measurement seen from N(y) × N(c; new).
+        let kalman5 = |b: &GaussianBelief<5>, h: SVector<f64, 5>, z: f64, r: f64| {
+            let s = (h.transpose() * b.cov * h)[(0, 0)] + r;
+            let k = b.cov * h / s;
+            GaussianBelief { mean: b.mean + k * (z - h.dot(&b.mean)), cov: b.cov - k * s * k.transpose() }
+        };
+        let position = GaussianBelief { mean: Vector3::new(2.0, -3.0, 1.5), cov: Matrix3::new(4.0, 0.5, 0.2, 0.5, 2.0, -0.1, 0.2, -0.1, 3.0) };
+        let old = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) };
+        let new = GaussianBelief { mean: Vector2::new(1.07, 0.4), cov: Matrix2::new(0.002, 0.0005, 0.0005, 0.3) };
+        let h = SVector::<f64, 5>::from_column_slice(&[0.48, -0.64, 0.6, 7.0, 1.0]);
+        let seen_old = kalman5(&joint_prior(&position, &old), h, 9.0, 0.25);
+        let seen_new = kalman5(&joint_prior(&position, &new), h, 9.0, 0.25);
         let got = replace_calibration_prior(&seen_old, &old, &new).unwrap();
         assert!((got.mean - seen_new.mean).amax() < 1e-9, "{} vs {}", got.mean, seen_new.mean);
         assert!((got.cov - seen_new.cov).amax() < 1e-9, "{} vs {}", got.cov, seen_new.cov);

@@ -698,6 +698,54 @@ mod tests {
         assert_eq!(cal.log_likelihood(&Vector4::new(y.x, y.y, 1.0, 0.0)), plain.log_likelihood(&y));
     }
 
+    /// The 3-D calibrated range over θ = (y₁, y₂, y₃, s, b): ∇h and ∇²h against central
+    /// differences of h and ∇h themselves (step 1e-5: truncation ~1e-10 relative, well
+    /// under the 1e-6 tolerance), the log-likelihood's derivatives for two shapes, and
+    /// two exact reductions written out here: h = s·‖y − x‖ + b by hand, and with
+    /// y₃ = x₃ the planar model's h and (y₁, y₂, s, b) gradient.
+    #[test]
+    fn calibrated_range_3d_derivatives_match_finite_differences() {
+        use nalgebra::{Vector3, Vector4};
+        let x = Vector3::new(0.3, -0.2, 0.4);
+        let points = [
+            SVector::<f64, 5>::from_column_slice(&[2.0, 1.5, 2.9, 1.07, 0.3]),
+            SVector::<f64, 5>::from_column_slice(&[-5.0, 3.0, -1.0, 0.95, -1.0]),
+        ];
+        for shape in [NoiseShape::Gaussian, NoiseShape::StudentT { dof: 4.0 }] {
+            let m = CalibratedRangeModel3::new(x, 4.0, 0.7, shape).unwrap();
+            for theta in points {
+                finite_difference_check(&m, theta);
+                let (h0, g) = m.predict(&theta);
+                let hess = m.predict_hessian(&theta);
+                let by_hand = theta[3] * ((theta[0] - x.x).powi(2) + (theta[1] - x.y).powi(2) + (theta[2] - x.z).powi(2)).sqrt() + theta[4];
+                assert!((h0 - by_hand).abs() < 1e-12, "{h0} vs {by_hand}");
+                let step = 1e-5;
+                for i in 0..5 {
+                    let mut e = SVector::<f64, 5>::zeros();
+                    e[i] = step;
+                    let (hp, gp) = m.predict(&(theta + e));
+                    let (hm, gm) = m.predict(&(theta - e));
+                    let fd = (hp - hm) / (2.0 * step);
+                    assert!((fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "∂h/∂θ{i}: {fd} vs {}", g[i]);
+                    let col = (gp - gm) / (2.0 * step);
+                    for j in 0..5 {
+                        assert!((col[j] - hess[(j, i)]).abs() < 1e-6 * (1.0 + hess[(j, i)].abs()), "∂²h/∂θ{j}∂θ{i}: {} vs {}", col[j], hess[(j, i)]);
+                    }
+                }
+                assert_eq!(hess, hess.transpose());
+            }
+        }
+        let planar = CalibratedRangeModel::new(x.xy(), 4.0, 0.7, NoiseShape::Gaussian).unwrap();
+        let spatial = CalibratedRangeModel3::new(x, 4.0, 0.7, NoiseShape::Gaussian).unwrap();
+        let (h2, g2) = planar.predict(&Vector4::new(2.0, 1.5, 1.07, 0.3));
+        let (h3, g3) = spatial.predict(&SVector::<f64, 5>::from_column_slice(&[2.0, 1.5, x.z, 1.07, 0.3]));
+        assert!((h2 - h3).abs() < 1e-15);
+        for (a, b) in [(0, 0), (1, 1), (2, 3), (3, 4)] {
+            assert!((g2[a] - g3[b]).abs() < 1e-15, "{g2} vs {g3}");
+        }
+        assert_eq!(g3[2], 0.0);
+    }
+
     #[test]
     fn joint_range_derivatives_match_finite_differences() {
         let p = SVector::<f64, 2>::new(1.5, -0.7);
