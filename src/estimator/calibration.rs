@@ -14,8 +14,8 @@
 //! are generic over D alone, and those that also read y take P and D, checked at
 //! compile time to satisfy D = P + 2 ([`CalibratedLayout`]). A future joint state
 //! (e.g. a robot-pose error e appended as θ = (y, c, e)) would keep these functions:
-//! they only read the y and c blocks, so [`position_offset`] and
-//! [`calibration_offset`] are the one place to change.
+//! they only read the y and c blocks, so `position_offset` and
+//! `calibration_offset` are the one place to change.
 //!
 //! [`CalibratedRange`]: super::CalibratedRange
 

@@ -34,14 +34,14 @@
 //! the grid stays over (x, y) and each range's likelihood is marginalised over the
 //! height z ~ N(μ_z, σ_z²) of the landmark. With Δz = z − z_x (z_x the sensor's
 //! height, per range), Δz ~ N(m, v), m = μ_z − z_x, v = σ_z², the 3-D distance is
-//! d₃ = √u, u = d² + Δz², with E[u] = ū = d² + m² + v and Var(u) = Var(Δz²) = 4m²v + 2v².
+//! d₃ = √u, u = d² + Δz², with E\[u\] = ū = d² + m² + v and Var(u) = Var(Δz²) = 4m²v + 2v².
 //! To second order in u − ū (the delta method),
 //!
-//!   E[d₃] ≈ √ū − Var(u)/(8ū^{3/2}),   Var(d₃) ≈ Var(u)/(4ū),
+//!   E\[d₃\] ≈ √ū − Var(u)/(8ū^{3/2}),   Var(d₃) ≈ Var(u)/(4ū),
 //!
-//! and the range is taken as a residual z − (s₀·E[d₃] + b₀) with variance
-//! σ² + σ_s²·ū + σ_b² + s₀²·Var(d₃) (E[d₃²] = ū exactly; s, b and Δz independent), in
-//! the configured noise shape. For σ_z ≤ 1.5 m the second-order E[d₃] is within 7 cm
+//! and the range is taken as a residual z − (s₀·E\[d₃\] + b₀) with variance
+//! σ² + σ_s²·ū + σ_b² + s₀²·Var(d₃) (E\[d₃²\] = ū exactly; s, b and Δz independent), in
+//! the configured noise shape. For σ_z ≤ 1.5 m the second-order E\[d₃\] is within 7 cm
 //! of the exact mean at every d (√ū alone is up to 0.4 m off near the sensor), and
 //! Var(d₃) within −5 %/+60 % of the exact variance (over-stated near the sensor, which
 //! only widens the grid); once d > 3σ_z + |m| the mean is within 1 % of σ_z and the
@@ -124,7 +124,7 @@ impl GridRange {
 }
 
 /// Moments of the 3-D distance d₃ = √(d² + Δz²), Δz ~ N(m, v), to second order
-/// (module doc): `sq_mean` = E[Δz²] = m² + v, `sq_var` = Var(Δz²) = 4m²v + 2v².
+/// (module doc): `sq_mean` = E\[Δz²\] = m² + v, `sq_var` = Var(Δz²) = 4m²v + 2v².
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct HeightMarginal {
     sq_mean: f64,
@@ -138,13 +138,13 @@ impl HeightMarginal {
         Self { sq_mean: m * m + v, sq_var: 4.0 * m * m * v + 2.0 * v * v }
     }
 
-    /// ū = E[d₃²] = d² + E[Δz²] at horizontal distance `d`.
+    /// ū = E\[d₃²\] = d² + E\[Δz²\] at horizontal distance `d`.
     fn u(&self, d: f64) -> f64 {
         d * d + self.sq_mean
     }
 
-    /// E[d₃] ≈ √ū − Var(Δz²)/(8ū^{3/2}), increasing in ū (derivative
-    /// 1/(2√ū) + 3Var/(16ū^{5/2}) > 0) and ≥ ¾√ū (Var(Δz²) ≤ 2E[Δz²]²).
+    /// E\[d₃\] ≈ √ū − Var(Δz²)/(8ū^{3/2}), increasing in ū (derivative
+    /// 1/(2√ū) + 3Var/(16ū^{5/2}) > 0) and ≥ ¾√ū (Var(Δz²) ≤ 2E\[Δz²\]²).
     fn mean_at_u(&self, u: f64) -> f64 {
         // sq_var > 0 implies v > 0, so u ≥ v > 0.
         let correction = if self.sq_var > 0.0 { self.sq_var / (8.0 * u * u.sqrt()) } else { 0.0 };
@@ -323,9 +323,9 @@ impl InitialisationGrid {
     }
 
     /// The bounds of [`Self::planar_log_likelihood_bounds`] for the height-marginal
-    /// likelihood (module doc): residual z − (s₀·E[d₃] + b₀), variance
-    /// V(ū) = σ² + σ_b² + σ_s²ū + s₀²Var(Δz²)/(4ū), ū = d² + E[Δz²]. Over the cell, ū
-    /// lies in [ū(d − h), ū(d + h)]. E[d₃] increases with ū, so the residual is
+    /// likelihood (module doc): residual z − (s₀·E\[d₃\] + b₀), variance
+    /// V(ū) = σ² + σ_b² + σ_s²ū + s₀²Var(Δz²)/(4ū), ū = d² + E\[Δz²\]. Over the cell, ū
+    /// lies in [ū(d − h), ū(d + h)]. E\[d₃\] increases with ū, so the residual is
     /// monotone and its smallest |·| is 0 or at an end, as in the plane. V is no longer
     /// monotone but convex in ū (a line plus c/ū, c ≥ 0): its largest value over the
     /// interval is at an end, its smallest at the interior minimum
@@ -789,7 +789,7 @@ mod tests {
         }
     }
 
-    /// E[√(d² + Δz²)] and its variance by the trapezoid rule over ±10σ_z (20 001 points:
+    /// E\[√(d² + Δz²)\] and its variance by the trapezoid rule over ±10σ_z (20 001 points:
     /// error ≪ 1e-6), against the second-order moments of the module doc: the mean
     /// within 7 cm everywhere and within 1 % of σ_z once d > 3σ_z + |m| (where the delta
     /// method's next term is small), and never worse than the first-order √ū; the

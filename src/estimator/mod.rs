@@ -156,8 +156,9 @@ fn mix_seed(seed: u64, index: u64) -> u64 {
 impl<const D: usize> Estimator<D> {
     /// Validates the config and precomputes the Gauss–Hermite rule. D = 2 or 3 is a
     /// landmark position; D = 4 is a planar position with the range calibration
-    /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] (updated by
-    /// [`Estimator::update_with_model`]); D = 5 to 7 are the marginals a range touches
+    /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] and D = 5 a 3-D one,
+    /// θ = (y₁, y₂, y₃, s, b) of [`CalibratedRangeModel3`] (both updated by
+    /// [`Estimator::update_with_model`]); D = 5 to 7 are also the marginals a range touches
     /// in the joint state of drifting odometry (odometry correction, landmark, range
     /// calibration: `crate::localizer::slam`). Above D = 4 the product rules are
     /// not built (pᴰ nodes): [`Estimator::refine`] is refused and the flows use
