@@ -372,6 +372,12 @@ impl<const D: usize> MeasurementModel<D> for RangeModel<D> {
 /// (Stable Rust cannot write `SVector<f64, { P + 2 }>`, so both are const parameters
 /// and this constant, evaluated at monomorphisation, rejects a mismatched pair at
 /// compile time: `let () = CalibratedLayout::<P, D>::CHECK;`.)
+///
+/// ```compile_fail
+/// use landmark_flow::estimator::{CalibratedRange, NoiseShape};
+/// // A planar position in a 5-D state: rejected when the program is built.
+/// let _ = CalibratedRange::<2, 5>::new(nalgebra::Vector2::zeros(), 1.0, 1.0, NoiseShape::Gaussian);
+/// ```
 pub struct CalibratedLayout<const P: usize, const D: usize>;
 
 impl<const P: usize, const D: usize> CalibratedLayout<P, D> {
