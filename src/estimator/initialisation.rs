@@ -279,9 +279,8 @@ impl InitialisationGrid {
         self.origin + Vector2::new((k % n) as f64, (k / n) as f64) * self.cell_m
     }
 
-    /// ln p(z | y) of one range from `sensor` (module doc), up to a constant.
-    /// (ln p(z | y) of one range from `sensor` (module doc) at the centre y, up to a
-    /// constant; an upper bound of ln p(z | y') over the square cell
+    /// (ln p(z | y) of one range from `sensor` in the plane (module doc) at the centre
+    /// y, up to a constant; an upper bound of ln p(z | y') over the square cell
     /// of half-diagonal `half_diagonal_m` around y). The distance d' = ‖y' − x‖ lies in
     /// [d − h, d + h]; the noise density is symmetric and falls with |u|, and the
     /// variance σ² + σ_s²d'² + σ_b² grows with d', so the bound takes the smallest
