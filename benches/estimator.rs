@@ -94,4 +94,38 @@ criterion_group! {
     config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
     targets = estimators_3d
 }
-criterion_main!(benches, benches_3d);
+/// Calibrated range, z = s‖y − x‖ + b: one natural-flow update of θ = (y, s, b) from the
+/// slides' position prior × N((1, 0), diag(0.03², 0.3²)), σ² = 0.25 m², the same
+/// "first" and "far" ranges. 2-D: 5⁴ Gauss–Hermite nodes; 3-D (D = 5, no product rule):
+/// 256 Monte Carlo nodes. Run: `cargo bench --no-default-features --bench estimator -- calibrated`.
+fn calibrated(c: &mut Criterion) {
+    use landmark_flow::estimator::{joint_prior, CalibratedRangeModel, CalibratedRangeModel3, NoiseShape};
+    use nalgebra::Vector3;
+    let calibration = GaussianBelief::new(Vector2::new(1.0, 0.0), Matrix2::new(0.03 * 0.03, 0.0, 0.0, 0.09)).expect("SPD");
+    let config = EstimatorConfig { method: Method::Natural, ..EstimatorConfig::default() };
+    let est2 = Estimator::<4>::new(config).expect("valid config");
+    let prior2: GaussianBelief<4> = joint_prior(&prior(), &calibration);
+    let y = Vector2::new(4.7, -3.1);
+    for (case, x) in [("first", Vector2::zeros()), ("far", Vector2::new(10.0, 0.0))] {
+        let model = CalibratedRangeModel::new(x, (x - y).norm(), 0.25, NoiseShape::Gaussian).expect("valid range");
+        c.bench_function(&format!("calibrated/natural_gh5x5x5x5/{case}"), |b| {
+            b.iter(|| est2.update_gaussian(black_box(&prior2), 0, black_box(&model)).expect("update"))
+        });
+    }
+    let est3 = Estimator::<5>::new(config).expect("valid config");
+    let prior3: GaussianBelief<5> = joint_prior(&prior3(), &calibration);
+    let y = Vector3::new(4.7, -3.1, 2.5);
+    for (case, x) in [("first", Vector3::zeros()), ("far", Vector3::new(10.0, 0.0, 0.0))] {
+        let model = CalibratedRangeModel3::new(x, (x - y).norm(), 0.25, NoiseShape::Gaussian).expect("valid range");
+        c.bench_function(&format!("calibrated/3d_natural_mc_n256/{case}"), |b| {
+            b.iter(|| est3.update_gaussian(black_box(&prior3), 0, black_box(&model)).expect("update"))
+        });
+    }
+}
+
+criterion_group! {
+    name = benches_calibrated;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(2));
+    targets = calibrated
+}
+criterion_main!(benches, benches_3d, benches_calibrated);

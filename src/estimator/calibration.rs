@@ -1,29 +1,42 @@
-//! Gaussian algebra of the range calibration c = (s, b) of [`CalibratedRangeModel`]
-//! inside a landmark's calibrated state θ = (y₁, y₂, s, b): the marginals, the joint
-//! prior, conditioning the position on a calibration belief, swapping the calibration
-//! prior of a belief, and pooling (s, b) over landmarks (expectation propagation).
+//! Gaussian algebra of the range calibration c = (s, b) of [`CalibratedRange`]
+//! inside a landmark's calibrated state θ = (y, s, b), y ∈ ℝᴾ (P = 2 planar, P = 3 for
+//! 3-D landmarks), D = P + 2: the marginals, the joint prior, conditioning the position
+//! on a calibration belief, swapping the calibration prior of a belief, and pooling
+//! (s, b) over landmarks (expectation propagation). A 2-D and a 3-D landmark send the
+//! same kind of message about c, so one sensor's pool may hold both.
 //!
 //! Every inverse is a Cholesky solve ([`nalgebra::Cholesky::solve`]); a covariance or
 //! precision without a Cholesky factor is [`EstimatorError::NotPositiveDefinite`]
 //! naming the matrix. Results are symmetrised and must be publishable (finite, SPD).
 //!
-//! Blocks of θ: y = θ[0..2] (metres), c = θ[2..4] (s dimensionless, b metres).
-//! A future joint state (e.g. a robot-pose error e appended as θ = (y, c, e)) would
-//! keep these functions: they only read the y and c blocks, so the block offsets
-//! below are the one place to change.
+//! Blocks of θ: y = θ[0..P] (metres), c = θ[P..P+2] (s dimensionless, b metres): the
+//! calibration is always the last two coordinates, so the functions that only read c
+//! are generic over D alone, and those that also read y take P and D, checked at
+//! compile time to satisfy D = P + 2 ([`CalibratedLayout`]). A future joint state
+//! (e.g. a robot-pose error e appended as θ = (y, c, e)) would keep these functions:
+//! they only read the y and c blocks, so `position_offset` and
+//! `calibration_offset` are the one place to change.
 //!
-//! [`CalibratedRangeModel`]: super::CalibratedRangeModel
+//! [`CalibratedRange`]: super::CalibratedRange
 
-use nalgebra::{Matrix2, Matrix4, SMatrix, SVector, Vector2, Vector4};
+use nalgebra::{Matrix2, SMatrix, SVector, Vector2};
 
 use super::belief::{cholesky, symmetric_eigen, symmetrise, GaussianBelief};
 use super::error::{fmt_matrix, EstimatorError};
 use super::initialisation::CalibrationPrior;
+use super::model::CalibratedLayout;
 
 /// Offset of the position block y in θ.
-const POSITION: usize = 0;
-/// Offset of the calibration block c = (s, b) in θ.
-const CALIBRATION: usize = 2;
+const fn position_offset() -> usize {
+    0
+}
+
+/// Offset of the calibration block c = (s, b) in a calibrated θ of dimension D: the
+/// last two coordinates.
+const fn calibration_offset<const D: usize>() -> usize {
+    assert!(D >= 3, "a calibrated state is θ = (y, s, b) with y at least 1-D");
+    D - 2
+}
 
 impl CalibrationPrior {
     /// The prior as a Gaussian over c = (s, b): N((s₀, b₀), diag(σ_s², σ_b²)).
@@ -36,28 +49,34 @@ impl CalibrationPrior {
     }
 }
 
-/// The (y₁, y₂) marginal of a Gaussian over θ: N(μ_y, Σ_yy).
-pub fn position_marginal(b: &GaussianBelief<4>) -> GaussianBelief<2> {
+/// The position marginal of a Gaussian over θ = (y, c), y ∈ ℝᴾ: N(μ_y, Σ_yy).
+pub fn position_marginal<const P: usize, const D: usize>(b: &GaussianBelief<D>) -> GaussianBelief<P> {
+    let () = CalibratedLayout::<P, D>::CHECK;
     GaussianBelief {
-        mean: b.mean.fixed_rows::<2>(POSITION).into(),
-        cov: b.cov.fixed_view::<2, 2>(POSITION, POSITION).into(),
+        mean: b.mean.fixed_rows::<P>(position_offset()).into(),
+        cov: b.cov.fixed_view::<P, P>(position_offset(), position_offset()).into(),
     }
 }
 
-/// The (s, b) marginal of a Gaussian over θ: N(μ_c, Σ_cc).
-pub fn calibration_marginal(b: &GaussianBelief<4>) -> GaussianBelief<2> {
-    GaussianBelief {
-        mean: b.mean.fixed_rows::<2>(CALIBRATION).into(),
-        cov: b.cov.fixed_view::<2, 2>(CALIBRATION, CALIBRATION).into(),
-    }
+/// The (s, b) marginal of a Gaussian over θ = (y, c): N(μ_c, Σ_cc).
+pub fn calibration_marginal<const D: usize>(b: &GaussianBelief<D>) -> GaussianBelief<2> {
+    let c = const { calibration_offset::<D>() };
+    GaussianBelief { mean: b.mean.fixed_rows::<2>(c).into(), cov: b.cov.fixed_view::<2, 2>(c, c).into() }
 }
 
 /// N(position) × N(calibration) over θ = (y, c): independent blocks.
-pub fn joint_prior(position: &GaussianBelief<2>, calibration: &GaussianBelief<2>) -> GaussianBelief<4> {
-    let mut cov = Matrix4::zeros();
-    cov.fixed_view_mut::<2, 2>(POSITION, POSITION).copy_from(&position.cov);
-    cov.fixed_view_mut::<2, 2>(CALIBRATION, CALIBRATION).copy_from(&calibration.cov);
-    let mean = Vector4::new(position.mean.x, position.mean.y, calibration.mean.x, calibration.mean.y);
+pub fn joint_prior<const P: usize, const D: usize>(
+    position: &GaussianBelief<P>,
+    calibration: &GaussianBelief<2>,
+) -> GaussianBelief<D> {
+    let () = CalibratedLayout::<P, D>::CHECK;
+    let c = const { calibration_offset::<D>() };
+    let mut cov = SMatrix::<f64, D, D>::zeros();
+    cov.fixed_view_mut::<P, P>(position_offset(), position_offset()).copy_from(&position.cov);
+    cov.fixed_view_mut::<2, 2>(c, c).copy_from(&calibration.cov);
+    let mut mean = SVector::<f64, D>::zeros();
+    mean.fixed_rows_mut::<P>(position_offset()).copy_from(&position.mean);
+    mean.fixed_rows_mut::<2>(c).copy_from(&calibration.mean);
     GaussianBelief { mean, cov }
 }
 
@@ -106,9 +125,9 @@ fn publishable<const D: usize>(b: GaussianBelief<D>, quantity: &'static str) -> 
 /// `NotPositiveDefinite` naming the prior, a landmark's calibration marginal, a cavity
 /// or the pooled precision when it has no Cholesky factor, or a pooled belief that is
 /// not publishable.
-pub fn pool_calibration(
+pub fn pool_calibration<const D: usize>(
     prior: &GaussianBelief<2>,
-    landmarks: &[(GaussianBelief<4>, GaussianBelief<2>)],
+    landmarks: &[(GaussianBelief<D>, GaussianBelief<2>)],
 ) -> Result<GaussianBelief<2>, EstimatorError> {
     let (mut precision, mut info) = calibration_information(prior)?;
     for (b, cavity) in landmarks {
@@ -137,7 +156,7 @@ pub struct CalibrationSite {
 /// # Errors
 /// `NotPositiveDefinite` naming the landmark's calibration marginal or the cavity when
 /// it has no Cholesky factor.
-pub fn calibration_site(b: &GaussianBelief<4>, cavity: &GaussianBelief<2>) -> Result<CalibrationSite, EstimatorError> {
+pub fn calibration_site<const D: usize>(b: &GaussianBelief<D>, cavity: &GaussianBelief<2>) -> Result<CalibrationSite, EstimatorError> {
     let (lambda, eta) = information(&calibration_marginal(b), "landmark calibration covariance")?;
     let (cavity_precision, cavity_info) = information(cavity, "calibration cavity covariance")?;
     let (values, vectors) = symmetric_eigen(&(lambda - cavity_precision));
@@ -170,17 +189,18 @@ pub fn pooled_from_information(precision: &Matrix2<f64>, info: &Vector2<f64>) ->
 /// # Errors
 /// `NotPositiveDefinite` naming the matrix without a Cholesky factor, or a result that
 /// is not publishable.
-pub fn replace_calibration_prior(
-    anchor: &GaussianBelief<4>,
+pub fn replace_calibration_prior<const D: usize>(
+    anchor: &GaussianBelief<D>,
     old: &GaussianBelief<2>,
     new: &GaussianBelief<2>,
-) -> Result<GaussianBelief<4>, EstimatorError> {
+) -> Result<GaussianBelief<D>, EstimatorError> {
+    let c = const { calibration_offset::<D>() };
     let (mut precision, mut info) = information(anchor, "anchor covariance")?;
     let (old_precision, old_info) = information(old, "replaced calibration covariance")?;
     let (new_precision, new_info) = information(new, "new calibration covariance")?;
-    let mut block = precision.fixed_view_mut::<2, 2>(CALIBRATION, CALIBRATION);
+    let mut block = precision.fixed_view_mut::<2, 2>(c, c);
     block += new_precision - old_precision;
-    let mut tail = info.fixed_rows_mut::<2>(CALIBRATION);
+    let mut tail = info.fixed_rows_mut::<2>(c);
     tail += new_info - old_info;
     from_information(&precision, &info, "anchor precision with the new calibration")
 }
@@ -193,13 +213,13 @@ pub fn replace_calibration_prior(
 /// # Errors
 /// `NotPositiveDefinite` when Σ_cc has no Cholesky factor or the result is not
 /// publishable.
-pub fn condition_position(
-    b: &GaussianBelief<4>,
+pub fn condition_position<const P: usize, const D: usize>(
+    b: &GaussianBelief<D>,
     calibration: &GaussianBelief<2>,
-) -> Result<GaussianBelief<2>, EstimatorError> {
+) -> Result<GaussianBelief<P>, EstimatorError> {
     let own = calibration_marginal(b);
-    let position = position_marginal(b);
-    let cross_cy: Matrix2<f64> = b.cov.fixed_view::<2, 2>(CALIBRATION, POSITION).into();
+    let position = position_marginal::<P, D>(b);
+    let cross_cy: SMatrix<f64, 2, P> = b.cov.fixed_view::<2, P>(const { calibration_offset::<D>() }, position_offset()).into();
     let k = cholesky(&own.cov, "calibration marginal covariance")?.solve(&cross_cy).transpose();
     let cov = position.cov - k * cross_cy + k * calibration.cov * k.transpose();
     let mean = position.mean + k * (calibration.mean - own.mean);
@@ -209,7 +229,7 @@ pub fn condition_position(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nalgebra::RowVector4;
+    use nalgebra::{Matrix3, Matrix4, RowVector4, Vector3, Vector4};
 
     fn spd4() -> Matrix4<f64> {
         let a = Matrix4::new(
@@ -261,8 +281,8 @@ mod tests {
         assert!((with_p.mean - expected_mean).amax() < 1e-12);
         // c's own marginal as the new belief leaves the position marginal unchanged.
         let same = condition_position(&b, &calibration_marginal(&b)).unwrap();
-        assert!((same.cov - position_marginal(&b).cov).amax() < 1e-12);
-        assert!((same.mean - position_marginal(&b).mean).amax() < 1e-12);
+        assert!((same.cov - position_marginal::<2, 4>(&b).cov).amax() < 1e-12);
+        assert!((same.mean - position_marginal::<2, 4>(&b).mean).amax() < 1e-12);
     }
 
     /// Pooling two landmarks whose cavity is the prior: the product of the prior and
@@ -271,7 +291,7 @@ mod tests {
     #[test]
     fn pooling_is_the_product_of_the_messages_in_information_form() {
         let prior = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.04, 0.0, 0.0, 1.0) };
-        let landmark = |s: f64, vs: f64, b: f64, vb: f64| {
+        let landmark = |s: f64, vs: f64, b: f64, vb: f64| -> GaussianBelief<4> {
             let position = GaussianBelief { mean: Vector2::new(5.0, 5.0), cov: Matrix2::identity() };
             joint_prior(&position, &GaussianBelief { mean: Vector2::new(s, b), cov: Matrix2::new(vs, 0.0, 0.0, vb) })
         };
@@ -288,7 +308,7 @@ mod tests {
         assert!((pooled.mean - Vector2::new(ms, mb)).amax() < 1e-12, "{}", pooled.mean);
         assert!((pooled.cov - Matrix2::new(vs, 0.0, 0.0, vb)).amax() < 1e-12, "{}", pooled.cov);
         // No landmarks: the prior itself.
-        let alone = pool_calibration(&prior, &[]).unwrap();
+        let alone = pool_calibration::<4>(&prior, &[]).unwrap();
         assert!((alone.mean - prior.mean).amax() < 1e-15 && (alone.cov - prior.cov).amax() < 1e-15);
         // A landmark that knows less than its cavity sends no precision (clipped to 0).
         let vague = landmark(2.0, 1.0, 3.0, 4.0);
@@ -306,11 +326,138 @@ mod tests {
         let old = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) };
         let new = GaussianBelief { mean: Vector2::new(1.07, 0.4), cov: Matrix2::new(0.002, 0.0005, 0.0005, 0.3) };
         let swapped = replace_calibration_prior(&joint_prior(&position, &old), &old, &new).unwrap();
-        let direct = joint_prior(&position, &new);
+        let direct: GaussianBelief<4> = joint_prior(&position, &new);
         assert!((swapped.mean - direct.mean).amax() < 1e-12 && (swapped.cov - direct.cov).amax() < 1e-12);
         let h = RowVector4::new(0.6, -0.8, 7.0, 1.0);
         let seen_old = kalman(&joint_prior(&position, &old), h, 9.0, 0.25);
         let seen_new = kalman(&joint_prior(&position, &new), h, 9.0, 0.25);
+        let got = replace_calibration_prior(&seen_old, &old, &new).unwrap();
+        assert!((got.mean - seen_new.mean).amax() < 1e-9, "{} vs {}", got.mean, seen_new.mean);
+        assert!((got.cov - seen_new.cov).amax() < 1e-9, "{} vs {}", got.cov, seen_new.cov);
+    }
+
+    fn spd5() -> SMatrix<f64, 5, 5> {
+        let a = SMatrix::<f64, 5, 5>::from_row_slice(&[
+            1.0, 0.3, -0.2, 0.1, 0.2, //
+            0.0, 1.5, 0.4, -0.3, 0.0, //
+            0.4, -0.1, 2.0, 0.05, -0.1, //
+            0.2, 0.0, 0.1, 0.2, 0.05, //
+            -0.1, 0.3, 0.2, 0.0, 0.8,
+        ]);
+        a * a.transpose() + SMatrix::<f64, 5, 5>::identity() * 0.05
+    }
+
+    fn belief5() -> GaussianBelief<5> {
+        GaussianBelief::new(SVector::<f64, 5>::from_column_slice(&[3.0, -1.0, 2.5, 1.05, 0.3]), spd5()).unwrap()
+    }
+
+    /// The 3-D blocks: y = θ[0..3], c = θ[3..5]. The conditional written out with plain
+    /// matrix inverses (`try_inverse`, no Cholesky): K = Σ_yc Σ_cc⁻¹,
+    /// y ~ N(μ_y + K(m − μ_c), Σ_yy − KΣ_cy + KPKᵀ); and for an exactly known c the
+    /// precision form of the Gaussian conditional, y | c = m ~ N(μ_y − Λ_yy⁻¹Λ_yc(m − μ_c),
+    /// Λ_yy⁻¹) with Λ = Σ⁻¹ over all five coordinates, a different route to the same.
+    #[test]
+    fn three_d_blocks_and_conditioning_match_the_gaussian_conditional() {
+        let b = belief5();
+        let y = position_marginal::<3, 5>(&b);
+        let c = calibration_marginal(&b);
+        for i in 0..3 {
+            assert_eq!(y.mean[i], b.mean[i]);
+            for j in 0..3 {
+                assert_eq!(y.cov[(i, j)], b.cov[(i, j)]);
+            }
+        }
+        for i in 0..2 {
+            assert_eq!(c.mean[i], b.mean[3 + i]);
+            for j in 0..2 {
+                assert_eq!(c.cov[(i, j)], b.cov[(3 + i, 3 + j)]);
+            }
+        }
+        let joint: GaussianBelief<5> = joint_prior(&y, &c);
+        assert_eq!(position_marginal::<3, 5>(&joint), y);
+        assert_eq!(calibration_marginal(&joint), c);
+        assert!(joint.cov.fixed_view::<3, 2>(0, 3).iter().all(|v| *v == 0.0));
+
+        let m = Vector2::new(1.1, 0.1);
+        let p = Matrix2::new(0.01, 0.002, 0.002, 0.04);
+        let got = condition_position::<3, 5>(&b, &GaussianBelief { mean: m, cov: p }).unwrap();
+        let cov_yc = b.cov.fixed_view::<3, 2>(0, 3).into_owned();
+        let k = cov_yc * c.cov.try_inverse().unwrap();
+        let expected_mean = y.mean + k * (m - c.mean);
+        let expected_cov = y.cov - k * cov_yc.transpose() + k * p * k.transpose();
+        assert!((got.mean - expected_mean).amax() < 1e-12, "{} vs {}", got.mean, expected_mean);
+        assert!((got.cov - expected_cov).amax() < 1e-12, "{} vs {}", got.cov, expected_cov);
+
+        let exact = condition_position::<3, 5>(&b, &GaussianBelief { mean: m, cov: Matrix2::zeros() }).unwrap();
+        let lambda = b.cov.try_inverse().unwrap();
+        let lambda_yy_inv = lambda.fixed_view::<3, 3>(0, 0).into_owned().try_inverse().unwrap();
+        let lambda_yc = lambda.fixed_view::<3, 2>(0, 3).into_owned();
+        let precision_mean = y.mean - lambda_yy_inv * lambda_yc * (m - c.mean);
+        assert!((exact.mean - precision_mean).amax() < 1e-10, "{} vs {}", exact.mean, precision_mean);
+        assert!((exact.cov - lambda_yy_inv).amax() < 1e-10, "{} vs {}", exact.cov, lambda_yy_inv);
+    }
+
+    /// `b` over (y₁, y₂, s, b) with an independent height y₃ ~ N(z, v) inserted as θ[2].
+    fn with_independent_height(b: &GaussianBelief<4>, z: f64, v: f64) -> GaussianBelief<5> {
+        let index = [0, 1, usize::MAX, 2, 3];
+        let mean = SVector::<f64, 5>::from_fn(|i, _| if index[i] == usize::MAX { z } else { b.mean[index[i]] });
+        let cov = SMatrix::<f64, 5, 5>::from_fn(|i, j| match (index[i], index[j]) {
+            (usize::MAX, usize::MAX) => v,
+            (usize::MAX, _) | (_, usize::MAX) => 0.0,
+            (a, c) => b.cov[(a, c)],
+        });
+        GaussianBelief { mean, cov }
+    }
+
+    /// A height independent of everything else changes nothing about c: 3-D landmarks
+    /// send the sites, pool, swapped priors and conditioned (y₁, y₂) of the 2-D ones
+    /// (to rounding: the 5×5 factorisations differ from the 4×4 ones), and the height
+    /// keeps its own marginal. Also checks the 3-D swap against a 5-D Kalman filter.
+    #[test]
+    fn three_d_landmarks_with_an_independent_height_pool_as_the_planar_ones() {
+        let prior = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.04, 0.0, 0.0, 1.0) };
+        let planar = [belief4(), {
+            let mut b = belief4();
+            b.mean = Vector4::new(-2.0, 4.0, 1.02, -0.4);
+            b.cov *= 0.5;
+            b
+        }];
+        let cavity = GaussianBelief { mean: Vector2::new(1.01, 0.05), cov: Matrix2::new(0.03, 0.001, 0.001, 0.9) };
+        let spatial = [with_independent_height(&planar[0], 2.5, 1.7), with_independent_height(&planar[1], -0.5, 0.3)];
+        let pooled2 = pool_calibration(&prior, &[(planar[0], cavity), (planar[1], prior)]).unwrap();
+        let pooled3 = pool_calibration(&prior, &[(spatial[0], cavity), (spatial[1], prior)]).unwrap();
+        assert!((pooled2.mean - pooled3.mean).amax() < 1e-12, "{} vs {}", pooled2.mean, pooled3.mean);
+        assert!((pooled2.cov - pooled3.cov).amax() < 1e-12, "{} vs {}", pooled2.cov, pooled3.cov);
+        let (site2, site3) = (calibration_site(&planar[0], &cavity).unwrap(), calibration_site(&spatial[0], &cavity).unwrap());
+        assert!((site2.precision - site3.precision).amax() < 1e-9 && (site2.info - site3.info).amax() < 1e-9);
+
+        let conditioned2 = condition_position::<2, 4>(&planar[0], &pooled2).unwrap();
+        let conditioned3 = condition_position::<3, 5>(&spatial[0], &pooled2).unwrap();
+        assert!((conditioned3.mean.xy() - conditioned2.mean).amax() < 1e-12);
+        assert!((conditioned3.cov.fixed_view::<2, 2>(0, 0) - conditioned2.cov).amax() < 1e-12);
+        assert!((conditioned3.mean.z - 2.5).abs() < 1e-12 && (conditioned3.cov[(2, 2)] - 1.7).abs() < 1e-12);
+        assert!(conditioned3.cov.fixed_view::<1, 2>(2, 0).amax() < 1e-12);
+
+        let own = calibration_marginal(&planar[0]);
+        let swapped2 = replace_calibration_prior(&planar[0], &own, &pooled2).unwrap();
+        let swapped3 = replace_calibration_prior(&spatial[0], &own, &pooled2).unwrap();
+        let expect = with_independent_height(&swapped2, 2.5, 1.7);
+        assert!((swapped3.mean - expect.mean).amax() < 1e-9, "{} vs {}", swapped3.mean, expect.mean);
+        assert!((swapped3.cov - expect.cov).amax() < 1e-9, "{} vs {}", swapped3.cov, expect.cov);
+
+        // A range-like linear measurement in 3-D seen from N(y) × N(c; old), re-based on
+        // N(c; new), equals the same measurement seen from N(y) × N(c; new).
+        let kalman5 = |b: &GaussianBelief<5>, h: SVector<f64, 5>, z: f64, r: f64| {
+            let s = (h.transpose() * b.cov * h)[(0, 0)] + r;
+            let k = b.cov * h / s;
+            GaussianBelief { mean: b.mean + k * (z - h.dot(&b.mean)), cov: b.cov - k * s * k.transpose() }
+        };
+        let position = GaussianBelief { mean: Vector3::new(2.0, -3.0, 1.5), cov: Matrix3::new(4.0, 0.5, 0.2, 0.5, 2.0, -0.1, 0.2, -0.1, 3.0) };
+        let old = GaussianBelief { mean: Vector2::new(1.0, 0.0), cov: Matrix2::new(0.01, 0.0, 0.0, 1.0) };
+        let new = GaussianBelief { mean: Vector2::new(1.07, 0.4), cov: Matrix2::new(0.002, 0.0005, 0.0005, 0.3) };
+        let h = SVector::<f64, 5>::from_column_slice(&[0.48, -0.64, 0.6, 7.0, 1.0]);
+        let seen_old = kalman5(&joint_prior(&position, &old), h, 9.0, 0.25);
+        let seen_new = kalman5(&joint_prior(&position, &new), h, 9.0, 0.25);
         let got = replace_calibration_prior(&seen_old, &old, &new).unwrap();
         assert!((got.mean - seen_new.mean).amax() < 1e-9, "{} vs {}", got.mean, seen_new.mean);
         assert!((got.cov - seen_new.cov).amax() < 1e-9, "{} vs {}", got.cov, seen_new.cov);
@@ -323,11 +470,11 @@ mod tests {
             EstimatorError::NotPositiveDefinite { quantity, .. } => quantity,
             other => panic!("{other:?}"),
         };
-        assert_eq!(named(pool_calibration(&singular, &[]).unwrap_err()), "calibration prior covariance");
+        assert_eq!(named(pool_calibration::<4>(&singular, &[]).unwrap_err()), "calibration prior covariance");
         let b = belief4();
         let mut flat = b;
         flat.cov.fixed_view_mut::<2, 2>(2, 2).fill(0.0);
-        assert_eq!(named(condition_position(&flat, &singular).unwrap_err()), "calibration marginal covariance");
+        assert_eq!(named(condition_position::<2, 4>(&flat, &singular).unwrap_err()), "calibration marginal covariance");
         assert_eq!(
             named(replace_calibration_prior(&b, &singular, &calibration_marginal(&b)).unwrap_err()),
             "replaced calibration covariance"

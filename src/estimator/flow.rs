@@ -611,7 +611,7 @@ pub fn kl_gradient<const D: usize, M: MeasurementModel<D>>(
 mod tests {
     use super::*;
     use crate::estimator::cubature::{antithetic_normal_nodes, gauss_hermite_nodes};
-    use crate::estimator::model::{CalibratedRangeModel, JointRangeModel, NoiseShape, RangeModel};
+    use crate::estimator::model::{CalibratedRangeModel, CalibratedRangeModel3, JointRangeModel, NoiseShape, RangeModel};
     use proptest::prelude::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -763,6 +763,35 @@ mod tests {
                 let d = (delta[0] * delta[0] + delta[1] * delta[1]).sqrt();
                 let (l, dl) = reference_slopes(shape, var, range_m - (t[2] * d + t[3]));
                 (l, [-dl * t[2] * delta[0] / d, -dl * t[2] * delta[1] / d, -dl * d, -dl])
+            });
+            assert_close(&expectations(&model, &it, &NodeBlocks::new(&nodes)), reference);
+        }
+
+        /// The same for the 3-D calibrated state θ = (y₁, y₂, y₃, s, b).
+        #[test]
+        fn calibrated_3d_kernel_equals_scalar_evaluation(
+            mean in prop::array::uniform3(-20.0..20.0f64),
+            calibration in (0.8..1.2f64, -1.0..1.0f64),
+            l_cov in prop::array::uniform25(-2.0..2.0f64),
+            sensor in prop::array::uniform3(-20.0..20.0f64),
+            range_m in 0.0..40.0f64,
+            var in 0.01..10.0f64,
+            shape in shape_strategy(),
+            count in 0usize..300,
+            seed in any::<u64>(),
+        ) {
+            let mean = SVector::<f64, 5>::from_column_slice(&[mean[0], mean[1], mean[2], calibration.0, calibration.1]);
+            let mut l_cov = SMatrix::<f64, 5, 5>::from_column_slice(&l_cov);
+            l_cov.row_mut(3).scale_mut(0.02);
+            l_cov.row_mut(4).scale_mut(0.1);
+            let it = iterate(mean, l_cov);
+            let model = CalibratedRangeModel3::new(SVector::<f64, 3>::from(sensor), range_m, var, shape).unwrap();
+            let nodes = nodes::<5>(count, seed);
+            let reference = reference_expectations(&it, &nodes, |t| {
+                let delta = [t[0] - sensor[0], t[1] - sensor[1], t[2] - sensor[2]];
+                let d = (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]).sqrt();
+                let (l, dl) = reference_slopes(shape, var, range_m - (t[3] * d + t[4]));
+                (l, [-dl * t[3] * delta[0] / d, -dl * t[3] * delta[1] / d, -dl * t[3] * delta[2] / d, -dl * d, -dl])
             });
             assert_close(&expectations(&model, &it, &NodeBlocks::new(&nodes)), reference);
         }

@@ -46,9 +46,9 @@ pub use calibration::{
     calibration_information, calibration_marginal, calibration_site, pooled_from_information, CalibrationSite, condition_position, joint_prior, pool_calibration, position_marginal,
     replace_calibration_prior,
 };
-pub use initialisation::{CalibrationPrior, InitialisationGrid};
+pub use initialisation::{CalibrationPrior, GridRange, HeightPrior, InitialisationGrid};
 pub use mixture::{GaussianMixture, MixtureComponent};
-pub use model::{CalibratedRangeModel, JointRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
+pub use model::{CalibratedLayout, CalibratedRange, CalibratedRangeModel, CalibratedRangeModel3, JointRangeModel, LinearModel, MeasurementModel, NoiseShape, RangeModel, ScalarNoise};
 pub use particle::ParticleSet;
 
 /// Health of one update.
@@ -160,8 +160,9 @@ fn mix_seed(seed: u64, index: u64) -> u64 {
 impl<const D: usize> Estimator<D> {
     /// Validates the config and precomputes the Gauss–Hermite rule. D = 2 or 3 is a
     /// landmark position; D = 4 is a planar position with the range calibration
-    /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] (updated by
-    /// [`Estimator::update_with_model`]); D = 5 to 7 are the marginals a range touches
+    /// θ = (y₁, y₂, s, b) of [`CalibratedRangeModel`] and D = 5 a 3-D one,
+    /// θ = (y₁, y₂, y₃, s, b) of [`CalibratedRangeModel3`] (both updated by
+    /// [`Estimator::update_with_model`]); D = 5 to 7 are also the marginals a range touches
     /// in the joint state of drifting odometry (odometry correction, landmark, range
     /// calibration: `crate::localizer::slam`). Above D = 4 the product rules are
     /// not built (pᴰ nodes): [`Estimator::refine`] is refused and the flows use

@@ -367,36 +367,66 @@ impl<const D: usize> MeasurementModel<D> for RangeModel<D> {
     }
 }
 
-/// Range with unknown calibration, z = s·‖y − x‖ + b + w, over the planar state
-/// θ = (y₁, y₂, s, b): landmark position y (metres), range scale s (dimensionless) and
-/// range offset b (metres), from a sensor at x (metres).
+/// Compile-time check of the block layout θ = (y, s, b) of a calibrated state: a
+/// position y of dimension P followed by the calibration c = (s, b), so D = P + 2.
+/// (Stable Rust cannot write `SVector<f64, { P + 2 }>`, so both are const parameters
+/// and this constant, evaluated at monomorphisation, rejects a mismatched pair at
+/// compile time: `let () = CalibratedLayout::<P, D>::CHECK;`.)
+///
+/// ```compile_fail
+/// use landmark_flow::estimator::{CalibratedRange, NoiseShape};
+/// // A planar position in a 5-D state: rejected when the program is built.
+/// let _ = CalibratedRange::<2, 5>::new(nalgebra::Vector2::zeros(), 1.0, 1.0, NoiseShape::Gaussian);
+/// ```
+pub struct CalibratedLayout<const P: usize, const D: usize>;
+
+impl<const P: usize, const D: usize> CalibratedLayout<P, D> {
+    /// Fails to compile unless D = P + 2 and P ≥ 1.
+    pub const CHECK: () = assert!(P >= 1 && D == P + 2, "a calibrated state is θ = (y, s, b): D = P + 2");
+}
+
+/// Range with unknown calibration, z = s·‖y − x‖ + b + w, over the state
+/// θ = (y, s, b) of dimension D = P + 2: landmark position y ∈ ℝᴾ (metres), range
+/// scale s (dimensionless) and range offset b (metres), from a sensor at x ∈ ℝᴾ
+/// (metres). P = 2 is the planar landmark ([`CalibratedRangeModel`]), P = 3 the 3-D
+/// one ([`CalibratedRangeModel3`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CalibratedRangeModel {
+pub struct CalibratedRange<const P: usize, const D: usize> {
     /// x, sensor position, metres.
-    pub sensor_position: SVector<f64, 2>,
+    pub sensor_position: SVector<f64, P>,
     /// z, measured range, metres.
     pub range_m: f64,
     /// Noise density (σ² in m²).
     pub noise: ScalarNoise,
 }
 
-impl CalibratedRangeModel {
+/// The planar calibrated range over θ = (y₁, y₂, s, b).
+pub type CalibratedRangeModel = CalibratedRange<2, 4>;
+
+/// The 3-D calibrated range over θ = (y₁, y₂, y₃, s, b).
+pub type CalibratedRangeModel3 = CalibratedRange<3, 5>;
+
+impl<const P: usize, const D: usize> CalibratedRange<P, D> {
     /// Checks and builds the model (same checks as [`RangeModel::new`]).
     ///
     /// # Errors
     /// As [`RangeModel::new`].
     pub fn new(
-        sensor_position: SVector<f64, 2>,
+        sensor_position: SVector<f64, P>,
         range_m: f64,
         noise_var_m2: f64,
         shape: NoiseShape,
     ) -> Result<Self, EstimatorError> {
+        let () = CalibratedLayout::<P, D>::CHECK;
         let RangeModel { sensor_position, range_m, noise } = RangeModel::new(sensor_position, range_m, noise_var_m2, shape)?;
         Ok(Self { sensor_position, range_m, noise })
     }
 
-    fn geometry(&self, theta: &SVector<f64, 4>) -> (f64, SVector<f64, 2>) {
-        let delta = SVector::<f64, 2>::new(theta[0], theta[1]) - self.sensor_position;
+    /// (d, u) with d = ‖y − x‖ and u = (y − x)/d (0 below the distance floor).
+    #[inline]
+    fn geometry(&self, theta: &SVector<f64, D>) -> (f64, SVector<f64, P>) {
+        let () = CalibratedLayout::<P, D>::CHECK;
+        let delta = theta.fixed_rows::<P>(0) - self.sensor_position;
         let d = delta.norm();
         if d < RANGE_DISTANCE_FLOOR_M {
             (d, SVector::zeros())
@@ -406,7 +436,7 @@ impl CalibratedRangeModel {
     }
 }
 
-impl MeasurementModel<4> for CalibratedRangeModel {
+impl<const P: usize, const D: usize> MeasurementModel<D> for CalibratedRange<P, D> {
     fn measurement(&self) -> f64 {
         self.range_m
     }
@@ -415,52 +445,59 @@ impl MeasurementModel<4> for CalibratedRangeModel {
     }
     /// h = s·d + b, ∇h = (s·u, d, 1) with u = (y − x)/d (0 below the distance floor).
     #[inline]
-    fn predict(&self, theta: &SVector<f64, 4>) -> (f64, SVector<f64, 4>) {
+    fn predict(&self, theta: &SVector<f64, D>) -> (f64, SVector<f64, D>) {
         let (d, u) = self.geometry(theta);
-        let s = theta[2];
-        (s * d + theta[3], SVector::<f64, 4>::new(s * u.x, s * u.y, d, 1.0))
+        let s = theta[P];
+        let mut grad = SVector::<f64, D>::zeros();
+        grad.fixed_rows_mut::<P>(0).copy_from(&(u * s));
+        grad[P] = d;
+        grad[P + 1] = 1.0;
+        (s * d + theta[P + 1], grad)
     }
     /// ∇²h: s(I − uuᵀ)/d in the position block, u in the position–scale block, 0 else.
     #[inline]
-    fn predict_hessian(&self, theta: &SVector<f64, 4>) -> SMatrix<f64, 4, 4> {
+    fn predict_hessian(&self, theta: &SVector<f64, D>) -> SMatrix<f64, D, D> {
         let (d, u) = self.geometry(theta);
-        let block = (SMatrix::<f64, 2, 2>::identity() - u * u.transpose()) * (theta[2] / d.max(RANGE_DISTANCE_FLOOR_M));
-        let mut h = SMatrix::<f64, 4, 4>::zeros();
-        h.fixed_view_mut::<2, 2>(0, 0).copy_from(&block);
-        h.fixed_view_mut::<2, 1>(0, 2).copy_from(&u);
-        h.fixed_view_mut::<1, 2>(2, 0).copy_from(&u.transpose());
+        let block = (SMatrix::<f64, P, P>::identity() - u * u.transpose()) * (theta[P] / d.max(RANGE_DISTANCE_FLOOR_M));
+        let mut h = SMatrix::<f64, D, D>::zeros();
+        h.fixed_view_mut::<P, P>(0, 0).copy_from(&block);
+        h.fixed_view_mut::<P, 1>(0, P).copy_from(&u);
+        h.fixed_view_mut::<1, P>(P, 0).copy_from(&u.transpose());
         h
     }
     /// ℓ(r) and −ℓ′(r)·(s·(y − x)/d, d, 1) with r = z − s·d − b, point by point in one
-    /// branch-free loop.
+    /// branch-free loop (the P position coordinates in an inner loop the compiler
+    /// unrolls, P being a constant).
     #[inline(always)]
-    fn log_likelihood_gradient_block(&self, theta: &[Block; 4], n: usize, l: &mut Block, grad: &mut [Block; 4]) {
-        struct Job<'a> {
-            model: &'a CalibratedRangeModel,
-            theta: &'a [Block; 4],
+    fn log_likelihood_gradient_block(&self, theta: &[Block; D], n: usize, l: &mut Block, grad: &mut [Block; D]) {
+        struct Job<'a, const P: usize, const D: usize> {
+            model: &'a CalibratedRange<P, D>,
+            theta: &'a [Block; D],
             n: usize,
             l: &'a mut Block,
-            grad: &'a mut [Block; 4],
+            grad: &'a mut [Block; D],
         }
-        impl SlopesJob for Job<'_> {
+        impl<const P: usize, const D: usize> SlopesJob for Job<'_, P, D> {
             type Output = ();
             #[inline(always)]
             fn run<S: Slopes>(self, slopes: S) {
                 let x = &self.model.sensor_position;
                 let theta = self.theta;
                 for j in 0..self.n.min(BLOCK) {
-                    let d = distance(&theta[..2], x, j);
-                    let (l, dl) = slopes.at(self.model.range_m - (theta[2][j] * d + theta[3][j]));
+                    let d = distance(&theta[..P], x, j);
+                    let (l, dl) = slopes.at(self.model.range_m - (theta[P][j] * d + theta[P + 1][j]));
                     self.l[j] = l;
                     let slope = -dl;
-                    let factor = slope * theta[2][j] * inverse_distance(d);
-                    self.grad[0][j] = (theta[0][j] - x[0]) * factor;
-                    self.grad[1][j] = (theta[1][j] - x[1]) * factor;
-                    self.grad[2][j] = slope * d;
-                    self.grad[3][j] = slope;
+                    let factor = slope * theta[P][j] * inverse_distance(d);
+                    for k in 0..P {
+                        self.grad[k][j] = (theta[k][j] - x[k]) * factor;
+                    }
+                    self.grad[P][j] = slope * d;
+                    self.grad[P + 1][j] = slope;
                 }
             }
         }
+        let () = CalibratedLayout::<P, D>::CHECK;
         self.noise.with_slopes(Job { model: self, theta, n, l, grad });
     }
 }
@@ -665,6 +702,54 @@ mod tests {
         let cal = CalibratedRangeModel::new(Vector2::new(0.3, -0.2), 4.0, 0.7, NoiseShape::Gaussian).unwrap();
         let y = Vector2::new(2.0, 1.5);
         assert_eq!(cal.log_likelihood(&Vector4::new(y.x, y.y, 1.0, 0.0)), plain.log_likelihood(&y));
+    }
+
+    /// The 3-D calibrated range over θ = (y₁, y₂, y₃, s, b): ∇h and ∇²h against central
+    /// differences of h and ∇h themselves (step 1e-5: truncation ~1e-10 relative, well
+    /// under the 1e-6 tolerance), the log-likelihood's derivatives for two shapes, and
+    /// two exact reductions written out here: h = s·‖y − x‖ + b by hand, and with
+    /// y₃ = x₃ the planar model's h and (y₁, y₂, s, b) gradient.
+    #[test]
+    fn calibrated_range_3d_derivatives_match_finite_differences() {
+        use nalgebra::{Vector3, Vector4};
+        let x = Vector3::new(0.3, -0.2, 0.4);
+        let points = [
+            SVector::<f64, 5>::from_column_slice(&[2.0, 1.5, 2.9, 1.07, 0.3]),
+            SVector::<f64, 5>::from_column_slice(&[-5.0, 3.0, -1.0, 0.95, -1.0]),
+        ];
+        for shape in [NoiseShape::Gaussian, NoiseShape::StudentT { dof: 4.0 }] {
+            let m = CalibratedRangeModel3::new(x, 4.0, 0.7, shape).unwrap();
+            for theta in points {
+                finite_difference_check(&m, theta);
+                let (h0, g) = m.predict(&theta);
+                let hess = m.predict_hessian(&theta);
+                let by_hand = theta[3] * ((theta[0] - x.x).powi(2) + (theta[1] - x.y).powi(2) + (theta[2] - x.z).powi(2)).sqrt() + theta[4];
+                assert!((h0 - by_hand).abs() < 1e-12, "{h0} vs {by_hand}");
+                let step = 1e-5;
+                for i in 0..5 {
+                    let mut e = SVector::<f64, 5>::zeros();
+                    e[i] = step;
+                    let (hp, gp) = m.predict(&(theta + e));
+                    let (hm, gm) = m.predict(&(theta - e));
+                    let fd = (hp - hm) / (2.0 * step);
+                    assert!((fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "∂h/∂θ{i}: {fd} vs {}", g[i]);
+                    let col = (gp - gm) / (2.0 * step);
+                    for j in 0..5 {
+                        assert!((col[j] - hess[(j, i)]).abs() < 1e-6 * (1.0 + hess[(j, i)].abs()), "∂²h/∂θ{j}∂θ{i}: {} vs {}", col[j], hess[(j, i)]);
+                    }
+                }
+                assert_eq!(hess, hess.transpose());
+            }
+        }
+        let planar = CalibratedRangeModel::new(x.xy(), 4.0, 0.7, NoiseShape::Gaussian).unwrap();
+        let spatial = CalibratedRangeModel3::new(x, 4.0, 0.7, NoiseShape::Gaussian).unwrap();
+        let (h2, g2) = planar.predict(&Vector4::new(2.0, 1.5, 1.07, 0.3));
+        let (h3, g3) = spatial.predict(&SVector::<f64, 5>::from_column_slice(&[2.0, 1.5, x.z, 1.07, 0.3]));
+        assert!((h2 - h3).abs() < 1e-15);
+        for (a, b) in [(0, 0), (1, 1), (2, 3), (3, 4)] {
+            assert!((g2[a] - g3[b]).abs() < 1e-15, "{g2} vs {g3}");
+        }
+        assert_eq!(g3[2], 0.0);
     }
 
     #[test]

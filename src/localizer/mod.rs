@@ -436,7 +436,7 @@ impl Localizer {
             let anchor = grid.prior_moments();
             let ranges = measured
                 .iter()
-                .map(|&(x, z, var)| RangeModel::new(x, z, var, shape))
+                .map(|r| RangeModel::new(r.sensor, r.range_m, r.noise_var_m2, shape))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(match self.estimator.refine(&state, &anchor, &ranges) {
                 Ok((refined, _)) => TrackState::Position(refined, RangeWindow { anchor, ranges }),
@@ -449,7 +449,7 @@ impl Localizer {
         let anchor = joint_prior(&grid.prior_moments(), &cavity);
         let ranges = measured
             .iter()
-            .map(|&(x, z, var)| CalibratedRangeModel::new(x, z, var, shape))
+            .map(|r| CalibratedRangeModel::new(r.sensor, r.range_m, r.noise_var_m2, shape))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(match self.calibrated_estimator.refine(&state, &anchor, &ranges) {
             Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges }, cavity),
