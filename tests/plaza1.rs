@@ -165,3 +165,33 @@ fn a_ten_minute_slice_initialises_every_beacon() {
         assert!(l.range_scale.is_some());
     }
 }
+
+/// Plaza1's beacons with `localizer.dimension: 3` and a wide height prior (N(0, (3 m)²)
+/// for every beacon, the default): their heights are unobservable from the robot's
+/// planar path at these distances, so (x, y) must stay where the planar model puts
+/// them (final RMSE ≤ 0.10 m with calibration, as in 2-D; measured 0.075 m) and each
+/// height's standard deviation must admit that little is known: a planar path sees a
+/// height only through the range's curvature dz²/2h, so it stays at decimetres to a
+/// metre (≥ 0.3 m and ≥ 5× the horizontal standard deviation; measured 0.49–0.72 m).
+#[test]
+fn ground_truth_odometry_in_3d_keeps_the_planar_accuracy_and_an_honest_height() {
+    let Some(dir) = data("plaza1_gt_mcap") else { return };
+    let out = tempfile_dir("plaza1-3d");
+    let mut o = ReplayOptions::new(&dir, &out);
+    o.config = plaza_config("plaza.yaml");
+    o.config.localizer.dimension = 3;
+    o.config.validate().unwrap();
+    o.ground_truth = Some(dir.join("ground_truth.yaml"));
+    o.plots = false;
+    let r = run(&o).unwrap().report;
+    std::fs::remove_dir_all(&out).ok();
+    assert_eq!(r.landmarks.len(), 4);
+    let rmse = r.final_rmse_m.unwrap();
+    assert!(rmse <= 0.10, "final horizontal RMSE {rmse} m");
+    for l in &r.landmarks {
+        let [_, std] = l.final_height_m.expect("a 3-D belief");
+        let c = l.final_cov_m2.unwrap();
+        let horizontal_std = (0.5 * (c[0] + c[3]) + (0.25 * (c[0] - c[3]).powi(2) + c[1] * c[1]).sqrt()).sqrt();
+        assert!(std >= 0.3 && std >= 5.0 * horizontal_std, "{}: height std {std} m, horizontal {horizontal_std} m", l.id);
+    }
+}

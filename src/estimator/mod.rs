@@ -116,6 +116,12 @@ impl<const D: usize> State<D> {
         self.updates
     }
 
+    /// The sensor plane of a state split into mirror halves
+    /// ([`Estimator::initial_mirrored_state`]), if it was.
+    pub fn mirror_plane_z_m(&self) -> Option<f64> {
+        self.mirror_plane_z_m
+    }
+
     /// Moment-matched Gaussian, components and health.
     ///
     /// # Errors
@@ -137,6 +143,18 @@ impl<const D: usize> State<D> {
             Belief::Particles(_) => "particles",
         }
     }
+}
+
+/// The reflection of a belief about the plane z = `plane_z_m` (z ↦ 2z₀ − z, so the
+/// height's covariances with the other coordinates change sign).
+fn mirror_image<const D: usize>(b: &GaussianBelief<D>, plane_z_m: f64) -> GaussianBelief<D> {
+    let h = mixture::HEIGHT;
+    let mut flip = SVector::<f64, D>::repeat(1.0);
+    flip[h] = -1.0;
+    let mut mean = b.mean;
+    mean[h] = 2.0 * plane_z_m - mean[h];
+    let f = nalgebra::SMatrix::<f64, D, D>::from_diagonal(&flip);
+    GaussianBelief { mean, cov: f * b.cov * f }
 }
 
 /// One estimator built from a validated [`EstimatorConfig`]; immutable and shareable, it
@@ -177,7 +195,8 @@ impl<const D: usize> Estimator<D> {
         config.validate()?;
         let product_rule = |points: usize| if D <= 4 { cubature::gauss_hermite_nodes::<D>(points) } else { Vec::new() };
         let cubature = product_rule(config.flow.cubature_points_per_axis);
-        let refine_cubature = product_rule(3);
+        // 3ᴰ nodes for the relinearisation: 243 at D = 5 (the 3-D calibrated state).
+        let refine_cubature = if D <= 5 { cubature::gauss_hermite_nodes::<D>(3) } else { Vec::new() };
         Ok(Self { config, cubature, refine_cubature })
     }
 
@@ -256,7 +275,8 @@ impl<const D: usize> Estimator<D> {
     /// each side of the sensor plane, moment-matched, [`Estimator::refine_concat`]
     /// finds the side's KL-optimal Gaussian for all the ranges at once and its ELBO,
     /// ln p(Z, side) ≥ E_q[Σₖ ln p(zₖ | θ)] − KL(q ‖ anchor), and W_side ∝ exp of it
-    /// (within a side the weights stay; the components are not changed). The sequential
+    /// (within a side the weights stay; a half of one component becomes its re-solved
+    /// Gaussian, a relinearisation of the half, as the window's of a planar state). The sequential
     /// flow's per-range evidence carries each range's approximation slack into the side
     /// weights, which drift over many ranges (0.95 against the exact 0.68 after 60
     /// ranges, `tests/localizer_3d.rs`). Applied only while every side's mean is at
@@ -282,25 +302,101 @@ impl<const D: usize> Estimator<D> {
         if sides.iter().any(|side: &Vec<MixtureComponent<D>>| side.is_empty()) {
             return Ok(state.clone());
         }
-        let mut log_evidence = Vec::with_capacity(2);
-        for side in &sides {
-            let matched = GaussianMixture::new(side.clone())?.moment_matched();
-            if (matched.mean[h] - plane).abs() < 3.0 * matched.cov[(h, h)].sqrt() {
-                return Ok(state.clone());
-            }
-            let start = State { belief: Belief::Gaussian(matched), updates: state.updates, last: state.last, mirror_plane_z_m: None };
-            let (_, stats) = self.refine_concat(&start, anchor, earlier, newest)?;
-            log_evidence.push(stats.log_evidence);
+        let matched = sides.iter().map(|side| Ok(GaussianMixture::new(side.clone())?.moment_matched())).collect::<Result<Vec<_>, EstimatorError>>()?;
+        if matched.iter().any(|m| (m.mean[h] - plane).abs() < 3.0 * m.cov[(h, h)].sqrt()) {
+            return Ok(state.clone());
         }
-        let max = log_evidence.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let total: f64 = log_evidence.iter().map(|l| (l - max).exp()).sum();
+        let mut solved = Vec::with_capacity(2);
+        for matched in matched {
+            solved.push(self.refine_side(state, matched, anchor, earlier, newest)?);
+        }
+        let max = solved.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = solved.iter().map(|s| (s.1 - max).exp()).sum();
         let mut components = Vec::with_capacity(mix.components().len());
-        for (side, l) in sides.iter().zip(&log_evidence) {
+        for ((side, (refined, l)), up) in sides.iter().zip(&solved).zip([true, false]) {
             let side_weight: f64 = side.iter().map(|c| c.weight).sum();
             let target = (l - max).exp() / total;
-            components.extend(side.iter().map(|c| MixtureComponent { weight: c.weight / side_weight * target, ..*c }));
+            // A one-component half becomes its re-solved Gaussian (a relinearisation
+            // of the half), unless that crossed the plane.
+            if side.len() == 1 && (refined.mean[h] >= plane) == up {
+                components.push(MixtureComponent { weight: target, belief: *refined });
+            } else {
+                components.extend(side.iter().map(|c| MixtureComponent { weight: c.weight / side_weight * target, ..*c }));
+            }
         }
         let next = State { belief: Belief::Mixture(GaussianMixture::new(components)?), ..state.clone() };
+        next.summary()?;
+        Ok(next)
+    }
+
+    /// A side's moment-matched Gaussian `side` re-solved for `anchor` × the ranges
+    /// ([`Estimator::refine_concat`]), and its ELBO.
+    fn refine_side<M: MeasurementModel<D>>(
+        &self,
+        state: &State<D>,
+        side: GaussianBelief<D>,
+        anchor: &GaussianBelief<D>,
+        earlier: &[M],
+        newest: &[M],
+    ) -> Result<(GaussianBelief<D>, f64), EstimatorError> {
+        let start = State { belief: Belief::Gaussian(side), updates: state.updates, last: state.last, mirror_plane_z_m: None };
+        let (solved, stats) = self.refine_concat(&start, anchor, earlier, newest)?;
+        Ok((solved.summary()?.belief, stats.log_evidence))
+    }
+
+    /// A 3-D start from many ranges at once (a grid's): `start` split at the sensor plane
+    /// z = `sensor_plane_z_m` into its mirror halves ([`mixture::mirror_mixture`]), each
+    /// re-solved for `anchor` × `ranges` ([`Estimator::refine`], one Gaussian per half)
+    /// and weighted by its ELBO (as [`Estimator::reweight_mirror_sides`]). A half whose
+    /// solution crossed the plane (the anchor pulled it to the other half's mode) is
+    /// re-solved from the other solution's mirror image, and dropped if it crosses
+    /// again; with
+    /// other methods than the mixture, `start` re-solved as one Gaussian.
+    ///
+    /// # Errors
+    /// As [`Estimator::refine`] and [`mixture::mirror_mixture`].
+    pub fn mirrored_refine<M: MeasurementModel<D>>(
+        &self,
+        start: GaussianBelief<D>,
+        sensor_plane_z_m: f64,
+        anchor: &GaussianBelief<D>,
+        ranges: &[M],
+    ) -> Result<State<D>, EstimatorError> {
+        let split = self.initial_mirrored_state(start, sensor_plane_z_m)?;
+        let Belief::Mixture(mix) = &split.belief else {
+            return Ok(self.refine(&split, anchor, ranges)?.0);
+        };
+        let h = mixture::HEIGHT;
+        let above = |b: &GaussianBelief<D>| b.mean[h] >= sensor_plane_z_m;
+        // Each half re-solved from its truncated start; one that crossed the plane (the
+        // anchor's pull) is re-solved from the mirror image of the other's solution.
+        let first: Vec<(bool, GaussianBelief<D>, f64)> = mix
+            .components()
+            .iter()
+            .map(|c| {
+                let (belief, elbo) = self.refine_side(&split, c.belief, anchor, ranges, &[])?;
+                Ok((above(&c.belief), belief, elbo))
+            })
+            .collect::<Result<_, EstimatorError>>()?;
+        let mut solved = Vec::with_capacity(2);
+        for (side, belief, elbo) in &first {
+            if above(belief) == *side {
+                solved.push((*belief, *elbo));
+                continue;
+            }
+            let Some((_, other, _)) = first.iter().find(|(s, b, _)| s != side && above(b) == *s) else { continue };
+            let (belief, elbo) = self.refine_side(&split, mirror_image(other, sensor_plane_z_m), anchor, ranges, &[])?;
+            if above(&belief) == *side {
+                solved.push((belief, elbo));
+            }
+        }
+        if solved.is_empty() {
+            return Ok(self.refine(&split, anchor, ranges)?.0);
+        }
+        let max = solved.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = solved.iter().map(|s| (s.1 - max).exp()).sum();
+        let components = solved.iter().map(|(belief, l)| MixtureComponent { weight: (l - max).exp() / total, belief: *belief }).collect();
+        let next = State { belief: Belief::Mixture(GaussianMixture::new(components)?), ..split };
         next.summary()?;
         Ok(next)
     }
@@ -359,8 +455,8 @@ impl<const D: usize> Estimator<D> {
         earlier: &[M],
         newest: &[M],
     ) -> Result<(State<D>, UpdateStats), EstimatorError> {
-        if D > 4 {
-            return Err(ConfigError::invalid("dimension", D, "at most 4 for refine").into());
+        if D > 5 {
+            return Err(ConfigError::invalid("dimension", D, "at most 5 for refine").into());
         }
         let start = match &state.belief {
             Belief::Gaussian(g) => *g,

@@ -484,21 +484,18 @@ impl LocalizerConfig {
             }
         }
         if self.dimension == 3 {
-            // Not yet built in 3-D: each is refused here rather than run planar.
+            // Not built in 3-D: refused here rather than run planar.
             let refuse = |parameter: &str, value: &dyn std::fmt::Debug, allowed: &str| {
                 Err(ConfigError::invalid(parameter, format!("{value:?}"), allowed))
             };
             if self.odometry == OdometryMode::Drifting {
                 return refuse("odometry", &"drifting", "exact with dimension: 3 (the drifting joint state is planar)");
             }
-            if self.calibration.enabled {
-                return refuse("calibration.enabled", &true, "false with dimension: 3 (the calibrated state is planar)");
-            }
-            if self.unknown_landmarks == UnknownLandmarkPolicy::Initialise {
+            if self.calibration.enabled && self.estimator.method == Method::Ukf {
                 return refuse(
-                    "unknown_landmarks",
-                    &"initialise",
-                    "default_prior or reject with dimension: 3 (the initialisation grid is planar)",
+                    "estimator.method",
+                    &"ukf",
+                    "not ukf with dimension: 3 and calibration (the 5-dimensional state is beyond the UKF's 4)",
                 );
             }
         }

@@ -86,7 +86,8 @@ pub use track::{LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackS
 use crate::config::ConfigError;
 use crate::estimator::{
     calibration_site, joint_prior, replace_calibration_prior, CalibratedRangeModel, Estimator, EstimatorError,
-    GaussianBelief, InitialisationGrid, JointRangeModel, MixtureComponent, NoiseShape, RangeModel, Summary, UpdateStats,
+    CalibratedRangeModel3, GaussianBelief, HeightPrior, InitialisationGrid, JointRangeModel, MeasurementModel, MixtureComponent,
+    NoiseShape, RangeModel, State, Summary, UpdateStats,
 };
 use smoother::{History, SmootherStats, SolveConfig};
 use drift::{map_pose, planar_pose, MapPose};
@@ -137,8 +138,9 @@ pub struct Localizer {
     config: LocalizerConfig,
     estimator: Estimator<2>,
     calibrated_estimator: Estimator<4>,
-    /// `dimension: 3`: the estimator of (x, y, z).
+    /// `dimension: 3`: the estimators of (x, y, z) and of (x, y, z, s, b).
     estimator3: Estimator<3>,
+    calibrated_estimator3: Estimator<5>,
     /// `dimension: 3`: each configured id's height prior (mean, std), metres.
     heights: BTreeMap<String, (f64, f64)>,
     /// The pooled (s, b) belief, once a calibrated landmark exists.
@@ -332,6 +334,7 @@ impl Localizer {
             estimator,
             calibrated_estimator,
             estimator3: Estimator::new(config.estimator).map_err(estimator_config_error)?,
+            calibrated_estimator3: Estimator::new(config.estimator).map_err(estimator_config_error)?,
             heights,
             sensor_calibration: None,
             summaries_conditioned_on: None,
@@ -412,7 +415,12 @@ impl Localizer {
     fn tracking_state(&self, id: &str, prior: GaussianBelief<2>) -> Result<TrackState, EstimatorError> {
         if self.config.dimension == 3 {
             let prior = self.prior3(id, &prior);
-            return Ok(TrackState::Position3(self.estimator3.initial_state(prior)?, RangeWindow::new(prior)));
+            if !self.config.calibration.enabled {
+                return Ok(TrackState::Position3(self.estimator3.initial_state(prior)?, RangeWindow::new(prior)));
+            }
+            let cavity = self.calibration_prior();
+            let prior = joint_prior::<3, 5>(&prior, &cavity);
+            return Ok(TrackState::Calibrated3(self.calibrated_estimator3.initial_state(prior)?, RangeWindow::new(prior), cavity));
         }
         if !self.config.calibration.enabled {
             return Ok(TrackState::Position(self.estimator.initial_state(prior)?, RangeWindow::new(prior)));
@@ -427,10 +435,13 @@ impl Localizer {
     /// × every range the grid used, started at the grid's moments ([`Estimator::refine`]);
     /// those ranges stay in the relinearisation window. If that fails, the grid's
     /// moments themselves become the prior.
-    fn start_tracking(&self, grid: &InitialisationGrid) -> Result<TrackState, EstimatorError> {
+    fn start_tracking(&self, id: &str, grid: &InitialisationGrid) -> Result<TrackState, EstimatorError> {
         let shape = self.config.estimator.noise_shape;
         let measured = grid.measurements();
         let moments = grid.moments();
+        if self.config.dimension == 3 {
+            return self.start_tracking3(id, grid);
+        }
         if !self.config.calibration.enabled {
             let state = self.estimator.initial_state(moments)?;
             let anchor = grid.prior_moments();
@@ -439,7 +450,7 @@ impl Localizer {
                 .map(|r| RangeModel::new(r.sensor, r.range_m, r.noise_var_m2, shape))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(match self.estimator.refine(&state, &anchor, &ranges) {
-                Ok((refined, _)) => TrackState::Position(refined, RangeWindow { anchor, ranges }),
+                Ok((refined, _)) => TrackState::Position(refined, RangeWindow { anchor, ranges, folded: false }),
                 Err(_) => TrackState::Position(state, RangeWindow::new(moments)),
             });
         }
@@ -452,7 +463,7 @@ impl Localizer {
             .map(|r| CalibratedRangeModel::new(r.sensor, r.range_m, r.noise_var_m2, shape))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(match self.calibrated_estimator.refine(&state, &anchor, &ranges) {
-            Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges }, cavity),
+            Ok((refined, _)) => TrackState::Calibrated(refined, RangeWindow { anchor, ranges, folded: false }, cavity),
             Err(_) => TrackState::Calibrated(state, RangeWindow::new(prior), cavity),
         })
     }
@@ -460,17 +471,22 @@ impl Localizer {
     /// N((μ, m_z), diag(Σ, σ_z²)): the (x, y) prior `prior` of landmark `id` and its
     /// height prior (`priors.height_*`, else `height_prior`), independent.
     fn prior3(&self, id: &str, prior: &GaussianBelief<2>) -> GaussianBelief<3> {
-        let h = self.config.height_prior;
-        let (mean_z, std_z) = self.heights.get(id).copied().unwrap_or((h.mean_m, h.std_m));
+        let HeightPrior { mean_m: mean_z, std_m: std_z } = self.height_prior(id);
         let mut cov = nalgebra::Matrix3::zeros();
         cov.fixed_view_mut::<2, 2>(0, 0).copy_from(&prior.cov);
         cov[(2, 2)] = std_z * std_z;
         GaussianBelief { mean: nalgebra::Vector3::new(prior.mean.x, prior.mean.y, mean_z), cov }
     }
 
+    /// Landmark `id`'s height prior: `priors.height_*`, else `height_prior`.
+    fn height_prior(&self, id: &str) -> HeightPrior {
+        let h = self.config.height_prior;
+        let (mean_m, std_m) = self.heights.get(id).copied().unwrap_or((h.mean_m, h.std_m));
+        HeightPrior { mean_m, std_m }
+    }
+
     fn new_track(&self, state: TrackState) -> Result<LandmarkTrack, EstimatorError> {
-        let (summary, calibration) = summarise(&state, self.sensor_calibration.as_ref())?;
-        Ok(LandmarkTrack::new(state, summary, calibration))
+        Ok(LandmarkTrack::new(summarise(&state, self.sensor_calibration.as_ref())?, state))
     }
 
     /// With drifting odometry, whether a landmark with this prior joins the joint state
@@ -491,7 +507,7 @@ impl Localizer {
             sm.history.set_prior(id, belief);
         }
         let summary = gaussian_summary(*belief, UpdateStats { converged: true, ..UpdateStats::default() });
-        self.tracks.insert(id.to_string(), LandmarkTrack::new(TrackState::Joint, summary, None));
+        self.tracks.insert(id.to_string(), LandmarkTrack::new((summary, None, None), TrackState::Joint));
         self.refresh_joint_summaries();
     }
 
@@ -979,6 +995,12 @@ impl Localizer {
                 self.config.calibration.prior(),
             )
             .map_err(estimator_error)?;
+            // 3-D: each range's likelihood marginalised over the landmark's height prior.
+            let grid = if self.config.dimension == 3 {
+                grid.with_height_prior(self.height_prior(&m.landmark_id)).map_err(estimator_error)?
+            } else {
+                grid
+            };
             let track = self.new_track(TrackState::Initialising(Box::new(grid))).map_err(estimator_error)?;
             self.tracks.insert(m.landmark_id.clone(), track);
         }
@@ -992,9 +1014,8 @@ impl Localizer {
                 _ => variance_along(&position_cov, &(self.tracks[&m.landmark_id].summary.belief.mean - x)),
             };
         let (step, stats) = self.step(&m.landmark_id, x, sensor.z, odom_xy, m.range_m, variance)?;
-        let (summary, calibration) =
+        let (summary, summary3, calibration) =
             step.summarise(self.sensor_calibration.as_ref()).map_err(estimator_error)?;
-        let summary3 = step.summary3().map_err(estimator_error)?;
         if !summary.belief.is_publishable() {
             return Err(Rejection::Estimator("the updated belief is not finite and SPD".into()));
         }
@@ -1123,7 +1144,12 @@ impl Localizer {
         let relinearisation = &self.config.relinearisation;
         Ok(match &self.tracks[id].state {
             TrackState::Initialising(grid) => {
-                let grid = grid.with_range(x, range_m, variance).map_err(estimator_error)?;
+                let grid = if self.config.dimension == 3 {
+                    grid.with_range3(Vector3::new(x.x, x.y, sensor_z_m), range_m, variance)
+                } else {
+                    grid.with_range(x, range_m, variance)
+                }
+                .map_err(estimator_error)?;
                 let init = &self.config.initialisation;
                 let stats = UpdateStats {
                     iterations: 1,
@@ -1133,7 +1159,7 @@ impl Localizer {
                     log_evidence: f64::NEG_INFINITY,
                 };
                 if grid.ranges() >= init.min_ranges && grid.largest_std_m() <= init.max_std_m {
-                    (TrackStep::Start(self.start_tracking(&grid).map_err(estimator_error)?), stats)
+                    (TrackStep::Start(self.start_tracking(id, &grid).map_err(estimator_error)?), stats)
                 } else {
                     (TrackStep::Grid(Box::new(grid)), stats)
                 }
@@ -1149,26 +1175,7 @@ impl Localizer {
                 let model = RangeModel::new(Vector3::new(x.x, x.y, sensor_z_m), range_m, variance, shape).map_err(estimator_error)?;
                 // The first range splits the prior at the sensor's plane into its mirror
                 // halves: a planar path cannot tell above from below that plane.
-                let mirrored;
-                let state = if state.updates() == 0 {
-                    mirrored = self.estimator3.initial_mirrored_state(window.anchor, sensor_z_m).map_err(estimator_error)?;
-                    &mirrored
-                } else {
-                    state
-                };
-                check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
-                let (next, stats) = self.estimator3.update_with_model(state, &model).map_err(estimator_error)?;
-                // The mirror halves' weights from all ranges at once, while the window
-                // still starts at the prior (a folded window's anchor is the two halves
-                // moment-matched into one Gaussian, which says nothing of their weights).
-                let prior = self.prior3(id, self.priors.get(id).unwrap_or(&self.default_prior));
-                let next = if window.anchor == prior {
-                    self.estimator3
-                        .reweight_mirror_sides(&next, &prior, &window.ranges, std::slice::from_ref(&model))
-                        .map_err(estimator_error)?
-                } else {
-                    next
-                };
+                let (next, stats) = mirrored_update(&self.estimator3, state, window, &model, sensor_z_m, gate)?;
                 let (next, change, _) = window.advance(&self.estimator3, next, model, relinearisation, None);
                 (TrackStep::Position3(next, change), stats)
             }
@@ -1187,12 +1194,58 @@ impl Localizer {
                 };
                 (TrackStep::Calibrated(next, change, cavity), stats)
             }
+            TrackState::Calibrated3(state, window, cavity) => {
+                let model = CalibratedRangeModel3::new(Vector3::new(x.x, x.y, sensor_z_m), range_m, variance, shape).map_err(estimator_error)?;
+                let (next, stats) = mirrored_update(&self.calibrated_estimator3, state, window, &model, sensor_z_m, gate)?;
+                // A re-solve takes in what the other landmarks now know about (s, b).
+                let new_cavity = if window.refine_due(relinearisation) { self.cavity(id) } else { None };
+                let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&window.anchor, cavity, &c).ok());
+                let (next, change, refined) =
+                    window.advance(&self.calibrated_estimator3, next, model, relinearisation, new_anchor);
+                let cavity = match (refined, new_anchor, new_cavity) {
+                    (true, Some(_), Some(c)) => c,
+                    _ => *cavity,
+                };
+                (TrackStep::Calibrated3(next, change, cavity), stats)
+            }
             TrackState::Joint => {
                 let d = self.drifting.as_ref().expect("joint tracks exist only with odometry: drifting");
                 let range = JointRange { id: id.to_string(), odom_xy, range_m, variance };
                 let (change, stats) = d.range_step(&d.state, &range, self.config.calibration.enabled, shape, gate)?;
                 (TrackStep::Joint(Box::new(change)), stats)
             }
+        })
+    }
+
+    /// [`Localizer::start_tracking`] of a 3-D landmark: the grid's (x, y) moments and
+    /// its disc × the height prior as start and anchor, split into its mirror halves at
+    /// the sensors' plane and each re-solved for every range the grid used, in 3-D
+    /// ([`Estimator::mirrored_refine`]).
+    fn start_tracking3(&self, id: &str, grid: &InitialisationGrid) -> Result<TrackState, EstimatorError> {
+        let shape = self.config.estimator.noise_shape;
+        let (start, anchor) = (self.prior3(id, &grid.moments()), self.prior3(id, &grid.prior_moments()));
+        let measured = grid.measurements();
+        // The sensor's plane: the mean height of the ranges' sensor positions.
+        let plane = measured.iter().map(|r| r.sensor_z_m).sum::<f64>() / measured.len().max(1) as f64;
+        if !self.config.calibration.enabled {
+            let ranges = measured
+                .iter()
+                .map(|r| RangeModel::new(r.sensor_position3(), r.range_m, r.noise_var_m2, shape))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(match self.estimator3.mirrored_refine(start, plane, &anchor, &ranges) {
+                Ok(state) => TrackState::Position3(state, RangeWindow { anchor, ranges, folded: false }),
+                Err(_) => TrackState::Position3(self.estimator3.initial_state(start)?, RangeWindow::new(start)),
+            });
+        }
+        let cavity = self.calibration_prior();
+        let (start, anchor) = (joint_prior::<3, 5>(&start, &cavity), joint_prior::<3, 5>(&anchor, &cavity));
+        let ranges = measured
+            .iter()
+            .map(|r| CalibratedRangeModel3::new(r.sensor_position3(), r.range_m, r.noise_var_m2, shape))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match self.calibrated_estimator3.mirrored_refine(start, plane, &anchor, &ranges) {
+            Ok(state) => TrackState::Calibrated3(state, RangeWindow { anchor, ranges, folded: false }, cavity),
+            Err(_) => TrackState::Calibrated3(self.calibrated_estimator3.initial_state(start)?, RangeWindow::new(start), cavity),
         })
     }
 
@@ -1210,9 +1263,10 @@ impl Localizer {
         let Some(pooled) = self.calibration_pool.as_ref().and_then(|p| p.pooled().ok()) else { return };
         self.sensor_calibration = Some(pooled);
         let resummarise = |track: &mut LandmarkTrack| {
-            if let TrackState::Calibrated(..) = track.state {
-                if let Ok((summary, calibration)) = summarise(&track.state, Some(&pooled)) {
+            if let TrackState::Calibrated(..) | TrackState::Calibrated3(..) = track.state {
+                if let Ok((summary, summary3, calibration)) = summarise(&track.state, Some(&pooled)) {
                     track.summary = summary;
+                    track.summary3 = summary3;
                     track.calibration = calibration;
                 }
             }
@@ -1238,6 +1292,9 @@ impl Localizer {
         let Some(pool) = &mut self.calibration_pool else { return };
         let site = match self.tracks.get(id).map(|t| &t.state) {
             Some(TrackState::Calibrated(s, _, cavity)) => {
+                s.summary().ok().and_then(|summary| calibration_site(&summary.belief, cavity).ok())
+            }
+            Some(TrackState::Calibrated3(s, _, cavity)) => {
                 s.summary().ok().and_then(|summary| calibration_site(&summary.belief, cavity).ok())
             }
             _ => None,
@@ -1284,6 +1341,48 @@ impl Localizer {
 }
 
 /// A Gaussian as a summary without components (for the innovation gate).
+/// A mirror reweighting ([`mirrored_update`]) after every range for the first 5× this
+/// many ranges of a window, then after every this-many-th.
+const MIRROR_REWEIGHT_EVERY: usize = 10;
+
+/// One range's update of a 3-D state (position, or position and calibration) that
+/// keeps the two mirror halves about the sensor's plane: its first range splits the
+/// belief at the plane z = `sensor_z_m` ([`Estimator::initial_mirrored_state`]: the
+/// prior, or the grid's re-solved Gaussian), the range is gated and fused, and while the
+/// window still starts at the prior (a folded window's anchor is the halves
+/// moment-matched into one Gaussian, which says nothing of their weights) the halves
+/// are reweighted by their batch evidence ([`Estimator::reweight_mirror_sides`]).
+fn mirrored_update<const D: usize, M: MeasurementModel<D> + Clone>(
+    estimator: &Estimator<D>,
+    state: &State<D>,
+    window: &RangeWindow<D, M>,
+    model: &M,
+    sensor_z_m: f64,
+    gate: f64,
+) -> Result<(State<D>, UpdateStats), Rejection> {
+    let estimator_error = |e: EstimatorError| Rejection::Estimator(e.to_string());
+    let mirrored;
+    let state = if state.updates() == 0 && state.mirror_plane_z_m().is_none() {
+        let belief = state.summary().map_err(estimator_error)?.belief;
+        mirrored = estimator.initial_mirrored_state(belief, sensor_z_m).map_err(estimator_error)?;
+        &mirrored
+    } else {
+        state
+    };
+    check_gate(gate, &state.summary().map_err(estimator_error)?, model)?;
+    let (next, stats) = estimator.update_with_model(state, model).map_err(estimator_error)?;
+    // Each reweighting re-solves both halves for the whole window (O(window · 3ᴰ) per
+    // iteration): every range for the first ranges, then every MIRROR_REWEIGHT_EVERY-th.
+    let n = window.ranges.len() + 1;
+    if window.folded || (n > MIRROR_REWEIGHT_EVERY * 5 && !n.is_multiple_of(MIRROR_REWEIGHT_EVERY)) {
+        return Ok((next, stats));
+    }
+    let next = estimator
+        .reweight_mirror_sides(&next, &window.anchor, &window.ranges, std::slice::from_ref(model))
+        .map_err(estimator_error)?;
+    Ok((next, stats))
+}
+
 fn marginal_summary<const K: usize>(belief: GaussianBelief<K>) -> Summary<K> {
     Summary { belief, components: Vec::new(), updates: 0, last_update: UpdateStats::default() }
 }

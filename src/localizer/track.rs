@@ -5,7 +5,7 @@
 use super::config::RelinearisationConfig;
 use super::imm::ImmStep;
 use crate::estimator::{
-    calibration_marginal, condition_position, CalibratedRangeModel, Estimator, EstimatorError, GaussianBelief,
+    calibration_marginal, condition_position, CalibratedRangeModel, CalibratedRangeModel3, Estimator, EstimatorError, GaussianBelief,
     InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
 };
 use nalgebra::Vector2;
@@ -37,6 +37,10 @@ pub enum TrackState {
     /// θ) would be one more variant here, with its model and the block offsets of
     /// [`crate::estimator::calibration`].
     Calibrated(State<4>, RangeWindow<4, CalibratedRangeModel>, GaussianBelief<2>),
+    /// Position (x, y, z) and range calibration θ = (y₁, y₂, y₃, s, b)
+    /// (`localizer.dimension: 3`), and its cavity, as [`TrackState::Calibrated`]; mirror
+    /// halves as [`TrackState::Position3`].
+    Calibrated3(State<5>, RangeWindow<5, CalibratedRangeModel3>, GaussianBelief<2>),
     /// A landmark of the joint state of drifting odometry ([`super::slam::JointState`]
     /// holds its belief, correlated with the odometry error and the other landmarks).
     Joint,
@@ -58,39 +62,36 @@ pub(crate) enum TrackStep {
     Position3(State<3>, WindowStep<3, RangeModel<3>>),
     /// The calibrated state after one range, and its cavity.
     Calibrated(State<4>, WindowStep<4, CalibratedRangeModel>, GaussianBelief<2>),
+    /// The 3-D calibrated state after one range, and its cavity.
+    Calibrated3(State<5>, WindowStep<5, CalibratedRangeModel3>, GaussianBelief<2>),
     /// The joint state's change (committed by the localizer, which owns that state).
     Joint(Box<ImmStep>),
 }
 
 impl TrackStep {
-    /// Position summary and calibration of the state this step leads to (as
+    /// Position summaries and calibration of the state this step leads to (as
     /// [`summarise`] of the committed state).
-    pub(crate) fn summarise(
-        &self,
-        sensor: Option<&GaussianBelief<2>>,
-    ) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+    pub(crate) fn summarise(&self, sensor: Option<&GaussianBelief<2>>) -> Result<Summaries, EstimatorError> {
         match self {
-            TrackStep::Grid(grid) => Ok((grid_summary(grid), None)),
+            TrackStep::Grid(grid) => Ok((grid_summary(grid), None, None)),
             TrackStep::Start(state) => summarise(state, sensor),
-            TrackStep::Position(state, _) => Ok((state.summary()?, None)),
-            TrackStep::Position3(state, _) => Ok((planar(&state.summary()?), None)),
+            TrackStep::Position(state, _) => Ok((state.summary()?, None, None)),
+            TrackStep::Position3(state, _) => position3_summaries(state),
             TrackStep::Calibrated(state, ..) => calibrated_summary(state, sensor),
-            TrackStep::Joint(step) => Ok((gaussian_summary(step.landmark, step.stats), None)),
-        }
-    }
-
-    /// The (x, y, z) summary of the state this step leads to, for a 3-D state.
-    pub(crate) fn summary3(&self) -> Result<Option<Summary<3>>, EstimatorError> {
-        match self {
-            TrackStep::Position3(state, _) => Ok(Some(state.summary()?)),
-            _ => Ok(None),
+            TrackStep::Calibrated3(state, ..) => calibrated3_summaries(state, sensor),
+            TrackStep::Joint(step) => Ok((gaussian_summary(step.landmark, step.stats), None, None)),
         }
     }
 
     /// Whether the state it leads to is calibrated (the sensor's pooled calibration
     /// changes).
     pub(crate) fn is_calibrated(&self) -> bool {
-        matches!(self, TrackStep::Calibrated(..) | TrackStep::Start(TrackState::Calibrated(..)))
+        matches!(
+            self,
+            TrackStep::Calibrated(..)
+                | TrackStep::Calibrated3(..)
+                | TrackStep::Start(TrackState::Calibrated(..) | TrackState::Calibrated3(..))
+        )
     }
 }
 
@@ -113,6 +114,11 @@ impl TrackState {
                 window.commit(change);
                 *cavity = next_cavity;
             }
+            (TrackState::Calibrated3(state, window, cavity), TrackStep::Calibrated3(next, change, next_cavity)) => {
+                *state = next;
+                window.commit(change);
+                *cavity = next_cavity;
+            }
             (TrackState::Joint, TrackStep::Joint(_)) => {
                 unreachable!("a joint step is committed to the localizer's joint state")
             }
@@ -127,6 +133,9 @@ pub struct RangeWindow<const D: usize, M> {
     /// The belief before the first range of the window.
     pub anchor: GaussianBelief<D>,
     pub ranges: Vec<M>,
+    /// A full window was folded into the anchor (it is then a moment-matched belief,
+    /// not the prior).
+    pub folded: bool,
 }
 
 /// What one range does to a [`RangeWindow`] ([`RangeWindow::advance`]).
@@ -142,7 +151,7 @@ pub(crate) struct WindowStep<const D: usize, M> {
 
 impl<const D: usize, M: MeasurementModel<D>> RangeWindow<D, M> {
     pub(crate) fn new(anchor: GaussianBelief<D>) -> Self {
-        Self { anchor, ranges: Vec::new() }
+        Self { anchor, ranges: Vec::new(), folded: false }
     }
 
     /// Whether the next [`RangeWindow::advance`] re-solves.
@@ -198,6 +207,7 @@ impl<const D: usize, M: MeasurementModel<D>> RangeWindow<D, M> {
         }
         if step.fold {
             self.ranges.clear();
+            self.folded = true;
         } else {
             self.ranges.push(step.model);
         }
@@ -249,12 +259,9 @@ pub struct LandmarkTrack {
 
 impl LandmarkTrack {
     /// A track with no range fused yet.
-    pub(crate) fn new(state: TrackState, summary: Summary<2>, calibration: Option<RangeCalibration>) -> Self {
+    pub(crate) fn new((summary, summary3, calibration): Summaries, state: TrackState) -> Self {
         Self {
-            summary3: match &state {
-                TrackState::Position3(s, _) => s.summary().ok(),
-                _ => None,
-            },
+            summary3,
             summary,
             calibration,
             state,
@@ -309,40 +316,61 @@ fn grid_summary(grid: &InitialisationGrid) -> Summary<2> {
     }
 }
 
-/// Position summary and calibration of a calibrated state: every component's position
+/// The position summary of a calibrated state θ = (y, s, b) (y of dimension P, D =
+/// P + 2) and the calibration it is conditioned on: every component's position
 /// conditioned on the sensor's pooled calibration `sensor` when given, else on the
 /// state's own (s, b) marginal ([`condition_position`]).
-fn calibrated_summary(
-    state: &State<4>,
+fn conditioned<const P: usize, const D: usize>(
+    state: &State<D>,
     sensor: Option<&GaussianBelief<2>>,
-) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+) -> Result<(Summary<P>, RangeCalibration), EstimatorError> {
     let full = state.summary()?;
     let calibration = *sensor.unwrap_or(&calibration_marginal(&full.belief));
     let summary = Summary {
-        belief: condition_position(&full.belief, &calibration)?,
+        belief: condition_position::<P, D>(&full.belief, &calibration)?,
         components: full
             .components
             .iter()
-            .map(|c| Ok(MixtureComponent { weight: c.weight, belief: condition_position(&c.belief, &calibration)? }))
+            .map(|c| Ok(MixtureComponent { weight: c.weight, belief: condition_position::<P, D>(&c.belief, &calibration)? }))
             .collect::<Result<_, EstimatorError>>()?,
         updates: full.updates,
         last_update: full.last_update,
     };
-    Ok((summary, Some(RangeCalibration::from_belief(&calibration))))
+    Ok((summary, RangeCalibration::from_belief(&calibration)))
 }
 
-/// Position summary and calibration of a track's state; a calibrated state's position
-/// is conditioned on the sensor's pooled calibration `sensor` when given
-/// ([`crate::estimator::pool_calibration`], [`condition_position`]).
-pub(crate) fn summarise(
-    state: &TrackState,
-    sensor: Option<&GaussianBelief<2>>,
-) -> Result<(Summary<2>, Option<RangeCalibration>), EstimatorError> {
+/// The summaries of a planar calibrated state ([`conditioned`]).
+fn calibrated_summary(state: &State<4>, sensor: Option<&GaussianBelief<2>>) -> Result<Summaries, EstimatorError> {
+    let (summary, calibration) = conditioned::<2, 4>(state, sensor)?;
+    Ok((summary, None, Some(calibration)))
+}
+
+/// A track's published position summary (x, y), its (x, y, z) summary with
+/// `localizer.dimension: 3`, and its range calibration when estimated.
+pub(crate) type Summaries = (Summary<2>, Option<Summary<3>>, Option<RangeCalibration>);
+
+/// The summaries of a 3-D position state.
+fn position3_summaries(state: &State<3>) -> Result<Summaries, EstimatorError> {
+    let s3 = state.summary()?;
+    Ok((planar(&s3), Some(s3), None))
+}
+
+/// The summaries of a 3-D calibrated state ([`conditioned`]) and its (x, y) marginal.
+fn calibrated3_summaries(state: &State<5>, sensor: Option<&GaussianBelief<2>>) -> Result<Summaries, EstimatorError> {
+    let (s3, calibration) = conditioned::<3, 5>(state, sensor)?;
+    Ok((planar(&s3), Some(s3), Some(calibration)))
+}
+
+/// Position summaries and calibration of a track's state ([`Summaries`]); a calibrated
+/// state's position is conditioned on the sensor's pooled calibration `sensor` when
+/// given ([`crate::estimator::pool_calibration`], [`condition_position`]).
+pub(crate) fn summarise(state: &TrackState, sensor: Option<&GaussianBelief<2>>) -> Result<Summaries, EstimatorError> {
     match state {
-        TrackState::Initialising(grid) => Ok((grid_summary(grid), None)),
-        TrackState::Position(s, _) => Ok((s.summary()?, None)),
-        TrackState::Position3(s, _) => Ok((planar(&s.summary()?), None)),
+        TrackState::Initialising(grid) => Ok((grid_summary(grid), None, None)),
+        TrackState::Position(s, _) => Ok((s.summary()?, None, None)),
+        TrackState::Position3(s, _) => position3_summaries(s),
         TrackState::Calibrated(s, ..) => calibrated_summary(s, sensor),
+        TrackState::Calibrated3(s, ..) => calibrated3_summaries(s, sensor),
         TrackState::Joint => Err(EstimatorError::StateMismatch { state: "joint", method: "summarise (the joint state holds it)" }),
     }
 }

@@ -281,6 +281,7 @@ impl Sinks {
                     Ok(f) => {
                         let b = &f.belief;
                         self.builder.set_calibration(&i.landmark_id, f.calibration);
+                        self.builder.set_height(&i.landmark_id, f.height);
                         let sample = if f.status == TrackStatus::Tracking {
                             self.builder.add_belief(bag_time_s, &i.landmark_id, b.mean, b.cov)
                         } else {

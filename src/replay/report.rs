@@ -138,6 +138,8 @@ pub struct LandmarkSeries {
     pub rejected: u64,
     /// The last range calibration estimate, if any.
     pub calibration: Option<crate::localizer::RangeCalibration>,
+    /// The last height estimate (mean m, variance m²), with `localizer.dimension: 3`.
+    pub height: Option<(f64, f64)>,
 }
 
 /// Collects the series the report and plots are made of.
@@ -177,6 +179,11 @@ impl ReportBuilder {
         sample
     }
 
+    /// Records the landmark's latest height estimate (mean m, variance m²).
+    pub fn set_height(&mut self, id: &str, height: Option<(f64, f64)>) {
+        self.landmarks.entry(id.to_string()).or_default().height = height;
+    }
+
     /// Records the landmark's latest range calibration estimate.
     pub fn set_calibration(&mut self, id: &str, calibration: Option<crate::localizer::RangeCalibration>) {
         self.landmarks.entry(id.to_string()).or_default().calibration = calibration;
@@ -208,6 +215,9 @@ pub struct LandmarkReport {
     pub range_scale: Option<[f64; 2]>,
     /// Final range offset and its standard deviation, metres, when estimated.
     pub range_offset_m: Option<[f64; 2]>,
+    /// With `localizer.dimension: 3`: the final height and its standard deviation, m
+    /// (errors and NEES above are horizontal: the ground truth is planar).
+    pub final_height_m: Option<[f64; 2]>,
     /// Fraction of updates with NEES ≤ χ²₂(95 %).
     pub nees_within_95_fraction: Option<f64>,
     pub reach_5m: Reach,
@@ -262,6 +272,7 @@ impl LandmarkReport {
             ),
             range_scale: series.calibration.map(|c| [c.scale, c.scale_variance.sqrt()]),
             range_offset_m: series.calibration.map(|c| [c.offset_m, c.offset_variance_m2.sqrt()]),
+            final_height_m: series.height.map(|(z, var)| [z, var.sqrt()]),
             nees_within_95_fraction: (!nees_values.is_empty())
                 .then(|| nees_values.iter().filter(|v| **v <= CHI2_2DOF_95).count() as f64 / nees_values.len() as f64),
             reach_5m: if with_truth { time_to_reach(&times, &errors, 5.0) } else { Reach::default() },
@@ -501,6 +512,12 @@ Odometry noise scales (times `odometry_error`'s standard deviations) and their w
                 pm(l.range_scale, 4),
                 pm(l.range_offset_m, 3),
             ));
+        }
+        // `localizer.dimension: 3`: the errors above are horizontal; the heights here.
+        let heights: Vec<String> =
+            self.landmarks.iter().filter_map(|l| Some(format!("{} {}", l.id, pm(Some(l.final_height_m?), 2)))).collect();
+        if !heights.is_empty() {
+            md.push_str(&format!("\nHeights (m, odometry frame; errors and NEES above are horizontal): {}\n", heights.join(", ")));
         }
         md
     }
