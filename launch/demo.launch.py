@@ -12,6 +12,10 @@ drift:=true: the same scenario with drifting odometry (DRIFT_CONFIG: sim_robot w
 gyro bias and a wheel scale error, landmark_flow_node with `localizer.odometry:
 drifting`), RViz in the map frame; `make demo-drift` is its headless twin. An explicit
 config:= wins over drift:= for the parameters.
+
+config:=$(ros2 pkg prefix landmark_flow)/share/landmark_flow/config/demo_3d.yaml: a ceiling
+anchor 2.5 m up, estimated in 3-D (`localizer.dimension: 3`; RViz shows its ellipsoid);
+`make demo-3d` is its headless twin.
 """
 
 import os

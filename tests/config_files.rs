@@ -131,6 +131,37 @@ fn demo_drift_yaml_is_the_demo_with_drifting_odometry() {
     assert_eq!(without_drift("demo_drift.yaml"), without_drift("demo.yaml"));
 }
 
+/// config/demo_3d.yaml is the demo with a ceiling anchor: every node's parameters are
+/// valid, the node estimates 3-D with the sensor mount the simulator uses, the true
+/// anchor is above the sensor and within 2 σ of its height prior, and only the 3-D keys
+/// differ from demo.yaml.
+#[test]
+fn demo_3d_yaml_is_the_demo_with_a_ceiling_anchor() {
+    let yaml = read("demo_3d.yaml");
+    let robot: SimRobotConfig = node_parameters_from_yaml(&yaml, "sim_robot").unwrap();
+    robot.validate().unwrap();
+    let sensor: SimRangeSensorConfig = node_parameters_from_yaml(&yaml, "sim_range_sensor").unwrap();
+    sensor.validate().unwrap();
+    let node: LandmarkFlowNodeConfig = node_parameters_from_yaml(&yaml, "landmark_flow_node").unwrap();
+    node.validate().unwrap();
+    assert_eq!(node.localizer.dimension, 3);
+    assert_eq!(node.localizer.sensor_offset_m, sensor.sensor_offset_m);
+    let (z, prior_z, prior_sd) = (sensor.landmarks.positions_m[2], node.localizer.priors.height_means_m[0], node.localizer.priors.height_stds_m[0]);
+    assert!(z > sensor.sensor_offset_m[2] && (z - prior_z).abs() <= 2.0 * prior_sd);
+    let keys_3d = [
+        "sim_range_sensor.ros__parameters.sensor_offset_m",
+        "sim_range_sensor.ros__parameters.landmarks.positions_m",
+        "landmark_flow_node.ros__parameters.localizer.dimension",
+        "landmark_flow_node.ros__parameters.localizer.sensor_offset_m",
+        "landmark_flow_node.ros__parameters.localizer.priors.height_means_m",
+        "landmark_flow_node.ros__parameters.localizer.priors.height_stds_m",
+    ];
+    let without_3d = |file: &str| -> Vec<(String, Value)> {
+        flatten(&serde_yaml::from_str(&read(file)).unwrap()).into_iter().filter(|(k, _)| !keys_3d.contains(&k.as_str())).collect()
+    };
+    assert_eq!(without_3d("demo_3d.yaml"), without_3d("demo.yaml"));
+}
+
 /// `ros2 param describe` shows each parameter's description from the documented
 /// parameters file: every parameter of the node (the flattened default config) has one.
 #[test]

@@ -1084,11 +1084,12 @@ impl Localizer {
     /// (innovation z − ẑ, its variance S, the sensor's speed away from the landmark) of
     /// range `m` from sensor position `x` (beliefs' frame) with noise `variance`, for a
     /// tracked landmark: ẑ = s·‖μ − x‖ + b (the pooled calibration's mean, or 1 and 0),
-    /// S = s²·uᵀΣu + σ², and the speed from the sensor position 0.1 s earlier.
+    /// S = s²·uᵀΣu + σ², and the speed from the sensor position 0.1 s earlier. Planar
+    /// only: with `dimension: 3` none (the planar ẑ would carry the height as an offset).
     fn time_offset_sample(&self, m: &RangeInput, x: Vector2<f64>, variance: f64) -> Option<(f64, f64, f64)> {
         const DT_S: f64 = 0.1;
         let track = self.tracks.get(&m.landmark_id)?;
-        if track.status() != TrackStatus::Tracking {
+        if track.status() != TrackStatus::Tracking || self.config.dimension == 3 {
             return None;
         }
         let belief = track.summary.belief;
