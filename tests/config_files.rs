@@ -50,15 +50,21 @@ fn landmark_flow_node_yaml_is_valid_complete_and_the_defaults() {
     assert_every_key_spelled_out("landmark_flow_node.yaml", "landmark_flow_node", &c);
 }
 
-#[test]
-fn demo_yaml_configures_all_three_nodes() {
-    let yaml = read("demo.yaml");
+/// The three demo nodes' parameters from a config file, each valid.
+fn demo_nodes(file: &str) -> (SimRobotConfig, SimRangeSensorConfig, LandmarkFlowNodeConfig) {
+    let yaml = read(file);
     let robot: SimRobotConfig = node_parameters_from_yaml(&yaml, "sim_robot").unwrap();
     robot.validate().unwrap();
     let sensor: SimRangeSensorConfig = node_parameters_from_yaml(&yaml, "sim_range_sensor").unwrap();
     sensor.validate().unwrap();
     let node: LandmarkFlowNodeConfig = node_parameters_from_yaml(&yaml, "landmark_flow_node").unwrap();
     node.validate().unwrap();
+    (robot, sensor, node)
+}
+
+#[test]
+fn demo_yaml_configures_all_three_nodes() {
+    let (robot, sensor, node) = demo_nodes("demo.yaml");
     // The filter is told the sensor's frame and noise, and plans for the simulated landmark.
     assert_eq!(node.localizer.sensor_frame_id, sensor.frame_id);
     assert_eq!(node.localizer.default_noise_std_m, sensor.noise_std_m);
@@ -95,13 +101,7 @@ fn type_and_variant_errors_name_the_parameter() {
 #[test]
 fn demo_drift_yaml_is_the_demo_with_drifting_odometry() {
     use landmark_flow::localizer::OdometryMode;
-    let yaml = read("demo_drift.yaml");
-    let robot: SimRobotConfig = node_parameters_from_yaml(&yaml, "sim_robot").unwrap();
-    robot.validate().unwrap();
-    let sensor: SimRangeSensorConfig = node_parameters_from_yaml(&yaml, "sim_range_sensor").unwrap();
-    sensor.validate().unwrap();
-    let node: LandmarkFlowNodeConfig = node_parameters_from_yaml(&yaml, "landmark_flow_node").unwrap();
-    node.validate().unwrap();
+    let (robot, sensor, node) = demo_nodes("demo_drift.yaml");
     assert_eq!(node.localizer.odometry, OdometryMode::Drifting);
     assert_eq!(node.localizer.map_frame_id, robot.map_frame_id, "the robot follows goals in the map frame");
     assert_eq!(node.localizer.odom_frame_id, robot.odom_frame_id);
@@ -137,13 +137,7 @@ fn demo_drift_yaml_is_the_demo_with_drifting_odometry() {
 /// differ from demo.yaml.
 #[test]
 fn demo_3d_yaml_is_the_demo_with_a_ceiling_anchor() {
-    let yaml = read("demo_3d.yaml");
-    let robot: SimRobotConfig = node_parameters_from_yaml(&yaml, "sim_robot").unwrap();
-    robot.validate().unwrap();
-    let sensor: SimRangeSensorConfig = node_parameters_from_yaml(&yaml, "sim_range_sensor").unwrap();
-    sensor.validate().unwrap();
-    let node: LandmarkFlowNodeConfig = node_parameters_from_yaml(&yaml, "landmark_flow_node").unwrap();
-    node.validate().unwrap();
+    let (_, sensor, node) = demo_nodes("demo_3d.yaml");
     assert_eq!(node.localizer.dimension, 3);
     assert_eq!(node.localizer.sensor_offset_m, sensor.sensor_offset_m);
     let (z, prior_z, prior_sd) = (sensor.landmarks.positions_m[2], node.localizer.priors.height_means_m[0], node.localizer.priors.height_stds_m[0]);

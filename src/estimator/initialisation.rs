@@ -674,6 +674,18 @@ mod tests {
         assert!((radial_std - expect).abs() < 0.1 * expect, "{radial_std} vs {expect}");
     }
 
+    /// The dense reference grid of the tests: every 0.5 m cell centre of the disc of
+    /// radius 100 m around the origin (the grids' region) with `log_likelihood` there.
+    fn dense_disc_cells(log_likelihood: impl Fn(&Vector2<f64>) -> f64) -> Vec<(Vector2<f64>, f64)> {
+        let n = 400usize;
+        let origin = Vector2::repeat(-0.5 * (n as f64 - 1.0) * 0.5);
+        (0..n * n)
+            .map(|k| origin + Vector2::new((k % n) as f64, (k / n) as f64) * 0.5)
+            .filter(|y| y.norm_squared() <= 100.0 * 100.0)
+            .map(|y| (y, log_likelihood(&y)))
+            .collect()
+    }
+
     /// ln p(z | y) of the module doc for Gaussian noise, written out here.
     fn gaussian_log_likelihood(y: &Vector2<f64>, x: &Vector2<f64>, z: f64, var: f64, cal: &CalibrationPrior) -> f64 {
         let d = (y - x).norm();
@@ -713,18 +725,7 @@ mod tests {
                 g.add_range(*x, *z, var).unwrap();
                 assert!(g.active_cells() <= MAX_ACTIVE_CELLS, "{} cells", g.active_cells());
                 // Dense reference over the disc's 0.5 m cells, the first k + 1 ranges.
-                let n = 400usize;
-                let origin = Vector2::repeat(-0.5 * (n as f64 - 1.0) * 0.5);
-                let mut cells = Vec::new();
-                for iy in 0..n {
-                    for ix in 0..n {
-                        let y = origin + Vector2::new(ix as f64, iy as f64) * 0.5;
-                        if y.norm_squared() <= 100.0 * 100.0 {
-                            let l: f64 = ranges[..=k].iter().map(|(x, z)| gaussian_log_likelihood(&y, x, *z, var, &cal)).sum();
-                            cells.push((y, l));
-                        }
-                    }
-                }
+                let cells = dense_disc_cells(|y| ranges[..=k].iter().map(|(x, z)| gaussian_log_likelihood(y, x, *z, var, &cal)).sum());
                 let max = cells.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
                 let (mut total, mut outside, mut mean, mut second) = (0.0, 0.0, Vector2::zeros(), Matrix2::zeros());
                 let half = 0.5 * g.cell_m();
@@ -905,18 +906,7 @@ mod tests {
         for (k, (x, z)) in ranges.iter().enumerate() {
             g.add_range3(*x, *z, var).unwrap();
             assert!(g.active_cells() <= MAX_ACTIVE_CELLS);
-            let n = 400usize;
-            let origin = Vector2::repeat(-0.5 * (n as f64 - 1.0) * 0.5);
-            let mut cells = Vec::new();
-            for iy in 0..n {
-                for ix in 0..n {
-                    let y = origin + Vector2::new(ix as f64, iy as f64) * 0.5;
-                    if y.norm_squared() <= 100.0 * 100.0 {
-                        let l: f64 = ranges[..=k].iter().map(|(x, z)| height_marginal_log_likelihood(&y, x, *z, var, &height)).sum();
-                        cells.push((y, l));
-                    }
-                }
-            }
+            let cells = dense_disc_cells(|y| ranges[..=k].iter().map(|(x, z)| height_marginal_log_likelihood(y, x, *z, var, &height)).sum());
             let (argmax, max) = cells.iter().fold((Vector2::zeros(), f64::NEG_INFINITY), |a, c| if c.1 > a.1 { (c.0, c.1) } else { a });
             let half = 0.5 * g.cell_m();
             let covered = |y: &Vector2<f64>| {

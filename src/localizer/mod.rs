@@ -436,12 +436,12 @@ impl Localizer {
     /// those ranges stay in the relinearisation window. If that fails, the grid's
     /// moments themselves become the prior.
     fn start_tracking(&self, id: &str, grid: &InitialisationGrid) -> Result<TrackState, EstimatorError> {
-        let shape = self.config.estimator.noise_shape;
-        let measured = grid.measurements();
-        let moments = grid.moments();
         if self.config.dimension == 3 {
             return self.start_tracking3(id, grid);
         }
+        let shape = self.config.estimator.noise_shape;
+        let measured = grid.measurements();
+        let moments = grid.moments();
         if !self.config.calibration.enabled {
             let state = self.estimator.initial_state(moments)?;
             let anchor = grid.prior_moments();

@@ -50,9 +50,16 @@ pub const STATE_INITIALISING: u8 = 0;
 /// `LandmarkBelief.STATE_TRACKING` (msg/LandmarkBelief.msg).
 pub const STATE_TRACKING: u8 = 1;
 
+/// A planar covariance as an (x, y, z) one: the 2×2 block, zero z row and column, m².
+pub fn planar_in_3d(cov: &Matrix2<f64>) -> Matrix3<f64> {
+    let mut c = Matrix3::zeros();
+    c.fixed_view_mut::<2, 2>(0, 0).copy_from(cov);
+    c
+}
+
 /// Row-major 3×3 (x, y, z) covariance with the planar 2×2 block filled, m².
 pub fn covariance3_row_major(cov: &Matrix2<f64>) -> [f64; 9] {
-    [cov[(0, 0)], cov[(0, 1)], 0.0, cov[(1, 0)], cov[(1, 1)], 0.0, 0.0, 0.0, 0.0]
+    covariance3_full_row_major(&planar_in_3d(cov))
 }
 
 /// Row-major 3×3 (x, y, z) covariance of a 3-D belief, m².
@@ -96,15 +103,7 @@ pub fn ellipsoid_axes(cov: &Matrix3<f64>, k: f64) -> Option<([f64; 4], [f64; 3])
 /// Σ in the x–y block, 0 for z (the estimate is planar),
 /// [`UNESTIMATED_ORIENTATION_VAR_RAD2`] on the orientation diagonal.
 pub fn pose_covariance6_row_major(cov: &Matrix2<f64>) -> [f64; 36] {
-    let mut c = [0.0; 36];
-    c[0] = cov[(0, 0)];
-    c[1] = cov[(0, 1)];
-    c[6] = cov[(1, 0)];
-    c[7] = cov[(1, 1)];
-    for i in 3..6 {
-        c[i * 6 + i] = UNESTIMATED_ORIENTATION_VAR_RAD2;
-    }
-    c
+    pose_covariance6_row_major_3d(&planar_in_3d(cov))
 }
 
 /// A planar point as a message position (z = 0).

@@ -20,11 +20,11 @@ use crate::localizer::{LandmarkTrack, RangeCalibration, RangeInput, TrackStatus}
 use crate::planner::CriterionGrid;
 use cdr::{CdrError, CdrFields, CdrMessage};
 use convert::{
-    covariance3_full_row_major, covariance3_row_major, ellipsoid_axes, pose_covariance6_row_major, pose_covariance6_row_major_3d,
+    covariance3_full_row_major, ellipsoid_axes, planar_in_3d, pose_covariance6_row_major, pose_covariance6_row_major_3d,
     pose_from_position_quaternion, position3, position3_3d, stamp_from_secs,
     stamp_secs, travel_yaw, yaw_quaternion_xyzw,
 };
-use nalgebra::{Isometry3, Vector2};
+use nalgebra::{Isometry3, Vector2, Vector3};
 
 pub use convert::{topic_safe, STATE_INITIALISING, STATE_TRACKING, UNESTIMATED_ORIENTATION_VAR_RAD2};
 pub use definitions::{message_definition, type_names};
@@ -327,32 +327,20 @@ impl LandmarkBeliefMsg {
     pub fn from_track(header: Header, id: &str, track: &LandmarkTrack) -> Self {
         let s = &track.summary;
         // (x, y, z) with `localizer.dimension: 3`, else (x, y, 0) with a zero z row.
-        let (mean, covariance, components) = match &track.summary3 {
-            Some(s3) => (
-                position3_3d(&s3.belief.mean),
-                covariance3_full_row_major(&s3.belief.cov),
-                s3.components
-                    .iter()
-                    .map(|c| GaussianComponentMsg {
-                        weight: c.weight,
-                        mean: position3_3d(&c.belief.mean),
-                        covariance: covariance3_full_row_major(&c.belief.cov),
-                    })
-                    .collect(),
-            ),
-            None => (
-                position3(&s.belief.mean),
-                covariance3_row_major(&s.belief.cov),
-                s.components
-                    .iter()
-                    .map(|c| GaussianComponentMsg {
-                        weight: c.weight,
-                        mean: position3(&c.belief.mean),
-                        covariance: covariance3_row_major(&c.belief.cov),
-                    })
-                    .collect(),
-            ),
+        let in_3d = |b: &GaussianBelief<2>| GaussianBelief { mean: Vector3::new(b.mean.x, b.mean.y, 0.0), cov: planar_in_3d(&b.cov) };
+        let (belief, parts): (GaussianBelief<3>, Vec<(f64, GaussianBelief<3>)>) = match &track.summary3 {
+            Some(s3) => (s3.belief, s3.components.iter().map(|c| (c.weight, c.belief)).collect()),
+            None => (in_3d(&s.belief), s.components.iter().map(|c| (c.weight, in_3d(&c.belief))).collect()),
         };
+        let (mean, covariance) = (position3_3d(&belief.mean), covariance3_full_row_major(&belief.cov));
+        let components = parts
+            .iter()
+            .map(|(weight, b)| GaussianComponentMsg {
+                weight: *weight,
+                mean: position3_3d(&b.mean),
+                covariance: covariance3_full_row_major(&b.cov),
+            })
+            .collect();
         let cal = track.calibration.unwrap_or(RangeCalibration {
             scale: 1.0,
             scale_variance: 0.0,
