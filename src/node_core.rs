@@ -95,8 +95,9 @@ pub struct FusedUpdate {
     pub status: TrackStatus,
     /// Range calibration estimate after the update, when estimated.
     pub calibration: Option<RangeCalibration>,
-    /// With `localizer.dimension: 3`: the landmark's height, mean and variance (m, m²).
-    pub height: Option<(f64, f64)>,
+    /// With `localizer.dimension: 3`: the landmark's (x, y, z) belief after the update
+    /// (`belief` is its (x, y) marginal).
+    pub belief3: Option<GaussianBelief<3>>,
 }
 
 /// What became of one range (emitted when it was fused or rejected, not while it
@@ -494,7 +495,7 @@ impl NodeCore {
             converged: track.last_stats.converged,
             status: track.status(),
             calibration: track.calibration,
-            height: track.summary3.as_ref().map(|s| (s.belief.mean.z, s.belief.cov[(2, 2)])),
+            belief3: track.summary3.as_ref().map(|s| s.belief),
         };
         let stamp = Stamp::from_secs(track.last_stamp_s);
         let pose = track.is_tracking().then(|| PoseWithCovarianceStampedMsg::from_track(self.header(stamp), track));

@@ -1,7 +1,8 @@
 //! Report math against values worked out by hand.
 
+use landmark_flow::estimator::GaussianBelief;
 use landmark_flow::replay::report::{nees, time_to_reach, GroundTruth, LandmarkReport, LandmarkSeries, Reach, ReportBuilder};
-use nalgebra::{Matrix2, Vector2};
+use nalgebra::{Matrix2, Matrix3, Vector2, Vector3};
 
 #[test]
 fn nees_closed_forms() {
@@ -12,6 +13,9 @@ fn nees_closed_forms() {
     let v = nees(&Vector2::new(1.0, 1.0), &Matrix2::new(2.0, 1.0, 1.0, 2.0), &Vector2::zeros()).unwrap();
     assert!((v - 2.0 / 3.0).abs() < 1e-12);
     assert_eq!(nees(&Vector2::zeros(), &Matrix2::new(1.0, 2.0, 2.0, 1.0), &Vector2::zeros()), None, "not SPD");
+    // 3-D, Σ = diag(1, 4, 0.25), e = (1, 2, 0.5): 1 + 1 + 1 = 3.
+    let v = nees(&Vector3::new(1.0, 2.0, 0.5), &Matrix3::from_diagonal(&Vector3::new(1.0, 4.0, 0.25)), &Vector3::zeros()).unwrap();
+    assert!((v - 3.0).abs() < 1e-12);
 }
 
 #[test]
@@ -51,11 +55,12 @@ fn landmark_report_averages() {
     let cov = Matrix2::identity();
     // NEES = ‖e‖² with Σ = I: 9, 1, 0.25 → ANEES 10.25/3; 2 of 3 within 5.991.
     for (t, x) in [(101.0, 3.0), (102.0, 1.0), (104.0, 0.5)] {
-        let s = b.add_belief(t, "a", Vector2::new(x, 0.0), cov);
+        let s = b.add_belief(t, "a", &GaussianBelief { mean: Vector2::new(x, 0.0), cov }, None);
+        assert_eq!((s.height, s.vertical_error_m, s.nees3), (None, None, None), "a planar belief");
         assert!((s.error_m.unwrap() - x).abs() < 1e-12);
     }
     b.add_rejected("a");
-    let r = LandmarkReport::from_series("a", &b.landmarks["a"], gt.landmarks.get("a"), 4.0);
+    let r = LandmarkReport::from_series("a", &b.landmarks["a"], gt.landmarks.get("a"), None, 4.0);
     assert_eq!(r.fused, 3);
     assert_eq!(r.rejected, 1);
     assert!((r.anees.unwrap() - 10.25 / 3.0).abs() < 1e-12);
@@ -66,7 +71,7 @@ fn landmark_report_averages() {
     // Times are relative to the bag start (100 s): 1 m is reached at 104 − 100 = 4 s.
     assert_eq!(r.over_time[2].time_s, 2.0);
     assert_eq!(r.over_time[2].error_m, Some(1.0), "at 50 % (2 s) the last update is the one at 2 s");
-    let empty = LandmarkReport::from_series("z", &LandmarkSeries::default(), None, 1.0);
+    let empty = LandmarkReport::from_series("z", &LandmarkSeries::default(), None, None, 1.0);
     assert_eq!((empty.fused, empty.anees, empty.final_error_m), (0, None, None));
 }
 
@@ -133,4 +138,43 @@ fn true_path_interpolation_and_path_errors() {
     assert!((r.rmse_m - (12.5f64).sqrt()).abs() < 1e-12);
     assert_eq!((r.final_error_m, r.max_error_m), (4.0, 4.0));
     assert!((r.anees.unwrap() - 12.5).abs() < 1e-9);
+}
+
+/// Heights in the ground truth (`[x, y, z]` or `{x, y, z}`), and what the report makes of
+/// a 3-D belief: |μ_z − z|, the 3-D NEES (worked by hand: Σ = diag(1, 1, 4)), and their
+/// means over all updates and the last half.
+#[test]
+fn heights_give_vertical_errors_and_the_3d_nees() {
+    let gt = GroundTruth::from_yaml("landmarks:\n  a: [0.0, 0.0, 2.0]\n  b: {x: 1, y: 2, z: -1.5}\n  c: [5, 6]\n", "gt").unwrap();
+    assert_eq!(gt.heights_m.get("a"), Some(&2.0));
+    assert_eq!(gt.heights_m.get("b"), Some(&-1.5));
+    assert_eq!(gt.heights_m.get("c"), None, "planar entries have no height");
+    assert_eq!(gt.landmarks["b"], Vector2::new(1.0, 2.0));
+    for bad in ["landmarks:\n  a: [0, 0, .nan]\n", "landmarks:\n  a: [0, 0, 1, 2]\n", "landmarks:\n  a: {x: 0, y: 0, z: up}\n"] {
+        let e = GroundTruth::from_yaml(bad, "gt").unwrap_err().to_string();
+        assert!(e.contains("`a`") && e.contains("z"), "{bad}: {e}");
+    }
+
+    let mut b = ReportBuilder::new(Some(gt.clone()), 0.0);
+    let cov3 = Matrix3::from_diagonal(&Vector3::new(1.0, 1.0, 4.0));
+    // (x error, z estimate) at t = 1, 3, 4 of a 4 s bag: e = (1, 0, 2) → 1 + 1 = 2;
+    // (0, 0, −2) → 1; (2, 0, 4) → 4 + 4 = 8.
+    for (t, x, z, want) in [(1.0, 1.0, 4.0, 2.0), (3.0, 0.0, 0.0, 1.0), (4.0, 2.0, 6.0, 8.0)] {
+        let b3 = GaussianBelief { mean: Vector3::new(x, 0.0, z), cov: cov3 };
+        let b2 = GaussianBelief { mean: Vector2::new(x, 0.0), cov: Matrix2::identity() };
+        let s = b.add_belief(t, "a", &b2, Some(&b3));
+        assert!((s.nees3.unwrap() - want).abs() < 1e-12, "t {t}");
+        assert!((s.vertical_error_m.unwrap() - (z - 2.0f64).abs()).abs() < 1e-12);
+        assert_eq!(s.height, Some((z, 4.0)));
+        assert!((s.error_m.unwrap() - x).abs() < 1e-12, "the horizontal error stays horizontal");
+    }
+    let r = LandmarkReport::from_series("a", &b.landmarks["a"], gt.landmarks.get("a"), gt.heights_m.get("a").copied(), 4.0);
+    assert_eq!(r.final_height_m, Some([6.0, 2.0]));
+    assert_eq!((r.truth_height_m, r.final_vertical_error_m, r.final_nees3), (Some(2.0), Some(4.0), Some(8.0)));
+    assert!((r.anees3.unwrap() - 11.0 / 3.0).abs() < 1e-12);
+    assert!((r.anees3_last_half.unwrap() - 4.5).abs() < 1e-12, "t = 3 and 4 are in the second half");
+    // Without a true height: the height is reported, no vertical error or 3-D NEES.
+    let mut b = ReportBuilder::new(Some(gt.clone()), 0.0);
+    let s = b.add_belief(1.0, "c", &GaussianBelief { mean: Vector2::new(5.0, 6.0), cov: Matrix2::identity() }, Some(&GaussianBelief { mean: Vector3::new(5.0, 6.0, 1.0), cov: cov3 }));
+    assert_eq!((s.height, s.vertical_error_m, s.nees3), (Some((1.0, 4.0)), None, None));
 }

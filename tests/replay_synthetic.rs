@@ -222,3 +222,41 @@ fn the_replayer_reads_a_drifting_bag_in_both_formats() {
     let range = RangeMeasurementMsg::decode(&ranges(&bag)[0]).unwrap();
     assert_eq!(range.landmark_id, "a");
 }
+
+/// Landmarks 2.5, 0.5 and 1.5 m above the robot's circle, replayed with
+/// `localizer.dimension: 3` (height prior 1.5 ± 1 m): the ground truth's z reaches the
+/// report, each vertical error is |μ_z − z| of the final belief against the bag's own
+/// heights and lies within 3σ_z, the vertical RMSE is theirs, the 3-D NEES is there.
+#[test]
+fn a_3d_bag_reports_vertical_errors_against_the_true_heights() {
+    use landmark_flow::localizer::HeightPriorConfig;
+    let dir = std::env::temp_dir().join(format!("landmark_flow_synthetic_3d_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bag = SyntheticBag { landmark_heights_m: vec![2.5, 0.5, 1.5], ..Default::default() };
+    bag.write_mcap(&dir.join("bag_mcap")).unwrap();
+    std::fs::write(dir.join("truth.yaml"), bag.ground_truth_yaml()).unwrap();
+    let mut o = ReplayOptions::new(&dir.join("bag_mcap"), &dir.join("out"));
+    o.plots = false;
+    o.ground_truth = Some(dir.join("truth.yaml"));
+    o.config.localizer.dimension = 3;
+    o.config.localizer.height_prior = HeightPriorConfig { mean_m: 1.5, std_m: 1.0 };
+    let report = run(&o).unwrap().report;
+    assert_eq!(report.ranges_fused as usize, bag.range_count());
+    let mut squares = Vec::new();
+    for (i, (id, _)) in bag.landmarks.iter().enumerate() {
+        let l = report.landmarks.iter().find(|l| &l.id == id).expect("every landmark is reported");
+        let truth = bag.landmark_height_m(i);
+        assert_eq!(l.truth_height_m, Some(truth), "{id}");
+        let [z, sd] = l.final_height_m.expect("a 3-D belief");
+        let error = l.final_vertical_error_m.expect("a true height");
+        assert!((error - (z - truth).abs()).abs() < 1e-12, "{id}: {error} vs |{z} − {truth}|");
+        assert!(error < 3.0 * sd, "{id}: height {z} ± {sd}, true {truth}");
+        assert!(l.final_nees3.is_some_and(f64::is_finite) && l.anees3.is_some_and(f64::is_finite), "{id}: {l:?}");
+        squares.push(error * error);
+    }
+    let rmse = (squares.iter().sum::<f64>() / squares.len() as f64).sqrt();
+    assert!((report.final_vertical_rmse_m.unwrap() - rmse).abs() < 1e-12);
+    let md = std::fs::read_to_string(dir.join("out").join("report.md")).unwrap();
+    assert!(md.contains("Vertical RMSE") && md.contains("3-D ANEES"), "{md}");
+}

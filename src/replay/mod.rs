@@ -281,9 +281,8 @@ impl Sinks {
                     Ok(f) => {
                         let b = &f.belief;
                         self.builder.set_calibration(&i.landmark_id, f.calibration);
-                        self.builder.set_height(&i.landmark_id, f.height);
                         let sample = if f.status == TrackStatus::Tracking {
-                            self.builder.add_belief(bag_time_s, &i.landmark_id, b.mean, b.cov)
+                            self.builder.add_belief(bag_time_s, &i.landmark_id, b, f.belief3.as_ref())
                         } else {
                             BeliefSample::default()
                         };
@@ -520,11 +519,16 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let landmarks = builder
         .landmarks
         .iter()
-        .map(|(id, s)| LandmarkReport::from_series(id, s, truth.as_ref().and_then(|t| t.landmarks.get(id)), duration_s))
+        .map(|(id, s)| {
+            let height = truth.as_ref().and_then(|t| t.heights_m.get(id).copied());
+            LandmarkReport::from_series(id, s, truth.as_ref().and_then(|t| t.landmarks.get(id)), height, duration_s)
+        })
         .collect::<Vec<_>>();
-    let final_errors: Vec<f64> = landmarks.iter().filter_map(|l| l.final_error_m).collect();
-    let final_rmse_m = (!final_errors.is_empty())
-        .then(|| (final_errors.iter().map(|e| e * e).sum::<f64>() / final_errors.len() as f64).sqrt());
+    let rms = |errors: Vec<f64>| {
+        (!errors.is_empty()).then(|| (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt())
+    };
+    let final_rmse_m = rms(landmarks.iter().filter_map(|l| l.final_error_m).collect());
+    let final_vertical_rmse_m = rms(landmarks.iter().filter_map(|l| l.final_vertical_error_m).collect());
     let final_pairs: Vec<_> = landmarks
         .iter()
         .filter_map(|l| Some((nalgebra::Vector2::from(l.final_mean_m?), nalgebra::Vector2::from(l.truth_m?))))
@@ -538,6 +542,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         bag_start_s: start_s,
         bag_duration_s: duration_s,
         final_rmse_m,
+        final_vertical_rmse_m,
         final_rmse_aligned_m,
         robot_path: path_errors.report(),
         odometry_noise_weights: localizer.joint_state().map(|s| s.weights()).unwrap_or_default(),

@@ -12,6 +12,10 @@
 //!   a test statistic with a known spread;
 //! - ANEES over the last half of the bag (the settled filter's consistency: within
 //!   [1, 4] is the acceptance band of a 2-D estimate);
+//! - with `localizer.dimension: 3` and a true height z: the vertical error |μ_z − z|,
+//!   the 3-D NEES of the (x, y, z) belief (3 on average when consistent; its ANEES over
+//!   all updates and the last half), and the RMSE of the final vertical errors; the
+//!   errors and NEES above stay horizontal, so 2-D and 3-D runs compare directly;
 //! - the final range calibration (scale, offset, their standard deviations) when
 //!   estimated; the RMSE of the final errors over the landmarks;
 //! - time to reach an error threshold (5 m, 1 m), seconds since the first message of
@@ -21,7 +25,8 @@
 
 use super::output::io_err;
 use super::output::OutputError;
-use nalgebra::{Cholesky, Matrix2, Vector2};
+use crate::estimator::GaussianBelief;
+use nalgebra::{Cholesky, Matrix2, SMatrix, SVector, Vector2, Vector3};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,14 +44,17 @@ pub enum GroundTruthError {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GroundTruth {
     pub landmarks: BTreeMap<String, Vector2<f64>>,
+    /// True heights z, m, of the landmarks given with one (same frame).
+    pub heights_m: BTreeMap<String, f64>,
 }
 
 impl GroundTruth {
     /// Parses `beacons:` (or `landmarks:`) mapping ids to `{x: , y: }` or `[x, y]`
-    /// (the format of the plaza1 data set's `ground_truth.yaml`); other keys are ignored.
+    /// (the format of the plaza1 data set's `ground_truth.yaml`), or with a height:
+    /// `{x: , y: , z: }` or `[x, y, z]`; other keys are ignored.
     ///
     /// # Errors
-    /// [`GroundTruthError::Format`] naming the entry that is not a pair of finite numbers.
+    /// [`GroundTruthError::Format`] naming the entry that is not two or three finite numbers.
     pub fn from_yaml(text: &str, path: &str) -> Result<Self, GroundTruthError> {
         let err = |detail: String| GroundTruthError::Format { path: path.to_string(), detail };
         let root: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| err(e.to_string()))?;
@@ -54,26 +62,39 @@ impl GroundTruth {
             .get("beacons")
             .or_else(|| root.get("landmarks"))
             .and_then(|v| v.as_mapping())
-            .ok_or_else(|| err("no `beacons:` or `landmarks:` mapping of id -> {x, y}".into()))?;
+            .ok_or_else(|| err("no `beacons:` or `landmarks:` mapping of id -> {x, y} or {x, y, z}".into()))?;
         let mut landmarks = BTreeMap::new();
+        let mut heights_m = BTreeMap::new();
         for (key, value) in table {
             let id = match key {
                 serde_yaml::Value::String(s) => s.clone(),
                 serde_yaml::Value::Number(n) => n.to_string(),
                 other => return Err(err(format!("landmark id {other:?} is not a string"))),
             };
-            let xy = match value {
-                serde_yaml::Value::Sequence(s) if s.len() == 2 => (s[0].as_f64(), s[1].as_f64()),
-                v => (v.get("x").and_then(|x| x.as_f64()), v.get("y").and_then(|y| y.as_f64())),
+            let bad = || err(format!("landmark `{id}`: needs finite x and y (and optionally z) in metres, got {value:?}"));
+            // (x, y, z); z is `Some(None)` when given but not a number.
+            let (x, y, z) = match value {
+                serde_yaml::Value::Sequence(s) if s.len() == 2 || s.len() == 3 => {
+                    (s[0].as_f64(), s[1].as_f64(), s.get(2).map(|z| z.as_f64()))
+                }
+                serde_yaml::Value::Sequence(_) => return Err(bad()),
+                v => (v.get("x").and_then(|x| x.as_f64()), v.get("y").and_then(|y| y.as_f64()), v.get("z").map(|z| z.as_f64())),
             };
-            match xy {
-                (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+            match (x, y, z) {
+                (Some(x), Some(y), z) if x.is_finite() && y.is_finite() => {
+                    match z {
+                        None => {}
+                        Some(Some(z)) if z.is_finite() => {
+                            heights_m.insert(id.clone(), z);
+                        }
+                        Some(_) => return Err(bad()),
+                    }
                     landmarks.insert(id, Vector2::new(x, y));
                 }
-                _ => return Err(err(format!("landmark `{id}`: needs finite x and y in metres, got {value:?}"))),
+                _ => return Err(bad()),
             }
         }
-        Ok(Self { landmarks })
+        Ok(Self { landmarks, heights_m })
     }
 
     /// Reads [`GroundTruth::from_yaml`] from a file.
@@ -87,8 +108,8 @@ impl GroundTruth {
     }
 }
 
-/// NEES (μ − y)ᵀ Σ⁻¹ (μ − y); `None` when Σ is not SPD.
-pub fn nees(mean: &Vector2<f64>, cov: &Matrix2<f64>, truth: &Vector2<f64>) -> Option<f64> {
+/// NEES (μ − y)ᵀ Σ⁻¹ (μ − y) in any dimension; `None` when Σ is not SPD.
+pub fn nees<const D: usize>(mean: &SVector<f64, D>, cov: &SMatrix<f64, D, D>, truth: &SVector<f64, D>) -> Option<f64> {
     let e = mean - truth;
     let chol = Cholesky::new(*cov)?;
     Some(e.dot(&chol.solve(&e)))
@@ -129,6 +150,12 @@ pub struct BeliefSample {
     pub error_m: Option<f64>,
     /// NEES (with ground truth and SPD Σ).
     pub nees: Option<f64>,
+    /// With a 3-D belief: its height, mean and variance (m, m²).
+    pub height: Option<(f64, f64)>,
+    /// |μ_z − z|, m (3-D belief and a true height).
+    pub vertical_error_m: Option<f64>,
+    /// NEES of the (x, y, z) belief (3-D belief, a true height and SPD Σ).
+    pub nees3: Option<f64>,
 }
 
 /// Every belief of one landmark over the replay.
@@ -138,8 +165,6 @@ pub struct LandmarkSeries {
     pub rejected: u64,
     /// The last range calibration estimate, if any.
     pub calibration: Option<crate::localizer::RangeCalibration>,
-    /// The last height estimate (mean m, variance m²), with `localizer.dimension: 3`.
-    pub height: Option<(f64, f64)>,
 }
 
 /// Collects the series the report and plots are made of.
@@ -165,23 +190,34 @@ impl ReportBuilder {
         Self { truth, start_s, ..Default::default() }
     }
 
-    /// Records a fused range's resulting belief; returns its error and NEES.
-    pub fn add_belief(&mut self, bag_time_s: f64, id: &str, mean: Vector2<f64>, cov: Matrix2<f64>) -> BeliefSample {
+    /// Records a fused range's resulting belief (`belief`, and with
+    /// `localizer.dimension: 3` the (x, y, z) belief it is the marginal of); returns its
+    /// errors and NEES.
+    pub fn add_belief(
+        &mut self,
+        bag_time_s: f64,
+        id: &str,
+        belief: &GaussianBelief<2>,
+        belief3: Option<&GaussianBelief<3>>,
+    ) -> BeliefSample {
         let truth = self.truth.as_ref().and_then(|t| t.landmarks.get(id));
+        let truth3 = self
+            .truth
+            .as_ref()
+            .and_then(|t| Some(Vector3::new(truth?.x, truth?.y, *t.heights_m.get(id)?)));
+        let (mean, cov) = (belief.mean, belief.cov);
         let sample = BeliefSample {
             time_s: bag_time_s - self.start_s,
             mean,
             cov,
             error_m: truth.map(|y| (mean - y).norm()),
             nees: truth.and_then(|y| nees(&mean, &cov, y)),
+            height: belief3.map(|b| (b.mean.z, b.cov[(2, 2)])),
+            vertical_error_m: belief3.zip(truth3).map(|(b, y)| (b.mean.z - y.z).abs()),
+            nees3: belief3.zip(truth3).and_then(|(b, y)| nees(&b.mean, &b.cov, &y)),
         };
         self.landmarks.entry(id.to_string()).or_default().samples.push(sample);
         sample
-    }
-
-    /// Records the landmark's latest height estimate (mean m, variance m²).
-    pub fn set_height(&mut self, id: &str, height: Option<(f64, f64)>) {
-        self.landmarks.entry(id.to_string()).or_default().height = height;
     }
 
     /// Records the landmark's latest range calibration estimate.
@@ -216,8 +252,17 @@ pub struct LandmarkReport {
     /// Final range offset and its standard deviation, metres, when estimated.
     pub range_offset_m: Option<[f64; 2]>,
     /// With `localizer.dimension: 3`: the final height and its standard deviation, m
-    /// (errors and NEES above are horizontal: the ground truth is planar).
+    /// (the errors and NEES above are horizontal).
     pub final_height_m: Option<[f64; 2]>,
+    /// The true height, m, when the ground truth gives one.
+    pub truth_height_m: Option<f64>,
+    /// 3-D belief and a true height: the final |μ_z − z|, m, the final 3-D NEES, and
+    /// its mean over the updates and over those in the second half of the bag (3 when
+    /// consistent).
+    pub final_vertical_error_m: Option<f64>,
+    pub final_nees3: Option<f64>,
+    pub anees3: Option<f64>,
+    pub anees3_last_half: Option<f64>,
     /// Fraction of updates with NEES ≤ χ²₂(95 %).
     pub nees_within_95_fraction: Option<f64>,
     pub reach_5m: Reach,
@@ -240,13 +285,23 @@ fn mean(values: &[f64]) -> Option<f64> {
 }
 
 impl LandmarkReport {
-    /// The numbers of one series; `duration_s` is the bag's length.
-    pub fn from_series(id: &str, series: &LandmarkSeries, truth: Option<&Vector2<f64>>, duration_s: f64) -> Self {
+    /// The numbers of one series (`truth`: the true position and height, when known);
+    /// `duration_s` is the bag's length.
+    pub fn from_series(
+        id: &str,
+        series: &LandmarkSeries,
+        truth: Option<&Vector2<f64>>,
+        truth_height_m: Option<f64>,
+        duration_s: f64,
+    ) -> Self {
         let s = &series.samples;
         let last = s.last();
         let times: Vec<f64> = s.iter().map(|b| b.time_s).collect();
         let errors: Vec<f64> = s.iter().filter_map(|b| b.error_m).collect();
         let nees_values: Vec<f64> = s.iter().filter_map(|b| b.nees).collect();
+        let last_half = |value: fn(&BeliefSample) -> Option<f64>| {
+            mean(&s.iter().filter(|b| b.time_s >= 0.5 * duration_s).filter_map(value).collect::<Vec<_>>())
+        };
         let with_truth = truth.is_some() && errors.len() == times.len();
         let over_time = [0.1, 0.25, 0.5, 0.75, 1.0]
             .iter()
@@ -267,12 +322,15 @@ impl LandmarkReport {
             final_error_m: last.and_then(|b| b.error_m),
             final_nees: last.and_then(|b| b.nees),
             anees: mean(&nees_values),
-            anees_last_half: mean(
-                &s.iter().filter(|b| b.time_s >= 0.5 * duration_s).filter_map(|b| b.nees).collect::<Vec<_>>(),
-            ),
+            anees_last_half: last_half(|b| b.nees),
             range_scale: series.calibration.map(|c| [c.scale, c.scale_variance.sqrt()]),
             range_offset_m: series.calibration.map(|c| [c.offset_m, c.offset_variance_m2.sqrt()]),
-            final_height_m: series.height.map(|(z, var)| [z, var.sqrt()]),
+            final_height_m: last.and_then(|b| b.height).map(|(z, var)| [z, var.sqrt()]),
+            truth_height_m,
+            final_vertical_error_m: last.and_then(|b| b.vertical_error_m),
+            final_nees3: last.and_then(|b| b.nees3),
+            anees3: mean(&s.iter().filter_map(|b| b.nees3).collect::<Vec<_>>()),
+            anees3_last_half: last_half(|b| b.nees3),
             nees_within_95_fraction: (!nees_values.is_empty())
                 .then(|| nees_values.iter().filter(|v| **v <= CHI2_2DOF_95).count() as f64 / nees_values.len() as f64),
             reach_5m: if with_truth { time_to_reach(&times, &errors, 5.0) } else { Reach::default() },
@@ -321,6 +379,8 @@ pub struct ReplayReport {
     pub landmarks: Vec<LandmarkReport>,
     /// √(mean of the landmarks' squared final errors), m (with ground truth).
     pub final_rmse_m: Option<f64>,
+    /// The same of the final vertical errors (3-D beliefs with true heights), m.
+    pub final_vertical_rmse_m: Option<f64>,
     /// The same after the rigid motion (rotation + translation) that best aligns the
     /// final estimates with the truth ([`rigid_aligned_rmse`]), m: what remains once the
     /// part ranges cannot observe under drifting odometry (where the map frame sits) is
@@ -514,10 +574,25 @@ Odometry noise scales (times `odometry_error`'s standard deviations) and their w
             ));
         }
         // `localizer.dimension: 3`: the errors above are horizontal; the heights here.
-        let heights: Vec<String> =
-            self.landmarks.iter().filter_map(|l| Some(format!("{} {}", l.id, pm(Some(l.final_height_m?), 2)))).collect();
-        if !heights.is_empty() {
-            md.push_str(&format!("\nHeights (m, odometry frame; errors and NEES above are horizontal): {}\n", heights.join(", ")));
+        if self.landmarks.iter().any(|l| l.final_height_m.is_some()) {
+            md.push_str(&format!(
+                "\nHeights (`localizer.dimension: 3`; the errors and NEES above are horizontal). Vertical RMSE: {} m.\n\n",
+                opt(self.final_vertical_rmse_m, 3)
+            ));
+            md.push_str("| landmark | final height (m) | true height (m) | vertical error (m) | 3-D NEES final | 3-D ANEES | 3-D ANEES last half |\n");
+            md.push_str("|---|---|---|---|---|---|---|\n");
+            for l in self.landmarks.iter().filter(|l| l.final_height_m.is_some()) {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} |\n",
+                    l.id,
+                    pm(l.final_height_m, 2),
+                    opt(l.truth_height_m, 2),
+                    opt(l.final_vertical_error_m, 3),
+                    opt(l.final_nees3, 2),
+                    opt(l.anees3, 2),
+                    opt(l.anees3_last_half, 2),
+                ));
+            }
         }
         md
     }

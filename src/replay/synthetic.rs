@@ -114,6 +114,10 @@ pub struct SyntheticBag {
     pub radius_m: f64,
     pub angular_speed_rad_s: f64,
     pub landmarks: Vec<(String, Vector2<f64>)>,
+    /// Height of each landmark above the robot's plane, m, in the order of `landmarks`
+    /// (missing entries: 0, in the plane). Ranges are the 3-D distances from the sensor
+    /// (at the base, z = 0) and the ground truth carries z when any height is given.
+    pub landmark_heights_m: Vec<f64>,
     pub noise_std_m: f64,
     pub seed: u64,
     /// Error of `/odom` (default none).
@@ -134,6 +138,7 @@ impl Default for SyntheticBag {
                 ("b".into(), Vector2::new(-6.0, 2.0)),
                 ("c".into(), Vector2::new(1.0, -7.0)),
             ],
+            landmark_heights_m: Vec::new(),
             noise_std_m: 0.3,
             seed: 7,
             odometry_error: SyntheticOdometryError::default(),
@@ -232,9 +237,11 @@ impl SyntheticBag {
                 out.push((ns(stamp_s) + 1_000_000, GROUND_TRUTH_TOPIC, type_names::ODOMETRY, truth.encode()));
             }
             if k % every == 0 && !self.landmarks.is_empty() {
-                let (id, y) = &self.landmarks[next_landmark % self.landmarks.len()];
+                let i = next_landmark % self.landmarks.len();
+                let (id, y) = &self.landmarks[i];
                 next_landmark += 1;
-                let range = ((x - y).norm() + noise.sample(&mut rng)).max(0.0);
+                let distance = (x - y).norm().hypot(self.landmark_height_m(i));
+                let range = (distance + noise.sample(&mut rng)).max(0.0);
                 let m = RangeMeasurementMsg {
                     header: Header { stamp, frame_id: "range_sensor".into() },
                     landmark_id: id.clone(),
@@ -249,18 +256,28 @@ impl SyntheticBag {
         out
     }
 
+    /// Height of landmark `index` above the robot's plane, m (0 when not given).
+    pub fn landmark_height_m(&self, index: usize) -> f64 {
+        self.landmark_heights_m.get(index).copied().unwrap_or(0.0)
+    }
+
     /// Number of range messages.
     pub fn range_count(&self) -> usize {
         self.messages().iter().filter(|m| m.1 == RANGE_TOPIC).count()
     }
 
     /// The true landmark positions in the format the replayer's `--ground-truth`
-    /// reads (`landmarks: {id: [x, y]}`, metres, in the frame of the true start pose,
-    /// which is also the odometry frame at start and the drifting localizer's map).
+    /// reads (`landmarks: {id: [x, y]}`, or `[x, y, z]` when heights are given; metres,
+    /// in the frame of the true start pose, which is also the odometry frame at start
+    /// and the drifting localizer's map).
     pub fn ground_truth_yaml(&self) -> String {
         let mut s = String::from("# True landmark positions, m (replay::synthetic::SyntheticBag).\nlandmarks:\n");
-        for (id, y) in &self.landmarks {
-            s.push_str(&format!("  {id:?}: [{:?}, {:?}]\n", y.x, y.y));
+        for (i, (id, y)) in self.landmarks.iter().enumerate() {
+            if self.landmark_heights_m.is_empty() {
+                s.push_str(&format!("  {id:?}: [{:?}, {:?}]\n", y.x, y.y));
+            } else {
+                s.push_str(&format!("  {id:?}: [{:?}, {:?}, {:?}]\n", y.x, y.y, self.landmark_height_m(i)));
+            }
         }
         s
     }
