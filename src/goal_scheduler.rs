@@ -10,6 +10,10 @@
 //!   there is no goal yet;
 //! - the re-planning timer fired (`goal.replan_period_s`, driven by the caller's clock).
 //!
+//! Target choice and plans use what ranges can still sharpen
+//! ([`crate::localizer::LandmarkTrack::observable_belief`]: the published belief without
+//! the map's unknown scale under drifting odometry, which no goal can reduce).
+//!
 //! With `planner.landmarks: all` (and no `goal.target_landmark` configured: a configured
 //! target is planned for alone) the goal serves every landmark at once
 //! ([`crate::planner::plan_next_goal_multi`] on all tracks' beliefs, initialising ones as
@@ -112,7 +116,7 @@ impl GoalScheduler {
         localizer
             .tracks()
             .iter()
-            .max_by(|a, b| a.1.summary.belief.cov.trace().total_cmp(&b.1.summary.belief.cov.trace()))
+            .max_by(|a, b| a.1.observable_belief().cov.trace().total_cmp(&b.1.observable_belief().cov.trace()))
             .map(|(id, _)| id.clone())
     }
 
@@ -154,7 +158,7 @@ impl GoalScheduler {
         if !due {
             return None;
         }
-        let belief = localizer.tracks()[&target].summary.belief;
+        let belief = localizer.tracks()[&target].observable_belief();
         let noise_var = self.config.localizer.default_noise_std_m.powi(2);
         let seq = self.plans;
         let seed = self.config.localizer.estimator.seed.wrapping_add(seq);
@@ -164,7 +168,7 @@ impl GoalScheduler {
         let all_beliefs: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All && g.target_landmark.is_empty())
             .then(|| {
                 let reach = self.config.localizer.max_range_m + planner.max_step_m;
-                localizer.tracks().values().map(|t| t.summary.belief).filter(|b| (b.mean - from).norm() <= reach).collect()
+                localizer.tracks().values().map(|t| t.observable_belief()).filter(|b| (b.mean - from).norm() <= reach).collect()
             })
             .filter(|beliefs: &Vec<_>| !beliefs.is_empty());
         self.awaiting = Some(seq);

@@ -252,6 +252,11 @@ const RANGE_STD_M: f64 = 0.3;
 /// round-robin; odometry errors drawn from `c` plus a constant gyro bias drawn from
 /// N(0, σ_b²) — exactly the model the filter assumes.
 fn simulate(seed: u64, c: &OdometryErrorConfig) -> Run {
+    simulate_with_wheel_scale(seed, c, 1.0)
+}
+
+/// [`simulate`] with the odometry's distances `wheel_scale` times the true ones.
+fn simulate_with_wheel_scale(seed: u64, c: &OdometryErrorConfig, wheel_scale: f64) -> Run {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut n = || -> f64 { StandardNormal.sample(&mut rng) };
     let dt = 0.1;
@@ -272,7 +277,7 @@ fn simulate(seed: u64, c: &OdometryErrorConfig) -> Run {
         // Odometry: the true increment with the model's noise and the bias added.
         let n_t = c.translation_std_m_per_sqrt_m * ds.sqrt() * n();
         let n_th = (c.rotation_std_rad_per_sqrt_rad.powi(2) * turn.abs() + c.rotation_std_rad_per_sqrt_m.powi(2) * ds).sqrt() * n();
-        let measured_chord = chord * (1.0 - n_t / ds);
+        let measured_chord = chord * wheel_scale * (1.0 - n_t / ds);
         odom *= Isometry2::new(measured_chord, turn + bias * dt - n_th);
         bias += c.gyro_bias_walk_rad_per_s_per_sqrt_s * dt.sqrt() * n();
         odometry.push((t, odom, truth));
@@ -408,6 +413,54 @@ fn nees_of_landmarks_and_robot_pose_in_the_chi2_band_over_100_seeds() {
     assert!(ml > 2.0 - 0.6 && ml < 2.0 * 1.5, "landmark ANEES {ml}");
     assert!(mr > 3.0 - 0.75 && mr < 3.0 * 1.5, "robot ANEES {mr}");
     assert!(me > 20.0, "exact odometry should be overconfident on drifting data: {me}");
+}
+
+/// The map's scale. With range calibration on, the ranges see the radio's scale over the
+/// odometry's (s/w) and nothing fixes w but its prior, so the joint state (conditioned
+/// on w = 1) cannot hold it; the published beliefs add var(ln w)·(μ − p₀)(μ − p₀)ᵀ,
+/// var(ln w) = 1/(1/σ_w² + (s₀/σ_s)²). 40 seeds with the wheel scale drawn from
+/// N(1, σ_w²), σ_w = 3 % (so that the scale dominates a landmark 10 m out), true radio
+/// scale 1: the landmark NEES is in its band with `distance_scale_std: σ_w` and far
+/// above it with 0; and the published covariance is the conditional one
+/// plus exactly that rank-one term (p₀ the first odometry position, computed here).
+#[test]
+fn the_maps_unknown_scale_is_in_the_published_covariance() {
+    const WHEEL_SCALE_STD: f64 = 0.03;
+    let c = OdometryErrorConfig { distance_scale_std: WHEEL_SCALE_STD, ..OdometryErrorConfig::default() };
+    let run_with = |seed: u64, scale_std: f64| {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5CA1E);
+        let wheel_scale = 1.0 + WHEEL_SCALE_STD * rng.sample::<f64, _>(StandardNormal);
+        let run = simulate_with_wheel_scale(seed, &c, wheel_scale);
+        let mut config = drifting_config(&mut StdRng::seed_from_u64(seed ^ 0xABCD));
+        config.odometry_error = OdometryErrorConfig { distance_scale_std: scale_std, ..c.clone() };
+        config.calibration.enabled = true;
+        (localize(&run, config), run)
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for seed in 0..40 {
+        for (scale_std, landmark) in [(WHEEL_SCALE_STD, &mut with), (0.0, &mut without)] {
+            let (loc, run) = run_with(seed, scale_std);
+            landmark.extend(landmark_nees(&loc));
+            if scale_std > 0.0 && seed < 3 {
+                let var = 1.0 / (WHEEL_SCALE_STD.powi(-2) + (1.0f64 / 0.1).powi(2));
+                let start = run.odometry[0].1.translation.vector;
+                for i in 0..LANDMARKS.len() {
+                    let id = format!("l{i}");
+                    let published = loc.tracks()[&id].summary.belief;
+                    let conditional = loc.joint_state().unwrap().landmark(&id).unwrap();
+                    let dm = conditional.mean - start;
+                    let want = conditional.cov + dm * dm.transpose() * var;
+                    assert!((published.cov - want).amax() < 1e-12, "seed {seed} {id}: {published:?} vs {want:?}");
+                    assert_eq!(published.mean, conditional.mean);
+                }
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (lw, lo) = (mean(&with), mean(&without));
+    eprintln!("landmark ANEES {lw:.2} (2) with the map's scale, {lo:.2} without");
+    assert!(lw > 2.0 - 0.6 && lw < 3.0, "landmark ANEES with the scale {lw}");
+    assert!(lo > 2.0 * lw, "without the scale the landmarks should be overconfident: {lo} vs {lw}");
 }
 
 /// A drifting synthetic bag (gyro bias 5 mrad/s — 86° of heading error after 300 s —,

@@ -70,8 +70,11 @@
 //!   ([`OdometryErrorModel::initial_state`]), so the map frame is the odometry frame at
 //!   the first odometry message and the uncertainty grows from there.
 //! - The wheel scale against the radio's range scale: a systematic odometry scale
-//!   error and a range scale s (the localizer's calibration) trade off; here the
-//!   translation error is a zero-mean random walk only.
+//!   error w and a range scale s (the localizer's calibration) trade off exactly (the
+//!   ranges see s/w), so the state estimates s/w and the map comes out in the
+//!   odometry's units: scaled by w about where the odometry started. The published
+//!   covariances carry that scale's uncertainty ([`map_scale_variance`]); the joint
+//!   state, conditioned on w = 1, does not (no range can reduce it).
 //! - Lateral slip: translation noise is along the motion; sideways errors come from
 //!   heading errors.
 
@@ -109,8 +112,8 @@ pub struct OdometryErrorConfig {
     /// σ_t, translation noise along the motion, m per √m travelled (variance σ_t²·Δs).
     /// Default 0.05: 5 cm after 1 m, 16 cm (1.6 %) after 10 m, 0.5 m (0.5 %) after
     /// 100 m, within the 1–5 % of distance usually quoted for wheel odometry over
-    /// the 1–25 m between landmark sightings. A systematic scale error is not
-    /// modelled (see the module doc). Allowed [0, 1].
+    /// the 1–25 m between landmark sightings. A systematic scale error is
+    /// `distance_scale_std`. Allowed [0, 1].
     pub translation_std_m_per_sqrt_m: f64,
     /// σ_r, heading noise per √rad turned, rad/√rad (variance σ_r²·|Δθ|). Default
     /// 0.02: 0.05 rad (2.9°, 0.8 %) per full turn, the scale-factor error of a
@@ -153,6 +156,15 @@ pub struct OdometryErrorConfig {
     /// on ground-truth odometry: 0.04 m landmark RMSE with ε = 0, 0.22 m with 1e-4,
     /// 0.34 m with 1e-3). Allowed [0, 0.5].
     pub noise_scale_switch_probability: f64,
+    /// σ_w, the odometry's systematic distance-scale error (wheel radius, encoder
+    /// resolution), as a fraction of the distance. Default 0.01: a wheel radius known
+    /// to 1 % (tyre pressure, wear and load change it by about that; UMBmark-calibrated
+    /// robots reach 0.1–0.5 %). With range calibration on, the ranges cannot tell it
+    /// from the radio's scale, so it sets how well the map's scale is known: each
+    /// published map-frame position p gets σ²(p − p₀)(p − p₀)ᵀ added to its covariance
+    /// (p₀ the first odometry position, σ² from [`map_scale_variance`]). Not part of
+    /// the per-step noise (`noise_scales` do not multiply it). Allowed [0, 0.5].
+    pub distance_scale_std: f64,
 }
 
 impl Default for OdometryErrorConfig {
@@ -165,6 +177,7 @@ impl Default for OdometryErrorConfig {
             gyro_bias_std_rad_per_s: 1e-3,
             noise_scales: vec![1.0, 0.1, 0.01],
             noise_scale_switch_probability: 0.0,
+            distance_scale_std: 0.01,
         }
     }
 }
@@ -188,13 +201,14 @@ impl OdometryErrorConfig {
         for &c in &self.noise_scales {
             check_range("noise_scales", c, 1e-4, 100.0)?;
         }
-        check_range("noise_scale_switch_probability", self.noise_scale_switch_probability, 0.0, 0.5)
+        check_range("noise_scale_switch_probability", self.noise_scale_switch_probability, 0.0, 0.5)?;
+        check_range("distance_scale_std", self.distance_scale_std, 0.0, 0.5)
     }
 
     /// Odometry without error: every noise standard deviation and the gyro bias 0 (the
     /// noise scales as by default).
     pub fn perfect() -> Self {
-        Self { gyro_bias_std_rad_per_s: 0.0, ..Self::default().scaled(0.0) }
+        Self { gyro_bias_std_rad_per_s: 0.0, distance_scale_std: 0.0, ..Self::default().scaled(0.0) }
     }
 
     /// This model with the four noise standard deviations (σ_t, σ_r, σ_rm, q_b) times
@@ -208,6 +222,21 @@ impl OdometryErrorConfig {
             ..self.clone()
         }
     }
+}
+
+/// Variance of the map's scale (relative, dimensionless²) with drifting odometry and
+/// range calibration: the ranges fix r = s/w, the radio's scale over the odometry's,
+/// so w = s/r is known from two priors, ln w ~ N(0, σ_w²) (`distance_scale_std`) and
+/// ln s ~ N(ln s₀, (σ_s/s₀)²) (`calibration.scale_prior`, `scale_std`):
+/// var(ln w) = 1/(1/σ_w² + (s₀/σ_s)²). A position p in the map frame is then off by
+/// about (w − 1)(p − p₀), covariance var·(p − p₀)(p − p₀)ᵀ. 0 when either scale is
+/// known exactly (σ_w = 0 or σ_s = 0).
+pub fn map_scale_variance(distance_scale_std: f64, radio_scale_prior: f64, radio_scale_std: f64) -> f64 {
+    if !(distance_scale_std > 0.0 && radio_scale_std > 0.0 && radio_scale_prior > 0.0) {
+        return 0.0;
+    }
+    let relative_radio = radio_scale_std / radio_scale_prior;
+    1.0 / (distance_scale_std.powi(-2) + relative_radio.powi(-2))
 }
 
 /// Why a drift state or step was refused.

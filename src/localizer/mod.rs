@@ -95,7 +95,7 @@ use imm::JointImm;
 use slam::psd_part;
 use crate::odometry::{OdometryBuffer, OdometryRejection, PoseLookupError};
 use input::{check_gate, check_message};
-use nalgebra::{Isometry3, Matrix2x3, Matrix3, Point3, Vector2, Vector3};
+use nalgebra::{Isometry3, Matrix2, Matrix2x3, Matrix3, Point3, Vector2, Vector3};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use track::{gaussian_summary, summarise, TrackStep};
@@ -193,6 +193,9 @@ struct Drifting {
     background: bool,
     /// The re-solve running on its thread, with what it must replay.
     in_flight: Option<InFlight>,
+    /// Where the odometry started (map frame, metres): the point a wheel-scale error
+    /// scales the map about ([`drift::map_scale_variance`]).
+    scale_origin_m: Option<Vector2<f64>>,
 }
 
 /// A re-solve running on its own thread: the joint state when its history was taken,
@@ -318,6 +321,7 @@ impl Localizer {
                     smoother_suspended: false,
                     background: false,
                     in_flight: None,
+                    scale_origin_m: None,
                 })
             }
         };
@@ -512,18 +516,47 @@ impl Localizer {
     }
 
     /// Copies each joint-state landmark's marginal and the calibration marginal into
-    /// the tracks (a range moves every correlated landmark).
+    /// the tracks (a range moves every correlated landmark), with the map's scale
+    /// uncertainty added ([`Localizer::map_scale_cov`]; the joint state is conditioned
+    /// on the odometry's scale).
     fn refresh_joint_summaries(&mut self) {
+        let scale = self.map_scale();
         let Some(d) = &self.drifting else { return };
         self.sensor_calibration = d.state.calibration();
-        let calibration = self.sensor_calibration.as_ref().map(RangeCalibration::from_belief);
+        // The radio scale the ranges fix is s/w: its variance grows by var(ln w)·s².
+        let calibration = self.sensor_calibration.as_ref().map(|c| {
+            let mut c = *c;
+            c.cov[(0, 0)] += scale.map_or(0.0, |(var, _)| var * c.mean.x * c.mean.x);
+            RangeCalibration::from_belief(&c)
+        });
         for (id, track) in self.tracks.iter_mut() {
-            if let (TrackState::Joint, Some(belief)) = (&track.state, d.state.landmark(id)) {
+            if let (TrackState::Joint, Some(conditional)) = (&track.state, d.state.landmark(id)) {
+                let gauge = scale_cov(scale, &conditional.mean);
+                let belief = GaussianBelief { mean: conditional.mean, cov: conditional.cov + gauge };
                 track.summary.belief = belief;
                 track.summary.components = vec![MixtureComponent { weight: 1.0, belief }];
+                track.map_scale_cov_m2 = gauge;
                 track.calibration = calibration;
             }
         }
+    }
+
+    /// `odometry: drifting` with range calibration, after the first odometry: the
+    /// variance of the map's (relative) scale and the point it scales about
+    /// ([`drift::map_scale_variance`]); `None` otherwise.
+    fn map_scale(&self) -> Option<(f64, Vector2<f64>)> {
+        let d = self.drifting.as_ref()?;
+        let c = &self.config.calibration;
+        let var = drift::map_scale_variance(self.config.odometry_error.distance_scale_std, c.scale_prior, c.scale_std);
+        (c.enabled && var > 0.0).then_some((var, d.scale_origin_m?))
+    }
+
+    /// The covariance, m², that the map's unknown scale adds to a map-frame position
+    /// `p` (metres): var·(p − p₀)(p − p₀)ᵀ ([`drift::map_scale_variance`]); zero with
+    /// `odometry: exact`, calibration off or `distance_scale_std: 0`. In every
+    /// published landmark belief and robot pose; no range can reduce it.
+    pub fn map_scale_cov(&self, p: &Vector2<f64>) -> Matrix2<f64> {
+        scale_cov(self.map_scale(), p)
     }
 
     /// The frame the beliefs are expressed in: `map_frame_id` with `odometry:
@@ -556,7 +589,11 @@ impl Localizer {
         let stamp_s = d.state.last_odometry_stamp_s()?;
         let odom_pose = planar_pose(&self.odometry.pose_at(stamp_s).ok()?);
         let drift = d.state.drift();
-        Some((stamp_s, drift, map_pose(&drift, &odom_pose)))
+        let mut pose = map_pose(&drift, &odom_pose);
+        let gauge = self.map_scale_cov(&pose.pose.translation.vector);
+        let mut xy = pose.cov.fixed_view_mut::<2, 2>(0, 0);
+        xy += gauge;
+        Some((stamp_s, drift, pose))
     }
 
     /// Adds an odometry pose (base in odometry frame) stamped `stamp_s`, then fuses the
@@ -613,6 +650,9 @@ impl Localizer {
                 return Err(r);
             }
             d.record(JointChange::Propagate { stamp_s, pose: planar_pose(&pose), growth });
+            if d.scale_origin_m.is_none() {
+                d.scale_origin_m = Some(d.state.map_position(&planar_pose(&pose).translation.vector).0);
+            }
             if let (Some(sm), false) = (&mut d.smoother, d.smoother_suspended) {
                 sm.history.push_odometry(stamp_s, &planar_pose(&pose));
             }
@@ -1092,7 +1132,8 @@ impl Localizer {
         if track.status() != TrackStatus::Tracking || self.config.dimension == 3 {
             return None;
         }
-        let belief = track.summary.belief;
+        // The innovation's spread: what the filter predicts with (not the map's scale).
+        let belief = track.observable_belief();
         let d = x - belief.mean;
         let distance = d.norm();
         if distance < 1e-6 {
@@ -1382,6 +1423,15 @@ fn mirrored_update<const D: usize, M: MeasurementModel<D> + Clone>(
         .reweight_mirror_sides(&next, &window.anchor, &window.ranges, std::slice::from_ref(model))
         .map_err(estimator_error)?;
     Ok((next, stats))
+}
+
+/// var·(p − p₀)(p − p₀)ᵀ for `scale` = (var, p₀) ([`Localizer::map_scale_cov`]); zero
+/// for `None`.
+fn scale_cov(scale: Option<(f64, Vector2<f64>)>, p: &Vector2<f64>) -> Matrix2<f64> {
+    scale.map_or(Matrix2::zeros(), |(var, origin)| {
+        let d = p - origin;
+        d * d.transpose() * var
+    })
 }
 
 fn marginal_summary<const K: usize>(belief: GaussianBelief<K>) -> Summary<K> {

@@ -8,7 +8,7 @@ use crate::estimator::{
     calibration_marginal, condition_position, CalibratedRangeModel, CalibratedRangeModel3, Estimator, EstimatorError, GaussianBelief,
     InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
 };
-use nalgebra::Vector2;
+use nalgebra::{Matrix2, Vector2};
 
 /// Where a landmark's estimate is in its life (published as `LandmarkBelief.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +255,10 @@ pub struct LandmarkTrack {
     pub last_stats: UpdateStats,
     /// Sensor position (x, y) and range of the last fused measurement.
     pub last_range: Option<(Vector2<f64>, f64)>,
+    /// The part of `summary`'s covariance that is the map's unknown scale, m²
+    /// ([`super::Localizer::map_scale_cov`]; zero unless `odometry: drifting` with
+    /// calibration). No range can reduce it.
+    pub map_scale_cov_m2: Matrix2<f64>,
 }
 
 impl LandmarkTrack {
@@ -271,7 +275,15 @@ impl LandmarkTrack {
             last_latency_s: 0.0,
             last_stats: UpdateStats::default(),
             last_range: None,
+            map_scale_cov_m2: Matrix2::zeros(),
         }
+    }
+
+    /// The belief ranges can still sharpen: `summary.belief` without
+    /// `map_scale_cov_m2` (what the planner scores and the goal's target is chosen by).
+    pub fn observable_belief(&self) -> GaussianBelief<2> {
+        let b = self.summary.belief;
+        GaussianBelief { mean: b.mean, cov: b.cov - self.map_scale_cov_m2 }
     }
 
     /// Initialising or tracking.
