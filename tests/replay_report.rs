@@ -133,11 +133,13 @@ fn true_path_interpolation_and_path_errors() {
         let estimate = Isometry2::new(truth.translation.vector + Vector2::new(dx, 0.0), truth.rotation.angle());
         errors.push(&path, t, t, &estimate, &cov);
     }
-    let r = errors.report().unwrap();
+    // A 3 s bag: its second half (from 1.5 s) holds the pose at 2 s only (NEES 16).
+    let r = errors.report(3.0).unwrap();
     assert_eq!(r.poses, 2, "the pose outside the path is not scored");
     assert!((r.rmse_m - (12.5f64).sqrt()).abs() < 1e-12);
     assert_eq!((r.final_error_m, r.max_error_m), (4.0, 4.0));
     assert!((r.anees.unwrap() - 12.5).abs() < 1e-9);
+    assert!((r.anees_last_half.unwrap() - 16.0).abs() < 1e-9);
 }
 
 /// Heights in the ground truth (`[x, y, z]` or `{x, y, z}`), and what the report makes of

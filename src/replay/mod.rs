@@ -544,7 +544,7 @@ pub fn run(options: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         final_rmse_m,
         final_vertical_rmse_m,
         final_rmse_aligned_m,
-        robot_path: path_errors.report(),
+        robot_path: path_errors.report(duration_s),
         odometry_noise_weights: localizer.joint_state().map(|s| s.weights()).unwrap_or_default(),
         smoother: localizer.smoother_stats().map(|st| report::SmootherReport {
             solves: st.solves,

@@ -106,6 +106,8 @@ pub struct PathErrors {
     /// (time since the bag's start s, position error m), thinned to at most
     /// [`MAX_PLOT_POINTS`].
     pub series: Vec<(f64, f64)>,
+    /// (time since the bag's start s, NEES) at the same poses as `series`.
+    nees_series: Vec<(f64, f64)>,
     stride: usize,
     skipped: usize,
 }
@@ -123,7 +125,8 @@ impl PathErrors {
         self.max_m = self.max_m.max(error);
         self.last_m = error;
         let e = Vector3::new(d.x, d.y, (estimate.rotation / t.rotation).angle());
-        if let Some(nees) = cov.cholesky().map(|c| e.dot(&c.solve(&e))) {
+        let nees = cov.cholesky().map(|c| e.dot(&c.solve(&e)));
+        if let Some(nees) = nees {
             self.nees_sum += nees;
             self.nees_count += 1;
         }
@@ -134,21 +137,27 @@ impl PathErrors {
         if self.skipped >= self.stride {
             self.skipped = 0;
             self.series.push((time_s, error));
+            if let Some(nees) = nees {
+                self.nees_series.push((time_s, nees));
+            }
             if self.series.len() >= MAX_PLOT_POINTS {
                 self.series = self.series.iter().step_by(2).copied().collect();
+                self.nees_series = self.nees_series.iter().step_by(2).copied().collect();
                 self.stride *= 2;
             }
         }
     }
 
-    /// The summary, once a pose was scored.
-    pub fn report(&self) -> Option<RobotPathReport> {
+    /// The summary, once a pose was scored; `duration_s` is the bag's length.
+    pub fn report(&self, duration_s: f64) -> Option<RobotPathReport> {
+        let last_half: Vec<f64> = self.nees_series.iter().filter(|(t, _)| *t >= 0.5 * duration_s).map(|(_, n)| *n).collect();
         (self.count > 0).then(|| RobotPathReport {
             poses: self.count,
             rmse_m: (self.sum_sq_m2 / self.count as f64).sqrt(),
             final_error_m: self.last_m,
             max_error_m: self.max_m,
             anees: (self.nees_count > 0).then(|| self.nees_sum / self.nees_count as f64),
+            anees_last_half: (!last_half.is_empty()).then(|| last_half.iter().sum::<f64>() / last_half.len() as f64),
         })
     }
 }
@@ -164,4 +173,7 @@ pub struct RobotPathReport {
     pub max_error_m: f64,
     /// Average NEES over (x, y, yaw) (3 when consistent).
     pub anees: Option<f64>,
+    /// The same over the poses in the second half of the bag (from the poses kept for
+    /// the plot: every one, or an even thinning of a long path).
+    pub anees_last_half: Option<f64>,
 }

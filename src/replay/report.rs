@@ -498,12 +498,13 @@ impl ReplayReport {
         if let Some(p) = &self.robot_path {
             md.push_str("\n## Robot path\n\n");
             md.push_str(&format!(
-                "The corrected base pose (`robot_pose`, map frame) against the true path, {} poses: RMSE {:.3} m, final {:.3} m, max {:.3} m, ANEES {} (x, y, yaw; 3 when consistent).\n",
+                "The corrected base pose (`robot_pose`, map frame) against the true path, {} poses: RMSE {:.3} m, final {:.3} m, max {:.3} m, ANEES {} (x, y, yaw; 3 when consistent), over the last half {}.\n",
                 p.poses,
                 p.rmse_m,
                 p.final_error_m,
                 p.max_error_m,
-                opt(p.anees, 2)
+                opt(p.anees, 2),
+                opt(p.anees_last_half, 2)
             ));
         }
         if let Some((offset_s, std_s, suspected)) = self.range_time_offset {
