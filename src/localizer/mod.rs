@@ -385,6 +385,8 @@ impl Localizer {
             d.smoother_suspended = false;
             // A re-solve of the history before the reset is never applied.
             d.in_flight = None;
+            // The map frame restarts at the next odometry, and with it the map's scale.
+            d.scale_origin_m = None;
         }
         self.sensor_calibration = None;
         self.summaries_conditioned_on = None;
@@ -650,11 +652,17 @@ impl Localizer {
                 return Err(r);
             }
             d.record(JointChange::Propagate { stamp_s, pose: planar_pose(&pose), growth });
-            if d.scale_origin_m.is_none() {
+            let first = d.scale_origin_m.is_none();
+            if first {
                 d.scale_origin_m = Some(d.state.map_position(&planar_pose(&pose).translation.vector).0);
             }
             if let (Some(sm), false) = (&mut d.smoother, d.smoother_suspended) {
                 sm.history.push_odometry(stamp_s, &planar_pose(&pose));
+            }
+            if first {
+                // The map's scale now has an origin: the configured landmarks' published
+                // beliefs carry it from here, not only after their first range.
+                self.refresh_joint_summaries();
             }
         }
         self.odometry_cov = pose_cov;
@@ -1579,6 +1587,39 @@ mod tests {
                 other => panic!("{name}: {other:?}"),
             }
         }
+    }
+
+    /// The map's scale in the published belief (`drift::map_scale_variance`): a
+    /// configured landmark carries var·(μ − p₀)(μ − p₀)ᵀ from the first odometry on
+    /// (p₀ its position), none before it, none without calibration; a reset restarts
+    /// the map frame and p₀ with the next odometry. var(ln w) = 1/(1/0.01² + 1/0.1²).
+    #[test]
+    fn the_maps_scale_is_added_about_the_first_odometry_position() {
+        let var = 1.0 / (1e4 + 1e2);
+        let published = |calibrated: bool, starts: &[(f64, f64)]| {
+            let mut c = config();
+            c.odometry = OdometryMode::Drifting;
+            c.estimator.method = Method::Natural;
+            c.priors.means_m = vec![10.0, 0.0];
+            c.priors.covs_m2 = vec![1.0, 0.0, 0.0, 1.0];
+            c.calibration.enabled = calibrated;
+            let mut loc = Localizer::new(c).unwrap();
+            assert_eq!(loc.tracks()["a"].summary.belief.cov, Matrix2::identity(), "no odometry yet");
+            for (k, &(x, y)) in starts.iter().enumerate() {
+                if k > 0 {
+                    loc.reset();
+                }
+                loc.add_odometry(1.0, "odom", at(x, y)).unwrap();
+            }
+            let track = &loc.tracks()["a"];
+            assert_eq!(track.observable_belief().cov, Matrix2::identity(), "the planner's belief has no scale term");
+            track.summary.belief.cov - Matrix2::identity()
+        };
+        let d = Vector2::new(8.0, -1.0);
+        assert!((published(true, &[(2.0, 1.0)]) - d * d.transpose() * var).amax() < 1e-12);
+        let d = Vector2::new(5.0, 0.0);
+        assert!((published(true, &[(2.0, 1.0), (5.0, 0.0)]) - d * d.transpose() * var).amax() < 1e-12, "after a reset");
+        assert_eq!(published(false, &[(2.0, 1.0)]), Matrix2::zeros(), "calibration off: the ranges fix the scale");
     }
 
     /// With the EKF the first update has a closed form; the localiser must feed it
