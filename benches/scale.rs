@@ -7,7 +7,8 @@
 //! fuses one range to every landmark, so the calibration pooling spans all of them.
 //! One iteration = one odometry message + one range (both go through the localizer;
 //! the odometry is O(1) in L). Criterion reports time per iteration = µs per range.
-//! Run: `cargo bench --no-default-features --features bag --bench scale`.
+//! Run: `cargo bench --no-default-features --features bag --bench scale`. The 3-D
+//! group (`range3d`, [`scale_3d`]) is one landmark's per-range cost in 3-D.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use landmark_flow::localizer::{Localizer, LocalizerConfig, PriorsConfig, RangeInput, RangeOutcome};
@@ -98,9 +99,71 @@ fn scale(c: &mut Criterion) {
     group.finish();
 }
 
+/// `localizer.dimension: 3`: one anchor 2.5 m above the sensor's plane at (4.7, −3.1),
+/// a prior 1 m (σ) off in (x, y), the default height prior N(0, 3²); the robot on the
+/// same circle. The two mirror halves are re-solved for the window of every range since
+/// the prior (`Estimator::reweight_mirror_sides`, cost ∝ window length) on a schedule,
+/// until the window is full (`relinearisation.max_ranges`, 1 000) and folds. One
+/// iteration is a track's first 1 000 ranges (each with its odometry message), so the
+/// time per iteration / 1 000 is the mean per-range cost over the window's life.
+/// Run: `cargo bench --no-default-features --features bag --bench scale -- range3d`.
+fn scale_3d(c: &mut Criterion) {
+    use landmark_flow::localizer::HeightPriorConfig;
+    use nalgebra::Vector3;
+    const RANGES: usize = 1000;
+    let anchor = Vector3::new(4.7, -3.1, 2.5);
+    let mut group = c.benchmark_group("range3d");
+    for calibration in [false, true] {
+        let mut config = LocalizerConfig {
+            priors: PriorsConfig {
+                ids: vec!["a".into()],
+                means_m: vec![anchor.x + 0.5, anchor.y - 0.5],
+                covs_m2: vec![1.0, 0.0, 0.0, 1.0],
+                ..PriorsConfig::default()
+            },
+            dimension: 3,
+            height_prior: HeightPriorConfig { mean_m: 0.0, std_m: 3.0 },
+            ..Default::default()
+        };
+        config.calibration.enabled = calibration;
+        let track_life = || {
+            let mut loc = Localizer::new(config.clone()).expect("config");
+            let mut rng = StdRng::seed_from_u64(15);
+            for k in 1..=RANGES {
+                let t = 0.1 * k as f64;
+                let p = pose(t);
+                loc.add_odometry(t, "", p).expect("odometry");
+                let sensor = Vector3::new(p.translation.x, p.translation.y, 0.0);
+                let m = RangeInput {
+                    topic: "range".into(),
+                    stamp_s: t,
+                    frame_id: String::new(),
+                    landmark_id: "a".into(),
+                    range_m: (anchor - sensor).norm() + 0.3 * rng.random_range(-1.0..1.0),
+                    variance_m2: 0.09,
+                    sensor_limits_m: None,
+                };
+                match loc.add_range(&m) {
+                    Ok(RangeOutcome::Fused(_)) => {}
+                    other => panic!("range {k} not fused: {other:?}"),
+                }
+            }
+            loc
+        };
+        let name = if calibration { "calibrated_1000_ranges" } else { "uncalibrated_1000_ranges" };
+        group.bench_function(name, |b| b.iter(track_life));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
     targets = scale
 }
-criterion_main!(benches);
+criterion_group! {
+    name = benches_3d;
+    config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(5));
+    targets = scale_3d
+}
+criterion_main!(benches, benches_3d);

@@ -1391,9 +1391,25 @@ impl Localizer {
 }
 
 /// A Gaussian as a summary without components (for the innovation gate).
-/// A mirror reweighting ([`mirrored_update`]) after every range for the first 5× this
-/// many ranges of a window, then after every this-many-th.
-const MIRROR_REWEIGHT_EVERY: usize = 10;
+/// A mirror reweighting ([`mirrored_update`]) after every range for the first this
+/// many ranges of a window, then whenever the window has grown by
+/// [`MIRROR_REWEIGHT_GROWTH`]: each re-solves the whole window (O(n) for n ranges), so
+/// over a window's life the re-solves cost O(n) range evaluations per range fused in
+/// total — a constant per range (about 1/(growth − 1) = 10 window passes) — where a
+/// fixed period made it grow with the window (3.4 ms per range for a calibrated 3-D
+/// track over 1 000 ranges; `benches/scale.rs`).
+const MIRROR_REWEIGHT_ALWAYS: usize = 50;
+/// Relative growth of the window between two mirror reweightings after the first
+/// [`MIRROR_REWEIGHT_ALWAYS`] ranges.
+const MIRROR_REWEIGHT_GROWTH: f64 = 1.1;
+
+/// Whether a window of `n` ranges is due for a mirror reweighting: every n up to
+/// [`MIRROR_REWEIGHT_ALWAYS`], then the first n in each interval
+/// [g^k, g^(k+1)), g = [`MIRROR_REWEIGHT_GROWTH`].
+fn mirror_reweight_due(n: usize) -> bool {
+    let step = |n: usize| ((n as f64).ln() / MIRROR_REWEIGHT_GROWTH.ln()).floor();
+    n <= MIRROR_REWEIGHT_ALWAYS || step(n) > step(n - 1)
+}
 
 /// One range's update of a 3-D state (position, or position and calibration) that
 /// keeps the two mirror halves about the sensor's plane: its first range splits the
@@ -1422,9 +1438,9 @@ fn mirrored_update<const D: usize, M: MeasurementModel<D> + Clone>(
     check_gate(gate, &state.summary().map_err(estimator_error)?, model)?;
     let (next, stats) = estimator.update_with_model(state, model).map_err(estimator_error)?;
     // Each reweighting re-solves both halves for the whole window (O(window · 3ᴰ) per
-    // iteration): every range for the first ranges, then every MIRROR_REWEIGHT_EVERY-th.
+    // iteration), on the schedule of `mirror_reweight_due`.
     let n = window.ranges.len() + 1;
-    if window.folded || (n > MIRROR_REWEIGHT_EVERY * 5 && !n.is_multiple_of(MIRROR_REWEIGHT_EVERY)) {
+    if window.folded || !mirror_reweight_due(n) {
         return Ok((next, stats));
     }
     let next = estimator
@@ -1587,6 +1603,22 @@ mod tests {
                 other => panic!("{name}: {other:?}"),
             }
         }
+    }
+
+    /// The mirror reweighting schedule: every range up to 50, then once per growth of
+    /// the window by 10 % (31 times from 51 to 1 000: ⌊ln 1000/ln 1.1⌋ − ⌊ln 50/ln 1.1⌋
+    /// = 72 − 41), so the re-solves' total work over n ranges stays O(n²)/O(n) per range.
+    #[test]
+    fn mirror_reweights_are_due_geometrically_after_the_first_fifty() {
+        assert!((1..=50).all(mirror_reweight_due));
+        let due: Vec<usize> = (51..=1000).filter(|&n| mirror_reweight_due(n)).collect();
+        assert_eq!(due.len(), 31, "{due:?}");
+        for pair in due.windows(2) {
+            let ratio = pair[1] as f64 / pair[0] as f64;
+            assert!((1.05..1.16).contains(&ratio), "{pair:?}");
+        }
+        let work: usize = (1..=1000).filter(|&n| mirror_reweight_due(n)).sum();
+        assert!(work < 12 * 1000, "window passes over 1 000 ranges: {work}");
     }
 
     /// The map's scale in the published belief (`drift::map_scale_variance`): a
