@@ -1450,11 +1450,13 @@ fn mirrored_update<const D: usize, M: MeasurementModel<D> + Clone>(
 }
 
 /// var·(p − p₀)(p − p₀)ᵀ for `scale` = (var, p₀) ([`Localizer::map_scale_cov`]); zero
-/// for `None`.
+/// for `None`, and for positions so far apart (hostile odometry, ~1e150 m) that it is
+/// not finite: a published covariance is never made infinite or NaN by it.
 fn scale_cov(scale: Option<(f64, Vector2<f64>)>, p: &Vector2<f64>) -> Matrix2<f64> {
     scale.map_or(Matrix2::zeros(), |(var, origin)| {
         let d = p - origin;
-        d * d.transpose() * var
+        let cov = d * d.transpose() * var;
+        if cov.iter().all(|v| v.is_finite()) { cov } else { Matrix2::zeros() }
     })
 }
 
