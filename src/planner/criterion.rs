@@ -60,7 +60,7 @@
 //! lane instead of one `ln_1p` per sample. Stated error bounds: [`LN_MAX_REL_ERROR`],
 //! [`GAIN_MAX_ABS_ERROR_PER_SAMPLE`], [`super::normal::EXP_NONPOSITIVE_MAX_REL_ERROR`].
 
-use nalgebra::{Matrix2, Vector2};
+use nalgebra::{Matrix2, SMatrix, SVector, Vector2};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
@@ -111,20 +111,29 @@ pub struct SigmaDotEvaluator {
     landmark_normals: Vec<Vector2<f64>>,
 }
 
-/// `count` (rounded up to even) antithetic standard-normal points transformed so that
-/// their sample mean is 0 and their sample covariance (1/n)Σεεᵀ is exactly I.
+/// `count` (rounded up to even) antithetic standard-normal points in 2-D transformed so
+/// that their sample mean is 0 and their sample covariance (1/n)Σεεᵀ is exactly I
+/// ([`moment_matched_standard_normals`] with D = 2).
 pub fn moment_matched_normal_nodes<R: Rng>(count: usize, rng: &mut R) -> Vec<Vector2<f64>> {
+    moment_matched_standard_normals::<2, R>(count, rng)
+}
+
+/// `count` (rounded up to even) antithetic standard-normal points in D dimensions (each
+/// drawn coordinate by coordinate, then negated), transformed so that their sample mean
+/// is 0 and their sample covariance (1/n)Σεεᵀ is exactly I: ε ← L_C⁻¹ε with
+/// C = L_C L_Cᵀ the sample second moment (a linear map, so the points stay antithetic).
+pub fn moment_matched_standard_normals<const D: usize, R: Rng>(count: usize, rng: &mut R) -> Vec<SVector<f64, D>> {
     let pairs = count.div_ceil(2).max(1);
     let mut points = Vec::with_capacity(2 * pairs);
     for _ in 0..pairs {
-        let e = Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal));
+        let e = SVector::<f64, D>::from_fn(|_, _| rng.sample(StandardNormal));
         points.push(e);
         points.push(-e);
     }
     let n = points.len() as f64;
-    let second: Matrix2<f64> = points.iter().map(|e| e * e.transpose()).sum::<Matrix2<f64>>() / n;
+    let second: SMatrix<f64, D, D> = points.iter().map(|e| e * e.transpose()).sum::<SMatrix<f64, D, D>>() / n;
     // ε ← C⁻¹ᐟ² ε with C = L_C L_Cᵀ: ε ← L_C⁻¹ ε has sample covariance I (a sample
-    // covariance of two or more antithetic pairs in general position is SPD).
+    // covariance of D or more antithetic pairs in general position is SPD).
     if let Some(chol) = nalgebra::Cholesky::new(second) {
         for e in &mut points {
             *e = chol.l().solve_lower_triangular(e).unwrap_or(*e);
@@ -785,6 +794,35 @@ mod tests {
         let cov: Matrix2<f64> = pts.iter().map(|e| e * e.transpose()).sum::<Matrix2<f64>>() / n;
         assert!(mean.norm() < 1e-14);
         assert!((cov - Matrix2::identity()).amax() < 1e-13);
+    }
+
+    /// The generic D-dimensional nodes at D = 2 are bit for bit the 2-D implementation
+    /// they replaced (copied here): the planar planner's samples did not change.
+    #[test]
+    fn generic_nodes_are_the_former_2d_nodes_bit_for_bit() {
+        fn former<R: Rng>(count: usize, rng: &mut R) -> Vec<Vector2<f64>> {
+            let pairs = count.div_ceil(2).max(1);
+            let mut points = Vec::with_capacity(2 * pairs);
+            for _ in 0..pairs {
+                let e = Vector2::new(rng.sample(StandardNormal), rng.sample(StandardNormal));
+                points.push(e);
+                points.push(-e);
+            }
+            let n = points.len() as f64;
+            let second: Matrix2<f64> = points.iter().map(|e| e * e.transpose()).sum::<Matrix2<f64>>() / n;
+            if let Some(chol) = nalgebra::Cholesky::new(second) {
+                for e in &mut points {
+                    *e = chol.l().solve_lower_triangular(e).unwrap_or(*e);
+                }
+            }
+            points
+        }
+        for (seed, count) in [(0u64, 1usize), (1, 2), (2, 7), (3, 64), (4, 255), (5, 256)] {
+            let (mut a, mut b) = (StdRng::seed_from_u64(seed), StdRng::seed_from_u64(seed));
+            let bits = |v: Vec<Vector2<f64>>| v.iter().flat_map(|e| [e.x.to_bits(), e.y.to_bits()]).collect::<Vec<_>>();
+            assert_eq!(bits(moment_matched_normal_nodes(count, &mut a)), bits(former(count, &mut b)));
+            assert_eq!(a.random::<u64>(), b.random::<u64>(), "the same number of draws");
+        }
     }
 
     #[test]
