@@ -29,6 +29,11 @@ pub enum PlannerError {
     /// failure, with the panic's message, so the request does not stay awaited.
     #[error("the planner failed unexpectedly (a bug; please report it): {0}")]
     Panicked(String),
+    /// The oracle hypothesis [`super::LandmarkHypothesis::Known`] (a planar position) was
+    /// passed for a 3-D belief: only the Bayesian hypothesis (draws from the belief)
+    /// exists in 3-D.
+    #[error("LandmarkHypothesis::Known is planar: a 3-D belief takes LandmarkHypothesis::FromBelief only")]
+    KnownLandmarkIn3d,
     /// A plan over several landmarks was asked for with none.
     #[error("no landmark belief to plan for")]
     NoLandmarks,

@@ -29,6 +29,7 @@
 pub mod candidates;
 pub mod config;
 pub mod criterion;
+pub mod criterion_3d;
 pub mod error;
 pub mod multi;
 pub mod normal;
@@ -37,6 +38,7 @@ pub mod policy;
 pub use candidates::{CandidateGrid, CandidateStatus};
 pub use config::{CriterionConfig, GoalPolicy, LandmarkSelection, PlannerConfig, ReductionForm, SigmaDotApproximation, WorkspaceBounds};
 pub use criterion::{LandmarkHypothesis, SigmaDotEvaluator};
+pub use criterion_3d::SpatialEvaluator;
 pub use error::PlannerError;
 pub use multi::{landmark_seed, scored_landmarks};
 pub use policy::{
