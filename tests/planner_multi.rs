@@ -187,7 +187,7 @@ fn scored_landmarks_are_capped_by_largest_uncertainty() {
     assert_eq!(scored_landmarks(&config, &beliefs), vec![0, 2, 3]);
     let config = PlannerConfig { max_scored_landmarks: 16, ..PlannerConfig::default() };
     assert_eq!(scored_landmarks(&config, &beliefs), vec![0, 1, 2, 3], "1e-4 < 1e-3 x 9: negligible");
-    assert_eq!(plan_next_goal_multi(&config, Vector2::zeros(), &[], 0.25, 0), Err(PlannerError::NoLandmarks));
+    assert_eq!(plan_next_goal_multi::<GaussianBelief<2>>(&config, Vector2::zeros(), &[], 0.25, 0), Err(PlannerError::NoLandmarks));
     // A landmark left out still keeps goals away from its mean.
     let near = belief(0.5, 0.0, Matrix2::identity() * 1e-6);
     let far = belief(20.0, 0.0, Matrix2::identity() * 4.0);

@@ -21,11 +21,20 @@
 //! ([`plan_next_goal_multi`]); `horizon_steps` > 1 adds the best predicted reductions of
 //! the next steps along a greedy rollout.
 //!
+//! 3-D beliefs ([`criterion_3d`], issue 15): the same criteria on N(μ, Σ) over (x, y, z)
+//! with z the landmark's height above the sensor's plane; a candidate (x, y) puts the
+//! sensor at (x, y, 0) and h(s) = ‖s − (x, y, 0)‖ is the 3-D range (M(c) = E[(I − uuᵀ)/h]
+//! in the direct form). [`plan_next_goal_multi`], [`multi_criterion_grid`] and
+//! [`scored_landmarks`] are generic over the belief ([`PlannerBelief`]: `GaussianBelief<2>`
+//! or `GaussianBelief<3>`); goals stay in the plane, ≥ `min_landmark_distance_m`
+//! horizontally from every mean.
+//!
 //! Policies ([`GoalPolicy`]): `sigma_dot_min`, `sigma_dot_max`, `d_optimal`,
 //! `straight_line`, `random`, `sigma_reduction`. A goal is always reachable (≤ `max_step_m`), inside the
 //! workspace and ≥ `min_landmark_distance_m` from μ, or the call fails with
 //! [`PlannerError::NoValidCandidate`].
 
+pub mod belief;
 pub mod candidates;
 pub mod config;
 pub mod criterion;
@@ -37,6 +46,7 @@ pub mod policy;
 
 pub use candidates::{CandidateGrid, CandidateStatus};
 pub use config::{CriterionConfig, GoalPolicy, LandmarkSelection, PlannerConfig, ReductionForm, SigmaDotApproximation, WorkspaceBounds};
+pub use belief::{CriterionEvaluator, PlannerBelief};
 pub use criterion::{LandmarkHypothesis, SigmaDotEvaluator};
 pub use criterion_3d::SpatialEvaluator;
 pub use error::PlannerError;

@@ -28,19 +28,26 @@
 //! μᵢ, and R(x) are the valid points among [`ROLLOUT_DIRECTIONS`] directions at
 //! `max_step_m` from x (inside the workspace, ≥ `min_landmark_distance_m` from every
 //! mean). The later steps are evaluated on the same standard-normal points
-//! ([`SigmaDotEvaluator::with_covariance`]). Cost ≈ (1 + R + … + R^(h−1)) × one step.
+//! ([`super::SigmaDotEvaluator::with_covariance`]). Cost ≈ (1 + R + … + R^(h−1)) × one step.
+//!
+//! **Planar or 3-D.** Everything here is generic over the belief ([`PlannerBelief`]):
+//! [`crate::estimator::GaussianBelief`]`<2>` scored with the planar range model
+//! ([`super::SigmaDotEvaluator`], bit for bit what it was before the trait), or
+//! `GaussianBelief<3>` relative to the sensor's plane ([`super::SpatialEvaluator`], the
+//! sensor at (x, y, 0)). Candidates and rollout points stay in the plane; validity uses
+//! the horizontal means, the scoring order λmax of the full Σ.
 
 use nalgebra::Vector2;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::belief::{CriterionEvaluator, PlannerBelief};
 use super::candidates::{CandidateGrid, CandidateStatus};
 use super::config::{PlannerConfig, ReductionForm, SigmaDotApproximation, ROLLOUT_DIRECTIONS};
-use super::criterion::{LandmarkHypothesis, SigmaDotEvaluator};
+use super::criterion::LandmarkHypothesis;
 use super::error::PlannerError;
 use super::policy::{CriterionGrid, CriterionQuantity};
 use crate::estimator::cubature::gauss_hermite_1d;
-use crate::estimator::GaussianBelief;
 
 /// Landmarks whose λmax(Σᵢ) is below this fraction of the largest one are not scored:
 /// their reduction (≤ λmax(Σᵢ)) is below 0.1 % of what the most uncertain one may give.
@@ -55,13 +62,12 @@ pub fn landmark_seed(seed: u64, index: usize) -> u64 {
 /// Indices (ascending) of the landmarks a multi-landmark plan scores: at most
 /// `config.max_scored_landmarks`, the largest λmax(Σᵢ) first (ties: lower index), none
 /// below [`NEGLIGIBLE_FRACTION`] of the largest. Non-finite covariances sort last.
-pub fn scored_landmarks(config: &PlannerConfig, beliefs: &[GaussianBelief<2>]) -> Vec<usize> {
+/// Planar or 3-D beliefs ([`PlannerBelief::largest_variance`]).
+pub fn scored_landmarks<B: PlannerBelief>(config: &PlannerConfig, beliefs: &[B]) -> Vec<usize> {
     let lambda: Vec<f64> = beliefs
         .iter()
         .map(|b| {
-            let c = &b.cov;
-            let (a, d, o) = (c[(0, 0)], c[(1, 1)], 0.5 * (c[(0, 1)] + c[(1, 0)]));
-            let l = 0.5 * (a + d) + (0.25 * (a - d) * (a - d) + o * o).sqrt();
+            let l = b.largest_variance();
             if l.is_finite() { l } else { f64::NEG_INFINITY }
         })
         .collect();
@@ -82,12 +88,12 @@ struct Scorer<'a> {
     config: &'a PlannerConfig,
     quantity: CriterionQuantity,
     range_rule: Vec<(f64, f64)>,
-    /// Means of every landmark passed in (candidate validity of the rollout).
+    /// Horizontal means of every landmark passed in (candidate validity of the rollout).
     means: Vec<Vector2<f64>>,
 }
 
 impl Scorer<'_> {
-    fn value(&self, ev: &SigmaDotEvaluator, p: &Vector2<f64>) -> f64 {
+    fn value<E: CriterionEvaluator>(&self, ev: &E, p: &Vector2<f64>) -> f64 {
         match (self.quantity, self.config.criterion.approximation) {
             (CriterionQuantity::InformationGain, _) => ev.expected_information_gain(p),
             (CriterionQuantity::UncertaintyReduction, _) => match self.config.criterion.reduction_form {
@@ -101,21 +107,13 @@ impl Scorer<'_> {
 
     /// The predicted posterior evaluators after measuring at `p`; `None` if one is not SPD
     /// (numerically), which ends the rollout there.
-    fn predicted(&self, evs: &[SigmaDotEvaluator], p: &Vector2<f64>) -> Option<Vec<SigmaDotEvaluator>> {
-        evs.iter()
-            .map(|ev| {
-                let cov = match self.config.criterion.reduction_form {
-                    ReductionForm::NaturalStep => ev.expected_posterior_cov(p, &self.range_rule),
-                    ReductionForm::ExpectedFisher => ev.expected_fisher_posterior_cov(p),
-                };
-                ev.with_covariance(&cov).ok()
-            })
-            .collect()
+    fn predicted<E: CriterionEvaluator>(&self, evs: &[E], p: &Vector2<f64>) -> Option<Vec<E>> {
+        evs.iter().map(|ev| ev.predicted(p, self.config.criterion.reduction_form, &self.range_rule)).collect()
     }
 
     /// Best sum of predicted reductions over `steps` more rollout steps from `from`, the
     /// beliefs being `evs` (0 when no direction is valid).
-    fn rollout(&self, evs: &[SigmaDotEvaluator], from: &Vector2<f64>, steps: usize) -> f64 {
+    fn rollout<E: CriterionEvaluator>(&self, evs: &[E], from: &Vector2<f64>, steps: usize) -> f64 {
         if steps == 0 {
             return 0.0;
         }
@@ -147,10 +145,10 @@ impl Scorer<'_> {
 // Crate-internal, called from two places; each argument is a distinct input of the
 // criterion (a struct would only rename them).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn evaluate_sum(
+pub(crate) fn evaluate_sum<B: PlannerBelief>(
     config: &PlannerConfig,
     grid: CandidateGrid,
-    beliefs: &[GaussianBelief<2>],
+    beliefs: &[B],
     scored: &[usize],
     noise_var_m2: f64,
     landmark: LandmarkHypothesis,
@@ -161,7 +159,7 @@ pub(crate) fn evaluate_sum(
         .iter()
         .map(|&i| {
             let mut rng = StdRng::seed_from_u64(landmark_seed(seed, i));
-            SigmaDotEvaluator::new(&beliefs[i], noise_var_m2, config.criterion.belief_samples, landmark, &mut rng)
+            beliefs[i].evaluator(noise_var_m2, config.criterion.belief_samples, landmark, &mut rng)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let range_rule = match (quantity, config.criterion.reduction_form) {
@@ -170,7 +168,7 @@ pub(crate) fn evaluate_sum(
         }
         _ => Vec::new(),
     };
-    let scorer = Scorer { config, quantity, range_rule, means: beliefs.iter().map(|b| b.mean).collect() };
+    let scorer = Scorer { config, quantity, range_rule, means: beliefs.iter().map(|b| b.horizontal_mean()).collect() };
     let horizon = if quantity == CriterionQuantity::UncertaintyReduction { config.horizon_steps } else { 1 };
     let values = grid
         .positions

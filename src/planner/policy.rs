@@ -4,6 +4,7 @@ use nalgebra::Vector2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::belief::PlannerBelief;
 use super::candidates::{CandidateGrid, CandidateStatus};
 use super::config::{GoalPolicy, PlannerConfig};
 use super::criterion::LandmarkHypothesis;
@@ -80,6 +81,12 @@ fn check_inputs(
     belief: &GaussianBelief<2>,
     noise_var_m2: f64,
 ) -> Result<GaussianBelief<2>, PlannerError> {
+    check_settings(config, current_position, noise_var_m2)?;
+    Ok(GaussianBelief::new(belief.mean, belief.cov)?)
+}
+
+/// The configuration, the position and σ², checked in that order.
+fn check_settings(config: &PlannerConfig, current_position: &Vector2<f64>, noise_var_m2: f64) -> Result<(), PlannerError> {
     config.validate()?;
     if !current_position.iter().all(|v| v.is_finite()) {
         return Err(PlannerError::InvalidPosition {
@@ -90,7 +97,7 @@ fn check_inputs(
     if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
         return Err(PlannerError::InvalidNoiseVariance(noise_var_m2));
     }
-    Ok(GaussianBelief::new(belief.mean, belief.cov)?)
+    Ok(())
 }
 
 fn no_candidate(config: &PlannerConfig, current_position: &Vector2<f64>, grid: &CandidateGrid) -> PlannerError {
@@ -303,16 +310,18 @@ fn choose(
 
 /// The checked beliefs and the candidate grid of a multi-landmark plan (cells too close
 /// to any landmark mean are invalid).
-fn prepare_multi(
+fn prepare_multi<B: PlannerBelief>(
     config: &PlannerConfig,
     current_position: &Vector2<f64>,
-    beliefs: &[GaussianBelief<2>],
+    beliefs: &[B],
     noise_var_m2: f64,
-) -> Result<(Vec<GaussianBelief<2>>, CandidateGrid), PlannerError> {
-    let first = beliefs.first().ok_or(PlannerError::NoLandmarks)?;
-    check_inputs(config, current_position, first, noise_var_m2)?;
-    let beliefs = beliefs.iter().map(|b| GaussianBelief::new(b.mean, b.cov)).collect::<Result<Vec<_>, _>>()?;
-    let means: Vec<Vector2<f64>> = beliefs.iter().map(|b| b.mean).collect();
+) -> Result<(Vec<B>, CandidateGrid), PlannerError> {
+    if beliefs.is_empty() {
+        return Err(PlannerError::NoLandmarks);
+    }
+    check_settings(config, current_position, noise_var_m2)?;
+    let beliefs = beliefs.iter().map(PlannerBelief::checked).collect::<Result<Vec<_>, _>>()?;
+    let means: Vec<Vector2<f64>> = beliefs.iter().map(PlannerBelief::horizontal_mean).collect();
     let grid = CandidateGrid::with_landmarks(config, current_position, &means);
     Ok((beliefs, grid))
 }
@@ -320,14 +329,16 @@ fn prepare_multi(
 /// The configured policy's criterion summed over the landmarks
 /// ([`super::multi::scored_landmarks`] of `beliefs`; see [`super::multi`]) over the
 /// candidate grid around `current_position`, the grid [`plan_next_goal_multi`] chooses
-/// from with the same seed. Cells within `min_landmark_distance_m` of any mean are invalid.
+/// from with the same seed. Cells within `min_landmark_distance_m` of any mean are invalid
+/// (horizontal distance for 3-D beliefs). `beliefs` are planar (`GaussianBelief<2>`) or
+/// 3-D relative to the sensor's plane (`GaussianBelief<3>`, [`super::criterion_3d`]).
 ///
 /// # Errors
 /// As [`criterion_grid`], and `NoLandmarks` for an empty `beliefs`.
-pub fn multi_criterion_grid(
+pub fn multi_criterion_grid<B: PlannerBelief>(
     config: &PlannerConfig,
     current_position: Vector2<f64>,
-    beliefs: &[GaussianBelief<2>],
+    beliefs: &[B],
     noise_var_m2: f64,
     seed: u64,
 ) -> Result<CriterionGrid, PlannerError> {
@@ -346,13 +357,19 @@ pub fn multi_criterion_grid(
 /// for `straight_line` and `random`). Inputs are plain values (a snapshot of the beliefs),
 /// so any thread can call it.
 ///
+/// 3-D: `beliefs` of type `GaussianBelief<3>` are (x, y, z) with z the height above the
+/// sensor's plane, scored with the 3-D range model ([`super::criterion_3d`]: the sensor at
+/// (x, y, 0)); goals stay in the plane and keep `min_landmark_distance_m` horizontally
+/// from every mean. One 3-D belief is the 3-D counterpart of the single planner (the
+/// same seed, [`super::multi::landmark_seed`]`(seed, 0) = seed`).
+///
 /// # Errors
 /// `NoLandmarks` for an empty `beliefs`, otherwise as [`plan_next_goal_with_landmark`]
 /// (`InvalidBelief` if any belief is not finite and SPD).
-pub fn plan_next_goal_multi(
+pub fn plan_next_goal_multi<B: PlannerBelief>(
     config: &PlannerConfig,
     current_position: Vector2<f64>,
-    beliefs: &[GaussianBelief<2>],
+    beliefs: &[B],
     noise_var_m2: f64,
     seed: u64,
 ) -> Result<(Goal, Option<CriterionGrid>), PlannerError> {
