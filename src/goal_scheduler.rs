@@ -22,6 +22,16 @@
 //! candidate and are left out; if that leaves none, the target path plans). The target
 //! still names the plan and drives the triggers.
 //!
+//! With `localizer.dimension: 3` the plan is on the 3-D beliefs
+//! ([`crate::planner::criterion_3d`]): the request carries each landmark's (x, y, z)
+//! belief ([`Localizer::planning_belief3`]: the track's `summary3`, or while it is
+//! initialising — a grid over (x, y) has no 3-D belief — the grid's moments × the
+//! height prior) with z taken relative to the sensor's plane, z − the sensor's height
+//! ([`Localizer::latest_sensor_height_m`]), and [`plan`] calls
+//! [`crate::planner::plan_next_goal_multi`] on them (on the target's alone for the target
+//! path: one belief is the single planner's counterpart). Goals, the heatmap and the
+//! triggers are the planar ones.
+//!
 //! A plan is one pure function of an owned snapshot: [`GoalScheduler::request`] takes
 //! the [`PlanRequest`] (target belief, robot position, planner parameters, seed,
 //! trigger, stamp), [`plan`] computes it, [`GoalScheduler::accept`] makes its goal
@@ -29,6 +39,7 @@
 //! (`crate::node_core`); the goal is the same either way.
 
 use crate::estimator::GaussianBelief;
+use crate::planner::PlannerBelief;
 use crate::localizer::Localizer;
 use crate::msg::Stamp;
 use crate::node_config::LandmarkFlowNodeConfig;
@@ -36,7 +47,7 @@ use crate::planner::{
     criterion_grid, multi_criterion_grid, plan_next_goal_multi, plan_next_goal_with_grid, CriterionGrid, Goal,
     LandmarkSelection, PlannerConfig, PlannerError,
 };
-use nalgebra::Vector2;
+use nalgebra::{Vector2, Vector3};
 
 /// What happened that may call for a new goal.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,16 +170,33 @@ impl GoalScheduler {
             return None;
         }
         let belief = localizer.tracks()[&target].observable_belief();
+        // 3-D: heights relative to the sensor's plane.
+        let sensor_height = (self.config.localizer.dimension == 3).then(|| localizer.latest_sensor_height_m()).flatten();
+        let relative = |id: &str| {
+            let h = sensor_height?;
+            let b = localizer.planning_belief3(id)?;
+            Some(GaussianBelief { mean: b.mean - Vector3::new(0.0, 0.0, h), cov: b.cov })
+        };
+        let belief3 = relative(&target);
         let noise_var = self.config.localizer.default_noise_std_m.powi(2);
         let seq = self.plans;
         let seed = self.config.localizer.estimator.seed.wrapping_add(seq);
         self.plans += 1;
         let planner = &self.config.planner;
         // A configured target, or none of them in reach: the target path.
-        let all_beliefs: Option<Vec<_>> = (planner.landmarks == LandmarkSelection::All && g.target_landmark.is_empty())
+        let all = planner.landmarks == LandmarkSelection::All && g.target_landmark.is_empty();
+        let reach = self.config.localizer.max_range_m + planner.max_step_m;
+        let all_beliefs: Option<Vec<_>> = all
+            .then(|| localizer.tracks().values().map(|t| t.observable_belief()).filter(|b| (b.mean - from).norm() <= reach).collect())
+            .filter(|beliefs: &Vec<_>| !beliefs.is_empty());
+        let all_beliefs3: Option<Vec<_>> = (all && belief3.is_some())
             .then(|| {
-                let reach = self.config.localizer.max_range_m + planner.max_step_m;
-                localizer.tracks().values().map(|t| t.observable_belief()).filter(|b| (b.mean - from).norm() <= reach).collect()
+                localizer
+                    .tracks()
+                    .keys()
+                    .filter_map(|id| relative(id))
+                    .filter(|b| (b.horizontal_mean() - from).norm() <= reach)
+                    .collect()
             })
             .filter(|beliefs: &Vec<_>| !beliefs.is_empty());
         self.awaiting = Some(seq);
@@ -181,6 +209,8 @@ impl GoalScheduler {
             landmark_id: target,
             belief,
             all_beliefs,
+            belief3,
+            all_beliefs3,
             from_m: from,
             noise_var_m2: noise_var,
             seed,
@@ -220,6 +250,13 @@ pub struct PlanRequest {
     /// `planner.landmarks: all`: every landmark in reach (module doc), the target's
     /// among them; `None` plans for the target alone.
     pub all_beliefs: Option<Vec<GaussianBelief<2>>>,
+    /// `localizer.dimension: 3`: the target's (x, y, z) belief with z relative to the
+    /// sensor's plane (z − the sensor's height), metres / m²; when set, the plan is on it
+    /// (and on `all_beliefs3`) instead of `belief` / `all_beliefs`.
+    pub belief3: Option<GaussianBelief<3>>,
+    /// `planner.landmarks: all` in 3-D: every landmark in reach (horizontally), as
+    /// `belief3`.
+    pub all_beliefs3: Option<Vec<GaussianBelief<3>>>,
     /// Robot (base) position, metres.
     pub from_m: Vector2<f64>,
     /// Range-noise variance σ² = `localizer.default_noise_std_m`², m².
@@ -234,11 +271,15 @@ pub struct PlanRequest {
 /// e.g. just-heard landmarks whose grids are centred on the robot — where the target
 /// path keeps only the target's mean away), plus the criterion grid for the heatmap
 /// when asked (policies without a criterion get one evaluated for the heatmap only).
-/// Pure: the same request gives the same goal.
+/// With `belief3` set (3-D) the same on the 3-D beliefs, the target path being
+/// [`plan_next_goal_multi`] on `belief3` alone. Pure: the same request gives the same goal.
 ///
 /// # Errors
 /// [`PlanFailure`] carrying the planner's error (e.g. no valid candidate).
 pub fn plan(request: &PlanRequest) -> Result<PlannedGoal, PlanFailure> {
+    if let Some(target) = &request.belief3 {
+        return plan3(request, target);
+    }
     let PlanRequest { planner, from_m: from, belief, noise_var_m2: noise_var, seed, .. } = request;
     let landmark_id = request.landmark_id.clone();
     let (scored, planned) = match &request.all_beliefs {
@@ -255,6 +296,32 @@ pub fn plan(request: &PlanRequest) -> Result<PlannedGoal, PlanFailure> {
                 (true, Some(grid), _) => Some(grid),
                 (true, None, Some(beliefs)) => multi_criterion_grid(planner, *from, beliefs, *noise_var, *seed).ok(),
                 (true, None, None) => criterion_grid(planner, *from, belief, *noise_var, *seed).ok(),
+            };
+            Ok(PlannedGoal { landmark_id, from_m: *from, goal, heatmap })
+        }
+        Err(error) => Err(PlanFailure { landmark_id, error }),
+    }
+}
+
+/// [`plan`] on 3-D beliefs: every in-reach landmark's when given, else (or when they
+/// leave no valid candidate) the target's alone.
+fn plan3(request: &PlanRequest, target: &GaussianBelief<3>) -> Result<PlannedGoal, PlanFailure> {
+    let PlanRequest { planner, from_m: from, noise_var_m2: noise_var, seed, .. } = request;
+    let landmark_id = request.landmark_id.clone();
+    let alone = std::slice::from_ref(target);
+    let (beliefs, planned) = match &request.all_beliefs3 {
+        Some(all) => match plan_next_goal_multi(planner, *from, all, *noise_var, *seed) {
+            Err(PlannerError::NoValidCandidate { .. }) => (alone, plan_next_goal_multi(planner, *from, alone, *noise_var, *seed)),
+            planned => (all.as_slice(), planned),
+        },
+        None => (alone, plan_next_goal_multi(planner, *from, alone, *noise_var, *seed)),
+    };
+    match planned {
+        Ok((goal, grid)) => {
+            let heatmap = match (request.heatmap, grid) {
+                (false, _) => None,
+                (true, Some(grid)) => Some(grid),
+                (true, None) => multi_criterion_grid(planner, *from, beliefs, *noise_var, *seed).ok(),
             };
             Ok(PlannedGoal { landmark_id, from_m: *from, goal, heatmap })
         }

@@ -175,6 +175,9 @@ pub struct Localizer {
     mounts: mount::SensorMounts,
     /// The range-stamp offset detector ([`time_offset`]).
     time_offset: time_offset::RangeTimeOffset,
+    /// The frame of the last fused range (its sensor's mount gives the planner the
+    /// sensor's height, [`Localizer::latest_sensor_height_m`]).
+    last_range_frame: Option<String>,
 }
 
 /// What `odometry: drifting` adds to the localizer.
@@ -332,6 +335,7 @@ impl Localizer {
             drifting,
             mounts: mount::SensorMounts::default(),
             time_offset: time_offset::RangeTimeOffset::default(),
+            last_range_frame: None,
             default_prior: config.default_prior_belief()?,
             odometry: OdometryBuffer::new(config.odom_buffer_s, config.odom_tolerance_s),
             odom_frame_id: config.odom_frame_id.clone(),
@@ -938,6 +942,38 @@ impl Localizer {
         })
     }
 
+    /// The range sensor's height at the newest odometry pose, metres, in the beliefs'
+    /// frame: z of (newest pose ⊕ [`Localizer::sensor_mount`] of the last fused range's
+    /// frame), or ⊕ `sensor_offset_m` before any range was fused. `None` without
+    /// odometry. The 3-D planner takes the beliefs' heights relative to it
+    /// ([`crate::goal_scheduler`]).
+    pub fn latest_sensor_height_m(&self) -> Option<f64> {
+        let t = self.odometry.newest_stamp()?;
+        let pose = self.odometry.pose_at(t).ok()?;
+        let mount = match &self.last_range_frame {
+            Some(frame) => self.sensor_mount(frame),
+            None => self.config.sensor_offset(),
+        };
+        Some((pose * Point3::from(mount)).z)
+    }
+
+    /// With `dimension: 3`, landmark `id`'s (x, y, z) belief for planning: its track's
+    /// `summary3` (moment-matched); while the track is initialising it has none (the
+    /// grid is over (x, y), the height marginalised under the landmark's height prior),
+    /// so the grid's (x, y) moments × that height prior (independent), as a tracking
+    /// state starts from a prior ([`Localizer::prior3`]). `None` in 2-D or for an
+    /// unknown id.
+    pub fn planning_belief3(&self, id: &str) -> Option<GaussianBelief<3>> {
+        if self.config.dimension != 3 {
+            return None;
+        }
+        let track = self.tracks.get(id)?;
+        Some(match &track.summary3 {
+            Some(s) => s.belief,
+            None => self.prior3(id, &track.summary.belief),
+        })
+    }
+
     /// Checks a range and fuses it into its landmark's belief, or queues it until
     /// odometry covers its stamp.
     ///
@@ -1118,6 +1154,9 @@ impl Localizer {
         }
         if let Some(Drifting { smoother: Some(sm), smoother_suspended: false, .. }) = &mut self.drifting {
             sm.history.push_range(&m.landmark_id, m.stamp_s, &planar_pose(&pose), Vector2::new(mount.x, mount.y), m.range_m);
+        }
+        if self.last_range_frame.as_deref() != Some(m.frame_id.as_str()) {
+            self.last_range_frame = Some(m.frame_id.clone());
         }
         let sensor_position = Point3::new(x.x, x.y, sensor.z);
         Ok(RangeOutcome::Fused(Fused { sensor_position, stats, latency_s }))
