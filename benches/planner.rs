@@ -10,6 +10,7 @@
 //! Issue 14 (vectorised criteria, no libm in the per-candidate loops): compare against
 //! the previous commit by building both bench binaries and running them alternately,
 //! at least twice (the machine is shared); README "Benchmark" has the numbers.
+//! Issue 15: the summed criterion on 3-D beliefs (`3d` rows; `-- 3d` runs only those).
 //! Run: `cargo bench --no-default-features --bench planner`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -19,7 +20,7 @@ use landmark_flow::planner::{
     PlannerConfig, ReductionForm, SigmaDotEvaluator,
 };
 use landmark_flow::estimator::cubature::gauss_hermite_1d;
-use nalgebra::{Matrix2, Vector2};
+use nalgebra::{Matrix2, Matrix3, Vector2, Vector3};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -111,6 +112,22 @@ fn planner(c: &mut Criterion) {
     for n in [1usize, 4, 16] {
         c.bench_function(&format!("multi_criterion_grid_{n}_landmarks_21x21"), |bench| {
             bench.iter(|| multi_criterion_grid(black_box(&default), x, &ring[..n], 0.25, 7).expect("grid"))
+        });
+    }
+    // Issue 15: the same summed criterion on 3-D beliefs (SpatialEvaluator, the sensor at
+    // (x, y, 0)): the ring's landmarks 2.5 m above the sensor's plane, σ_z = 1 m.
+    let ring3: Vec<GaussianBelief<3>> = ring
+        .iter()
+        .map(|b| {
+            let mut cov = Matrix3::zeros();
+            cov.fixed_view_mut::<2, 2>(0, 0).copy_from(&b.cov);
+            cov[(2, 2)] = 1.0;
+            GaussianBelief::new(Vector3::new(b.mean.x, b.mean.y, 2.5), cov).expect("SPD")
+        })
+        .collect();
+    for n in [1usize, 4] {
+        c.bench_function(&format!("multi_criterion_grid_3d_{n}_landmarks_21x21"), |bench| {
+            bench.iter(|| multi_criterion_grid(black_box(&default), x, &ring3[..n], 0.25, 7).expect("grid"))
         });
     }
     // Issue 16 item 4: the receding horizon (one landmark, default grid).
