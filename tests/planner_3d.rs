@@ -356,8 +356,7 @@ fn goal_scheduler_plans_on_the_3d_beliefs_relative_to_the_sensor_plane() {
         loc.add_range(&range).unwrap();
     }
     assert_eq!(loc.latest_sensor_height_m(), Some(SENSOR_HEIGHT_M), "base at z = 0 ⊕ the 0.3 m offset");
-    let mut node = LandmarkFlowNodeConfig::default();
-    node.localizer = localizer_config();
+    let mut node = LandmarkFlowNodeConfig { localizer: localizer_config(), ..LandmarkFlowNodeConfig::default() };
     node.goal.target_landmark = "anchor".into();
     node.planner.policy = GoalPolicy::SigmaReduction;
     node.validate().unwrap();

@@ -391,7 +391,7 @@ pub fn symmetric_eigenvalues_3(a: &Matrix3<f64>) -> [f64; 3] {
     let q = (a00 + a11 + a22) / 3.0;
     let (b00, b11, b22) = (a00 - q, a11 - q, a22 - q);
     let p2 = b00 * b00 + b11 * b11 + b22 * b22 + 2.0 * off;
-    if !(p2 > 0.0) {
+    if p2.is_nan() || p2 <= 0.0 {
         // A multiple of I (or NaN).
         let mut d = [a00, a11, a22];
         d.sort_by(f64::total_cmp);
