@@ -180,19 +180,25 @@ impl SpatialEvaluator {
     /// M(c) = E_q[∇²h(s)] = E_q[(I − uuᵀ)/h], u = (s − c)/h, h = ‖s − c‖, c = (x, y, 0),
     /// 1/m, on the samples (0 for a sample at or below the distance floor). PSD.
     pub fn expected_range_hessian(&self, x: &Vector2<f64>) -> Matrix3<f64> {
-        let c = Self::sensor(x);
-        let mut m = Matrix3::zeros();
+        // Σ 1/r and the six entries of Σ ddᵀ/r³; M = (Σ 1/r · I − Σ ddᵀ/r³)/n.
+        let (mut trace, mut xx, mut xy, mut xz, mut yy, mut yz, mut zz) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         for s in &self.samples {
-            let d = s - c;
-            let r2 = d.norm_squared();
+            let (dx, dy, dz) = (s.x - x.x, s.y - x.y, s.z);
+            let r2 = dx * dx + dy * dy + dz * dz;
             if r2 > FLOOR2 {
                 let inv = 1.0 / r2.sqrt();
-                // (I − ddᵀ/r²)/r
-                m += (Matrix3::identity() - d * d.transpose() / r2) * inv;
+                let inv3 = inv / r2;
+                trace += inv;
+                xx += dx * dx * inv3;
+                xy += dx * dy * inv3;
+                xz += dx * dz * inv3;
+                yy += dy * dy * inv3;
+                yz += dy * dz * inv3;
+                zz += dz * dz * inv3;
             }
         }
-        let m = m / self.samples.len() as f64;
-        0.5 * (m + m.transpose())
+        let n = self.samples.len() as f64;
+        Matrix3::new(trace - xx, -xy, -xz, -xy, trace - yy, -yz, -xz, -yz, trace - zz) / n
     }
 
     /// Σ̇(0; c, z) = (z M(c) − I)/(2σ²), m⁻² per unit flow time, for one range z (metres).
@@ -350,13 +356,31 @@ impl Basis {
 
 /// λmax(S − (S⁻¹ + D)⁻¹), m², for S SPD and D = diag(`rates`) ⪰ 0, as λmax(KᵀK) with
 /// K = L_A⁻¹D½S, A = I + D½SD½ = L_A L_Aᵀ (Woodbury; a Gram matrix: no cancellation).
+/// Written out (the per-node kernel of [`SpatialEvaluator::expected_sigma_reduction`]):
+/// A ⪰ I, so every Cholesky pivot is ≥ 1.
 fn reduction_in_basis(cov: &Matrix3<f64>, rates: &Vector3<f64>) -> f64 {
-    let half = Matrix3::from_diagonal(&rates.map(f64::sqrt));
-    let ds = half * cov;
-    let a = Matrix3::identity() + ds * half;
-    let Some(chol) = Cholesky::new(0.5 * (a + a.transpose())) else { return 0.0 };
-    let k = chol.l().solve_lower_triangular(&ds).unwrap_or_else(Matrix3::zeros);
-    symmetric_eigenvalues_3(&(k.transpose() * k))[2].max(0.0)
+    let g = [rates[0].sqrt(), rates[1].sqrt(), rates[2].sqrt()];
+    // B = D½S (row i scaled by gᵢ); A = I + BD½ (symmetric: S is).
+    let b = |i: usize, j: usize| g[i] * cov[(i, j)];
+    let a = |i: usize, j: usize| if i == j { 1.0 + b(i, i) * g[i] } else { b(i, j) * g[j] };
+    let l00 = a(0, 0).sqrt();
+    let (l10, l20) = (a(1, 0) / l00, a(2, 0) / l00);
+    let l11 = (a(1, 1) - l10 * l10).sqrt();
+    let l21 = (a(2, 1) - l20 * l10) / l11;
+    let l22 = (a(2, 2) - l20 * l20 - l21 * l21).sqrt();
+    // K = L_A⁻¹B, column by column; R = KᵀK.
+    let mut k = Matrix3::zeros();
+    for j in 0..3 {
+        let k0 = b(0, j) / l00;
+        let k1 = (b(1, j) - l10 * k0) / l11;
+        let k2 = (b(2, j) - l20 * k0 - l21 * k1) / l22;
+        k[(0, j)] = k0;
+        k[(1, j)] = k1;
+        k[(2, j)] = k2;
+    }
+    let r = k.transpose() * k;
+    let lambda = symmetric_eigenvalues_3(&r)[2];
+    if lambda.is_finite() { lambda.max(0.0) } else { 0.0 }
 }
 
 /// Predicted reduction of one natural (precision) step with information `info` (1/m²) in
