@@ -961,7 +961,7 @@ impl Localizer {
     /// `summary3` (moment-matched); while the track is initialising it has none (the
     /// grid is over (x, y), the height marginalised under the landmark's height prior),
     /// so the grid's (x, y) moments × that height prior (independent), as a tracking
-    /// state starts from a prior ([`Localizer::prior3`]). `None` in 2-D or for an
+    /// state starts from a prior (`Localizer::prior3`). `None` in 2-D or for an
     /// unknown id.
     pub fn planning_belief3(&self, id: &str) -> Option<GaussianBelief<3>> {
         if self.config.dimension != 3 {
