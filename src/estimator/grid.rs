@@ -1,12 +1,13 @@
 //! Exact 2-D posterior p(s | z₁..z_K) ∝ N(s; μ₀, Σ₀) Πₖ p(zₖ|s) by batch Bayes on a grid,
 //! the reference truth for the accuracy report and the tests.
 //!
-//! Two passes of the midpoint rule: a coarse grid over μ₀ ± 8 prior standard deviations
+//! Two passes of the midpoint rule ([`two_pass_posterior`], shared with the 3-D
+//! [`super::grid3::ExactPosterior3`]): a coarse grid over μ₀ ± 8 prior standard deviations
 //! finds where the posterior lives (log-density within 40 nats of its maximum), a fine grid
 //! over that box gives ln Z, μ and Σ. Densities elsewhere are evaluated pointwise from the
 //! stored measurements, so KL(q ‖ p) can be integrated over q by cubature.
 
-use nalgebra::{Matrix2, Vector2};
+use nalgebra::{SMatrix, SVector, Vector2};
 
 use super::belief::{cholesky, log_density_with, GaussianBelief};
 use super::cubature::gauss_hermite_nodes;
@@ -33,58 +34,18 @@ impl<M: MeasurementModel<2> + Clone> ExactPosterior2<M> {
     /// `NotPositiveDefinite` for a non-SPD prior; `NonFinite` when the posterior has no
     /// finite mass on the grid.
     pub fn compute(prior: &GaussianBelief<2>, models: &[M], cells_per_axis: usize) -> Result<Self, EstimatorError> {
-        prior.cholesky()?;
+        let chol = prior.cholesky()?;
         let mut post = Self {
             prior: *prior,
             models: models.to_vec(),
             log_normaliser: 0.0,
             moments: *prior,
         };
-        let n = cells_per_axis.max(8);
-        let half = Vector2::new(prior.cov[(0, 0)].sqrt(), prior.cov[(1, 1)].sqrt()) * 8.0;
-        let (lo, hi) = (prior.mean - half, prior.mean + half);
-        let coarse = post.evaluate(lo, hi, n)?;
-        let max = coarse.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let (mut blo, mut bhi) = (Vector2::repeat(f64::INFINITY), Vector2::repeat(f64::NEG_INFINITY));
-        for (k, v) in coarse.values.iter().enumerate() {
-            if *v > max - WINDOW_NATS {
-                let c = coarse.centre(k);
-                blo = blo.inf(&c);
-                bhi = bhi.sup(&c);
-            }
-        }
-        let pad = coarse.cell * 1.5;
-        let fine = post.evaluate(blo - pad, bhi + pad, n)?;
-        let area = fine.cell.x * fine.cell.y;
-        let log_z = log_sum_exp(&fine.values) + area.ln();
-        let mut mean = Vector2::zeros();
-        let mut second = Matrix2::zeros();
-        for (k, v) in fine.values.iter().enumerate() {
-            let w = (v - log_z).exp() * area;
-            let c = fine.centre(k);
-            mean += c * w;
-            second += c * c.transpose() * w;
-        }
-        let cov = second - mean * mean.transpose();
+        let (_, log_z, moments) =
+            two_pass_posterior(prior, cells_per_axis.max(8), &|s| post.unnormalised_log_density_with(&chol, s))?;
         post.log_normaliser = log_z;
-        post.moments = GaussianBelief { mean, cov: (cov + cov.transpose()) * 0.5 };
+        post.moments = moments;
         Ok(post)
-    }
-
-    fn evaluate(&self, lo: Vector2<f64>, hi: Vector2<f64>, n: usize) -> Result<Grid, EstimatorError> {
-        let cell = (hi - lo) / n as f64;
-        let mut values = Vec::with_capacity(n * n);
-        let chol = self.prior.cholesky()?;
-        for iy in 0..n {
-            for ix in 0..n {
-                let s = lo + Vector2::new((ix as f64 + 0.5) * cell.x, (iy as f64 + 0.5) * cell.y);
-                values.push(self.unnormalised_log_density_with(&chol, &s));
-            }
-        }
-        if !values.iter().any(|v| v.is_finite()) {
-            return Err(EstimatorError::NonFinite { quantity: "grid posterior", value: "no finite cell".into() });
-        }
-        Ok(Grid { lo, cell, n, values })
     }
 
     fn unnormalised_log_density_with(&self, chol: &nalgebra::Cholesky<f64, nalgebra::Const<2>>, s: &Vector2<f64>) -> f64 {
@@ -147,16 +108,81 @@ impl<M: MeasurementModel<2> + Clone> ExactPosterior2<M> {
     }
 }
 
-struct Grid {
-    lo: Vector2<f64>,
-    cell: Vector2<f64>,
+/// The two midpoint-rule passes of the module doc in D dimensions: a coarse grid of
+/// `n`ᴰ cells over μ₀ ± 8 prior standard deviations per axis, then `n`ᴰ cells over the
+/// box (padded by 1.5 coarse cells) where the unnormalised log-density `density` is within
+/// [`WINDOW_NATS`] of its maximum. Returns the fine grid, ln Z = ln Σ exp(ℓ)·(cell volume)
+/// and the moments. Only the fine pass's values are kept.
+///
+/// # Errors
+/// `NonFinite` when a pass has no finite cell.
+pub(crate) fn two_pass_posterior<const D: usize>(
+    prior: &GaussianBelief<D>,
     n: usize,
-    values: Vec<f64>,
+    density: &dyn Fn(&SVector<f64, D>) -> f64,
+) -> Result<(Grid<D>, f64, GaussianBelief<D>), EstimatorError> {
+    let half = SVector::<f64, D>::from_fn(|i, _| prior.cov[(i, i)].sqrt()) * 8.0;
+    let coarse = Grid::evaluate(prior.mean - half, prior.mean + half, n, density)?;
+    let max = coarse.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let (mut blo, mut bhi) = (SVector::<f64, D>::repeat(f64::INFINITY), SVector::<f64, D>::repeat(f64::NEG_INFINITY));
+    for (k, v) in coarse.values.iter().enumerate() {
+        if *v > max - WINDOW_NATS {
+            let c = coarse.centre(k);
+            blo = blo.inf(&c);
+            bhi = bhi.sup(&c);
+        }
+    }
+    let pad = coarse.cell * 1.5;
+    drop(coarse);
+    let fine = Grid::evaluate(blo - pad, bhi + pad, n, density)?;
+    let volume = fine.cell.product();
+    let log_z = log_sum_exp(&fine.values) + volume.ln();
+    let mut mean = SVector::<f64, D>::zeros();
+    let mut second = SMatrix::<f64, D, D>::zeros();
+    for (k, v) in fine.values.iter().enumerate() {
+        let w = (v - log_z).exp() * volume;
+        let c = fine.centre(k);
+        mean += c * w;
+        second += c * c.transpose() * w;
+    }
+    let cov = second - mean * mean.transpose();
+    Ok((fine, log_z, GaussianBelief { mean, cov: (cov + cov.transpose()) * 0.5 }))
 }
 
-impl Grid {
-    fn centre(&self, k: usize) -> Vector2<f64> {
-        let (ix, iy) = (k % self.n, k / self.n);
-        self.lo + Vector2::new((ix as f64 + 0.5) * self.cell.x, (iy as f64 + 0.5) * self.cell.y)
+/// Log-densities at the centres of `n`ᴰ equal cells from `lo`, the first axis fastest.
+#[derive(Clone, Debug)]
+pub(crate) struct Grid<const D: usize> {
+    pub(crate) lo: SVector<f64, D>,
+    pub(crate) cell: SVector<f64, D>,
+    pub(crate) n: usize,
+    pub(crate) values: Vec<f64>,
+}
+
+impl<const D: usize> Grid<D> {
+    fn evaluate(
+        lo: SVector<f64, D>,
+        hi: SVector<f64, D>,
+        n: usize,
+        density: &dyn Fn(&SVector<f64, D>) -> f64,
+    ) -> Result<Self, EstimatorError> {
+        let cell = (hi - lo) / n as f64;
+        let count = n.pow(D as u32);
+        let mut grid = Self { lo, cell, n, values: Vec::with_capacity(count) };
+        for k in 0..count {
+            let s = grid.centre(k);
+            grid.values.push(density(&s));
+        }
+        if !grid.values.iter().any(|v| v.is_finite()) {
+            return Err(EstimatorError::NonFinite { quantity: "grid posterior", value: "no finite cell".into() });
+        }
+        Ok(grid)
+    }
+
+    /// Centre of cell `k` (axis a's index is ⌊k / nᵃ⌋ mod n).
+    pub(crate) fn centre(&self, k: usize) -> SVector<f64, D> {
+        SVector::<f64, D>::from_fn(|a, _| {
+            let index = (k / self.n.pow(a as u32)) % self.n;
+            self.lo[a] + (index as f64 + 0.5) * self.cell[a]
+        })
     }
 }

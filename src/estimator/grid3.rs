@@ -2,20 +2,21 @@
 //! metres, by batch Bayes on a regular grid: the reference truth for 3-D landmarks
 //! (issue 15), as [`super::grid::ExactPosterior2`] is in 2-D.
 //!
-//! Two passes of the midpoint rule, as in 2-D: a coarse grid over μ₀ ± 8 prior standard
-//! deviations per axis finds the box where the log-density is within 40 nats of its
-//! maximum (both mirror modes of a planar sensor path lie in it), a fine grid over that
-//! box gives ln Z, the moments and the mass on either side of a horizontal plane.
+//! The two midpoint-rule passes of the 2-D reference ([`super::grid::two_pass_posterior`]):
+//! a coarse grid over μ₀ ± 8 prior standard deviations per axis finds the box where the
+//! log-density is within 40 nats of its maximum (both mirror modes of a planar sensor path
+//! lie in it), a fine grid over that box gives ln Z, the moments and the mass on either
+//! side of a horizontal plane.
 //!
 //! Memory and time are bounded: at most [`MAX_CELLS_PER_AXIS`]³ = 1 728 000 cells per
 //! pass, and only the fine pass's log-densities are kept (≤ 13.8 MB of f64); each pass
 //! costs cells × K likelihood evaluations.
 
-use nalgebra::{Matrix3, Vector3};
+use nalgebra::Vector3;
 
 use super::belief::{cholesky, log_density_with, GaussianBelief};
 use super::error::EstimatorError;
-use super::mixture::log_sum_exp;
+use super::grid::{two_pass_posterior, Grid};
 use super::model::MeasurementModel;
 use crate::config::ConfigError;
 
@@ -24,9 +25,6 @@ pub const MAX_CELLS_PER_AXIS: usize = 120;
 
 /// Smallest `cells_per_axis` accepted.
 pub const MIN_CELLS_PER_AXIS: usize = 8;
-
-/// Log-density window (nats below the maximum) kept by the fine grid.
-const WINDOW_NATS: f64 = 40.0;
 
 /// The posterior's mass and mean on either side of the plane z = z₀.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,7 +46,7 @@ pub struct ExactPosterior3<M> {
     models: Vec<M>,
     log_normaliser: f64,
     moments: GaussianBelief<3>,
-    fine: Grid3,
+    fine: Grid<3>,
 }
 
 impl<M: MeasurementModel<3> + Clone> ExactPosterior3<M> {
@@ -69,40 +67,9 @@ impl<M: MeasurementModel<3> + Clone> ExactPosterior3<M> {
             .into());
         }
         let chol = prior.cholesky()?;
-        let n = cells_per_axis;
-        let half = Vector3::new(prior.cov[(0, 0)].sqrt(), prior.cov[(1, 1)].sqrt(), prior.cov[(2, 2)].sqrt()) * 8.0;
         let density = |s: &Vector3<f64>| log_density_with(&chol, &prior.mean, s) + models.iter().map(|m| m.log_likelihood(s)).sum::<f64>();
-        let coarse = Grid3::evaluate(prior.mean - half, prior.mean + half, n, &density)?;
-        let max = coarse.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let (mut blo, mut bhi) = (Vector3::repeat(f64::INFINITY), Vector3::repeat(f64::NEG_INFINITY));
-        for (k, v) in coarse.values.iter().enumerate() {
-            if *v > max - WINDOW_NATS {
-                let c = coarse.centre(k);
-                blo = blo.inf(&c);
-                bhi = bhi.sup(&c);
-            }
-        }
-        let pad = coarse.cell * 1.5;
-        drop(coarse);
-        let fine = Grid3::evaluate(blo - pad, bhi + pad, n, &density)?;
-        let volume = fine.cell.product();
-        let log_z = log_sum_exp(&fine.values) + volume.ln();
-        let mut mean = Vector3::zeros();
-        let mut second = Matrix3::zeros();
-        for (k, v) in fine.values.iter().enumerate() {
-            let w = (v - log_z).exp() * volume;
-            let c = fine.centre(k);
-            mean += c * w;
-            second += c * c.transpose() * w;
-        }
-        let cov = second - mean * mean.transpose();
-        Ok(Self {
-            prior: *prior,
-            models: models.to_vec(),
-            log_normaliser: log_z,
-            moments: GaussianBelief { mean, cov: (cov + cov.transpose()) * 0.5 },
-            fine,
-        })
+        let (fine, log_z, moments) = two_pass_posterior(prior, cells_per_axis, &density)?;
+        Ok(Self { prior: *prior, models: models.to_vec(), log_normaliser: log_z, moments, fine })
     }
 
     /// Posterior mean and covariance (the first two moments, not a Gaussian fit).
@@ -155,38 +122,5 @@ impl<M: MeasurementModel<3> + Clone> ExactPosterior3<M> {
     /// The fine grid's cell size (metres per axis): the resolution of the reference.
     pub fn cell_size(&self) -> Vector3<f64> {
         self.fine.cell
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Grid3 {
-    lo: Vector3<f64>,
-    cell: Vector3<f64>,
-    n: usize,
-    values: Vec<f64>,
-}
-
-impl Grid3 {
-    fn evaluate(
-        lo: Vector3<f64>,
-        hi: Vector3<f64>,
-        n: usize,
-        density: &dyn Fn(&Vector3<f64>) -> f64,
-    ) -> Result<Self, EstimatorError> {
-        let cell = (hi - lo) / n as f64;
-        let mut grid = Self { lo, cell, n, values: Vec::with_capacity(n * n * n) };
-        for k in 0..n * n * n {
-            let s = grid.centre(k);
-            grid.values.push(density(&s));
-        }
-        if !grid.values.iter().any(|v| v.is_finite()) {
-            return Err(EstimatorError::NonFinite { quantity: "grid posterior", value: "no finite cell".into() });
-        }
-        Ok(grid)
-    }
-
-    fn centre(&self, k: usize) -> Vector3<f64> {
-        let (ix, iy, iz) = (k % self.n, (k / self.n) % self.n, k / (self.n * self.n));
-        self.lo + Vector3::new((ix as f64 + 0.5) * self.cell.x, (iy as f64 + 0.5) * self.cell.y, (iz as f64 + 0.5) * self.cell.z)
     }
 }
