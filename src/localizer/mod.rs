@@ -85,7 +85,7 @@ pub use track::{LandmarkTrack, RangeCalibration, RangeWindow, TrackState, TrackS
 
 use crate::config::ConfigError;
 use crate::estimator::{
-    calibration_site, joint_prior, replace_calibration_prior, CalibratedRangeModel, Estimator, EstimatorError,
+    calibration_site, joint_prior, CalibratedRangeModel, Estimator, EstimatorError,
     CalibratedRangeModel3, GaussianBelief, HeightPrior, InitialisationGrid, JointRangeModel, MeasurementModel, MixtureComponent,
     NoiseShape, RangeModel, State, Summary, UpdateStats,
 };
@@ -1272,29 +1272,15 @@ impl Localizer {
                 let model = CalibratedRangeModel::new(x, range_m, variance, shape).map_err(estimator_error)?;
                 check_gate(gate, &state.summary().map_err(estimator_error)?, &model)?;
                 let (next, stats) = self.calibrated_estimator.update_with_model(state, &model).map_err(estimator_error)?;
-                // A re-solve takes in what the other landmarks now know about (s, b).
-                let new_cavity = if window.refine_due(relinearisation) { self.cavity(id) } else { None };
-                let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&window.anchor, cavity, &c).ok());
-                let (next, change, refined) =
-                    window.advance(&self.calibrated_estimator, next, model, relinearisation, new_anchor);
-                let cavity = match (refined, new_anchor, new_cavity) {
-                    (true, Some(_), Some(c)) => c,
-                    _ => *cavity,
-                };
+                let (next, change, cavity) =
+                    window.advance_calibrated(&self.calibrated_estimator, next, model, relinearisation, cavity, || self.cavity(id));
                 (TrackStep::Calibrated(next, change, cavity), stats)
             }
             TrackState::Calibrated3(state, window, cavity) => {
                 let model = CalibratedRangeModel3::new(Vector3::new(x.x, x.y, sensor_z_m), range_m, variance, shape).map_err(estimator_error)?;
                 let (next, stats) = mirrored_update(&self.calibrated_estimator3, state, window, &model, sensor_z_m, gate)?;
-                // A re-solve takes in what the other landmarks now know about (s, b).
-                let new_cavity = if window.refine_due(relinearisation) { self.cavity(id) } else { None };
-                let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&window.anchor, cavity, &c).ok());
-                let (next, change, refined) =
-                    window.advance(&self.calibrated_estimator3, next, model, relinearisation, new_anchor);
-                let cavity = match (refined, new_anchor, new_cavity) {
-                    (true, Some(_), Some(c)) => c,
-                    _ => *cavity,
-                };
+                let (next, change, cavity) =
+                    window.advance_calibrated(&self.calibrated_estimator3, next, model, relinearisation, cavity, || self.cavity(id));
                 (TrackStep::Calibrated3(next, change, cavity), stats)
             }
             TrackState::Joint => {

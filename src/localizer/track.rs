@@ -6,7 +6,7 @@ use super::config::RelinearisationConfig;
 use super::imm::ImmStep;
 use crate::estimator::{
     calibration_marginal, condition_position, CalibratedRangeModel, CalibratedRangeModel3, Estimator, EstimatorError, GaussianBelief,
-    InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats,
+    InitialisationGrid, MeasurementModel, MixtureComponent, RangeModel, State, Summary, UpdateStats, replace_calibration_prior,
 };
 use nalgebra::{Matrix2, Vector2};
 
@@ -157,6 +157,29 @@ impl<const D: usize, M: MeasurementModel<D>> RangeWindow<D, M> {
     /// Whether the next [`RangeWindow::advance`] re-solves.
     pub(crate) fn refine_due(&self, config: &RelinearisationConfig) -> bool {
         config.every_ranges > 0 && (self.ranges.len() + 1).is_multiple_of(config.every_ranges as usize)
+    }
+
+    /// [`RangeWindow::advance`] of a calibrated window, whose anchor holds the pooled
+    /// calibration's cavity `cavity`: a re-solve takes in `new_cavity()` (what the other
+    /// landmarks now know about (s, b), asked only when one is due) in its place. Returns
+    /// the state, the change to commit and the cavity the window then holds.
+    pub(crate) fn advance_calibrated(
+        &self,
+        estimator: &Estimator<D>,
+        state: State<D>,
+        model: M,
+        config: &RelinearisationConfig,
+        cavity: &GaussianBelief<2>,
+        new_cavity: impl FnOnce() -> Option<GaussianBelief<2>>,
+    ) -> (State<D>, WindowStep<D, M>, GaussianBelief<2>) {
+        let new_cavity = if self.refine_due(config) { new_cavity() } else { None };
+        let new_anchor = new_cavity.and_then(|c| replace_calibration_prior(&self.anchor, cavity, &c).ok());
+        let (state, change, refined) = self.advance(estimator, state, model, config, new_anchor);
+        let cavity = match (refined, new_anchor, new_cavity) {
+            (true, Some(_), Some(c)) => c,
+            _ => *cavity,
+        };
+        (state, change, cavity)
     }
 
     /// The range `model` that produced `state`, added to the window: every

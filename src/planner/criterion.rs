@@ -142,6 +142,27 @@ pub fn moment_matched_standard_normals<const D: usize, R: Rng>(count: usize, rng
     points
 }
 
+/// The inputs every evaluator checks ([`SigmaDotEvaluator::new`],
+/// [`super::criterion_3d::SpatialEvaluator::new`]): the belief rebuilt through
+/// [`GaussianBelief::new`] (finite, SPD), σ² finite and > 0, at least one belief sample.
+///
+/// # Errors
+/// `InvalidBelief`, `InvalidNoiseVariance`, `Config` (`criterion.belief_samples`).
+pub(crate) fn checked_evaluator_inputs<const D: usize>(
+    belief: &GaussianBelief<D>,
+    noise_var_m2: f64,
+    belief_samples: usize,
+) -> Result<GaussianBelief<D>, PlannerError> {
+    let belief = GaussianBelief::new(belief.mean, belief.cov)?;
+    if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
+        return Err(PlannerError::InvalidNoiseVariance(noise_var_m2));
+    }
+    if belief_samples == 0 {
+        return Err(ConfigError::invalid("criterion.belief_samples", 0, ">= 1").into());
+    }
+    Ok(belief)
+}
+
 /// Eigenvalues (λ₁ ≤ λ₂) of the symmetric 2 × 2 matrix [[a, b], [b, c]].
 #[inline]
 fn symmetric_eigenvalues(a: f64, b: f64, c: f64) -> (f64, f64) {
@@ -166,13 +187,7 @@ impl SigmaDotEvaluator {
         landmark: LandmarkHypothesis,
         rng: &mut R,
     ) -> Result<Self, PlannerError> {
-        let belief = GaussianBelief::new(belief.mean, belief.cov)?;
-        if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
-            return Err(PlannerError::InvalidNoiseVariance(noise_var_m2));
-        }
-        if belief_samples == 0 {
-            return Err(ConfigError::invalid("criterion.belief_samples", 0, ">= 1").into());
-        }
+        let belief = checked_evaluator_inputs(belief, noise_var_m2, belief_samples)?;
         let l = belief.cholesky()?.l();
         let l_inv_t = l
             .transpose()

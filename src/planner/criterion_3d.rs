@@ -57,7 +57,7 @@ use nalgebra::{Cholesky, Matrix3, Vector2, Vector3};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use super::criterion::{moment_matched_standard_normals, LandmarkHypothesis};
+use super::criterion::{checked_evaluator_inputs, moment_matched_standard_normals, LandmarkHypothesis};
 use super::error::PlannerError;
 use super::normal::expected_max_abs_affine;
 use crate::config::ConfigError;
@@ -102,13 +102,7 @@ impl SpatialEvaluator {
         landmark: LandmarkHypothesis,
         rng: &mut R,
     ) -> Result<Self, PlannerError> {
-        let belief = GaussianBelief::new(belief.mean, belief.cov)?;
-        if !(noise_var_m2.is_finite() && noise_var_m2 > 0.0) {
-            return Err(PlannerError::InvalidNoiseVariance(noise_var_m2));
-        }
-        if belief_samples == 0 {
-            return Err(ConfigError::invalid("criterion.belief_samples", 0, ">= 1").into());
-        }
+        let belief = checked_evaluator_inputs(belief, noise_var_m2, belief_samples)?;
         let draws = match landmark {
             LandmarkHypothesis::Known(_) => return Err(PlannerError::KnownLandmarkIn3d),
             LandmarkHypothesis::FromBelief { draws: 0 } => {
