@@ -166,7 +166,7 @@ fn smoother(c: &mut Criterion) {
             .map(|k| {
                 let t = k as f64 * 0.1;
                 let (p, _, h) = pose(t);
-                OdometrySample { stamp_s: t, position: Rotation2::new(5e-4 * t * t / 30.0) * p, heading_rad: h }
+                OdometrySample { stamp_s: t, position: Rotation2::new(5e-4 * t * t / 30.0) * p, heading_rad: h, pose_cov_growth: None }
             })
             .collect();
         let ranges: Vec<RangeSample> = (0..n / 5)
@@ -195,6 +195,7 @@ fn smoother(c: &mut Criterion) {
                 GaussianBelief::new(Vector2::new(1.0, 0.0), Matrix2::new(0.01, 0.0, 0.0, 1.0)).expect("prior"),
             ),
             max_iterations: 10,
+            growth_std_scales: (1.0, 1.0),
         };
         let label = format!("smoother_{}s_{}ranges", duration_s as u32, ranges.len());
         c.bench_function(&format!("{label}_cold"), |b| {

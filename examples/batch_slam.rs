@@ -94,6 +94,8 @@ fn main() {
                         stamp_s: o.header.stamp.secs(),
                         position: p.translation.vector,
                         heading_rad: p.rotation.angle(),
+                        // The study compares the error model's noise levels.
+                        pose_cov_growth: None,
                     });
                 }
             } else if let Ok(r) = RangeMsg::decode(&m.data) {
@@ -149,6 +151,7 @@ fn main() {
                 odometry_error: model,
                 calibration_prior,
                 max_iterations: 50,
+                growth_std_scales: (1.0, 1.0),
             };
             let started = std::time::Instant::now();
             let starts: Vec<LandmarkStart> = initial.iter().map(|&initial| LandmarkStart { initial, prior: None }).collect();

@@ -16,8 +16,9 @@ use landmark_flow::localizer::drift::{OdometryErrorConfig, OdometryErrorModel};
 use landmark_flow::localizer::slam::JointState;
 use landmark_flow::localizer::{LocalizerConfig, Localizer, OdometryMode, PriorsConfig, RangeInput, UnknownLandmarkPolicy};
 use nalgebra::{
-    DMatrix, DVector, Isometry2, Isometry3, Matrix2, SMatrix, SVector, Translation3, UnitQuaternion, Vector2,
+    DMatrix, DVector, Isometry2, Isometry3, Matrix2, Matrix3, SMatrix, SVector, Translation3, UnitQuaternion, Vector2,
 };
+use std::ops::AddAssign;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -243,6 +244,13 @@ struct Run {
     odometry: Vec<(f64, Isometry2<f64>, Isometry2<f64>)>,
     /// (stamp s, landmark, range m) at odometry stamps.
     ranges: Vec<(f64, usize, f64)>,
+    /// The pose covariance (x, y, yaw) a driver that knows the odometry's error model
+    /// would publish with each odometry message: the sum of every step's noise, each
+    /// along the step's direction in the odometry frame (a growing covariance, as
+    /// robot_localization's).
+    driver_cov: Vec<Matrix3<f64>>,
+    /// Whether the odometry messages carry `driver_cov` (else not filled).
+    publish_driver_cov: bool,
 }
 
 const LANDMARKS: [(f64, f64); 4] = [(8.0, 5.0), (-8.0, 7.0), (-7.0, -8.0), (9.0, -6.0)];
@@ -265,6 +273,7 @@ fn simulate_with_wheel_scale(seed: u64, c: &OdometryErrorConfig, wheel_scale: f6
     let mut odom = truth;
     let mut bias = c.gyro_bias_std_rad_per_s * n();
     let mut odometry = vec![(1.0, odom, truth)];
+    let mut driver_cov = vec![Matrix3::zeros()];
     let mut ranges = Vec::new();
     for k in 1..=1200 {
         let t = 1.0 + k as f64 * dt;
@@ -278,6 +287,11 @@ fn simulate_with_wheel_scale(seed: u64, c: &OdometryErrorConfig, wheel_scale: f6
         let n_t = c.translation_std_m_per_sqrt_m * ds.sqrt() * n();
         let n_th = (c.rotation_std_rad_per_sqrt_rad.powi(2) * turn.abs() + c.rotation_std_rad_per_sqrt_m.powi(2) * ds).sqrt() * n();
         let measured_chord = chord * wheel_scale * (1.0 - n_t / ds);
+        let along = (odom.rotation * measured_chord).normalize();
+        let mut cov = *driver_cov.last().unwrap();
+        cov.fixed_view_mut::<2, 2>(0, 0).add_assign(along * along.transpose() * c.translation_std_m_per_sqrt_m.powi(2) * ds);
+        cov[(2, 2)] += c.rotation_std_rad_per_sqrt_rad.powi(2) * turn.abs() + c.rotation_std_rad_per_sqrt_m.powi(2) * ds;
+        driver_cov.push(cov);
         odom *= Isometry2::new(measured_chord, turn + bias * dt - n_th);
         bias += c.gyro_bias_walk_rad_per_s_per_sqrt_s * dt.sqrt() * n();
         odometry.push((t, odom, truth));
@@ -287,7 +301,7 @@ fn simulate_with_wheel_scale(seed: u64, c: &OdometryErrorConfig, wheel_scale: f6
             ranges.push((t, i, (y - truth.translation.vector).norm() + RANGE_STD_M * n()));
         }
     }
-    Run { odometry, ranges }
+    Run { odometry, ranges, driver_cov, publish_driver_cov: false }
 }
 
 fn iso3(p: &Isometry2<f64>) -> Isometry3<f64> {
@@ -331,9 +345,10 @@ fn localize(run: &Run, config: LocalizerConfig) -> Localizer {
 /// [`localize`] from `loc`, calling `before_odometry` before each odometry message.
 fn localize_with(run: &Run, mut loc: Localizer, mut before_odometry: impl FnMut(&mut Localizer)) -> Localizer {
     let mut r = run.ranges.iter().peekable();
-    for (t, odom, _) in &run.odometry {
+    for (k, (t, odom, _)) in run.odometry.iter().enumerate() {
         before_odometry(&mut loc);
-        loc.add_odometry(*t, "odom", iso3(odom)).unwrap();
+        let cov = run.publish_driver_cov.then(|| run.driver_cov[k]);
+        loc.add_odometry_with_covariance(*t, "odom", iso3(odom), cov).unwrap();
         while let Some(&&(tr, i, z)) = r.peek() {
             if tr > *t {
                 break;
@@ -413,6 +428,80 @@ fn nees_of_landmarks_and_robot_pose_in_the_chi2_band_over_100_seeds() {
     assert!(ml > 2.0 - 0.6 && ml < 2.0 * 1.5, "landmark ANEES {ml}");
     assert!(mr > 3.0 - 0.75 && mr < 3.0 * 1.5, "robot ANEES {mr}");
     assert!(me > 20.0, "exact odometry should be overconfident on drifting data: {me}");
+}
+
+/// A filled, growing `Odometry.pose.covariance` is the driver's error model, for the
+/// filter and for the re-solve alike. The odometry's errors are drawn from the generic
+/// model with its translation and heading noise ×4 (`simulate`), and the driver
+/// publishes that noise as a growing covariance; the localizer is configured with the
+/// generic model and one noise scale (×1: no model average to find the truth).
+/// References, over 30 seeds: the same localizer configured with the true model and
+/// no covariance (the robot pose's ANEES at the end must agree within 10 %), the filter
+/// alone, whose robot pose must be in its χ² band (3, with the tolerance of the
+/// 100-seed test: −45 %, +45 %), and the generic model without the covariance, which
+/// trusts the odometry 16× too much in variance and must be far above.
+#[test]
+fn a_filled_odometry_covariance_is_the_error_model_of_the_filter_and_the_resolve() {
+    let generic = OdometryErrorConfig {
+        noise_scales: vec![1.0],
+        ..OdometryErrorConfig::default()
+    };
+    let truth = OdometryErrorConfig {
+        translation_std_m_per_sqrt_m: 4.0 * generic.translation_std_m_per_sqrt_m,
+        rotation_std_rad_per_sqrt_rad: 4.0 * generic.rotation_std_rad_per_sqrt_rad,
+        rotation_std_rad_per_sqrt_m: 4.0 * generic.rotation_std_rad_per_sqrt_m,
+        ..generic.clone()
+    };
+    // (publish the covariance, configured model, re-solve on)
+    let cases = [
+        (true, &generic, true),
+        (false, &truth, true),
+        (true, &generic, false),
+        (false, &generic, true),
+    ];
+    let mut nees = vec![Vec::new(); cases.len()];
+    let mut solves = 0;
+    for seed in 0..30 {
+        for (k, &(publish, model, resolve)) in cases.iter().enumerate() {
+            let mut run = simulate(3000 + seed, &truth);
+            run.publish_driver_cov = publish;
+            let mut config = drifting_config(&mut StdRng::seed_from_u64(seed ^ 0xC0));
+            config.odometry_error = model.clone();
+            config.smoother.enabled = resolve;
+            let loc = localize(&run, config);
+            if k == 0 {
+                solves += loc.smoother_stats().map_or(0, |s| s.solves);
+            }
+            let (_, _, robot) = loc.map_correction().expect("drifting");
+            let end = run.odometry.last().unwrap();
+            let d = robot.pose.translation.vector - end.2.translation.vector;
+            let dyaw = (robot.pose.rotation.angle() - end.2.rotation.angle()
+                + std::f64::consts::PI)
+                .rem_euclid(2.0 * std::f64::consts::PI)
+                - std::f64::consts::PI;
+            let e = nalgebra::Vector3::new(d.x, d.y, dyaw);
+            nees[k].push((e.transpose() * robot.cov.try_inverse().unwrap() * e)[(0, 0)]);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let [with, known, filter, without] = [0, 1, 2, 3].map(|k| mean(&nees[k]));
+    eprintln!(
+        "robot pose ANEES (3): driver's covariance {with:.2}, true model configured {known:.2}, \
+         filter alone with the covariance {filter:.2}, generic model without it {without:.2}; {solves} re-solves"
+    );
+    assert!(solves >= 30 * 3, "the re-solve must run: {solves}");
+    assert!(
+        (with - known).abs() < 0.1 * known,
+        "the driver's covariance {with} vs the true model {known}"
+    );
+    assert!(
+        filter > 3.0 * 0.55 && filter < 3.0 * 1.45,
+        "filter alone with the driver's covariance: {filter}"
+    );
+    assert!(
+        without > 2.0 * with,
+        "without it the state should be overconfident: {without} vs {with}"
+    );
 }
 
 /// The map's scale. With range calibration on, the ranges see the radio's scale over the

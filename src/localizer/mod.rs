@@ -127,6 +127,7 @@ fn new_smoother(config: &LocalizerConfig) -> smoother::Smoother {
         odometry_error: config.odometry_error.clone(),
         calibration_prior: config.calibration.enabled.then(|| config.calibration.prior().belief()),
         max_iterations: sm.max_iterations as usize,
+        growth_std_scales: (1.0, 1.0),
     };
     let history = History::new(sm.max_odometry_samples as usize, sm.max_ranges as usize);
     smoother::Smoother::new(base, &config.odometry_error.noise_scales, sm.period_s, config.initialisation.min_ranges as usize, history)
@@ -661,7 +662,7 @@ impl Localizer {
                 d.scale_origin_m = Some(d.state.map_position(&planar_pose(&pose).translation.vector).0);
             }
             if let (Some(sm), false) = (&mut d.smoother, d.smoother_suspended) {
-                sm.history.push_odometry(stamp_s, &planar_pose(&pose));
+                sm.history.push_odometry(stamp_s, &planar_pose(&pose), growth);
             }
             if first {
                 // The map's scale now has an origin: the configured landmarks' published
@@ -1679,6 +1680,27 @@ mod tests {
         let d = Vector2::new(5.0, 0.0);
         assert!((published(true, &[(2.0, 1.0), (5.0, 0.0)]) - d * d.transpose() * var).amax() < 1e-12, "after a reset");
         assert_eq!(published(false, &[(2.0, 1.0)]), Matrix2::zeros(), "calibration off: the ranges fix the scale");
+    }
+
+    /// With drifting odometry the re-solve sees the driver's error model as the filter
+    /// does: its history holds the filled covariance's growth over each step (none for
+    /// the first message, none for an implausible one, none when it shrinks).
+    #[test]
+    fn the_resolve_history_holds_the_drivers_covariance_growth() {
+        let mut c = config();
+        c.odometry = OdometryMode::Drifting;
+        c.estimator.method = Method::Natural;
+        assert!(c.smoother.enabled, "the re-solve is on by default with drifting");
+        let mut loc = Localizer::new(c).unwrap();
+        let cov = |k: f64| Matrix3::from_diagonal(&Vector3::new(1e-4 * k, 2e-4 * k, 1e-6 * k));
+        for (t, x, k) in [(1.0, 0.0, 1.0), (1.1, 0.05, 3.0), (1.2, 0.1, 1e300), (1.3, 0.15, 2.0)] {
+            loc.add_odometry_with_covariance(t, "odom", at(x, 0.0), Some(cov(k))).unwrap();
+        }
+        let sm = loc.drifting.as_ref().and_then(|d| d.smoother.as_ref()).expect("a re-solve");
+        let growth: Vec<Option<Matrix3<f64>>> = sm.history.odometry().iter().map(|o| o.pose_cov_growth).collect();
+        assert_eq!(growth.len(), 4);
+        assert!(growth[1].is_some_and(|g| (g - cov(2.0)).amax() < 1e-18), "{growth:?}");
+        assert!(growth[0].is_none() && growth[2].is_none() && growth[3].is_none(), "{growth:?}");
     }
 
     /// With the EKF the first update has a closed form; the localiser must feed it

@@ -37,7 +37,23 @@
 //!
 //! The translation noise is taken isotropic (the filter's is along the motion):
 //! lateral slip and a heading error inside a knot interval both move the robot
-//! sideways. Landmarks have a flat prior (their ranges are all in the problem).
+//! sideways. A step whose odometry message carried a growing pose covariance (the
+//! driver's own error model, [`OdometrySample::pose_cov_growth`]) contributes that
+//! growth G instead of the model's terms, as the filter does: G_φφ to the heading
+//! increment's variance and λ_max(G_xy) to each axis of the translation's (the
+//! smallest isotropic covariance that covers G_xy, as the model's along-motion
+//! σ_t²·Δs is taken on both axes). Landmarks have a flat prior (their ranges are all
+//! in the problem).
+//!
+//! The knots are τ_j = t₀ + j·Δ except the last, at the newest odometry sample
+//! ([`Knots`]). What the piecewise-linear functions leave out is noise: the
+//! heading's deviation from its interpolation, a Brownian bridge d of variance
+//! a(1 − a)·V_j (V_j the interval's heading-increment variance), turns the
+//! interval's L_j metres of path by L_j·∫₀¹ d, of variance V_j·L_j²/12, which every
+//! later position keeps (added to the interval's translation variance); inside an
+//! interval, the translation walk's deviation a(1 − a)·σ_t²(j) and the heading
+//! bridge's L_j·(∫₀ᵃ d − a∫₀¹ d), variance a²(1 − a)²·V_j·L_j²/12, are added to the
+//! range noise of a range at fraction a.
 //!
 //! # Solution
 //! Levenberg–Marquardt on the whitened residuals with iteratively re-weighted Huber
@@ -66,6 +82,11 @@ pub struct OdometrySample {
     pub stamp_s: f64,
     pub position: Vector2<f64>,
     pub heading_rad: f64,
+    /// The growth of the driver's own pose covariance (x, y, yaw; m², rad²) over the
+    /// step that ends at this sample, when `nav_msgs/Odometry.pose.covariance` is
+    /// filled and grows (the same growth the filter propagates with); `None` = the
+    /// odometry error model's noise for the step.
+    pub pose_cov_growth: Option<Matrix3<f64>>,
 }
 
 /// One range: stamp (s), landmark index, the base's odometry pose at the stamp
@@ -98,6 +119,10 @@ pub struct SolveConfig {
     pub calibration_prior: Option<GaussianBelief<2>>,
     /// Most Levenberg–Marquardt iterations.
     pub max_iterations: usize,
+    /// Multipliers of the standard deviations of a driver's covariance growth
+    /// ([`OdometrySample::pose_cov_growth`]): (heading, translation), 1 = as published.
+    /// The noise pairs scale it as they scale the model.
+    pub growth_std_scales: (f64, f64),
 }
 
 /// Errors of [`solve`].
@@ -173,11 +198,38 @@ impl Layout {
     }
 }
 
-/// Knot index and fraction of a time: t = τ_j + a·Δ, a ∈ [0, 1].
-fn knot_of(t: f64, t0: f64, period: f64, knots: usize) -> (usize, f64) {
-    let f = ((t - t0) / period).max(0.0);
-    let j = (f.floor() as usize).min(knots - 2);
-    (j, (f - j as f64).clamp(0.0, 1.0))
+/// The knot times: τ_j = t₀ + j·Δ for j < K − 1, and the last, τ_{K−1} = t_end, at the
+/// newest odometry sample. The newest pose is then a knot value carrying its whole
+/// interval's noise; a knot Δ-spaced past it would interpolate it at a fraction a < 1
+/// and give it a²× the variance the odometry accumulated since τ_{K−2}.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Knots {
+    t0_s: f64,
+    period_s: f64,
+    count: usize,
+    t_end_s: f64,
+}
+
+impl Knots {
+    fn time_s(&self, j: usize) -> f64 {
+        if j + 1 >= self.count {
+            self.t_end_s
+        } else {
+            self.t0_s + j as f64 * self.period_s
+        }
+    }
+
+    /// Length of interval j, [τ_j, τ_{j+1}], s (> 0).
+    fn interval_s(&self, j: usize) -> f64 {
+        (self.time_s(j + 1) - self.time_s(j)).max(1e-9)
+    }
+
+    /// Interval index and fraction of a time: t = τ_j + a·(τ_{j+1} − τ_j), a ∈ [0, 1].
+    fn locate(&self, t: f64) -> (usize, f64) {
+        let f = ((t - self.t0_s) / self.period_s).max(0.0);
+        let j = (f.floor() as usize).min(self.count - 2);
+        (j, ((t - self.time_s(j)) / self.interval_s(j)).clamp(0.0, 1.0))
+    }
 }
 
 /// A sparse row of the whitened Jacobian and its residual.
@@ -214,19 +266,18 @@ struct Problem<'a> {
     landmarks: &'a [LandmarkStart],
     config: &'a SolveConfig,
     layout: Layout,
-    period: f64,
+    knots: Knots,
     /// Per knot interval: heading-increment variance, translation variance.
     heading_var: Vec<f64>,
     translation_var: Vec<f64>,
+    /// Per range (in `ranges`' order): its standard deviation, m, with what the
+    /// piecewise-linear path leaves out at its stamp (module doc).
+    range_std_m: Vec<f64>,
 }
 
 impl Problem<'_> {
-    fn t0(&self) -> f64 {
-        self.odometry[0].stamp_s
-    }
-
     fn knot(&self, t: f64) -> (usize, f64) {
-        knot_of(t, self.t0(), self.period, self.layout.knots)
+        self.knots.locate(t)
     }
 
     fn theta_at(&self, x: &DVector<f64>, t: f64) -> (usize, f64, f64) {
@@ -247,7 +298,6 @@ impl Problem<'_> {
     fn rows(&self, x: &DVector<f64>) -> Vec<Row> {
         let l = &self.layout;
         let cfg = self.config;
-        let sigma = cfg.range_std_m;
         let (s, b) = match l.calibration {
             Some(c) => (x[c], x[c + 1]),
             None => (1.0, 0.0),
@@ -278,6 +328,7 @@ impl Problem<'_> {
                 let d = y - sensor;
                 let dist = d.norm().max(1e-9);
                 let e = d / dist;
+                let sigma = self.range_std_m[next_range - 1];
                 let mut row = Row::new((s * dist + b - r.range_m) / sigma);
                 let c = s / sigma;
                 // θ: the prefix sums (with this interval's part), and the mount.
@@ -324,12 +375,13 @@ impl Problem<'_> {
         let q_b = cfg.odometry_error.gyro_bias_walk_rad_per_s_per_sqrt_s;
         for j in 0..l.knots - 1 {
             let sd = self.heading_var[j].sqrt();
+            let dt = self.knots.interval_s(j);
             let (b0, b1) = (x[l.bias + j], x[l.bias + j + 1]);
-            let mut row = Row::new((th(j + 1) - th(j) + 0.5 * (b0 + b1) * self.period) / sd);
+            let mut row = Row::new((th(j + 1) - th(j) + 0.5 * (b0 + b1) * dt) / sd);
             row.push(l.theta(j), -1.0 / sd);
             row.push(l.theta(j + 1), 1.0 / sd);
-            row.push(Some(l.bias + j), 0.5 * self.period / sd);
-            row.push(Some(l.bias + j + 1), 0.5 * self.period / sd);
+            row.push(Some(l.bias + j), 0.5 * dt / sd);
+            row.push(Some(l.bias + j + 1), 0.5 * dt / sd);
             rows.push(row);
             let sd = self.translation_var[j].sqrt();
             let du = u(j + 1) - u(j);
@@ -339,7 +391,7 @@ impl Problem<'_> {
                 row.push(l.u(j + 1).map(|i| i + axis), 1.0 / sd);
                 rows.push(row);
             }
-            let sd = (q_b * q_b * self.period).max(MIN_VARIANCE).sqrt(); // as in `solve`'s evidence
+            let sd = bias_walk_var(q_b, dt).sqrt(); // as in `solve`'s evidence
             let mut row = Row::new((b1 - b0) / sd);
             row.push(Some(l.bias + j), -1.0 / sd);
             row.push(Some(l.bias + j + 1), 1.0 / sd);
@@ -421,11 +473,14 @@ pub struct LandmarkStart {
 /// A previous solution to start the next one from ([`SmootherSolution::warm`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WarmStart {
-    t0_s: f64,
-    period_s: f64,
-    knots: usize,
+    knots: Knots,
     x: DVector<f64>,
     calibration: Option<Vector2<f64>>,
+}
+
+/// Variance of the gyro bias's random walk over `dt_s`: q_b²·dt (floored).
+fn bias_walk_var(q_b: f64, dt_s: f64) -> f64 {
+    (q_b * q_b * dt_s).max(MIN_VARIANCE)
 }
 
 /// Solves the batch problem of the module doc, started from `warm` when given.
@@ -473,27 +528,52 @@ pub fn solve(
     while span / period > (max_knots - 1) as f64 {
         period *= 2.0;
     }
-    let knots = ((span / period).ceil() as usize + 1).clamp(2, max_knots);
-    let layout = Layout::new(knots, landmarks.len(), config.calibration_prior.is_some());
+    let count = ((span / period).ceil() as usize + 1).clamp(2, max_knots);
+    let knots = Knots { t0_s: t0, period_s: period, count, t_end_s: t_end };
+    let layout = Layout::new(count, landmarks.len(), config.calibration_prior.is_some());
     let mut ranges: Vec<RangeSample> = ranges.iter().filter(|r| r.stamp_s >= t0 && r.stamp_s <= t_end).copied().collect();
     if ranges.is_empty() {
         return Err(SmootherError::TooLittleData("no range within the odometry's time span".into()));
     }
     ranges.sort_by(|a, b| a.stamp_s.total_cmp(&b.stamp_s));
     let model = &config.odometry_error;
-    let mut heading_var = vec![0.0; knots - 1];
-    let mut translation_var = vec![0.0; knots - 1];
+    let mut heading_var = vec![0.0; count - 1];
+    let mut walk_var = vec![0.0; count - 1];
+    let mut path_length_m = vec![0.0; count - 1];
+    let (heading_scale, translation_scale) = config.growth_std_scales;
     for w in odometry.windows(2) {
-        let (j, _) = knot_of(w[0].stamp_s, t0, period, knots);
+        let (j, _) = knots.locate(w[0].stamp_s);
         let ds = (w[1].position - w[0].position).norm();
+        path_length_m[j] += ds;
+        if let Some(g) = &w[1].pose_cov_growth {
+            let (half_trace, half_gap) = (0.5 * (g[(0, 0)] + g[(1, 1)]), 0.5 * (g[(0, 0)] - g[(1, 1)]));
+            heading_var[j] += heading_scale.powi(2) * g[(2, 2)];
+            walk_var[j] += translation_scale.powi(2) * (half_trace + half_gap.hypot(g[(0, 1)]));
+            continue;
+        }
         let dphi = wrap(w[1].heading_rad - w[0].heading_rad).abs();
         heading_var[j] += model.rotation_std_rad_per_sqrt_rad.powi(2) * dphi + model.rotation_std_rad_per_sqrt_m.powi(2) * ds;
-        translation_var[j] += model.translation_std_m_per_sqrt_m.powi(2) * ds;
+        walk_var[j] += model.translation_std_m_per_sqrt_m.powi(2) * ds;
+    }
+    // What the linear interpolation leaves out (module doc): the heading bridge's
+    // V_j·L_j²/12, kept by every later position, joins the translation increment.
+    let bridge_var: Vec<f64> = heading_var.iter().zip(&path_length_m).map(|(v, l)| v * l * l / 12.0).collect();
+    let mut translation_var: Vec<f64> = walk_var.iter().zip(&bridge_var).map(|(w, b)| w + b).collect();
+    if !heading_var.iter().chain(&translation_var).all(|v| v.is_finite()) {
+        return Err(SmootherError::NonFinite("odometry covariance growth"));
     }
     for v in heading_var.iter_mut().chain(translation_var.iter_mut()) {
         *v = v.max(MIN_VARIANCE);
     }
-    let problem = Problem { odometry, ranges, landmarks, config, layout, period, heading_var, translation_var };
+    let range_std_m = ranges
+        .iter()
+        .map(|r| {
+            let (j, a) = knots.locate(r.stamp_s);
+            let inside = a * (1.0 - a) * walk_var[j] + (a * (1.0 - a)).powi(2) * bridge_var[j];
+            (config.range_std_m.powi(2) + inside).sqrt()
+        })
+        .collect();
+    let problem = Problem { odometry, ranges, landmarks, config, layout, knots, heading_var, translation_var, range_std_m };
     let l = &problem.layout;
     let mut x = problem.start(landmarks, warm);
     let (mut cost, mut h, mut g, mut outliers) = problem.normal_equations(&x);
@@ -533,12 +613,14 @@ pub fn solve(
     let chol = Cholesky::new(h).ok_or(SmootherError::Singular)?;
     let log_det_h = 2.0 * chol.l().diagonal().iter().map(|v| v.ln()).sum::<f64>();
     // log|Λ_prior| of the rows whose variance depends on the odometry model (the
-    // landmark and calibration priors do not).
-    let bias_walk_var = (config.odometry_error.gyro_bias_walk_rad_per_s_per_sqrt_s.powi(2) * period).max(MIN_VARIANCE);
+    // ranges' through the interpolation terms; the landmark and calibration priors do
+    // not).
+    let q_b = config.odometry_error.gyro_bias_walk_rad_per_s_per_sqrt_s;
     let bias_var = config.odometry_error.gyro_bias_std_rad_per_s.powi(2).max(MIN_VARIANCE);
-    let prior_log_det: f64 = problem.heading_var.iter().map(|v| -v.ln()).sum::<f64>()
+    let prior_log_det: f64 = problem.range_std_m.iter().map(|s| -2.0 * s.ln()).sum::<f64>()
+        + problem.heading_var.iter().map(|v| -v.ln()).sum::<f64>()
         + 2.0 * problem.translation_var.iter().map(|v| -v.ln()).sum::<f64>()
-        - (knots - 1) as f64 * bias_walk_var.ln()
+        - (0..count - 1).map(|j| bias_walk_var(q_b, knots.interval_s(j)).ln()).sum::<f64>()
         - bias_var.ln();
     let log_evidence = -0.5 * cost - 0.5 * log_det_h + 0.5 * prior_log_det;
     // The state of the joint filter (slam.rs): (E at the last sample, b there,
@@ -583,8 +665,6 @@ pub fn solve(
         outlier_fraction: outliers as f64 / problem.ranges.len() as f64,
         iterations,
         warm: WarmStart {
-            t0_s: t0,
-            period_s: period,
             knots,
             calibration: l.calibration.map(|ci| Vector2::new(x[ci], x[ci + 1])),
             x,
@@ -638,19 +718,15 @@ impl Problem<'_> {
         let l = &self.layout;
         let mut x = DVector::zeros(l.n);
         if let Some(w) = warm {
-            let old = |t: f64| {
-                let f = ((t - w.t0_s) / w.period_s).max(0.0);
-                let j = (f.floor() as usize).min(w.knots - 2);
-                let a = (f - j as f64).clamp(0.0, 1.0);
-                (j, a)
-            };
+            let old_knots = w.knots.count;
             for j in 0..l.knots {
-                let (k, a) = old(self.t0() + j as f64 * self.period);
+                // Past the old last knot the old functions stay at its values.
+                let (k, a) = w.knots.locate(self.knots.time_s(j));
                 let at = |values: &dyn Fn(usize) -> f64| (1.0 - a) * values(k) + a * values(k + 1);
                 let th = |k: usize| if k == 0 { 0.0 } else { w.x[k - 1] };
-                let ux = |k: usize| if k == 0 { 0.0 } else { w.x[(w.knots - 1) + 2 * (k - 1)] };
-                let uy = |k: usize| if k == 0 { 0.0 } else { w.x[(w.knots - 1) + 2 * (k - 1) + 1] };
-                let b = |k: usize| w.x[3 * (w.knots - 1) + k];
+                let ux = |k: usize| if k == 0 { 0.0 } else { w.x[(old_knots - 1) + 2 * (k - 1)] };
+                let uy = |k: usize| if k == 0 { 0.0 } else { w.x[(old_knots - 1) + 2 * (k - 1) + 1] };
+                let b = |k: usize| w.x[3 * (old_knots - 1) + k];
                 if let Some(i) = l.theta(j) {
                     x[i] = at(&th);
                 }
@@ -715,6 +791,31 @@ fn thin<T: Copy>(v: &mut Vec<T>) {
     *v = kept;
 }
 
+/// [`thin`] for odometry: a kept sample's step now starts where the dropped one's did,
+/// so it takes the dropped step's covariance growth too (the sum; when only one of the
+/// two steps had one, the merged step falls back to the model, which sees the whole
+/// step).
+fn thin_odometry(v: &mut Vec<OdometrySample>) {
+    let last = v.len() - 1;
+    let mut kept = Vec::with_capacity(v.len() / 2 + 1);
+    let mut dropped: Option<Option<Matrix3<f64>>> = None;
+    for (i, o) in v.iter().enumerate() {
+        if !(last - i).is_multiple_of(2) {
+            dropped = Some(o.pose_cov_growth);
+            continue;
+        }
+        let mut o = *o;
+        if let Some(d) = dropped.take() {
+            o.pose_cov_growth = match (d, o.pose_cov_growth) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        }
+        kept.push(o);
+    }
+    *v = kept;
+}
+
 impl History {
     /// An empty history holding at most `max_odometry` samples and `max_ranges`
     /// ranges (each ≥ 4).
@@ -727,15 +828,21 @@ impl History {
         *self = Self::new(self.max_odometry, self.max_ranges);
     }
 
-    /// Records an odometry pose (ignored unless newer than the last).
-    pub fn push_odometry(&mut self, stamp_s: f64, pose: &Isometry2<f64>) {
+    /// Records an odometry pose (ignored unless newer than the last) with the growth of
+    /// the driver's pose covariance over the step to it, when it was filled and grew.
+    pub fn push_odometry(&mut self, stamp_s: f64, pose: &Isometry2<f64>, pose_cov_growth: Option<Matrix3<f64>>) {
         if self.odometry.last().is_some_and(|o| stamp_s <= o.stamp_s) {
             return;
         }
         if self.odometry.len() >= self.max_odometry {
-            thin(&mut self.odometry);
+            thin_odometry(&mut self.odometry);
         }
-        self.odometry.push(OdometrySample { stamp_s, position: pose.translation.vector, heading_rad: pose.rotation.angle() });
+        self.odometry.push(OdometrySample {
+            stamp_s,
+            position: pose.translation.vector,
+            heading_rad: pose.rotation.angle(),
+            pose_cov_growth,
+        });
     }
 
     /// Records a fused range to landmark `id` taken at base odometry pose `odom_pose`
@@ -765,6 +872,11 @@ impl History {
     /// Records the prior landmark `id` joined with (map frame).
     pub fn set_prior(&mut self, id: &str, prior: &GaussianBelief<2>) {
         self.priors.insert(id.to_string(), *prior);
+    }
+
+    /// The odometry samples held, oldest first.
+    pub fn odometry(&self) -> &[OdometrySample] {
+        &self.odometry
     }
 
     /// Number of odometry samples and ranges held.
@@ -905,6 +1017,7 @@ impl Smoother {
         m.rotation_std_rad_per_sqrt_rad *= h;
         m.rotation_std_rad_per_sqrt_m *= h;
         m.gyro_bias_walk_rad_per_s_per_sqrt_s *= h;
+        c.growth_std_scales = (c.growth_std_scales.0 * h, c.growth_std_scales.1 * t);
         c
     }
 
@@ -1071,7 +1184,7 @@ mod tests {
             .map(|k| {
                 let t = k as f64 * 0.5;
                 let (position, heading_rad) = pose_at(t);
-                OdometrySample { stamp_s: 10.0 + t, position, heading_rad }
+                OdometrySample { stamp_s: 10.0 + t, position, heading_rad, pose_cov_growth: None }
             })
             .collect();
         let ranges = (0..150)
@@ -1104,6 +1217,7 @@ mod tests {
                 GaussianBelief::new(Vector2::new(1.0, 0.0), Matrix2::new(0.01, 0.001, 0.001, 1.0)).unwrap(),
             ),
             max_iterations: 20,
+            growth_std_scales: (1.0, 1.0),
         };
         let landmarks = vec![
             LandmarkStart { initial: Vector2::new(3.0, 12.0), prior: None },
@@ -1127,9 +1241,10 @@ mod tests {
             landmarks,
             config,
             layout: Layout::new(10, landmarks.len(), true),
-            period: 12.0,
+            knots: Knots { t0_s: odometry[0].stamp_s, period_s: 12.0, count: 10, t_end_s: odometry[odometry.len() - 1].stamp_s },
             heading_var: vec![1e-4; 9],
             translation_var: vec![1e-2; 9],
+            range_std_m: (0..ranges.len()).map(|i| 0.5 + 0.01 * (i % 3) as f64).collect(),
         }
     }
 
@@ -1215,6 +1330,127 @@ mod tests {
         let finer = solve(&odometry, &ranges, &landmarks, &config, Some(&first.warm));
         let finer = finer.unwrap();
         assert!((finer.correction.0 - first.correction.0).amax() < 1e-9);
+    }
+
+    /// A step with the driver's covariance growth uses that growth instead of the
+    /// model: a growth equal to what a model with other standard deviations gives
+    /// for the step (here heading ×3, translation ×5, with an anisotropic (x, y) block
+    /// whose largest eigenvalue is the model's) gives that model's solution and
+    /// evidence; the noise pairs' multipliers scale it the same way.
+    #[test]
+    fn a_drivers_covariance_growth_replaces_the_model() {
+        let (odometry, ranges, landmarks, config) = problem_data();
+        let (heading, translation) = (3.0, 5.0);
+        let mut scaled = config.clone();
+        scaled.odometry_error.translation_std_m_per_sqrt_m *= translation;
+        scaled.odometry_error.rotation_std_rad_per_sqrt_rad *= heading;
+        scaled.odometry_error.rotation_std_rad_per_sqrt_m *= heading;
+        let reference = solve(&odometry, &ranges, &landmarks, &scaled, None).unwrap();
+        let growth_of = |model: &OdometryErrorConfig, a: &OdometrySample, b: &OdometrySample| {
+            let ds = (b.position - a.position).norm();
+            let dphi = wrap(b.heading_rad - a.heading_rad).abs();
+            let t = model.translation_std_m_per_sqrt_m.powi(2) * ds;
+            let h = model.rotation_std_rad_per_sqrt_rad.powi(2) * dphi
+                + model.rotation_std_rad_per_sqrt_m.powi(2) * ds;
+            // (x, y) block diag(t, 0.3t) turned by 0.7 rad: largest eigenvalue t, the
+            // model's per-axis variance; a yaw–position correlation, which is not used.
+            let r = Rotation2::new(0.7).into_inner();
+            let xy = r * nalgebra::Matrix2::new(t, 0.0, 0.0, 0.3 * t) * r.transpose();
+            Matrix3::new(
+                xy[(0, 0)],
+                xy[(0, 1)],
+                0.1 * t.sqrt() * h.sqrt(),
+                xy[(1, 0)],
+                xy[(1, 1)],
+                0.0,
+                0.1 * t.sqrt() * h.sqrt(),
+                0.0,
+                h,
+            )
+        };
+        let with_growth = |model: &OdometryErrorConfig| -> Vec<OdometrySample> {
+            let mut o = odometry.clone();
+            for k in 1..o.len() {
+                o[k].pose_cov_growth = Some(growth_of(model, &odometry[k - 1], &odometry[k]));
+            }
+            o
+        };
+        // The growth as published, and the unscaled growth scaled by the multipliers.
+        let published = solve(
+            &with_growth(&scaled.odometry_error),
+            &ranges,
+            &landmarks,
+            &config,
+            None,
+        )
+        .unwrap();
+        let mut multiplied = config.clone();
+        multiplied.growth_std_scales = (heading, translation);
+        let multiplied = solve(
+            &with_growth(&config.odometry_error),
+            &ranges,
+            &landmarks,
+            &multiplied,
+            None,
+        )
+        .unwrap();
+        let unscaled = solve(&odometry, &ranges, &landmarks, &config, None).unwrap();
+        for got in [&published, &multiplied] {
+            let (m, c) = (&got.state.0, &got.state.1);
+            assert!(
+                (m - &reference.state.0).amax() < 1e-6,
+                "{}",
+                (m - &reference.state.0).amax()
+            );
+            assert!((c - &reference.state.1).amax() < 1e-6 * reference.state.1.amax());
+            assert!(
+                (got.log_evidence - reference.log_evidence).abs()
+                    < 1e-6 * reference.log_evidence.abs()
+            );
+        }
+        // It matters: the model's own noise gives another solution.
+        assert!((unscaled.log_evidence - reference.log_evidence).abs() > 1.0);
+        // A growth that overflows the variance sums is refused, not solved.
+        let mut junk = odometry.clone();
+        junk[5].pose_cov_growth = Some(Matrix3::from_diagonal_element(f64::MAX));
+        junk[6].pose_cov_growth = Some(Matrix3::from_diagonal_element(f64::MAX));
+        assert!(matches!(
+            solve(&junk, &ranges, &landmarks, &config, None),
+            Err(SmootherError::NonFinite(_))
+        ));
+    }
+
+    /// Thinning a full odometry history keeps the growth of every step after the first
+    /// kept sample: each kept sample's growth covers the dropped step before it.
+    #[test]
+    fn thinning_the_odometry_keeps_every_steps_covariance_growth() {
+        let mut history = History::new(5, 10);
+        let growth = |k: usize| {
+            Matrix3::from_diagonal(&Vector3::new(k as f64, 2.0 * k as f64, 1e-3 * k as f64))
+        };
+        for k in 0..9 {
+            let pose = Isometry2::new(Vector2::new(k as f64, 0.0), 0.0);
+            history.push_odometry(k as f64, &pose, (k > 0).then(|| growth(k)));
+        }
+        let kept = &history.odometry;
+        assert!(kept.len() < 9 && kept.last().unwrap().stamp_s == 8.0);
+        // The sum over the kept steps equals the sum over the original steps after
+        // the first kept sample.
+        let first = kept[0].stamp_s as usize;
+        let want: Matrix3<f64> = (first + 1..9).map(growth).sum();
+        let got: Matrix3<f64> = kept[1..].iter().map(|o| o.pose_cov_growth.unwrap()).sum();
+        assert!((got - want).amax() < 1e-12, "{got} vs {want}");
+        // A step without a growth makes its merged step fall back to the model.
+        let mut mixed = History::new(4, 10);
+        for k in 0..5 {
+            mixed.push_odometry(
+                k as f64,
+                &Isometry2::new(Vector2::new(k as f64, 0.0), 0.0),
+                (k != 3).then(|| growth(k)),
+            );
+        }
+        let merged = mixed.odometry.iter().find(|o| o.stamp_s == 3.0).unwrap();
+        assert_eq!(merged.pose_cov_growth, None);
     }
 
     #[test]
