@@ -4,11 +4,13 @@
 The odometry's body-frame increments are re-integrated with the heading turned by an
 extra b*(t - t0), b chosen so that the heading error reaches TOTAL_RAD at the last
 message: the common failure of wheel/IMU odometry (a heading error growing linearly in
-time), applied to real odometry and real ranges. Every other topic is copied unchanged,
+time), applied to real odometry and real ranges. `--profile quadratic` makes the bias
+itself grow linearly from 0 (a heading error TOTAL_RAD*u^2, u the fraction of the bag:
+a bias that drifts with temperature). Every other topic is copied unchanged,
 and ground_truth.yaml too when the input has one. The first pose is kept, so beacon
 positions in the input's frame stay the truth for the output.
 
-    scripts/with_ros python3 scripts/add_gyro_bias.py IN_BAG OUT_BAG TOTAL_RAD
+    scripts/with_ros python3 scripts/add_gyro_bias.py IN_BAG OUT_BAG TOTAL_RAD [--profile quadratic]
 
 Used for README "Drifting odometry" (Plaza1 DR with +-2 and +4 rad): a stand-in for a
 gyro-biased data set, built from data the repository has.
@@ -37,6 +39,12 @@ def main():
     parser.add_argument("out_bag", type=Path)
     parser.add_argument("total_rad", type=float, help="heading error at the last /odom message, rad")
     parser.add_argument("--odom-topic", default="/odom")
+    parser.add_argument(
+        "--profile",
+        choices=["linear", "quadratic"],
+        default="linear",
+        help="heading error against the fraction u of the bag: TOTAL_RAD*u (a constant bias) or TOTAL_RAD*u^2",
+    )
     args = parser.parse_args()
     store = get_typestore(Stores.ROS2_JAZZY)
     if args.out_bag.exists():
@@ -47,8 +55,12 @@ def main():
             parser.error(f"no {args.odom_topic} in {args.in_bag}")
         stamps = [stamp_s(reader.deserialize(raw, c.msgtype)) for c, _, raw in reader.messages(connections=odom)]
         t0, t1 = stamps[0], stamps[-1]
-        bias = args.total_rad / (t1 - t0)
-        print(f"gyro bias {bias:.4e} rad/s over {t1 - t0:.0f} s")
+        power = 1 if args.profile == "linear" else 2
+
+        def heading_error(t):
+            return args.total_rad * ((t - t0) / (t1 - t0)) ** power
+
+        print(f"gyro bias {power * args.total_rad / (t1 - t0):.4e} rad/s at the end, over {t1 - t0:.0f} s ({args.profile})")
         with Writer(args.out_bag, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
             out = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=store) for c in reader.connections}
             previous = None  # (x, y, yaw) of the input's previous pose
@@ -69,7 +81,7 @@ def main():
                     left = -math.sin(pyaw) * dx + math.cos(pyaw) * dy
                     x += math.cos(heading) * forward - math.sin(heading) * left
                     y += math.sin(heading) * forward + math.cos(heading) * left
-                    heading = yaw + bias * (stamp_s(m) - t0)
+                    heading = yaw + heading_error(stamp_s(m))
                 previous = (p.x, p.y, yaw)
                 m.pose.pose.position.x, m.pose.pose.position.y = x, y
                 o = m.pose.pose.orientation
