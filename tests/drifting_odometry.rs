@@ -407,7 +407,8 @@ fn nees_of_run(seed: u64, c: &OdometryErrorConfig, mode: OdometryMode) -> (Vec<f
 /// model averages over noise scales, filter and re-solve, here at their worst case:
 /// the truth is the largest scale, and 120 s of ranges leave ~0.4 of the weight on the
 /// smaller ones (2.48 / 4.17 before the re-solve's knot model took in what its
-/// piecewise-linear path leaves out; 2.45 / 3.76 now). The same data with `odometry:
+/// piecewise-linear path leaves out and its knot period followed the noise; 2.22 /
+/// 3.29 now). The same data with `odometry:
 /// exact` must be far outside (that is what drifting fixes).
 #[test]
 fn nees_of_landmarks_and_robot_pose_in_the_chi2_band_over_100_seeds() {
@@ -441,8 +442,8 @@ fn nees_of_landmarks_and_robot_pose_in_the_chi2_band_over_100_seeds() {
 /// alone, whose robot pose must be in its χ² band (3, with the tolerance of the
 /// 100-seed test: −45 %, +45 %), and the generic model without the covariance, which
 /// trusts the odometry 16× too much in variance and must be far above. (The re-solve
-/// itself is confident at this noise level with 20 s knots, ~5 against 3: README "Not
-/// done yet"; hence the true-model run as the reference, not the χ² band.)
+/// is conservative at this noise level, ~1.7 against 3, its knots at their densest,
+/// 2.5 s; hence the true-model run as the reference, not the χ² band.)
 #[test]
 fn a_filled_odometry_covariance_is_the_error_model_of_the_filter_and_the_resolve() {
     let generic = OdometryErrorConfig {

@@ -214,7 +214,10 @@ pub struct SmootherConfig {
     pub enabled: bool,
     /// Odometry time between re-solves, s.
     pub period_s: f64,
-    /// Knot period of the odometry error's piecewise-linear heading and translation, s.
+    /// Longest knot period of the odometry error's piecewise-linear heading and
+    /// translation, s: halved up to 3 times while the path's deviation between knots
+    /// would outweigh what an interval's ranges resolve (noisy odometry), doubled to
+    /// keep ≤ `max_knots` (`smoother::knot_period_s`).
     pub knot_period_s: f64,
     /// Most knots (the knot period grows beyond): the solve's memory O((4·max_knots)²),
     /// its work O(ranges·max_knots² + (4·max_knots)³) per iteration.

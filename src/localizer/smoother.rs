@@ -46,7 +46,7 @@
 //! in the problem).
 //!
 //! The knots are τ_j = t₀ + j·Δ except the last, at the newest odometry sample
-//! ([`Knots`]). What the piecewise-linear functions leave out is noise: the
+//! ([`Knots`]); Δ is `knot_period_s`, halved for noisy odometry ([`knot_period_s`]). What the piecewise-linear functions leave out is noise: the
 //! heading's deviation from its interpolation, a Brownian bridge d of variance
 //! a(1 − a)·V_j (V_j the interval's heading-increment variance), turns the
 //! interval's L_j metres of path by L_j·∫₀¹ d, of variance V_j·L_j²/12, which every
@@ -105,7 +105,8 @@ pub struct RangeSample {
 /// Settings of [`solve`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolveConfig {
-    /// Δ, the knot period, s (grown to keep ≤ `max_knots`).
+    /// Δ, the longest knot period, s (halved for noisy odometry, doubled to keep
+    /// ≤ `max_knots`: [`knot_period_s`]).
     pub knot_period_s: f64,
     /// Most knots (≥ 2).
     pub max_knots: usize,
@@ -478,6 +479,54 @@ pub struct WarmStart {
     calibration: Option<Vector2<f64>>,
 }
 
+/// The noise of the odometry step from `a` to `b`: (heading-increment variance rad²,
+/// translation-walk variance per axis m², distance m), from the driver's covariance
+/// growth when `b` has one (G_φφ and λ_max(G_xy), times the growth multipliers), else
+/// from the error model.
+fn step_noise(config: &SolveConfig, a: &OdometrySample, b: &OdometrySample) -> (f64, f64, f64) {
+    let ds = (b.position - a.position).norm();
+    if let Some(g) = &b.pose_cov_growth {
+        let (heading_scale, translation_scale) = config.growth_std_scales;
+        let (half_trace, half_gap) = (0.5 * (g[(0, 0)] + g[(1, 1)]), 0.5 * (g[(0, 0)] - g[(1, 1)]));
+        return (heading_scale.powi(2) * g[(2, 2)], translation_scale.powi(2) * (half_trace + half_gap.hypot(g[(0, 1)])), ds);
+    }
+    let model = &config.odometry_error;
+    let dphi = wrap(b.heading_rad - a.heading_rad).abs();
+    let heading = model.rotation_std_rad_per_sqrt_rad.powi(2) * dphi + model.rotation_std_rad_per_sqrt_m.powi(2) * ds;
+    (heading, model.translation_std_m_per_sqrt_m.powi(2) * ds, ds)
+}
+
+/// Most halvings of `knot_period_s` that [`knot_period_s`] makes (the knots get at most
+/// 8× denser).
+const MAX_KNOT_HALVINGS: u32 = 3;
+
+/// The knot period, s. The path's deviation from its interpolation is one deviation
+/// shared by all of an interval's ranges, while the problem takes it as independent
+/// range noise (module doc); that is honest only while it is small against what
+/// those ranges resolve together, so the period is the longest `knot_period_s`/2^k
+/// (k ≤ [`MAX_KNOT_HALVINGS`]) with v_mid(Δ)·n(Δ) ≤ σ²: v_mid = w·Δ/4 + h·v²·Δ³/192 the
+/// deviation's variance mid-interval (w, h the translation-walk and heading variance
+/// per second of the history, v its mean speed) and n = ρ·Δ the interval's ranges (ρ
+/// per second). Powers of two keep the knots where they were from one re-solve to the
+/// next; then the period doubles until the knots fit in `max_knots`.
+fn knot_period_s(config: &SolveConfig, steps: &[(f64, f64, f64)], range_count: usize, span_s: f64) -> f64 {
+    let span = span_s.max(1e-9);
+    let (heading, walk, distance) = steps.iter().fold((0.0, 0.0, 0.0), |s, t| (s.0 + t.0, s.1 + t.1, s.2 + t.2));
+    let (h, w, v, rho) = (heading / span, walk / span, distance / span, range_count as f64 / span);
+    let shared = |d: f64| (w * d / 4.0 + h * v * v * d.powi(3) / 192.0) * rho * d;
+    let mut period = config.knot_period_s.max(1e-6);
+    for _ in 0..MAX_KNOT_HALVINGS {
+        if !(shared(period) > config.range_std_m.powi(2)) {
+            break;
+        }
+        period /= 2.0;
+    }
+    while span / period > (config.max_knots.max(2) - 1) as f64 {
+        period *= 2.0;
+    }
+    period
+}
+
 /// Variance of the gyro bias's random walk over `dt_s`: q_b²·dt (floored).
 fn bias_walk_var(q_b: f64, dt_s: f64) -> f64 {
     (q_b * q_b * dt_s).max(MIN_VARIANCE)
@@ -520,40 +569,25 @@ pub fn solve(
     let t0 = odometry[0].stamp_s;
     let t_end = odometry[odometry.len() - 1].stamp_s;
     let span = t_end - t0;
-    let max_knots = config.max_knots.max(2);
-    // Doubled until the knots fit, so that the knots stay where they were from one
-    // re-solve to the next (a period following the span would move them every time,
-    // and the solutions and evidences with them).
-    let mut period = config.knot_period_s.max(1e-6);
-    while span / period > (max_knots - 1) as f64 {
-        period *= 2.0;
-    }
-    let count = ((span / period).ceil() as usize + 1).clamp(2, max_knots);
-    let knots = Knots { t0_s: t0, period_s: period, count, t_end_s: t_end };
-    let layout = Layout::new(count, landmarks.len(), config.calibration_prior.is_some());
     let mut ranges: Vec<RangeSample> = ranges.iter().filter(|r| r.stamp_s >= t0 && r.stamp_s <= t_end).copied().collect();
     if ranges.is_empty() {
         return Err(SmootherError::TooLittleData("no range within the odometry's time span".into()));
     }
     ranges.sort_by(|a, b| a.stamp_s.total_cmp(&b.stamp_s));
-    let model = &config.odometry_error;
+    // Each step's (heading-increment variance, translation-walk variance, distance).
+    let steps: Vec<(f64, f64, f64)> = odometry.windows(2).map(|w| step_noise(config, &w[0], &w[1])).collect();
+    let period = knot_period_s(config, &steps, ranges.len(), span);
+    let count = ((span / period).ceil() as usize + 1).clamp(2, config.max_knots.max(2));
+    let knots = Knots { t0_s: t0, period_s: period, count, t_end_s: t_end };
+    let layout = Layout::new(count, landmarks.len(), config.calibration_prior.is_some());
     let mut heading_var = vec![0.0; count - 1];
     let mut walk_var = vec![0.0; count - 1];
     let mut path_length_m = vec![0.0; count - 1];
-    let (heading_scale, translation_scale) = config.growth_std_scales;
-    for w in odometry.windows(2) {
+    for (w, &(heading, walk, ds)) in odometry.windows(2).zip(&steps) {
         let (j, _) = knots.locate(w[0].stamp_s);
-        let ds = (w[1].position - w[0].position).norm();
+        heading_var[j] += heading;
+        walk_var[j] += walk;
         path_length_m[j] += ds;
-        if let Some(g) = &w[1].pose_cov_growth {
-            let (half_trace, half_gap) = (0.5 * (g[(0, 0)] + g[(1, 1)]), 0.5 * (g[(0, 0)] - g[(1, 1)]));
-            heading_var[j] += heading_scale.powi(2) * g[(2, 2)];
-            walk_var[j] += translation_scale.powi(2) * (half_trace + half_gap.hypot(g[(0, 1)]));
-            continue;
-        }
-        let dphi = wrap(w[1].heading_rad - w[0].heading_rad).abs();
-        heading_var[j] += model.rotation_std_rad_per_sqrt_rad.powi(2) * dphi + model.rotation_std_rad_per_sqrt_m.powi(2) * ds;
-        walk_var[j] += model.translation_std_m_per_sqrt_m.powi(2) * ds;
     }
     // What the linear interpolation leaves out (module doc): the heading bridge's
     // V_j·L_j²/12, kept by every later position, joins the translation increment.
