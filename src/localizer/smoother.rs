@@ -1487,6 +1487,38 @@ mod tests {
         assert_eq!(merged.pose_cov_growth, None);
     }
 
+    /// The knot period against its rule worked by hand. A translation walk of
+    /// w = 0.01 m²/s, no heading noise, ρ = 4 ranges/s: the shared deviation
+    /// w·Δ²·ρ/4 stays ≤ σ² up to Δ = 2σ/√(wρ) = 10σ s, so σ = 0.55 m takes 5 s (20 halved
+    /// twice), σ = 1.05 m 10 s, σ = 0.1 m stops at the floor 2.5 s; a heading noise
+    /// h = 1e-4 rad²/s at v = 1 m/s adds h·v²·Δ⁴·ρ/192 (at 5 s: 0.0013 m², which keeps
+    /// 5 s for σ = 0.55 but not for σ = 0.501: 0.2513 > 0.2510); max_knots then doubles
+    /// it to fit.
+    #[test]
+    fn the_knot_period_halves_while_the_shared_deviation_outweighs_the_ranges() {
+        let (.., mut config) = problem_data();
+        config.knot_period_s = 20.0;
+        let span = 100.0;
+        let steps = |h: f64| vec![(h * 0.1, 0.01 * 0.1, 0.1); 1000];
+        let period = |config: &SolveConfig, h: f64, span: f64| knot_period_s(config, &steps(h), 400, span);
+        for (sigma, want) in [(0.55, 5.0), (1.05, 10.0), (0.1, 2.5), (3.0, 20.0)] {
+            config.range_std_m = sigma;
+            assert_eq!(period(&config, 0.0, span), want, "σ = {sigma}");
+        }
+        config.range_std_m = 0.55;
+        assert_eq!(period(&config, 1e-4, span), 5.0);
+        config.range_std_m = 0.501;
+        assert_eq!(period(&config, 0.0, span), 5.0);
+        assert_eq!(period(&config, 1e-4, span), 2.5);
+        // 400 s at the 2.5 s floor is 161 knots: doubled to 5 s (81) for 128, to 10 s
+        // for 64.
+        config.range_std_m = 0.1;
+        config.max_knots = 128;
+        assert_eq!(period(&config, 0.0, 400.0), 5.0);
+        config.max_knots = 64;
+        assert_eq!(period(&config, 0.0, 400.0), 10.0);
+    }
+
     #[test]
     fn refuses_too_little_data() {
         let (odometry, ranges, landmarks, config) = problem_data();
