@@ -46,8 +46,9 @@
 //! in the problem).
 //!
 //! The knots are τ_j = t₀ + j·Δ except the last, at the newest odometry sample
-//! ([`Knots`]); Δ is `knot_period_s`, halved for noisy odometry ([`knot_period_s`]). What the piecewise-linear functions leave out is noise: the
-//! heading's deviation from its interpolation, a Brownian bridge d of variance
+//! ([`Knots`]); Δ is `knot_period_s`, halved for noisy odometry ([`knot_period_s`]).
+//! What the piecewise-linear functions leave out is noise: the heading's deviation
+//! from its interpolation, a Brownian bridge d of variance
 //! a(1 − a)·V_j (V_j the interval's heading-increment variance), turns the
 //! interval's L_j metres of path by L_j·∫₀¹ d, of variance V_j·L_j²/12, which every
 //! later position keeps (added to the interval's translation variance); inside an
