@@ -278,18 +278,14 @@ struct Problem<'a> {
 }
 
 impl Problem<'_> {
-    fn knot(&self, t: f64) -> (usize, f64) {
-        self.knots.locate(t)
-    }
-
     fn theta_at(&self, x: &DVector<f64>, t: f64) -> (usize, f64, f64) {
-        let (j, a) = self.knot(t);
+        let (j, a) = self.knots.locate(t);
         let th = |j: usize| self.layout.theta(j).map_or(0.0, |i| x[i]);
         (j, a, (1.0 - a) * th(j) + a * th(j + 1))
     }
 
     fn u_at(&self, x: &DVector<f64>, t: f64) -> Vector2<f64> {
-        let (j, a) = self.knot(t);
+        let (j, a) = self.knots.locate(t);
         let u = |j: usize| self.layout.u(j).map_or(Vector2::zeros(), |i| Vector2::new(x[i], x[i + 1]));
         u(j) * (1.0 - a) + u(j + 1) * a
     }
@@ -351,7 +347,7 @@ impl Problem<'_> {
                         row.push(l.theta(jj), -c * e.dot(&g));
                     }
                 }
-                let (ju, au) = self.knot(r.stamp_s);
+                let (ju, au) = self.knots.locate(r.stamp_s);
                 for (jj, w) in [(ju, 1.0 - au), (ju + 1, au)] {
                     if let Some(i) = l.u(jj) {
                         row.push(Some(i), -c * w * e.x);
@@ -736,7 +732,7 @@ impl Problem<'_> {
                 jac[(2, i)] = w;
             }
         }
-        let (ju, au) = self.knot(last.stamp_s);
+        let (ju, au) = self.knots.locate(last.stamp_s);
         for (jj, w) in [(ju, 1.0 - au), (ju + 1, au)] {
             if let Some(i) = l.u(jj) {
                 jac[(0, i)] += w;
@@ -819,34 +815,22 @@ pub struct History {
     max_ranges: usize,
 }
 
-/// Drops every other entry, keeping the last.
-fn thin<T: Copy>(v: &mut Vec<T>) {
-    let last = v.len() - 1;
-    let kept: Vec<T> = v.iter().enumerate().filter(|(i, _)| (last - i).is_multiple_of(2)).map(|(_, e)| *e).collect();
-    *v = kept;
-}
-
-/// [`thin`] for odometry: a kept sample's step now starts where the dropped one's did,
-/// so it takes the dropped step's covariance growth too (the sum; when only one of the
-/// two steps had one, the merged step falls back to the model, which sees the whole
-/// step).
-fn thin_odometry(v: &mut Vec<OdometrySample>) {
+/// Drops every other entry, keeping the last; `merge(dropped, kept)` folds each dropped
+/// entry into the kept one after it.
+fn thin<T: Copy>(v: &mut Vec<T>, merge: impl Fn(&T, &mut T)) {
     let last = v.len() - 1;
     let mut kept = Vec::with_capacity(v.len() / 2 + 1);
-    let mut dropped: Option<Option<Matrix3<f64>>> = None;
-    for (i, o) in v.iter().enumerate() {
+    let mut dropped = None;
+    for (i, e) in v.iter().enumerate() {
         if !(last - i).is_multiple_of(2) {
-            dropped = Some(o.pose_cov_growth);
+            dropped = Some(*e);
             continue;
         }
-        let mut o = *o;
+        let mut e = *e;
         if let Some(d) = dropped.take() {
-            o.pose_cov_growth = match (d, o.pose_cov_growth) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            };
+            merge(&d, &mut e);
         }
-        kept.push(o);
+        kept.push(e);
     }
     *v = kept;
 }
@@ -870,7 +854,16 @@ impl History {
             return;
         }
         if self.odometry.len() >= self.max_odometry {
-            thin_odometry(&mut self.odometry);
+            // A kept sample's step now starts where the dropped one's did, so it takes
+            // the dropped step's covariance growth too (the sum; when only one of the
+            // two steps had one, the merged step falls back to the model, which sees
+            // the whole step).
+            thin(&mut self.odometry, |dropped, kept| {
+                kept.pose_cov_growth = match (dropped.pose_cov_growth, kept.pose_cov_growth) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    _ => None,
+                };
+            });
         }
         self.odometry.push(OdometrySample {
             stamp_s,
@@ -892,7 +885,7 @@ impl History {
             }
         };
         if self.ranges.len() >= self.max_ranges {
-            thin(&mut self.ranges);
+            thin(&mut self.ranges, |_, _| {});
         }
         self.ranges.push(RangeSample {
             stamp_s,
