@@ -427,6 +427,7 @@ fn nees_of_landmarks_and_robot_pose_in_the_chi2_band_over_100_seeds() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (ml, mr, me) = (mean(&landmark), mean(&robot), mean(&exact));
     eprintln!("ANEES landmarks {ml:.3} (2), robot pose {mr:.3} (3); exact odometry on the same data {me:.1}");
+    eprintln!("runs with every landmark's NEES in [1, 4]: {:.2}", fraction_of_runs_all_in(&landmark, LANDMARKS.len(), 1.0, 4.0));
     assert!(ml > 2.0 - 0.6 && ml < 2.0 * 1.5, "landmark ANEES {ml}");
     assert!(mr > 3.0 - 0.75 && mr < 3.0 * 1.5, "robot ANEES {mr}");
     assert!(me > 20.0, "exact odometry should be overconfident on drifting data: {me}");
@@ -516,6 +517,9 @@ fn a_filled_odometry_covariance_is_the_error_model_of_the_filter_and_the_resolve
 /// scale 1: the landmark NEES is in its band with `distance_scale_std: σ_w` and far
 /// above it with 0; and the published covariance is the conditional one
 /// plus exactly that rank-one term (p₀ the first odometry position, computed here).
+/// Printed, not asserted: how often one run has every landmark's NEES in [1, 4] (the
+/// per-beacon band of issue 17 on one Plaza1 run) although the estimator is
+/// consistent over the runs (12 % over the last half, 17 % at the end).
 #[test]
 fn the_maps_unknown_scale_is_in_the_published_covariance() {
     const WHEEL_SCALE_STD: f64 = 0.03;
@@ -527,13 +531,29 @@ fn the_maps_unknown_scale_is_in_the_published_covariance() {
         let mut config = drifting_config(&mut StdRng::seed_from_u64(seed ^ 0xABCD));
         config.odometry_error = OdometryErrorConfig { distance_scale_std: scale_std, ..c.clone() };
         config.calibration.enabled = true;
-        (localize(&run, config), run)
+        // Each landmark's NEES averaged over the second half of the run (sampled at
+        // every odometry message), as the replay report's last-half ANEES.
+        let mut last_half = vec![Vec::new(); LANDMARKS.len()];
+        let mut message = 0;
+        let loc = localize_with(&run, Localizer::new(config).unwrap(), |loc| {
+            message += 1;
+            if message > run.odometry.len() / 2 {
+                for (i, nees) in landmark_nees(loc).into_iter().enumerate() {
+                    last_half[i].push(nees);
+                }
+            }
+        });
+        let last_half_anees: Vec<f64> = last_half.iter().map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
+        (loc, run, last_half_anees)
     };
-    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut with, mut without, mut with_last_half) = (Vec::new(), Vec::new(), Vec::new());
     for seed in 0..40 {
         for (scale_std, landmark) in [(WHEEL_SCALE_STD, &mut with), (0.0, &mut without)] {
-            let (loc, run) = run_with(seed, scale_std);
+            let (loc, run, last_half_anees) = run_with(seed, scale_std);
             landmark.extend(landmark_nees(&loc));
+            if scale_std > 0.0 {
+                with_last_half.extend(last_half_anees);
+            }
             if scale_std > 0.0 && seed < 3 {
                 let var = 1.0 / (WHEEL_SCALE_STD.powi(-2) + (1.0f64 / 0.1).powi(2));
                 let start = run.odometry[0].1.translation.vector;
@@ -552,6 +572,12 @@ fn the_maps_unknown_scale_is_in_the_published_covariance() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (lw, lo) = (mean(&with), mean(&without));
     eprintln!("landmark ANEES {lw:.2} (2) with the map's scale, {lo:.2} without");
+    eprintln!(
+        "runs with every landmark's NEES in [1, 4]: {:.2} at the end, {:.2} over the last half (last-half ANEES {:.2})",
+        fraction_of_runs_all_in(&with, LANDMARKS.len(), 1.0, 4.0),
+        fraction_of_runs_all_in(&with_last_half, LANDMARKS.len(), 1.0, 4.0),
+        mean(&with_last_half)
+    );
     assert!(lw > 2.0 - 0.6 && lw < 3.0, "landmark ANEES with the scale {lw}");
     assert!(lo > 2.0 * lw, "without the scale the landmarks should be overconfident: {lo} vs {lw}");
 }
@@ -926,4 +952,10 @@ fn the_noise_scale_evidence_recognises_perfect_and_drifting_odometry() {
     assert!(scales < 1.5 * exact + 0.01, "drifting {scales} vs exact {exact}");
     assert!(single > scales, "the generic noise alone should be worse: {single} vs {scales}");
     assert!(noisy_weight > 0.8, "mean weight of scale 1 on odometry with the model's noise: {noisy_weight}");
+}
+
+/// Fraction of runs (consecutive chunks of `per_run` values) whose every value is in [lo, hi].
+fn fraction_of_runs_all_in(values: &[f64], per_run: usize, lo: f64, hi: f64) -> f64 {
+    let runs: Vec<bool> = values.chunks(per_run).map(|run| run.iter().all(|v| (lo..=hi).contains(v))).collect();
+    runs.iter().filter(|&&b| b).count() as f64 / runs.len() as f64
 }
