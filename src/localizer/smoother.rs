@@ -1404,24 +1404,10 @@ mod tests {
             o
         };
         // The growth as published, and the unscaled growth scaled by the multipliers.
-        let published = solve(
-            &with_growth(&scaled.odometry_error),
-            &ranges,
-            &landmarks,
-            &config,
-            None,
-        )
-        .unwrap();
+        let published = solve(&with_growth(&scaled.odometry_error), &ranges, &landmarks, &config, None).unwrap();
         let mut multiplied = config.clone();
         multiplied.growth_std_scales = (heading, translation);
-        let multiplied = solve(
-            &with_growth(&config.odometry_error),
-            &ranges,
-            &landmarks,
-            &multiplied,
-            None,
-        )
-        .unwrap();
+        let multiplied = solve(&with_growth(&config.odometry_error), &ranges, &landmarks, &multiplied, None).unwrap();
         let unscaled = solve(&odometry, &ranges, &landmarks, &config, None).unwrap();
         for got in [&published, &multiplied] {
             let (m, c) = (&got.state.0, &got.state.1);
